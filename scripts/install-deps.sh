@@ -1,0 +1,32 @@
+#!/bin/sh
+# Installs the Debian packages swapio needs to build, test and benchmark.
+# Does nothing when they are all present. Run as root (or through sudo).
+set -eu
+
+pkgs="build-essential cmake pkg-config liburing-dev libaio-dev libxxhash-dev
+libcmocka-dev fio clang strace python3 util-linux e2fsprogs"
+
+missing=""
+for p in $pkgs; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+	     grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: installing:$missing" >&2
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then
+		SUDO=sudo
+	else
+		echo "install-deps: need root to install:$missing" >&2
+		exit 1
+	fi
+else
+	SUDO=
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

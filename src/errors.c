@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+#include <string.h>
+
+#include "internal.h"
+
+#define SWAPIO_OWN_ERRORS(X)						\
+	X(SWAPIO_EMEMLOCK, "memory could not be locked (RLIMIT_MEMLOCK "	\
+			   "too low, or no CAP_IPC_LOCK)")
+
+const char *swapio_strerror(int err)
+{
+	const char *msg;
+
+	if (err >= 0)
+		return "success";
+	switch (err) {
+#define X(code, text)	case code: return text;
+	SWAPIO_OWN_ERRORS(X)
+#undef X
+	}
+	msg = strerrordesc_np(-err);	/* glibc: static text, thread-safe */
+	return msg ? msg : "unknown error";
+}
+
+unsigned int swapio_version(void)
+{
+	return SWAPIO_VERSION_NUMBER;
+}

@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Files: open with or without O_DIRECT, and learn the direct-I/O alignment
+ * the kernel wants for this file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define FALLBACK_ALIGN	4096u	/* a multiple of every logical block */
+
+/* The logical block size of the device under @fd, from sysfs; 0 if none. */
+static uint32_t sysfs_logical_block(int fd)
+{
+	static const char *const fmts[] = {
+		"/sys/dev/block/%u:%u/queue/logical_block_size",
+		"/sys/dev/block/%u:%u/../queue/logical_block_size", /* partition */
+	};
+	struct stat st;
+	char path[96];
+	unsigned int v;
+
+	if (fstat(fd, &st))
+		return 0;
+	for (size_t i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++) {
+		FILE *fp;
+		int n;
+
+		snprintf(path, sizeof(path), fmts[i], major(st.st_dev),
+			 minor(st.st_dev));
+		fp = fopen(path, "re");
+		if (!fp)
+			continue;
+		n = fscanf(fp, "%u", &v);
+		fclose(fp);
+		if (n == 1 && v && !(v & (v - 1)))
+			return v;
+	}
+	return 0;
+}
+
+/*
+ * Ask the kernel first (statx STATX_DIOALIGN, Linux 6.1+), then the block
+ * device. Where neither answers (tmpfs, network filesystems) 4096 is safe.
+ */
+static void learn_alignment(swapio_file *f)
+{
+	struct statx sx;
+	uint32_t lbs;
+
+	f->mem_align = f->off_align = 0;
+	if (!statx(f->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) &&
+	    (sx.stx_mask & STATX_DIOALIGN) && sx.stx_dio_offset_align) {
+		f->mem_align = sx.stx_dio_mem_align;
+		f->off_align = sx.stx_dio_offset_align;
+	}
+	if (!f->off_align) {
+		lbs = sysfs_logical_block(f->fd);
+		f->mem_align = f->off_align = lbs ? lbs : FALLBACK_ALIGN;
+	}
+	if (!f->mem_align)
+		f->mem_align = f->off_align;
+	/*
+	 * Unaligned edges go through the page cache. Making them whole pages
+	 * keeps every direct request off any page that a buffered edge may
+	 * hold dirty, so writeback can never overwrite direct data.
+	 */
+	f->edge_align = SWAPIO_MAX(f->off_align, (uint32_t)sysconf(_SC_PAGESIZE));
+}
+
+static bool is_dir(int fd)
+{
+	struct stat st;
+
+	return !fstat(fd, &st) && S_ISDIR(st.st_mode);
+}
+
+static int open_flags(unsigned int flags)
+{
+	int o = O_CLOEXEC;
+
+	if ((flags & SWAPIO_O_READ) && (flags & SWAPIO_O_WRITE))
+		o |= O_RDWR;
+	else if (flags & SWAPIO_O_WRITE)
+		o |= O_WRONLY;
+	else
+		o |= O_RDONLY;
+	if (flags & SWAPIO_O_CREATE)
+		o |= O_CREAT;
+	if (flags & SWAPIO_O_TRUNC)
+		o |= O_TRUNC;
+	return o;
+}
+
+int swapio__file_open(swapio_handle *h, const char *path, unsigned int flags,
+		      swapio_file **out)
+{
+	const unsigned int known = SWAPIO_O_READ | SWAPIO_O_WRITE |
+				   SWAPIO_O_CREATE | SWAPIO_O_TRUNC;
+	bool want_direct = !(h->cfg.flags & SWAPIO_CFG_BUFFERED);
+	int o = open_flags(flags);
+	swapio_file *f;
+	int ret;
+
+	if (!(flags & (SWAPIO_O_READ | SWAPIO_O_WRITE)) || (flags & ~known))
+		return -EINVAL;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return -ENOMEM;
+	f->h = h;
+	f->readable = flags & SWAPIO_O_READ;
+	f->writable = flags & SWAPIO_O_WRITE;
+	f->fd = -1;
+
+	if (want_direct) {
+		f->fd = open(path, o | O_DIRECT, 0644);
+		/* EINVAL: this filesystem has no direct I/O. */
+		if (f->fd < 0 && errno == EINVAL &&
+		    !(h->cfg.flags & SWAPIO_CFG_DIRECT_STRICT))
+			want_direct = false;
+		else if (f->fd < 0)
+			goto err_errno;
+	}
+	if (!want_direct) {
+		f->fd = open(path, o, 0644);
+		if (f->fd < 0)
+			goto err_errno;
+	}
+	f->direct = want_direct;
+	f->bfd = f->fd;
+	/* A directory opens read-only; refuse it here, not at the first read. */
+	if (is_dir(f->fd)) {
+		errno = EISDIR;
+		goto err_close_fd;
+	}
+	if (f->direct) {
+		/* The twin must not truncate again what the first open made. */
+		f->bfd = open(path, o & ~(O_CREAT | O_TRUNC));
+		if (f->bfd < 0)
+			goto err_close_fd;
+		learn_alignment(f);
+	} else {
+		f->mem_align = f->off_align = f->edge_align = 1;
+	}
+	*out = f;
+	return 0;
+
+err_close_fd:
+	ret = -errno;
+	close(f->fd);
+	free(f);
+	return ret;
+err_errno:
+	ret = -errno;
+	free(f);
+	return ret;
+}
+
+int swapio_file_open(swapio_handle *h, const char *path, unsigned int flags,
+		     swapio_file **out)
+{
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!h || !path)
+		return -EINVAL;
+	return swapio__file_open(h, path, flags, out);
+}
+
+int swapio_file_close(swapio_file *f)
+{
+	int ret = 0;
+
+	if (!f)
+		return 0;
+	if (f->bfd != f->fd && close(f->bfd))
+		ret = -errno;
+	if (close(f->fd) && !ret)
+		ret = -errno;
+	free(f);
+	return ret;
+}
+
+int swapio_file_direct(const swapio_file *f)
+{
+	return f && f->direct;
+}
+
+void swapio_file_alignment(const swapio_file *f, uint32_t *mem_align,
+			   uint32_t *offset_align)
+{
+	if (mem_align)
+		*mem_align = f ? f->mem_align : 0;
+	if (offset_align)
+		*offset_align = f ? f->off_align : 0;
+}
+
+int64_t swapio_file_size(const swapio_file *f)
+{
+	struct stat st;
+
+	if (!f)
+		return -EINVAL;
+	if (fstat(f->fd, &st))
+		return -errno;
+	return st.st_size;
+}
+
+int64_t swapio_path_size(const char *path)
+{
+	struct stat st;
+
+	if (!path)
+		return -EINVAL;
+	if (stat(path, &st))
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	return st.st_size;
+}

@@ -1,0 +1,936 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The handle: configuration, workers, the life of an op, and waiting.
+ *
+ * Locks, outermost first: h->lock (op lists, in-flight count, start-up),
+ * then w->lock (a worker's incoming parts). Neither is held across I/O.
+ * Everything else a worker touches is its own.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+/* ------------------------------------------------------------------ */
+/* Configuration                                                       */
+/* ------------------------------------------------------------------ */
+
+static int config_resolve(const struct swapio_config *in,
+			  struct swapio_config *c)
+{
+	const uint32_t known = SWAPIO_CFG_BUFFERED | SWAPIO_CFG_SINGLE_SUBMIT |
+			       SWAPIO_CFG_NO_OVERLAP | SWAPIO_CFG_DIRECT_STRICT;
+
+	*c = *in;
+	for (size_t i = 0; i < sizeof(c->reserved) / sizeof(c->reserved[0]);
+	     i++)
+		if (c->reserved[i])
+			return -EINVAL;
+	if (!c->block_size)
+		c->block_size = SWAPIO_DEF_BLOCK;
+	if (!c->queue_depth)
+		c->queue_depth = SWAPIO_DEF_QD;
+	if (!c->threads)
+		c->threads = 1;
+	if (c->block_size % 4096 || c->block_size > SWAPIO_MAX_BLOCK ||
+	    c->queue_depth > SWAPIO_MAX_QD || c->threads > SWAPIO_MAX_THREADS ||
+	    c->engine > SWAPIO_ENGINE_THREADS || (c->flags & ~known))
+		return -EINVAL;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Completion: request -> part -> op                                   */
+/* ------------------------------------------------------------------ */
+
+/* 4 linear steps per power of two: within 25 % everywhere. */
+static unsigned int lat_bucket(uint64_t ns)
+{
+	unsigned int msb;
+
+	if (ns < 4)
+		return (unsigned int)ns;
+	msb = 63u - (unsigned int)__builtin_clzll(ns);
+	return SWAPIO_MIN((msb - 1) * 4 + ((ns >> (msb - 2)) & 3),
+			  SWAPIO_LAT_BUCKETS - 1u);
+}
+
+static uint64_t lat_bucket_floor(unsigned int i)
+{
+	if (i < 4)
+		return i;
+	return (uint64_t)(4 + i % 4) << (i / 4 - 1);
+}
+
+static void op_finish(struct swapio_op *op)
+{
+	swapio_handle *h = op->h;
+	int err = atomic_load(&op->error);
+	uint64_t one = 1;
+	int efd, ret;
+
+	op->result = err ? err : (ssize_t)atomic_load(&op->bytes);
+	if (op->owned) {
+		ret = swapio_file_close(op->owned);
+		op->owned = NULL;
+		/* A failed close can lose written data (NFS); report it. */
+		if (ret && op->write && op->result >= 0)
+			op->result = ret;
+	}
+	pthread_mutex_lock(&h->lock);
+	h->ops_done++;
+	if (--h->inflight_ops == 0)
+		h->busy_ns += swapio__now_ns() - h->busy_since_ns;
+	/* The op may be freed by a waiter as soon as this is seen. */
+	atomic_store_explicit(&op->done, true, memory_order_release);
+	pthread_cond_broadcast(&h->done_cv);
+	pthread_mutex_unlock(&h->lock);
+
+	efd = atomic_load(&h->efd);
+	if (efd >= 0)
+		(void)!write(efd, &one, sizeof(one));
+}
+
+static void op_set_error(struct swapio_op *op, int err)
+{
+	int none = 0;
+
+	atomic_compare_exchange_strong(&op->error, &none, err);
+}
+
+static void part_finish(struct swapio_part *p)
+{
+	struct swapio_op *op = p->op;
+
+	if (atomic_fetch_sub(&op->parts_left, 1) == 1)
+		op_finish(op);
+}
+
+static void req_finish(struct swapio_worker *w, struct swapio_req *rq,
+		       int err)
+{
+	struct swapio_worker_stats *st = &w->stats;
+	struct swapio_part *p = rq->part;
+	uint64_t lat = swapio__now_ns() - rq->t_queued;
+
+	if (rq->user) {
+		if (!rq->write)
+			memcpy(rq->user, rq->buf, rq->done);
+		atomic_fetch_add_explicit(&st->bounced, rq->done,
+					  memory_order_relaxed);
+	}
+	atomic_fetch_add_explicit(rq->write ? &st->bytes_written :
+				  &st->bytes_read, rq->done,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&st->requests, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&st->lat[lat_bucket(lat)], 1,
+				  memory_order_relaxed);
+	if (err)
+		op_set_error(p->op, err);
+	atomic_fetch_add(&p->op->bytes, rq->done);
+
+	rq->next = w->free_reqs;
+	w->free_reqs = rq;
+	if (--p->reqs_out == 0 && p->pos == p->end)
+		part_finish(p);
+}
+
+/* Can the rest of @rq still go direct, or must it take the buffered fd? */
+static bool rest_is_aligned(const swapio_file *f, const struct swapio_req *rq)
+{
+	return (uintptr_t)swapio__req_buf(rq) % f->mem_align == 0 &&
+	       swapio__req_off(rq) % f->off_align == 0 &&
+	       swapio__req_len(rq) % f->off_align == 0;
+}
+
+void swapio__complete(struct swapio_worker *w, struct swapio_req *rq,
+		      ssize_t res)
+{
+	const swapio_file *f = rq->part->op->f;
+	bool again = false;
+
+	assert(w->inflight > 0);
+	w->inflight--;
+	if (res > 0) {
+		assert((size_t)res <= swapio__req_len(rq));
+		rq->done += (size_t)res;
+		again = rq->done < rq->len;	/* short: send the rest */
+		if (again && rq->fd != f->bfd && !rest_is_aligned(f, rq))
+			rq->fd = f->bfd;
+	} else if (res == -EINTR || res == -EAGAIN) {
+		again = rq->retries++ < SWAPIO_MAX_RETRIES;
+	} else if (res == 0 && rq->write) {
+		res = -EIO;	/* a write that moves nothing would loop */
+	}
+	if (again) {
+		atomic_fetch_add_explicit(&w->stats.retries, 1,
+					  memory_order_relaxed);
+		rq->next = w->retry;
+		w->retry = rq;
+		return;
+	}
+	/* res == 0 on a read is end of file: the op reports a short count. */
+	req_finish(w, rq, res < 0 ? (int)res : 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Workers                                                             */
+/* ------------------------------------------------------------------ */
+
+/* Sleep until there is work; false once stopped with nothing left. */
+static bool worker_fetch(struct swapio_worker *w)
+{
+	bool run;
+
+	pthread_mutex_lock(&w->lock);
+	while (!w->in_head && !w->cur_head && !w->retry && !w->inflight &&
+	       !w->stop)
+		pthread_cond_wait(&w->cv, &w->lock);
+	if (w->in_head) {
+		if (w->cur_tail)
+			w->cur_tail->next = w->in_head;
+		else
+			w->cur_head = w->in_head;
+		w->cur_tail = w->in_tail;
+		w->in_head = w->in_tail = NULL;
+	}
+	run = !w->stop || w->cur_head || w->retry || w->inflight;
+	pthread_mutex_unlock(&w->lock);
+	return run;
+}
+
+/* The next request to send: a retry first, else planned from a part. */
+static struct swapio_req *worker_next(struct swapio_worker *w)
+{
+	struct swapio_req *rq = w->retry;
+	struct swapio_part *p;
+	int ret;
+
+	if (rq) {
+		w->retry = rq->next;
+		return rq;
+	}
+	while ((p = w->cur_head) && (rq = w->free_reqs)) {
+		w->free_reqs = rq->next;
+		ret = swapio__plan_next(w, p, rq);
+		if (ret) {
+			/* No bounce memory: fail the rest of this part. */
+			op_set_error(p->op, ret);
+			p->pos = p->end;
+			rq->next = w->free_reqs;
+			w->free_reqs = rq;
+			rq = NULL;
+		}
+		if (p->pos == p->end) {
+			w->cur_head = p->next;
+			if (!w->cur_head)
+				w->cur_tail = NULL;
+			if (!rq && p->reqs_out == 0)
+				part_finish(p);
+		}
+		if (rq)
+			return rq;
+	}
+	return NULL;
+}
+
+/* Keep the queue full: queue_depth requests in flight when there is work. */
+static void worker_fill(struct swapio_worker *w)
+{
+	const struct swapio_engine_ops *e = w->h->engine;
+	const bool single = w->h->cfg.flags & SWAPIO_CFG_SINGLE_SUBMIT;
+	struct swapio_req *rq;
+
+	/* Batch mode (no overlap): the next batch starts when one drains. */
+	if ((w->h->cfg.flags & SWAPIO_CFG_NO_OVERLAP) && w->inflight)
+		return;
+	while (w->free_reqs || w->retry) {
+		rq = worker_next(w);
+		if (!rq)
+			break;
+		rq->t_queued = swapio__now_ns();
+		w->inflight++;
+		e->queue(w, rq);
+		if (single)
+			(void)e->submit(w);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct swapio_worker *w = arg;
+	swapio_handle *h = w->h;
+	const struct swapio_engine_ops *e = h->engine;
+	const bool batch = h->cfg.flags & SWAPIO_CFG_NO_OVERLAP;
+	int ret;
+
+	w->init_result = e->init(w);
+	pthread_mutex_lock(&h->lock);
+	h->nr_started++;
+	pthread_cond_broadcast(&h->done_cv);
+	pthread_mutex_unlock(&h->lock);
+	if (w->init_result)
+		return NULL;
+
+	while (worker_fetch(w)) {
+		worker_fill(w);
+		if (!w->inflight)
+			continue;
+		ret = e->reap(w, batch ? w->inflight : 1);
+		/* Engines retry EINTR themselves; anything else is a bug. */
+		assert(ret >= 0);
+		if (ret < 0)
+			nanosleep(&(struct timespec){ .tv_nsec = 1000000 },
+				  NULL);
+	}
+	e->exit(w);
+	return NULL;
+}
+
+static void worker_enqueue(struct swapio_worker *w, struct swapio_part *p)
+{
+	pthread_mutex_lock(&w->lock);
+	if (w->in_tail)
+		w->in_tail->next = p;
+	else
+		w->in_head = p;
+	w->in_tail = p;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void workers_stop(swapio_handle *h)
+{
+	for (unsigned int i = 0; i < h->nr_workers; i++) {
+		struct swapio_worker *w = &h->workers[i];
+
+		if (w->started) {
+			pthread_mutex_lock(&w->lock);
+			w->stop = true;
+			pthread_cond_signal(&w->cv);
+			pthread_mutex_unlock(&w->lock);
+			pthread_join(w->thread, NULL);
+			w->started = false;
+		}
+		for (unsigned int j = 0; w->reqs && j < h->cfg.queue_depth; j++)
+			free(w->reqs[j].bounce);
+		free(w->reqs);
+		pthread_cond_destroy(&w->cv);
+		pthread_mutex_destroy(&w->lock);
+	}
+	free(h->workers);
+	h->workers = NULL;
+}
+
+static int worker_setup(swapio_handle *h, struct swapio_worker *w,
+			unsigned int id)
+{
+	memset(w, 0, sizeof(*w));
+	w->h = h;
+	w->id = id;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	w->reqs = calloc(h->cfg.queue_depth, sizeof(*w->reqs));
+	if (!w->reqs)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < h->cfg.queue_depth; i++) {
+		w->reqs[i].next = w->free_reqs;
+		w->free_reqs = &w->reqs[i];
+	}
+	return 0;
+}
+
+/*
+ * Start every worker with engine @e and wait for each to set its engine
+ * up on its own thread (an io_uring ring then belongs to that thread).
+ * Workers block all signals, so signals reach the application's threads
+ * and never interrupt I/O.
+ */
+static int workers_start(swapio_handle *h, const struct swapio_engine_ops *e)
+{
+	unsigned int created = 0;
+	sigset_t all, old;
+	int ret = 0;
+
+	h->engine = e;
+	h->nr_started = 0;
+	h->workers = calloc(h->nr_workers, sizeof(*h->workers));
+	if (!h->workers)
+		return -ENOMEM;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (unsigned int i = 0; i < h->nr_workers && !ret; i++) {
+		struct swapio_worker *w = &h->workers[i];
+
+		ret = worker_setup(h, w, i);
+		if (!ret)
+			ret = -pthread_create(&w->thread, NULL, worker_main, w);
+		if (!ret) {
+			w->started = true;
+			created++;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+	pthread_mutex_lock(&h->lock);
+	while (h->nr_started < created)
+		pthread_cond_wait(&h->done_cv, &h->lock);
+	pthread_mutex_unlock(&h->lock);
+	for (unsigned int i = 0; i < created && !ret; i++)
+		ret = h->workers[i].init_result;
+	if (ret) {
+		/* worker_setup() may have half-built the one after the last. */
+		h->nr_workers = SWAPIO_MIN(created + 1, h->nr_workers);
+		workers_stop(h);
+		h->nr_workers = h->cfg.threads;
+	}
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Engine choice                                                       */
+/* ------------------------------------------------------------------ */
+
+static void __attribute__((format(printf, 2, 3)))
+note_add(swapio_handle *h, const char *fmt, ...)
+{
+	size_t used = strlen(h->engine_note);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(h->engine_note + used, sizeof(h->engine_note) - used, fmt,
+		  ap);
+	va_end(ap);
+}
+
+static int engine_try(swapio_handle *h, unsigned int id)
+{
+	const struct swapio_engine_ops *e = swapio__engine_get(id);
+	int ret;
+
+	if (!e)
+		return -EOPNOTSUPP;
+	ret = swapio__engine_check(e);
+	if (!ret)
+		ret = swapio_engine_probe(id);
+	if (!ret)
+		ret = workers_start(h, e);
+	if (!ret)
+		h->cfg.engine = id;
+	return ret;
+}
+
+/*
+ * A named engine (config, or SWAPIO_ENGINE under auto) must start or the
+ * handle fails. Auto walks uring, aio, threads and keeps the first that
+ * starts, noting why each earlier one did not.
+ */
+static int engine_attach(swapio_handle *h)
+{
+	static const unsigned int order[] = {
+		SWAPIO_ENGINE_URING, SWAPIO_ENGINE_AIO, SWAPIO_ENGINE_THREADS,
+	};
+	const char *env = getenv("SWAPIO_ENGINE");
+	unsigned int want = h->cfg.engine;
+	const char *why = "requested";
+	int ret = -EOPNOTSUPP;
+
+	if (want == SWAPIO_ENGINE_AUTO && env && *env) {
+		ret = swapio_engine_parse(env);
+		if (ret < 0)
+			return ret;
+		want = (unsigned int)ret;
+		why = "SWAPIO_ENGINE";
+	}
+	if (want != SWAPIO_ENGINE_AUTO) {
+		ret = engine_try(h, want);
+		if (!ret)
+			note_add(h, "%s: %s", why, swapio_engine_name(want));
+		return ret;
+	}
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		ret = engine_try(h, order[i]);
+		if (!ret) {
+			note_add(h, "auto: chose %s", swapio_engine_name(order[i]));
+			return 0;
+		}
+		note_add(h, "%s unavailable (%s); ", swapio_engine_name(order[i]),
+			 swapio_strerror(ret));
+	}
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Handle life                                                         */
+/* ------------------------------------------------------------------ */
+
+int swapio_handle_create(const struct swapio_config *cfg, swapio_handle **out)
+{
+	struct swapio_config c;
+	pthread_condattr_t ca;
+	swapio_handle *h;
+	int ret;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!cfg)
+		return -EINVAL;
+	ret = config_resolve(cfg, &c);
+	if (ret)
+		return ret;
+
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->cfg = c;
+	h->nr_workers = c.threads;
+	h->op_size = sizeof(struct swapio_op) +
+		     c.threads * sizeof(struct swapio_part);
+	h->live.next = h->live.prev = &h->live;
+	atomic_init(&h->efd, -1);
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&h->done_cv, &ca);
+	pthread_condattr_destroy(&ca);
+
+	ret = engine_attach(h);
+	if (ret)
+		goto err_destroy_sync;
+	*out = h;
+	return 0;
+
+err_destroy_sync:
+	pthread_cond_destroy(&h->done_cv);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+	return ret;
+}
+
+void swapio_handle_destroy(swapio_handle *h)
+{
+	struct swapio_op *op, *next;
+	int efd;
+
+	if (!h)
+		return;
+	swapio_wait_all(h, -1);
+	workers_stop(h);
+	for (op = h->live.next; op != &h->live; op = next) {
+		next = op->next;
+		free(op);
+	}
+	for (op = h->free_ops; op; op = next) {
+		next = op->next;
+		free(op);
+	}
+	efd = atomic_load(&h->efd);
+	if (efd >= 0)
+		close(efd);
+	pthread_cond_destroy(&h->done_cv);
+	pthread_mutex_destroy(&h->lock);
+	free(h);
+}
+
+void swapio_handle_config(const swapio_handle *h, struct swapio_config *out)
+{
+	if (h && out)
+		*out = h->cfg;
+}
+
+const char *swapio_handle_engine(const swapio_handle *h)
+{
+	return h && h->engine ? h->engine->name : "none";
+}
+
+const char *swapio_handle_engine_note(const swapio_handle *h)
+{
+	return h ? h->engine_note : "";
+}
+
+int swapio_handle_eventfd(swapio_handle *h)
+{
+	int efd;
+
+	if (!h)
+		return -EINVAL;
+	pthread_mutex_lock(&h->lock);
+	efd = atomic_load(&h->efd);
+	if (efd < 0) {
+		efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (efd < 0)
+			efd = -errno;
+		else
+			atomic_store(&h->efd, efd);
+	}
+	pthread_mutex_unlock(&h->lock);
+	return efd;
+}
+
+/* ------------------------------------------------------------------ */
+/* Submission                                                          */
+/* ------------------------------------------------------------------ */
+
+static struct swapio_op *op_get(swapio_handle *h)
+{
+	struct swapio_op *op;
+
+	pthread_mutex_lock(&h->lock);
+	op = h->free_ops;
+	if (op)
+		h->free_ops = op->next;
+	pthread_mutex_unlock(&h->lock);
+	if (!op)
+		op = malloc(h->op_size);
+	return op;
+}
+
+static int op_submit(swapio_handle *h, swapio_file *f, swapio_file *owned,
+		     bool write, void *buf, size_t len, uint64_t off,
+		     swapio_op **out)
+{
+	struct swapio_op *op;
+	unsigned int start;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!h || !f || (!buf && len) || off > INT64_MAX ||
+	    len > INT64_MAX - off)
+		return -EINVAL;
+	if (f->h != h)
+		return -EINVAL;
+	if (write ? !f->writable : !f->readable)
+		return -EBADF;
+	op = op_get(h);
+	if (!op)
+		return -ENOMEM;
+	op->h = h;
+	op->f = f;
+	op->owned = owned;
+	op->write = write;
+	atomic_init(&op->done, false);
+	atomic_init(&op->bytes, 0);
+	atomic_init(&op->error, 0);
+	op->result = 0;
+	op->nr_parts = len ? swapio__split(h, op, buf, len, off) : 0;
+	atomic_init(&op->parts_left, op->nr_parts);
+
+	pthread_mutex_lock(&h->lock);
+	op->next = &h->live;
+	op->prev = h->live.prev;
+	h->live.prev->next = op;
+	h->live.prev = op;
+	if (h->inflight_ops++ == 0)
+		h->busy_since_ns = swapio__now_ns();
+	pthread_mutex_unlock(&h->lock);
+
+	*out = op;
+	if (!op->nr_parts) {
+		op_finish(op);
+		return 0;
+	}
+	start = atomic_fetch_add_explicit(&h->rotor, 1, memory_order_relaxed);
+	for (unsigned int i = 0; i < op->nr_parts; i++)
+		worker_enqueue(&h->workers[(start + i) % h->nr_workers],
+			       &op->parts[i]);
+	return 0;
+}
+
+int swapio_submit_read(swapio_handle *h, swapio_file *f, void *buf,
+		       size_t len, uint64_t off, swapio_op **op)
+{
+	return op_submit(h, f, NULL, false, buf, len, off, op);
+}
+
+int swapio_submit_write(swapio_handle *h, swapio_file *f, const void *buf,
+			size_t len, uint64_t off, swapio_op **op)
+{
+	/* Writes only read from @buf; the cast never leads to a store. */
+	return op_submit(h, f, NULL, true, (void *)buf, len, off, op);
+}
+
+static int submit_path(swapio_handle *h, const char *path, bool write,
+		       void *buf, size_t len, uint64_t off, swapio_op **op)
+{
+	swapio_file *f;
+	int ret;
+
+	if (!op)
+		return -EINVAL;
+	*op = NULL;
+	if (!h || !path)
+		return -EINVAL;
+	ret = swapio__file_open(h, path, write ?
+				SWAPIO_O_WRITE | SWAPIO_O_CREATE :
+				SWAPIO_O_READ, &f);
+	if (ret)
+		return ret;
+	ret = op_submit(h, f, f, write, buf, len, off, op);
+	if (ret)
+		swapio_file_close(f);
+	return ret;
+}
+
+int swapio_submit_read_path(swapio_handle *h, const char *path, void *buf,
+			    size_t len, uint64_t off, swapio_op **op)
+{
+	return submit_path(h, path, false, buf, len, off, op);
+}
+
+int swapio_submit_write_path(swapio_handle *h, const char *path,
+			     const void *buf, size_t len, uint64_t off,
+			     swapio_op **op)
+{
+	return submit_path(h, path, true, (void *)buf, len, off, op);
+}
+
+/* Synchronous calls are an async op waited for at once. */
+static ssize_t finish_sync(swapio_op *op)
+{
+	ssize_t res = swapio_op_wait(op, -1);
+
+	swapio_op_free(op);
+	return res;
+}
+
+ssize_t swapio_pread(swapio_handle *h, swapio_file *f, void *buf, size_t len,
+		     uint64_t off)
+{
+	swapio_op *op;
+	int ret = swapio_submit_read(h, f, buf, len, off, &op);
+
+	return ret ? ret : finish_sync(op);
+}
+
+ssize_t swapio_pwrite(swapio_handle *h, swapio_file *f, const void *buf,
+		      size_t len, uint64_t off)
+{
+	swapio_op *op;
+	int ret = swapio_submit_write(h, f, buf, len, off, &op);
+
+	return ret ? ret : finish_sync(op);
+}
+
+ssize_t swapio_pread_path(swapio_handle *h, const char *path, void *buf,
+			  size_t len, uint64_t off)
+{
+	swapio_op *op;
+	int ret = swapio_submit_read_path(h, path, buf, len, off, &op);
+
+	return ret ? ret : finish_sync(op);
+}
+
+ssize_t swapio_pwrite_path(swapio_handle *h, const char *path,
+			   const void *buf, size_t len, uint64_t off)
+{
+	swapio_op *op;
+	int ret = swapio_submit_write_path(h, path, buf, len, off, &op);
+
+	return ret ? ret : finish_sync(op);
+}
+
+/* ------------------------------------------------------------------ */
+/* Waiting                                                             */
+/* ------------------------------------------------------------------ */
+
+static bool op_is_done(const swapio_op *op)
+{
+	return atomic_load_explicit(&op->done, memory_order_acquire);
+}
+
+int swapio_op_done(const swapio_op *op)
+{
+	return op && op_is_done(op);
+}
+
+static void deadline_after(struct timespec *dl, int timeout_ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, dl);
+	dl->tv_sec += timeout_ms / 1000;
+	dl->tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (dl->tv_nsec >= 1000000000) {
+		dl->tv_sec++;
+		dl->tv_nsec -= 1000000000;
+	}
+}
+
+/* One sleep on h->done_cv, h->lock held. false once the deadline passed. */
+static bool sleep_until(swapio_handle *h, int timeout_ms,
+			const struct timespec *dl)
+{
+	if (timeout_ms == 0)
+		return false;
+	if (timeout_ms < 0) {
+		pthread_cond_wait(&h->done_cv, &h->lock);
+		return true;
+	}
+	return pthread_cond_timedwait(&h->done_cv, &h->lock, dl) != ETIMEDOUT;
+}
+
+ssize_t swapio_op_wait(swapio_op *op, int timeout_ms)
+{
+	struct timespec dl;
+	bool done;
+
+	if (!op)
+		return -EINVAL;
+	if (op_is_done(op))
+		return op->result;
+	if (timeout_ms > 0)
+		deadline_after(&dl, timeout_ms);
+	pthread_mutex_lock(&op->h->lock);
+	while (!(done = op_is_done(op)) && sleep_until(op->h, timeout_ms, &dl))
+		;
+	pthread_mutex_unlock(&op->h->lock);
+	return done || op_is_done(op) ? op->result : -ETIMEDOUT;
+}
+
+static int first_done(swapio_op *const *ops, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		if (op_is_done(ops[i]))
+			return (int)i;
+	return -ETIMEDOUT;
+}
+
+int swapio_wait_any(swapio_op *const *ops, unsigned int n, int timeout_ms)
+{
+	swapio_handle *h;
+	struct timespec dl;
+	int idx;
+
+	if (!ops || !n || n > INT32_MAX)
+		return -EINVAL;
+	for (unsigned int i = 0; i < n; i++)
+		if (!ops[i] || ops[i]->h != ops[0]->h)
+			return -EINVAL;
+	h = ops[0]->h;
+	if (timeout_ms > 0)
+		deadline_after(&dl, timeout_ms);
+	pthread_mutex_lock(&h->lock);
+	while ((idx = first_done(ops, n)) < 0 &&
+	       sleep_until(h, timeout_ms, &dl))
+		;
+	pthread_mutex_unlock(&h->lock);
+	return idx >= 0 ? idx : first_done(ops, n);
+}
+
+int swapio_wait_all(swapio_handle *h, int timeout_ms)
+{
+	struct timespec dl;
+	int ret;
+
+	if (!h)
+		return -EINVAL;
+	if (timeout_ms > 0)
+		deadline_after(&dl, timeout_ms);
+	pthread_mutex_lock(&h->lock);
+	while (h->inflight_ops && sleep_until(h, timeout_ms, &dl))
+		;
+	ret = h->inflight_ops ? -ETIMEDOUT : 0;
+	pthread_mutex_unlock(&h->lock);
+	return ret;
+}
+
+void swapio_op_free(swapio_op *op)
+{
+	swapio_handle *h;
+
+	if (!op)
+		return;
+	h = op->h;
+	swapio_op_wait(op, -1);
+	pthread_mutex_lock(&h->lock);
+	op->prev->next = op->next;
+	op->next->prev = op->prev;
+	op->next = h->free_ops;
+	h->free_ops = op;
+	pthread_mutex_unlock(&h->lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* Statistics                                                          */
+/* ------------------------------------------------------------------ */
+
+#define LOAD(x)		atomic_load_explicit(&(x), memory_order_relaxed)
+#define RESET(x)	atomic_store_explicit(&(x), 0, memory_order_relaxed)
+
+static uint64_t lat_percentile(const uint64_t *hist, uint64_t total,
+			       double pct)
+{
+	uint64_t want = (uint64_t)(pct * (double)total + 0.999999), seen = 0;
+
+	for (unsigned int i = 0; i < SWAPIO_LAT_BUCKETS; i++) {
+		seen += hist[i];
+		if (hist[i] && seen >= want)
+			return (lat_bucket_floor(i) + lat_bucket_floor(i + 1)) / 2;
+	}
+	return 0;
+}
+
+void swapio_handle_stats(swapio_handle *h, struct swapio_stats *out)
+{
+	uint64_t hist[SWAPIO_LAT_BUCKETS] = { 0 };
+
+	if (!h || !out)
+		return;
+	memset(out, 0, sizeof(*out));
+	for (unsigned int i = 0; i < h->nr_workers; i++) {
+		struct swapio_worker_stats *st = &h->workers[i].stats;
+
+		out->bytes_read += LOAD(st->bytes_read);
+		out->bytes_written += LOAD(st->bytes_written);
+		out->requests += LOAD(st->requests);
+		out->syscalls += LOAD(st->syscalls);
+		out->retries += LOAD(st->retries);
+		out->bounced_bytes += LOAD(st->bounced);
+		for (unsigned int b = 0; b < SWAPIO_LAT_BUCKETS; b++)
+			hist[b] += LOAD(st->lat[b]);
+	}
+	for (unsigned int b = SWAPIO_LAT_BUCKETS; b-- > 0;)
+		if (hist[b]) {
+			out->lat_max_ns = lat_bucket_floor(b + 1);
+			break;
+		}
+	out->lat_p50_ns = lat_percentile(hist, out->requests, 0.50);
+	out->lat_p99_ns = lat_percentile(hist, out->requests, 0.99);
+
+	pthread_mutex_lock(&h->lock);
+	out->ops = h->ops_done;
+	out->busy_ns = h->busy_ns;
+	if (h->inflight_ops)
+		out->busy_ns += swapio__now_ns() - h->busy_since_ns;
+	pthread_mutex_unlock(&h->lock);
+}
+
+void swapio_handle_stats_reset(swapio_handle *h)
+{
+	if (!h)
+		return;
+	for (unsigned int i = 0; i < h->nr_workers; i++) {
+		struct swapio_worker_stats *st = &h->workers[i].stats;
+
+		RESET(st->bytes_read);
+		RESET(st->bytes_written);
+		RESET(st->requests);
+		RESET(st->syscalls);
+		RESET(st->retries);
+		RESET(st->bounced);
+		for (unsigned int b = 0; b < SWAPIO_LAT_BUCKETS; b++)
+			RESET(st->lat[b]);
+	}
+	pthread_mutex_lock(&h->lock);
+	h->ops_done = 0;
+	h->busy_ns = 0;
+	h->busy_since_ns = swapio__now_ns();
+	pthread_mutex_unlock(&h->lock);
+}

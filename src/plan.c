@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Transfer planning: an op becomes parts (one per worker), and a part
+ * becomes block requests, the way DeepSpeed's io_prep_generator walks a
+ * transfer. With O_DIRECT a request must have its file offset and length
+ * on the file's offset alignment and its memory on the memory alignment.
+ * So, in file order:
+ *
+ *   head  [pos, next edge boundary)  buffered twin fd, user memory
+ *   body  whole edge units           direct; bounced if memory is unaligned
+ *   tail  [last edge boundary, end)  buffered twin fd, user memory
+ *
+ * Edges are whole pages (see file.c), so the caller never sees EINVAL for
+ * an odd size, offset or buffer.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/*
+ * Cut [off, off + len) into at most nr_workers contiguous parts whose
+ * inner boundaries fall on block_size multiples of the file offset, so
+ * that every part but the first starts aligned. Returns the part count.
+ */
+unsigned int swapio__split(const swapio_handle *h, struct swapio_op *op,
+			   unsigned char *mem, size_t len, uint64_t off)
+{
+	const uint64_t bs = h->cfg.block_size;
+	const uint64_t end = off + len;
+	uint64_t nr_blocks = (len + bs - 1) / bs;
+	uint64_t n = SWAPIO_MIN((uint64_t)h->nr_workers, nr_blocks);
+	uint64_t chunk, pos = off;
+	unsigned int nr = 0;
+
+	if (n == 0)
+		n = 1;
+	chunk = SWAPIO_ALIGN_UP((len + n - 1) / n, bs);
+	for (uint64_t i = 0; i < n && (pos < end || nr == 0); i++) {
+		uint64_t cut = i == n - 1 ? end :
+			       SWAPIO_ALIGN_DOWN(off + (i + 1) * chunk, bs);
+		struct swapio_part *p = &op->parts[nr];
+
+		if (cut > end)
+			cut = end;
+		if (cut <= pos && len)
+			continue;
+		p->op = op;
+		p->next = NULL;
+		p->pos = pos;
+		p->end = cut;
+		p->mem = mem + (pos - off);
+		p->reqs_out = 0;
+		nr++;
+		pos = cut;
+	}
+	assert(pos == end && nr >= 1);
+	return nr;
+}
+
+static int bounce_block(struct swapio_worker *w, struct swapio_req *rq)
+{
+	const size_t bs = w->h->cfg.block_size;
+
+	if (!rq->bounce) {
+		void *p;
+
+		/* Page alignment satisfies every memory alignment below it. */
+		if (posix_memalign(&p, 4096, bs))
+			return -ENOMEM;
+		rq->bounce = p;
+	}
+	return 0;
+}
+
+/*
+ * Fill @rq with the next request of part @p and advance the part.
+ * Returns 0, or -ENOMEM when a needed bounce block cannot be allocated.
+ */
+int swapio__plan_next(struct swapio_worker *w, struct swapio_part *p,
+		      struct swapio_req *rq)
+{
+	const swapio_file *f = p->op->f;
+	const uint64_t bs = w->h->cfg.block_size;
+	const uint64_t e = f->edge_align;
+	uint64_t left = p->end - p->pos;
+	size_t n;
+
+	assert(left > 0);
+	rq->part = p;
+	rq->write = p->op->write;
+	rq->off = p->pos;
+	rq->buf = p->mem;
+	rq->user = NULL;
+	rq->done = 0;
+	rq->retries = 0;
+	rq->fd = f->fd;
+
+	if (!f->direct) {
+		n = SWAPIO_MIN(left, bs);
+	} else if (p->pos % e) {
+		/* Head: up to the next page boundary, through the cache. */
+		n = SWAPIO_MIN(left, e - p->pos % e);
+		rq->fd = f->bfd;
+	} else if (left < e) {
+		/* Tail: less than a page left. */
+		n = left;
+		rq->fd = f->bfd;
+	} else {
+		/* Body: whole pages, direct. */
+		n = SWAPIO_MIN(bs, SWAPIO_ALIGN_DOWN(left, e));
+		if ((uintptr_t)p->mem % f->mem_align) {
+			int ret = bounce_block(w, rq);
+
+			if (ret)
+				return ret;
+			rq->user = p->mem;
+			rq->buf = rq->bounce;
+			if (rq->write)
+				memcpy(rq->buf, rq->user, n);
+		}
+	}
+	rq->len = n;
+	p->pos += n;
+	p->mem += n;
+	p->reqs_out++;
+	return 0;
+}
