@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Test helpers. They fail loudly (print and exit 1) so that test bodies
+ * stay straight-line. Exit 77 means "skipped", after printing why.
+ *
+ * The engine under test comes from SWAPIO_TEST_ENGINE (uring, aio,
+ * threads; ctest sets it), default auto. Temporary files live under
+ * SWAPIO_TEST_DIR, default /tmp (O_DIRECT works there on ext4 and tmpfs).
+ */
+#ifndef SWAPIO_TESTING_H
+#define SWAPIO_TESTING_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "swapio.h"
+
+#define T_ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#define T_SKIP		77
+
+static inline void __attribute__((noreturn, format(printf, 1, 2)))
+t_die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static inline void __attribute__((noreturn, format(printf, 1, 2)))
+t_skip(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("SKIP: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(T_SKIP);
+}
+
+/* The engine under test; skips (77) if it cannot run here. */
+static inline unsigned int t_engine(void)
+{
+	const char *name = getenv("SWAPIO_TEST_ENGINE");
+	int e, ret;
+
+	if (!name || !*name)
+		return SWAPIO_ENGINE_AUTO;
+	e = swapio_engine_parse(name);
+	if (e < 0)
+		t_die("SWAPIO_TEST_ENGINE=%s: unknown engine", name);
+	ret = swapio_engine_probe((unsigned int)e);
+	if (ret)
+		t_skip("engine %s unavailable here: %s", name,
+		       swapio_strerror(ret));
+	return (unsigned int)e;
+}
+
+static inline void *t_malloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (!p)
+		t_die("out of memory (%zu bytes)", n);
+	return p;
+}
+
+static inline void *t_zalloc(size_t n)
+{
+	void *p = t_malloc(n);
+
+	memset(p, 0, n);
+	return p;
+}
+
+/* splitmix64: a seeded, reproducible stream. */
+static inline uint64_t t_rand64(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static inline void t_fill_random(void *buf, size_t n, uint64_t seed)
+{
+	unsigned char *p = buf;
+	uint64_t s = seed * 0x2545f4914f6cdd1dull + 1, v;
+	size_t i;
+
+	for (i = 0; i + 8 <= n; i += 8) {
+		v = t_rand64(&s);
+		memcpy(p + i, &v, 8);
+	}
+	v = t_rand64(&s);
+	memcpy(p + i, &v, n - i);
+}
+
+/* @n random bytes from @seed, in fresh malloc memory. */
+static inline unsigned char *t_random_buf(size_t n, uint64_t seed)
+{
+	unsigned char *p = t_malloc(n);
+
+	t_fill_random(p, n, seed);
+	return p;
+}
+
+/* A fresh temporary directory; the caller removes it with t_rmdir(). */
+static inline char *t_tmpdir(void)
+{
+	const char *base = getenv("SWAPIO_TEST_DIR");
+	char *path;
+
+	if (asprintf(&path, "%s/swapio-test-XXXXXX", base ? base : "/tmp") < 0)
+		t_die("asprintf failed");
+	if (!mkdtemp(path))
+		t_die("mkdtemp(%s): %s", path, strerror(errno));
+	return path;
+}
+
+/* rm -rf @path, then free it. */
+static inline void t_rmdir(char *path)
+{
+	char *cmd;
+
+	if (asprintf(&cmd, "rm -rf '%s'", path) >= 0) {
+		if (system(cmd) != 0)
+			fprintf(stderr, "warning: could not remove %s\n", path);
+		free(cmd);
+	}
+	free(path);
+}
+
+/* A handle with @cfg and the engine under test, or the test fails. */
+static inline swapio_handle *t_handle(struct swapio_config cfg)
+{
+	swapio_handle *h;
+	int ret;
+
+	cfg.engine = t_engine();
+	ret = swapio_handle_create(&cfg, &h);
+	if (ret)
+		t_die("swapio_handle_create: %s", swapio_strerror(ret));
+	return h;
+}
+
+#endif /* SWAPIO_TESTING_H */
