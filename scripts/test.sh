@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Builds swapio and runs the whole test suite:
+#   1. the normal build, every test;
+#   2. AddressSanitizer + UndefinedBehaviorSanitizer, every test but the
+#      fuzzers (they carry their own sanitizers);
+#   3. ThreadSanitizer, the concurrency tests (label "tsan");
+#   4. with clang: the libFuzzer targets, briefly.
+# Installs missing Debian packages first. The last line is the total:
+# "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh || exit 1
+
+jobs=$(nproc 2>/dev/null || echo 2)
+total_pass=0
+total_fail=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+# run_stage NAME BUILD_DIR "CMAKE ARGS" "CTEST ARGS"
+run_stage() {
+	local name=$1 dir=$2 cargs=$3 targs=$4 line passed failed total
+	echo "=== $name"
+	# shellcheck disable=SC2086
+	if ! cmake -S . -B "$dir" $cargs >"$log" 2>&1 ||
+	   ! cmake --build "$dir" -j"$jobs" >>"$log" 2>&1; then
+		cat "$log"
+		echo "$name: build failed"
+		total_fail=$((total_fail + 1))
+		return
+	fi
+	# shellcheck disable=SC2086
+	(cd "$dir" && ctest --output-on-failure -j"$jobs" $targs) | tee "$log"
+	line=$(grep -E 'tests passed, [0-9]+ tests failed out of' "$log" | tail -1)
+	if [ -z "$line" ]; then
+		echo "$name: no ctest summary"
+		total_fail=$((total_fail + 1))
+		return
+	fi
+	failed=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")
+	total=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\2/' <<<"$line")
+	passed=$((total - failed))
+	total_pass=$((total_pass + passed))
+	total_fail=$((total_fail + failed))
+}
+
+run_stage "normal build" build "-DCMAKE_BUILD_TYPE=RelWithDebInfo" ""
+run_stage "ASan + UBSan" build-asan \
+	"-DCMAKE_BUILD_TYPE=Debug -DSWAPIO_SANITIZE=address,undefined" \
+	"-LE nosan"
+run_stage "TSan (concurrency tests)" build-tsan \
+	"-DCMAKE_BUILD_TYPE=Debug -DSWAPIO_SANITIZE=thread" "-L tsan"
+if command -v clang >/dev/null 2>&1; then
+	CC=clang run_stage "fuzzers (clang, libFuzzer)" build-fuzz \
+		"-DCMAKE_BUILD_TYPE=Debug -DSWAPIO_FUZZ=ON" "-R fuzz"
+fi
+
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
