@@ -148,6 +148,7 @@ int swapio__file_open(swapio_handle *h, const char *path, unsigned int flags,
 	} else {
 		f->mem_align = f->off_align = f->edge_align = 1;
 	}
+	atomic_init(&f->size_hint, 0);
 	*out = f;
 	return 0;
 
@@ -160,6 +161,39 @@ err_errno:
 	ret = -errno;
 	free(f);
 	return ret;
+}
+
+/*
+ * A direct write that extends a file is slow on ext4 and XFS: the kernel
+ * serialises it on the inode and completes it synchronously, so io_uring
+ * punts every such request to a worker thread and libaio blocks in
+ * io_submit(). Allocating the range first (fallocate, which also moves
+ * the file size) turns the writes into plain overwrites of unwritten
+ * extents that run asynchronously at full depth. One system call per
+ * extending op; none once the file is large enough. A filesystem without
+ * fallocate simply gets the extending writes.
+ */
+int swapio__file_prepare_write(swapio_file *f, uint64_t off, size_t len)
+{
+	uint64_t end = off + len, seen;
+	struct stat st;
+
+	if (!f->direct || !len ||
+	    end <= atomic_load_explicit(&f->size_hint, memory_order_relaxed))
+		return 0;
+	if (fstat(f->fd, &st))
+		return -errno;
+	/* ENOSPC and EFBIG surface here, before any data moves. */
+	if (end > (uint64_t)st.st_size &&
+	    fallocate(f->fd, 0, (off_t)off, (off_t)len) &&
+	    errno != EOPNOTSUPP && errno != ENOSYS)
+		return -errno;
+	/* Only ever raised, so a racing smaller value cannot win. */
+	seen = atomic_load(&f->size_hint);
+	while (seen < end &&
+	       !atomic_compare_exchange_weak(&f->size_hint, &seen, end))
+		;
+	return 0;
 }
 
 int swapio_file_open(swapio_handle *h, const char *path, unsigned int flags,

@@ -610,6 +610,12 @@ static int op_submit(swapio_handle *h, swapio_file *f, swapio_file *owned,
 		return -EINVAL;
 	if (write ? !f->writable : !f->readable)
 		return -EBADF;
+	if (write) {
+		int ret = swapio__file_prepare_write(f, off, len);
+
+		if (ret)
+			return ret;
+	}
 	op = op_get(h);
 	if (!op)
 		return -ENOMEM;

@@ -48,6 +48,7 @@ struct swapio_file {
 	uint32_t	mem_align;	/* direct I/O: buffer address */
 	uint32_t	off_align;	/* direct I/O: offset and length */
 	uint32_t	edge_align;	/* max(off_align, page): see plan.c */
+	atomic_uint_least64_t size_hint; /* allocated up to here, at least */
 };
 
 /* A contiguous slice of one op, handled by one worker. */
@@ -186,5 +187,6 @@ void swapio__complete(struct swapio_worker *w, struct swapio_req *rq,
 /* file.c */
 int swapio__file_open(swapio_handle *h, const char *path, unsigned int flags,
 		      swapio_file **out);
+int swapio__file_prepare_write(swapio_file *f, uint64_t off, size_t len);
 
 #endif /* SWAPIO_INTERNAL_H */
