@@ -84,6 +84,59 @@ struct swapio_config {
 };
 
 /* ------------------------------------------------------------------ */
+/* Configuration files                                                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A configuration file is text, one "key = value" per line; blank lines
+ * and everything from '#' to the end of a line are ignored. Keys, each at
+ * most once in practice (a later line overrides an earlier one):
+ *
+ *   block_size     = 1M	bytes, with an optional K, M or G (x1024)
+ *   queue_depth    = 32
+ *   threads        = 1
+ *   engine         = auto	auto, uring, aio or threads
+ *   direct         = true	false sets SWAPIO_CFG_BUFFERED
+ *   direct_strict  = false	true sets SWAPIO_CFG_DIRECT_STRICT
+ *   single_submit  = false	true sets SWAPIO_CFG_SINGLE_SUBMIT
+ *   overlap_events = true	false sets SWAPIO_CFG_NO_OVERLAP
+ *
+ * Booleans are true/false (also yes/no, on/off, 1/0). A number of 0 means
+ * "default", as in struct swapio_config; values outside its bounds are
+ * refused. `swapio sweep --save FILE` writes such a file.
+ */
+
+/*
+ * swapio_config_parse() - read a configuration from @len bytes of @text
+ * (need not be NUL-terminated; a NUL byte inside is an error).
+ *
+ * *@cfg is zeroed first, then each key read sets its field. Returns 0, or
+ * -EINVAL for an unknown key, a line without '=', or a bad value; on
+ * error *@cfg is left zeroed. Never reads past @len. Thread-safe.
+ */
+SWAPIO_API int swapio_config_parse(const char *text, size_t len,
+				   struct swapio_config *cfg);
+
+/*
+ * swapio_config_load() - swapio_config_parse() the file at @path.
+ *
+ * Returns 0 or -errno: -ENOENT for a missing file, -EISDIR, -EACCES...,
+ * -EFBIG for a file over 1 MiB (no configuration is that long), and
+ * -EINVAL as swapio_config_parse(). On error *@cfg is left zeroed.
+ */
+SWAPIO_API int swapio_config_load(const char *path, struct swapio_config *cfg);
+
+/*
+ * swapio_config_save() - write @cfg to @path in the format above, every
+ * key spelled out, so that swapio_config_load() gives @cfg back exactly.
+ * The file is replaced atomically (written beside it, then renamed).
+ * Returns 0, -EINVAL if @cfg breaks the bounds of struct swapio_config
+ * (or has reserved words set), or the errno of the write.
+ */
+SWAPIO_API int swapio_config_save(const char *path,
+				  const struct swapio_config *cfg);
+
+/* ------------------------------------------------------------------ */
 /* Handle                                                              */
 /* ------------------------------------------------------------------ */
 
@@ -181,6 +234,12 @@ SWAPIO_API int64_t swapio_path_size(const char *path);
  * first error: -EINVAL for a NULL argument or off + len beyond INT64_MAX,
  * -EBADF for a file not opened for that direction, or what the kernel
  * reported (-ENOSPC, -EIO, ...). Thread-safe.
+ *
+ * A direct write that extends the file first allocates its range
+ * (fallocate), so that the requests run as asynchronous overwrites; that
+ * is where -ENOSPC and -EFBIG show, before any data moves. If such a write
+ * then fails, the file keeps its new size, reading zeros where no data
+ * landed.
  */
 SWAPIO_API ssize_t swapio_pread(swapio_handle *h, swapio_file *f, void *buf,
 				size_t len, uint64_t off);
