@@ -56,6 +56,8 @@ struct swapio_part {
 	struct swapio_op	*op;
 	struct swapio_part	*next;		/* worker queue link */
 	uint64_t		pos;		/* next byte to plan */
+	uint64_t		body;		/* [body, tail) may go direct */
+	uint64_t		tail;
 	uint64_t		end;
 	unsigned char		*mem;		/* user memory for pos */
 	unsigned int		reqs_out;	/* requests not yet finished */

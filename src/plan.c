@@ -21,6 +21,23 @@
 #include "internal.h"
 
 /*
+ * The body is the run of whole edge units inside the part; what lies
+ * before it is the head, what lies after it the tail. Without O_DIRECT the
+ * whole part is body.
+ */
+static void part_bounds(const swapio_file *f, struct swapio_part *p)
+{
+	const uint64_t e = f->edge_align;
+
+	p->body = p->pos;
+	p->tail = p->end;
+	if (!f->direct)
+		return;
+	p->body = SWAPIO_MIN(SWAPIO_ALIGN_UP(p->pos, e), p->end);
+	p->tail = SWAPIO_MAX(SWAPIO_ALIGN_DOWN(p->end, e), p->body);
+}
+
+/*
  * Cut [off, off + len) into at most nr_workers contiguous parts whose
  * inner boundaries fall on block_size multiples of the file offset, so
  * that every part but the first starts aligned. Returns the part count.
@@ -51,6 +68,7 @@ unsigned int swapio__split(const swapio_handle *h, struct swapio_op *op,
 		p->next = NULL;
 		p->pos = pos;
 		p->end = cut;
+		part_bounds(op->f, p);
 		p->mem = mem + (pos - off);
 		p->reqs_out = 0;
 		nr++;
@@ -84,7 +102,6 @@ int swapio__plan_next(struct swapio_worker *w, struct swapio_part *p,
 {
 	const swapio_file *f = p->op->f;
 	const uint64_t bs = w->h->cfg.block_size;
-	const uint64_t e = f->edge_align;
 	uint64_t left = p->end - p->pos;
 	size_t n;
 
@@ -98,19 +115,17 @@ int swapio__plan_next(struct swapio_worker *w, struct swapio_part *p,
 	rq->retries = 0;
 	rq->fd = f->fd;
 
-	if (!f->direct) {
-		n = SWAPIO_MIN(left, bs);
-	} else if (p->pos % e) {
-		/* Head: up to the next page boundary, through the cache. */
-		n = SWAPIO_MIN(left, e - p->pos % e);
+	if (p->pos < p->body) {
+		/* Head: up to the first page boundary, through the cache. */
+		n = p->body - p->pos;
 		rq->fd = f->bfd;
-	} else if (left < e) {
-		/* Tail: less than a page left. */
+	} else if (p->pos >= p->tail) {
+		/* Tail: what is left after the last page boundary. */
 		n = left;
 		rq->fd = f->bfd;
 	} else {
-		/* Body: whole pages, direct. */
-		n = SWAPIO_MIN(bs, SWAPIO_ALIGN_DOWN(left, e));
+		/* Body: whole pages, direct when the file is. */
+		n = SWAPIO_MIN(bs, p->tail - p->pos);
 		if ((uintptr_t)p->mem % f->mem_align) {
 			int ret = bounce_block(w, rq);
 
