@@ -329,17 +329,17 @@ static int render(const struct swapio_config *c, char *buf, size_t n)
 
 	format_size(bs, sizeof(bs), c->block_size);
 	len = snprintf(buf, n,
-		       "# swapio configuration (see swapio.h); 0 means default\n"
+		       "# swapio configuration (swapio.h); 0 means default\n"
 		       "block_size = %s\nqueue_depth = %u\nthreads = %u\n"
 		       "engine = %s\n", bs, c->queue_depth, c->threads,
 		       swapio_engine_name(c->engine));
 	for (size_t i = 0; i < NR_BOOL_KEYS && len > 0 && (size_t)len < n;
 	     i++) {
 		bool set = c->flags & bool_keys[i].flag;
+		bool on = set != bool_keys[i].inverted;
 
 		len += snprintf(buf + len, n - (size_t)len, "%s = %s\n",
-				bool_keys[i].key,
-				set != bool_keys[i].inverted ? "true" : "false");
+				bool_keys[i].key, on ? "true" : "false");
 	}
 	return len > 0 && (size_t)len < n ? len : -ENOSPC;
 }

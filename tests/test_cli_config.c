@@ -79,7 +79,8 @@ static void parse_defaults_and_overrides(void **state)
 	assert_memory_equal(&c, &zero, sizeof(c));
 	/* A later line wins; "true" of an inverted key clears its flag. */
 	assert_int_equal(parse_str("direct = false\ndirect = true\n"
-				   "block_size = 4k\nblock_size = 1g\n", &c), 0);
+				   "block_size = 4k\nblock_size = 1g\n",
+				   &c), 0);
 	assert_int_equal(c.flags, 0);
 	assert_int_equal(c.block_size, 1u << 30);
 	assert_int_equal(parse_str("block_size = 0\nqueue_depth = 0\n", &c), 0);

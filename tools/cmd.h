@@ -3,7 +3,53 @@
 #ifndef SWAPIO_TOOLS_CMD_H
 #define SWAPIO_TOOLS_CMD_H
 
-/* Each returns the process exit code: 0 ok, 1 runtime error, 2 usage. */
+#include <stdint.h>
+
+/*
+ * Each returns the process exit code: 0 ok, 1 runtime error, 2 usage.
+ * argv[0] is the subcommand's name.
+ */
 int cmd_demo(int argc, char **argv);	/* tools/demo.c */
+int cmd_bench(int argc, char **argv);	/* tools/bench.c */
+int cmd_sweep(int argc, char **argv);	/* tools/sweep.c */
+int cmd_info(int argc, char **argv);	/* tools/info.c */
+
+/* Shared helpers (tools/util.c). */
+#define EXIT_USAGE	2
+
+/* "swapio: <what>: <swapio_strerror(err)>" on stderr; returns 1. */
+int tool_fail(const char *what, int err);
+
+/*
+ * "swapio <cmd>: <message>" and then @usage on stderr; returns EXIT_USAGE.
+ * @fmt may be NULL for the usage alone.
+ */
+int tool_usage_error(const char *cmd, const char *usage, const char *fmt,
+		     ...) __attribute__((format(printf, 3, 4)));
+
+/* A byte count: digits, then an optional K, M, G or T (x1024). 0 or -1. */
+int tool_parse_size(const char *s, uint64_t *out);
+
+/* A decimal integer in [min, max]. 0 or -1. */
+int tool_parse_uint(const char *s, unsigned long min, unsigned long max,
+		    unsigned int *out);
+
+/* The long name of option @val in @opts (a struct option array). */
+struct option;
+const char *tool_option_name(const struct option *opts, int val);
+
+/* A comma-separated list of sizes (@sizes) or of numbers in [min, max]. */
+int tool_parse_size_list(const char *s, uint64_t *out, unsigned int max_n,
+			 unsigned int *n);
+int tool_parse_uint_list(const char *s, unsigned long min, unsigned long max,
+			 unsigned int *out, unsigned int max_n,
+			 unsigned int *n);
+
+/* 1M rather than 1048576 where the value allows it. */
+void tool_format_size(char *buf, unsigned int n, uint64_t v);
+
+/* Monotonic seconds, and CPU seconds (user + system) of the process. */
+double tool_now(void);
+double tool_cpu_seconds(void);
 
 #endif

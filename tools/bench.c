@@ -1,0 +1,403 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * swapio bench: write a file, then read it back, the way a runtime would
+ * use the library: large ops (64 MiB) from a window of page-aligned buffers,
+ * pinned where RLIMIT_MEMLOCK allows, several in flight. The library cuts
+ * each op into block_size requests and keeps queue_depth of them in flight
+ * per worker, across op boundaries.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "cmd.h"
+
+#define OP_BYTES		(64ull << 20)
+#define WINDOW_MAX		16
+#define WINDOW_MAX_BYTES	(1ull << 30)
+#define PROGRESS_SECS		0.25
+#define PATTERN_SEED		0x5eedc0ffee15ba5eull
+
+const char *const bench_phase_name[NR_PHASES] = { "write", "read" };
+
+struct bench {
+	const struct bench_opts	*o;
+	struct bench_result	*r;
+	swapio_handle		*h;
+	swapio_file		*f;
+	unsigned char		*bufs[WINDOW_MAX];
+	swapio_op		*ops[WINDOW_MAX];
+	uint64_t		offs[WINDOW_MAX];
+	bool			created;
+	bool			tty;	/* stderr shows progress */
+	double			t0;	/* start of the phase */
+	double			last_progress;
+};
+
+/* ------------------------------------------------------------------ */
+/* Data: a pattern any range of which can be made or checked alone     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Word k of the file is splitmix64 of counter k: random enough that no
+ * device or filesystem can compress it, and reproducible from the offset
+ * alone, so a read can be checked without keeping what was written.
+ */
+static uint64_t pattern_word(uint64_t k)
+{
+	uint64_t z = PATTERN_SEED + (k + 1) * 0x9e3779b97f4a7c15ull;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* @off is a multiple of 8: chunks start on multiples of 64 MiB. */
+static void pattern_fill(unsigned char *buf, size_t len, uint64_t off)
+{
+	uint64_t k = off / 8, v;
+	size_t i;
+
+	for (i = 0; i + 8 <= len; i += 8, k++) {
+		v = pattern_word(k);
+		memcpy(buf + i, &v, 8);
+	}
+	v = pattern_word(k);
+	memcpy(buf + i, &v, len - i);
+}
+
+/* The offset of the first byte that differs from the pattern, or -1. */
+static int64_t pattern_check(const unsigned char *buf, size_t len,
+			     uint64_t off, unsigned char *want_byte)
+{
+	unsigned char want[8];
+	uint64_t k = off / 8, v;
+	size_t i, j, n;
+
+	for (i = 0; i < len; i += 8, k++) {
+		v = pattern_word(k);
+		memcpy(want, &v, 8);
+		n = len - i < 8 ? len - i : 8;
+		if (!memcmp(buf + i, want, n))
+			continue;
+		for (j = 0; buf[i + j] == want[j]; j++)
+			;
+		*want_byte = want[j];
+		return (int64_t)(off + i + j);
+	}
+	return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Set-up and tear-down                                                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Give the file its full size before the clock starts, as fio does: a
+ * direct write that extends a file is serialised by most filesystems,
+ * and allocation would be timed with the data.
+ */
+static int file_allocate(const char *path, uint64_t size, bool *created)
+{
+	int fd, ret = 0;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC |
+		  (created ? O_CREAT | O_EXCL : 0), 0644);
+	if (fd < 0)
+		return -errno;
+	if (created)
+		*created = true;
+	if (fallocate(fd, 0, 0, (off_t)size)) {
+		ret = -errno;
+		if (ret == -EOPNOTSUPP)
+			ret = ftruncate(fd, (off_t)size) ? -errno : 0;
+	}
+	if (close(fd) && !ret)
+		ret = -errno;
+	return ret;
+}
+
+/* Settle the size and make the file ready; prints its own errors. */
+static int file_prepare(struct bench *b)
+{
+	const struct bench_opts *o = b->o;
+	struct bench_result *r = b->r;
+	bool writes = o->modes & BENCH_WRITE;
+	struct stat st;
+	int ret;
+
+	if (stat(o->path, &st)) {
+		if (errno != ENOENT || !writes)
+			return tool_fail(o->path, -errno);
+		ret = file_allocate(o->path, r->size, &b->created);
+		return ret ? tool_fail(o->path, ret) : 0;
+	}
+	if (S_ISDIR(st.st_mode))
+		return tool_fail(o->path, -EISDIR);
+	if (!writes && !o->size)
+		r->size = (uint64_t)st.st_size;
+	if (!r->size) {
+		fprintf(stderr, "swapio: %s: the file is empty\n", o->path);
+		return 1;
+	}
+	if ((uint64_t)st.st_size >= r->size)
+		return 0;
+	if (!writes) {
+		fprintf(stderr, "swapio: %s: holds %lld bytes, fewer than "
+			"--size %" PRIu64 "\n", o->path,
+			(long long)st.st_size, r->size);
+		return 1;
+	}
+	ret = file_allocate(o->path, r->size, NULL);
+	return ret ? tool_fail(o->path, ret) : 0;
+}
+
+/* Ops big enough to keep every worker's queue full, within 1 GiB. */
+static void window_size(struct bench_result *r)
+{
+	const struct swapio_config *c = &r->cfg;
+	uint64_t chunk = OP_BYTES, need, nchunks, n;
+
+	if (c->block_size * c->threads > chunk)
+		chunk = c->block_size * c->threads;
+	if (chunk > r->size)
+		chunk = r->size;
+	nchunks = (r->size + chunk - 1) / chunk;
+	need = c->block_size * c->queue_depth * c->threads;
+	n = (need + chunk - 1) / chunk + 1;	/* one more to refill */
+	if (n > WINDOW_MAX_BYTES / chunk)
+		n = WINDOW_MAX_BYTES / chunk;
+	if (n > WINDOW_MAX)
+		n = WINDOW_MAX;
+	if (n > nchunks)
+		n = nchunks;
+	r->chunk = chunk;
+	r->window = n < 2 ? (nchunks < 2 ? 1 : 2) : (unsigned int)n;
+}
+
+static int window_alloc(struct bench *b)
+{
+	struct bench_result *r = b->r;
+	unsigned int flags = SWAPIO_BUF_LOCKED | SWAPIO_BUF_HUGE;
+	int ret;
+
+	window_size(r);
+	r->pinned = true;
+	for (unsigned int i = 0; i < r->window; i++) {
+		ret = swapio_buf_alloc(r->chunk, flags, (void **)&b->bufs[i]);
+		if (ret == SWAPIO_EMEMLOCK) {
+			/* Pinning is an optimisation: go on without it. */
+			flags &= ~SWAPIO_BUF_LOCKED;
+			r->pinned = false;
+			ret = swapio_buf_alloc(r->chunk, flags,
+					       (void **)&b->bufs[i]);
+		}
+		if (ret)
+			return tool_fail("buffers", ret);
+		/* Filled once; --verify refills per chunk. */
+		pattern_fill(b->bufs[i], r->chunk, i * r->chunk);
+	}
+	return 0;
+}
+
+static int bench_open(struct bench *b)
+{
+	const struct bench_opts *o = b->o;
+	struct bench_result *r = b->r;
+	unsigned int flags = SWAPIO_O_READ;
+	char what[64];
+	int ret;
+
+	ret = swapio_handle_create(&o->cfg, &b->h);
+	if (ret) {
+		snprintf(what, sizeof(what), "engine %s",
+			 swapio_engine_name(o->cfg.engine) ?: "?");
+		return tool_fail(what, ret);
+	}
+	swapio_handle_config(b->h, &r->cfg);
+	r->engine = swapio_handle_engine(b->h);
+	snprintf(r->note, sizeof(r->note), "%s",
+		 swapio_handle_engine_note(b->h));
+	if (o->modes & BENCH_WRITE)
+		flags |= SWAPIO_O_WRITE;
+	ret = swapio_file_open(b->h, o->path, flags, &b->f);
+	if (ret)
+		return tool_fail(o->path, ret);
+	r->direct = swapio_file_direct(b->f);
+	return window_alloc(b);
+}
+
+static void bench_close(struct bench *b)
+{
+	for (unsigned int i = 0; i < WINDOW_MAX; i++)
+		swapio_buf_free(b->bufs[i], b->r->chunk);
+	swapio_file_close(b->f);
+	swapio_handle_destroy(b->h);
+}
+
+/* ------------------------------------------------------------------ */
+/* Transfers                                                           */
+/* ------------------------------------------------------------------ */
+
+static void progress(struct bench *b, unsigned int p, uint64_t done,
+		     uint64_t total)
+{
+	double now = tool_now();
+
+	if (!b->tty || now - b->last_progress < PROGRESS_SECS)
+		return;
+	b->last_progress = now;
+	fprintf(stderr, "\r%-5s %5.1f%%  %.2f GB/s ", bench_phase_name[p],
+		100.0 * (double)done / (double)total,
+		(double)done / 1e9 / (now - b->t0));
+}
+
+static size_t chunk_len(const struct bench *b, uint64_t off)
+{
+	uint64_t left = b->r->size - off;
+
+	return left < b->r->chunk ? (size_t)left : (size_t)b->r->chunk;
+}
+
+static int op_start(struct bench *b, unsigned int p, unsigned int slot,
+		    uint64_t off)
+{
+	size_t len = chunk_len(b, off);
+	char what[4200];
+	int ret;
+
+	b->offs[slot] = off;
+	if (p == PH_WRITE && b->o->verify)
+		pattern_fill(b->bufs[slot], len, off);
+	if (p == PH_WRITE)
+		ret = swapio_submit_write(b->h, b->f, b->bufs[slot], len, off,
+					  &b->ops[slot]);
+	else
+		ret = swapio_submit_read(b->h, b->f, b->bufs[slot], len, off,
+					 &b->ops[slot]);
+	if (!ret)
+		return 0;
+	snprintf(what, sizeof(what), "%s %s", bench_phase_name[p],
+		 b->o->path);
+	return tool_fail(what, ret);
+}
+
+static int verify(const struct bench *b, unsigned int slot, size_t len)
+{
+	unsigned char want;
+	int64_t bad;
+
+	bad = pattern_check(b->bufs[slot], len, b->offs[slot], &want);
+	if (bad < 0)
+		return 0;
+	fprintf(stderr, "swapio: verify %s: mismatch at byte %" PRId64
+		" (read 0x%02x, expected 0x%02x)\n", b->o->path, bad,
+		b->bufs[slot][bad - (int64_t)b->offs[slot]], want);
+	return 1;
+}
+
+/* Wait for the op in @slot and check what it did. */
+static int op_end(struct bench *b, unsigned int p, unsigned int slot)
+{
+	size_t len = chunk_len(b, b->offs[slot]);
+	ssize_t res = swapio_op_wait(b->ops[slot], -1);
+	char what[4200];
+
+	swapio_op_free(b->ops[slot]);
+	b->ops[slot] = NULL;
+	snprintf(what, sizeof(what), "%s %s at offset %" PRIu64,
+		 bench_phase_name[p], b->o->path, b->offs[slot]);
+	if (res < 0)
+		return tool_fail(what, (int)res);
+	if ((size_t)res != len) {
+		fprintf(stderr, "swapio: %s: short transfer (%zd of %zu "
+			"bytes)\n", what, res, len);
+		return 1;
+	}
+	if (p == PH_READ && b->o->verify)
+		return verify(b, slot, len);
+	return 0;
+}
+
+/*
+ * One pass over the file. Ops complete roughly in order, so the oldest is
+ * waited for and its buffer refilled: a ring of `window` slots. After an
+ * error nothing new starts, but every op in flight is still waited for.
+ */
+static int run_pass(struct bench *b, unsigned int p, uint64_t *done,
+		    uint64_t total)
+{
+	const unsigned int window = b->r->window;
+	unsigned int head = 0, n = 0;
+	uint64_t next = 0;
+	int rc = 0, ret;
+
+	for (;;) {
+		while (!rc && n < window && next < b->r->size) {
+			rc = op_start(b, p, (head + n) % window, next);
+			if (!rc) {
+				next += chunk_len(b, next);
+				n++;
+			}
+		}
+		if (!n)
+			return rc;
+		*done += chunk_len(b, b->offs[head]);
+		ret = op_end(b, p, head);
+		rc = rc ? rc : ret;
+		head = (head + 1) % window;
+		n--;
+		progress(b, p, *done, total);
+	}
+}
+
+static int run_phase(struct bench *b, unsigned int p)
+{
+	struct bench_phase *ph = &b->r->ph[p];
+	unsigned int loops = b->o->loops ? b->o->loops : 1;
+	uint64_t done = 0, total = b->r->size * loops;
+	double c0;
+	int rc = 0;
+
+	swapio_handle_stats_reset(b->h);
+	c0 = tool_cpu_seconds();
+	b->t0 = b->last_progress = tool_now();
+	for (unsigned int i = 0; i < loops && !rc; i++)
+		rc = run_pass(b, p, &done, total);
+	ph->secs = tool_now() - b->t0;
+	ph->cpu_secs = tool_cpu_seconds() - c0;
+	swapio_handle_stats(b->h, &ph->st);
+	ph->bytes = total;
+	ph->ran = !rc;
+	if (b->tty)
+		fputs("\r\033[K", stderr);
+	return rc;
+}
+
+int bench_run(const struct bench_opts *o, struct bench_result *r)
+{
+	struct bench b = { .o = o, .r = r };
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->size = o->size ? o->size : ((o->modes & BENCH_WRITE) ? 1ull << 30
+								 : 0);
+	b.tty = !o->quiet && isatty(STDERR_FILENO);
+	rc = file_prepare(&b);
+	if (!rc) {
+		rc = bench_open(&b);
+		for (unsigned int p = 0; p < NR_PHASES && !rc; p++)
+			if (o->modes & (1u << p))
+				rc = run_phase(&b, p);
+		bench_close(&b);
+	}
+	/* A file this run made goes, even after an error, unless kept. */
+	if (b.created && (!o->keep || rc) && unlink(o->path) && !rc)
+		rc = tool_fail(o->path, -errno);
+	return rc;
+}

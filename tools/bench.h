@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/* One benchmark run, shared by `swapio bench` and `swapio sweep`. */
+#ifndef SWAPIO_TOOLS_BENCH_H
+#define SWAPIO_TOOLS_BENCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "swapio.h"
+
+enum { PH_WRITE, PH_READ, NR_PHASES };
+
+#define BENCH_WRITE	(1u << PH_WRITE)
+#define BENCH_READ	(1u << PH_READ)
+
+struct bench_opts {
+	const char *path;
+	uint64_t size;			/* 0: file size (read) or 1 GiB */
+	struct swapio_config cfg;
+	unsigned int modes;		/* BENCH_WRITE | BENCH_READ */
+	unsigned int loops;		/* passes per phase; 0: 1 */
+	bool verify;			/* seeded pattern, read checked */
+	bool keep;			/* keep a file this run created */
+	bool quiet;			/* no progress line */
+};
+
+struct bench_phase {
+	bool ran;
+	uint64_t bytes;
+	double secs;
+	double cpu_secs;		/* whole process */
+	struct swapio_stats st;
+};
+
+struct bench_result {
+	const char *engine;		/* static: "uring", ... */
+	char note[256];			/* why that engine */
+	struct swapio_config cfg;	/* in force, defaults filled */
+	bool direct;			/* the file really is O_DIRECT */
+	bool pinned;			/* buffers locked in memory */
+	uint64_t size;
+	uint64_t chunk;			/* bytes per op */
+	unsigned int window;		/* ops in flight */
+	struct bench_phase ph[NR_PHASES];
+};
+
+/*
+ * Run the phases @o asks for, writes first. Prints "swapio: ..." on a
+ * runtime error and returns the exit code: 0, or 1.
+ */
+int bench_run(const struct bench_opts *o, struct bench_result *r);
+
+/* Derived figures of a phase; 0 when it did not run. */
+double bench_gbps(const struct bench_phase *p);
+double bench_cpu_per_gb(const struct bench_phase *p);
+double bench_syscalls_per_gb(const struct bench_phase *p);
+
+/* @s as a JSON string, quotes included. */
+void bench_json_string(FILE *fp, const char *s);
+
+/* The result as one JSON object (no newline). */
+void bench_print_json(FILE *fp, const struct bench_result *r);
+
+extern const char *const bench_phase_name[NR_PHASES];
+
+#endif

@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: MIT */
+/* swapio bench: arguments and report. The measuring is in bench.c. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+#include "cmd.h"
+
+static const char usage[] =
+"usage: swapio bench --file PATH [options]\n"
+"\n"
+"Write PATH, then read it back, and report GB/s (10^9 bytes/s), CPU\n"
+"seconds per GB (whole process), system calls per GB and request latency.\n"
+"A file bench creates is deleted afterwards unless --keep.\n"
+"\n"
+"  -f, --file PATH         file to write and read (required)\n"
+"  -s, --size SIZE         bytes to move (K/M/G suffixes, x1024); default\n"
+"                          1G, or the file's size with --mode read\n"
+"  -e, --engine NAME       auto (default), uring, aio or threads\n"
+"  -b, --block-size SIZE   bytes per request (default 1M)\n"
+"  -q, --queue-depth N     requests in flight per thread (default 32)\n"
+"  -t, --threads N         workers one transfer is split over (default 1)\n"
+"      --direct            O_DIRECT (the default)\n"
+"      --no-direct         through the page cache\n"
+"  -m, --mode MODE         write, read (an existing file) or both (default)\n"
+"  -l, --loops N           passes over the file per phase (default 1)\n"
+"      --verify            write a seeded pattern and check every byte read\n"
+"      --keep              keep the file\n"
+"      --json              print one JSON object\n"
+"  -c, --config FILE       settings from a swapio config file (see sweep\n"
+"                          --save); options given here override it\n"
+"  -h, --help              this help\n";
+
+enum {
+	OPT_DIRECT = 256, OPT_NO_DIRECT, OPT_VERIFY, OPT_KEEP, OPT_JSON,
+};
+
+static const struct option long_opts[] = {
+	{ "file",	 required_argument, NULL, 'f' },
+	{ "size",	 required_argument, NULL, 's' },
+	{ "engine",	 required_argument, NULL, 'e' },
+	{ "block-size",	 required_argument, NULL, 'b' },
+	{ "queue-depth", required_argument, NULL, 'q' },
+	{ "threads",	 required_argument, NULL, 't' },
+	{ "direct",	 no_argument,	    NULL, OPT_DIRECT },
+	{ "no-direct",	 no_argument,	    NULL, OPT_NO_DIRECT },
+	{ "mode",	 required_argument, NULL, 'm' },
+	{ "loops",	 required_argument, NULL, 'l' },
+	{ "verify",	 no_argument,	    NULL, OPT_VERIFY },
+	{ "keep",	 no_argument,	    NULL, OPT_KEEP },
+	{ "json",	 no_argument,	    NULL, OPT_JSON },
+	{ "config",	 required_argument, NULL, 'c' },
+	{ "help",	 no_argument,	    NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Settings given on the command line win over those of --config. */
+struct bench_args {
+	struct bench_opts	o;
+	struct swapio_config	set;	/* nonzero fields were given */
+	const char		*config;
+	int			engine;	/* -1: not given */
+	int			direct;	/* -1: not given */
+	bool			json;
+	bool			help;
+};
+
+/* ------------------------------------------------------------------ */
+/* Report                                                              */
+/* ------------------------------------------------------------------ */
+
+double bench_gbps(const struct bench_phase *p)
+{
+	return p->ran && p->secs > 0 ? (double)p->bytes / 1e9 / p->secs : 0;
+}
+
+double bench_cpu_per_gb(const struct bench_phase *p)
+{
+	return p->ran && p->bytes ? p->cpu_secs / ((double)p->bytes / 1e9) : 0;
+}
+
+double bench_syscalls_per_gb(const struct bench_phase *p)
+{
+	return p->ran && p->bytes ?
+	       (double)p->st.syscalls / ((double)p->bytes / 1e9) : 0;
+}
+
+void bench_json_string(FILE *fp, const char *s)
+{
+	fputc('"', fp);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fprintf(fp, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			fprintf(fp, "\\u%04x", (unsigned char)*s);
+		else
+			fputc(*s, fp);
+	}
+	fputc('"', fp);
+}
+
+static void json_phase(FILE *fp, const struct bench_phase *p)
+{
+	if (!p->ran) {
+		fputs("null", fp);
+		return;
+	}
+	fprintf(fp, "{\"gbps\": %.4f, \"cpu_s_per_gb\": %.5f, "
+		"\"syscalls_per_gb\": %.1f, \"p50_us\": %.1f, "
+		"\"p99_us\": %.1f, \"max_us\": %.1f, \"bytes\": %llu, "
+		"\"seconds\": %.5f, \"cpu_s\": %.5f, \"syscalls\": %llu, "
+		"\"requests\": %llu, \"retries\": %llu, "
+		"\"bounced_bytes\": %llu}",
+		bench_gbps(p), bench_cpu_per_gb(p), bench_syscalls_per_gb(p),
+		(double)p->st.lat_p50_ns / 1e3, (double)p->st.lat_p99_ns / 1e3,
+		(double)p->st.lat_max_ns / 1e3, (unsigned long long)p->bytes,
+		p->secs, p->cpu_secs, (unsigned long long)p->st.syscalls,
+		(unsigned long long)p->st.requests,
+		(unsigned long long)p->st.retries,
+		(unsigned long long)p->st.bounced_bytes);
+}
+
+void bench_print_json(FILE *fp, const struct bench_result *r)
+{
+	const uint32_t fl = r->cfg.flags;
+
+	fputs("{\"engine\": ", fp);
+	bench_json_string(fp, r->engine ? r->engine : "none");
+	fputs(", \"engine_note\": ", fp);
+	bench_json_string(fp, r->note);
+	fprintf(fp, ", \"block_size\": %llu, \"queue_depth\": %u, "
+		"\"threads\": %u, \"direct\": %s, \"single_submit\": %s, "
+		"\"overlap_events\": %s, \"size\": %llu, \"op_bytes\": %llu, "
+		"\"ops_in_flight\": %u, \"pinned\": %s",
+		(unsigned long long)r->cfg.block_size, r->cfg.queue_depth,
+		r->cfg.threads, r->direct ? "true" : "false",
+		fl & SWAPIO_CFG_SINGLE_SUBMIT ? "true" : "false",
+		fl & SWAPIO_CFG_NO_OVERLAP ? "false" : "true",
+		(unsigned long long)r->size, (unsigned long long)r->chunk,
+		r->window, r->pinned ? "true" : "false");
+	for (unsigned int p = 0; p < NR_PHASES; p++) {
+		fprintf(fp, ", \"%s\": ", bench_phase_name[p]);
+		json_phase(fp, &r->ph[p]);
+	}
+	fputc('}', fp);
+}
+
+static void print_text(const struct bench_opts *o,
+		       const struct bench_result *r)
+{
+	char bs[32], size[32], chunk[32];
+
+	tool_format_size(bs, sizeof(bs), r->cfg.block_size);
+	tool_format_size(size, sizeof(size), r->size);
+	tool_format_size(chunk, sizeof(chunk), r->chunk);
+	printf("swapio bench: %s, %s bytes, engine %s (%s)\n", o->path, size,
+	       r->engine, r->note);
+	printf("block %s, queue depth %u, threads %u, %s, ops of %s, %u in "
+	       "flight, buffers %s\n", bs, r->cfg.queue_depth, r->cfg.threads,
+	       r->direct ? "O_DIRECT" : "buffered (page cache)", chunk,
+	       r->window, r->pinned ? "pinned" : "not pinned (RLIMIT_MEMLOCK)");
+	printf("%-6s %8s %9s %12s %9s %9s\n", "", "GB/s", "CPU s/GB",
+	       "syscalls/GB", "p50 us", "p99 us");
+	for (unsigned int p = 0; p < NR_PHASES; p++) {
+		const struct bench_phase *ph = &r->ph[p];
+
+		if (!ph->ran)
+			continue;
+		printf("%-6s %8.3f %9.4f %12.0f %9.0f %9.0f\n",
+		       bench_phase_name[p], bench_gbps(ph),
+		       bench_cpu_per_gb(ph), bench_syscalls_per_gb(ph),
+		       (double)ph->st.lat_p50_ns / 1e3,
+		       (double)ph->st.lat_p99_ns / 1e3);
+	}
+	if (o->verify && r->ph[PH_READ].ran)
+		printf("verify: every byte read matched (GB/s include the "
+		       "check)\n");
+	else if (o->verify)
+		printf("verify: pattern written; check it with --mode read "
+		       "--verify\n");
+}
+
+/* ------------------------------------------------------------------ */
+/* Arguments                                                           */
+/* ------------------------------------------------------------------ */
+
+static int parse_mode(const char *s, unsigned int *modes)
+{
+	if (!strcmp(s, "write"))
+		*modes = BENCH_WRITE;
+	else if (!strcmp(s, "read"))
+		*modes = BENCH_READ;
+	else if (!strcmp(s, "both"))
+		*modes = BENCH_WRITE | BENCH_READ;
+	else
+		return -1;
+	return 0;
+}
+
+/* One option; a message for the user and -1 when its value is bad. */
+static int parse_opt(struct bench_args *a, int c, const char *arg)
+{
+	struct swapio_config *s = &a->set;
+	uint64_t v;
+
+	switch (c) {
+	case 'f': a->o.path = arg; return 0;
+	case 'c': a->config = arg; return 0;
+	case 'h': a->help = true; return 0;
+	case OPT_DIRECT: a->direct = 1; return 0;
+	case OPT_NO_DIRECT: a->direct = 0; return 0;
+	case OPT_VERIFY: a->o.verify = true; return 0;
+	case OPT_KEEP: a->o.keep = true; return 0;
+	case OPT_JSON: a->json = true; return 0;
+	case 'm': return parse_mode(arg, &a->o.modes);
+	case 'l': return tool_parse_uint(arg, 1, 1000000, &a->o.loops);
+	case 'q': return tool_parse_uint(arg, 1, 4096, &s->queue_depth);
+	case 't': return tool_parse_uint(arg, 1, 64, &s->threads);
+	case 'e':
+		a->engine = swapio_engine_parse(arg);
+		return a->engine < 0 ? -1 : 0;
+	case 's':
+		if (tool_parse_size(arg, &v) || !v)
+			return -1;
+		a->o.size = v;
+		return 0;
+	case 'b':
+		if (tool_parse_size(arg, &v) || !v || v % 4096 || v > 1u << 30)
+			return -1;
+		s->block_size = v;
+		return 0;
+	}
+	return -1;
+}
+
+/* --config first, then what the command line set on top of it. */
+static int settle_config(struct bench_args *a)
+{
+	struct swapio_config *c = &a->o.cfg;
+	int ret;
+
+	if (a->config) {
+		ret = swapio_config_load(a->config, c);
+		if (ret)
+			return tool_fail(a->config, ret);
+	}
+	if (a->set.block_size)
+		c->block_size = a->set.block_size;
+	if (a->set.queue_depth)
+		c->queue_depth = a->set.queue_depth;
+	if (a->set.threads)
+		c->threads = a->set.threads;
+	if (a->engine >= 0)
+		c->engine = (uint32_t)a->engine;
+	if (a->direct == 1)
+		c->flags &= ~SWAPIO_CFG_BUFFERED;
+	else if (a->direct == 0)
+		c->flags |= SWAPIO_CFG_BUFFERED;
+	return 0;
+}
+
+static int parse_args(struct bench_args *a, int argc, char **argv)
+{
+	int c;
+
+	memset(a, 0, sizeof(*a));
+	a->engine = a->direct = -1;
+	a->o.modes = BENCH_WRITE | BENCH_READ;
+	opterr = 0;	/* our own messages, not getopt's */
+	optind = 0;	/* glibc: restart the scan */
+	while ((c = getopt_long(argc, argv, "f:s:e:b:q:t:m:l:c:h", long_opts,
+				NULL)) != -1) {
+		if (c == '?' || c == ':')
+			return tool_usage_error("bench", usage,
+				"bad option or missing value: %s",
+				argv[optind - 1]);
+		if (parse_opt(a, c, optarg))
+			return tool_usage_error("bench", usage,
+				"bad value for --%s: '%s'",
+				tool_option_name(long_opts, c), optarg);
+	}
+	if (a->help)
+		return 0;
+	if (optind < argc)
+		return tool_usage_error("bench", usage,
+					"unexpected argument: %s",
+					argv[optind]);
+	if (!a->o.path)
+		return tool_usage_error("bench", usage, "--file is required");
+	return 0;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+	struct bench_result r;
+	struct bench_args a;
+	int rc;
+
+	rc = parse_args(&a, argc, argv);
+	if (rc)
+		return rc;
+	if (a.help) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	rc = settle_config(&a);
+	if (rc)
+		return rc;
+	rc = bench_run(&a.o, &r);
+	if (rc)
+		return rc;
+	if (a.json) {
+		bench_print_json(stdout, &r);
+		putchar('\n');
+	} else {
+		print_text(&a.o, &r);
+	}
+	return fflush(stdout) ? tool_fail("stdout", -errno) : 0;
+}

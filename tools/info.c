@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * swapio info: what this machine offers swapio, and why not where it
+ * does not: engines, the filesystem and direct-I/O alignment of a path,
+ * and the memory limits that decide pinning and huge pages.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <linux/magic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "swapio.h"
+#include "cmd.h"
+
+#define PROBE_BYTES	(1u << 20)
+
+static const char usage[] =
+"usage: swapio info [PATH]\n"
+"\n"
+"Print the library version, which I/O engines can run here (and why not),\n"
+"the memory-lock limit and huge-page settings. With PATH (a directory or\n"
+"a file): its filesystem, whether O_DIRECT works there and the alignment\n"
+"it needs. For a directory a temporary file is written, read back and\n"
+"removed.\n"
+"\n"
+"  -h, --help    this help\n";
+
+/* ------------------------------------------------------------------ */
+/* Small readers of /proc and /sys                                     */
+/* ------------------------------------------------------------------ */
+
+/* The first line of @path without its newline; false if unreadable. */
+static bool read_line(const char *path, char *buf, size_t n)
+{
+	FILE *fp = fopen(path, "re");
+	bool ok;
+
+	if (!fp)
+		return false;
+	ok = fgets(buf, (int)n, fp) != NULL;
+	fclose(fp);
+	if (ok)
+		buf[strcspn(buf, "\n")] = '\0';
+	return ok;
+}
+
+static long long read_ll(const char *path)
+{
+	char buf[64];
+
+	return read_line(path, buf, sizeof(buf)) ? atoll(buf) : -1;
+}
+
+/* "always [madvise] never" -> "madvise". */
+static const char *bracketed(char *s)
+{
+	char *open = strchr(s, '['), *close;
+
+	if (!open || !(close = strchr(open, ']')))
+		return s;
+	*close = '\0';
+	return open + 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Engines                                                             */
+/* ------------------------------------------------------------------ */
+
+/* kernel.io_uring_disabled: 0 all, 1 privileged or io_uring_group, 2 none. */
+static void uring_hint(int err)
+{
+	long long dis = read_ll("/proc/sys/kernel/io_uring_disabled");
+
+	if (dis == 1)
+		printf("             kernel.io_uring_disabled = 1: only "
+		       "CAP_SYS_ADMIN or kernel.io_uring_group may use it\n");
+	else if (dis == 2)
+		printf("             kernel.io_uring_disabled = 2: disabled "
+		       "for everyone\n");
+	else if (err == -EPERM || err == -ENOSYS)
+		printf("             a seccomp filter (container runtime?) "
+		       "may block io_uring_setup\n");
+}
+
+static void aio_hint(void)
+{
+	long long nr = read_ll("/proc/sys/fs/aio-nr");
+	long long max = read_ll("/proc/sys/fs/aio-max-nr");
+
+	if (nr >= 0 && max > 0)
+		printf("             fs.aio-nr = %lld of fs.aio-max-nr = %lld "
+		       "event slots in use system-wide%s\n", nr, max,
+		       nr >= max ? ": raise fs.aio-max-nr" : "");
+}
+
+static void print_engine(unsigned int e)
+{
+	int ret = swapio_engine_probe(e);
+
+	printf("  %-9s  %s%s\n", swapio_engine_name(e),
+	       ret ? "unavailable: " : "available",
+	       ret ? (ret == -EOPNOTSUPP ? "not built in" :
+		      swapio_strerror(ret)) : "");
+	if (e == SWAPIO_ENGINE_URING)
+		uring_hint(ret);
+	else if (e == SWAPIO_ENGINE_AIO)
+		aio_hint();
+}
+
+static void print_engines(swapio_handle *h)
+{
+	printf("engines:\n");
+	for (unsigned int e = SWAPIO_ENGINE_URING; e <= SWAPIO_ENGINE_THREADS;
+	     e++)
+		print_engine(e);
+	if (h)
+		printf("  %-9s  %s (%s)\n", "auto", swapio_handle_engine(h),
+		       swapio_handle_engine_note(h));
+}
+
+/* ------------------------------------------------------------------ */
+/* A path: filesystem, O_DIRECT, alignment                             */
+/* ------------------------------------------------------------------ */
+
+static const char *fs_name(long type)
+{
+	static const struct {
+		unsigned long magic;
+		const char *name;
+	} names[] = {
+		{ EXT4_SUPER_MAGIC, "ext2/ext3/ext4" },
+		{ XFS_SUPER_MAGIC, "xfs" },
+		{ BTRFS_SUPER_MAGIC, "btrfs" },
+		{ TMPFS_MAGIC, "tmpfs" },
+		{ RAMFS_MAGIC, "ramfs" },
+		{ F2FS_SUPER_MAGIC, "f2fs" },
+		{ OVERLAYFS_SUPER_MAGIC, "overlayfs" },
+		{ FUSE_SUPER_MAGIC, "fuse" },
+		{ NFS_SUPER_MAGIC, "nfs" },
+		{ CIFS_SUPER_MAGIC, "cifs" },
+		{ SMB2_SUPER_MAGIC, "smb2" },
+		{ SQUASHFS_MAGIC, "squashfs" },
+		{ 0x2fc12fc1, "zfs" },
+		{ 0x00c36400, "ceph" },
+		{ 0x47504653, "gpfs" },
+		{ 0x0bd00bd0, "lustre" },
+		{ 0x01021997, "v9fs" },
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i].magic == (unsigned long)type)
+			return names[i].name;
+	return NULL;
+}
+
+/* Move PROBE_BYTES through @f, aligned, and say whether it came back. */
+static void probe_transfer(swapio_handle *h, swapio_file *f, bool write)
+{
+	void *out = NULL, *in = NULL;
+	ssize_t n = -ENOMEM;
+
+	if (swapio_buf_alloc(PROBE_BYTES, 0, &out) ||
+	    swapio_buf_alloc(PROBE_BYTES, 0, &in))
+		goto out;
+	memset(out, 0xa5, PROBE_BYTES);
+	n = write ? swapio_pwrite(h, f, out, PROBE_BYTES, 0) : 0;
+	if (n >= 0)
+		n = swapio_pread(h, f, in, PROBE_BYTES, 0);
+	if (n >= 0 && write && memcmp(in, out, PROBE_BYTES))
+		n = -EIO;
+out:
+	if (n < 0)
+		printf("  transfer     failed: %s\n", swapio_strerror((int)n));
+	else
+		printf("  transfer     ok (%zd bytes %s)\n", n,
+		       write ? "written and read back" : "read");
+	swapio_buf_free(out, PROBE_BYTES);
+	swapio_buf_free(in, PROBE_BYTES);
+}
+
+/* A fresh file in @dir, removed at once: it lives while it is open. */
+static int open_in_dir(swapio_handle *h, const char *dir, swapio_file **f)
+{
+	char *name;
+	int fd, ret;
+
+	if (asprintf(&name, "%s/.swapio-info-XXXXXX", dir) < 0)
+		return -ENOMEM;
+	fd = mkstemp(name);
+	if (fd < 0) {
+		ret = -errno;
+		free(name);
+		return ret;
+	}
+	close(fd);
+	ret = swapio_file_open(h, name, SWAPIO_O_READ | SWAPIO_O_WRITE, f);
+	unlink(name);
+	free(name);
+	return ret;
+}
+
+static void print_fs(const char *path, const struct statfs *sf)
+{
+	const char *name = fs_name(sf->f_type);
+
+	printf("path %s:\n", path);
+	if (name)
+		printf("  filesystem   %s\n", name);
+	else
+		printf("  filesystem   unknown (f_type 0x%lx)\n",
+		       (unsigned long)sf->f_type);
+	printf("  free         %.1f GiB\n",
+	       (double)sf->f_bavail * (double)sf->f_bsize / (1 << 30));
+}
+
+static int print_path(swapio_handle *h, const char *path)
+{
+	struct statfs sf;
+	struct stat st;
+	swapio_file *f;
+	uint32_t mem, off;
+	bool dir;
+	int ret;
+
+	if (stat(path, &st) || statfs(path, &sf))
+		return tool_fail(path, -errno);
+	dir = S_ISDIR(st.st_mode);
+	print_fs(path, &sf);
+	ret = dir ? open_in_dir(h, path, &f) :
+	      swapio_file_open(h, path, SWAPIO_O_READ, &f);
+	if (ret)
+		return tool_fail(path, ret);
+	swapio_file_alignment(f, &mem, &off);
+	printf("  O_DIRECT     %s\n", swapio_file_direct(f) ? "yes" :
+	       "no: the filesystem refused it; swapio uses the page cache");
+	if (swapio_file_direct(f))
+		printf("  alignment    memory %u, offset and length %u bytes\n",
+		       mem, off);
+	if (dir || st.st_size >= PROBE_BYTES)
+		probe_transfer(h, f, dir);
+	swapio_file_close(f);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Memory                                                              */
+/* ------------------------------------------------------------------ */
+
+static void print_limit(const char *label, rlim_t v)
+{
+	if (v == RLIM_INFINITY)
+		printf("%s unlimited", label);
+	else
+		printf("%s %llu KiB", label, (unsigned long long)v >> 10);
+}
+
+static void print_memory(void)
+{
+	struct rlimit rl;
+	char thp[128];
+	long long nr;
+
+	printf("memory:\n");
+	if (!getrlimit(RLIMIT_MEMLOCK, &rl)) {
+		print_limit("  memlock     ", rl.rlim_cur);
+		print_limit(" (hard", rl.rlim_max);
+		printf("): buffers beyond it are not pinned\n");
+	}
+	if (read_line("/sys/kernel/mm/transparent_hugepage/enabled", thp,
+		      sizeof(thp)))
+		printf("  THP          %s (%s)\n", bracketed(thp),
+		       "SWAPIO_BUF_HUGE asks for it with madvise");
+	else
+		printf("  THP          not available\n");
+	nr = read_ll("/proc/sys/vm/nr_hugepages");
+	if (nr >= 0)
+		printf("  hugetlb      nr_hugepages = %lld\n", nr);
+}
+
+int cmd_info(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+	};
+	struct swapio_config cfg = { 0 };
+	swapio_handle *h = NULL;
+	unsigned int v = swapio_version();
+	int c, rc = 0, ret;
+
+	opterr = 0;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c != 'h')
+			return tool_usage_error("info", usage, "bad option: %s",
+						argv[optind - 1]);
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (argc - optind > 1)
+		return tool_usage_error("info", usage, "one PATH at most");
+
+	printf("swapio %u.%u.%u\n", v / 10000, v / 100 % 100, v % 100);
+	ret = swapio_handle_create(&cfg, &h);
+	print_engines(h);
+	if (ret)
+		rc = tool_fail("auto engine", ret);
+	if (h && optind < argc)
+		rc = print_path(h, argv[optind]) ? 1 : rc;
+	print_memory();
+	swapio_handle_destroy(h);
+	return rc;
+}
