@@ -29,7 +29,9 @@ struct swapio_engine_ops {
 	int  (*init)(struct swapio_worker *w);
 	/* Tear down. Nothing is in flight. */
 	void (*exit)(struct swapio_worker *w);
-	/* Stage one request; the core never stages more than queue_depth. */
+	/* Stage one request; the core never stages more than queue_depth.
+	 * Reads the request's fd, buffer, offset and length now, not later:
+	 * the fault engine trims a request around this call. */
 	void (*queue)(struct swapio_worker *w, struct swapio_req *rq);
 	/* Hand every staged request to the kernel. 0 or -errno. */
 	int  (*submit)(struct swapio_worker *w);
@@ -50,6 +52,28 @@ extern const struct swapio_engine_ops swapio__engine_threads;
 /* engine.c */
 const struct swapio_engine_ops *swapio__engine_get(unsigned int id);
 int swapio__engine_check(const struct swapio_engine_ops *ops);
+
+/*
+ * engine_fault.c: fault injection for tests, switched on per handle by the
+ * environment variable SWAPIO_FAULT (grammar in docs/RELIABILITY.md).
+ *
+ * swapio__fault_wrap() is called once per engine tried, before its
+ * workers start. With SWAPIO_FAULT unset or empty it leaves *@e alone and
+ * the handle runs the real table, so the hot path never sees this file.
+ * Otherwise *@e becomes a table that forwards to the real one and injects
+ * the faults asked for. Returns 0, or -EINVAL for a bad spec, -ENOMEM.
+ * swapio__fault_unwrap() drops the reference the wrap itself held; each
+ * worker that set up holds its own until ->exit(). It accepts any table.
+ */
+int swapio__fault_wrap(const swapio_handle *h,
+		       const struct swapio_engine_ops **e);
+void swapio__fault_unwrap(const struct swapio_engine_ops *e);
+
+/* Parse @spec into nothing: 0 if valid, else -EINVAL. For tests. */
+int swapio__fault_check(const char *spec);
+
+/* Faults injected so far on @h, or -1 if it runs without the wrapper. */
+int64_t swapio__fault_injected(const swapio_handle *h);
 
 /* Count one system call made for I/O. */
 static inline void swapio__count_syscall(struct swapio_worker *w)

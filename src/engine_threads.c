@@ -17,10 +17,17 @@
 
 #define POOL_MAX	32
 
-/* Per-request engine state, kept in swapio_req.priv. */
+/*
+ * Per-request engine state, kept in swapio_req.priv. The transfer is
+ * copied here at ->queue(), as the other engines copy it into an SQE or an
+ * iocb: the pool must not read the request while the core owns it.
+ */
 struct thr_req {
 	struct swapio_req	*next;
 	ssize_t			res;
+	void			*buf;
+	size_t			len;
+	uint64_t		off;
 };
 
 _Static_assert(sizeof(struct thr_req) <= sizeof(((struct swapio_req *)0)->priv),
@@ -71,10 +78,10 @@ static void *thr_main(void *arg)
 
 		swapio__count_syscall(t->w);
 		res = rq->write ?
-			pwrite(rq->fd, swapio__req_buf(rq), swapio__req_len(rq),
-			       (off_t)swapio__req_off(rq)) :
-			pread(rq->fd, swapio__req_buf(rq), swapio__req_len(rq),
-			      (off_t)swapio__req_off(rq));
+			pwrite(rq->fd, tr(rq)->buf, tr(rq)->len,
+			       (off_t)tr(rq)->off) :
+			pread(rq->fd, tr(rq)->buf, tr(rq)->len,
+			      (off_t)tr(rq)->off);
 		tr(rq)->res = res < 0 ? -errno : res;
 
 		pthread_mutex_lock(&t->lock);
@@ -139,6 +146,9 @@ static void thr_queue(struct swapio_worker *w, struct swapio_req *rq)
 	struct thr_ctx *t = w->engine_data;
 
 	tr(rq)->next = NULL;
+	tr(rq)->buf = swapio__req_buf(rq);
+	tr(rq)->len = swapio__req_len(rq);
+	tr(rq)->off = swapio__req_off(rq);
 	if (t->staged_tail)
 		tr(t->staged_tail)->next = rq;
 	else

@@ -421,7 +421,10 @@ static int engine_try(swapio_handle *h, unsigned int id)
 	if (!ret)
 		ret = swapio_engine_probe(id);
 	if (!ret)
+		ret = swapio__fault_wrap(h, &e);	/* SWAPIO_FAULT, tests */
+	if (!ret)
 		ret = workers_start(h, e);
+	swapio__fault_unwrap(e);	/* running workers keep their own ref */
 	if (!ret)
 		h->cfg.engine = id;
 	return ret;

@@ -1,0 +1,7 @@
+# Reliability: injected faults (SWAPIO_FAULT, src/engine_fault.c), engine
+# fallbacks, bad input to every public function, several processes, the
+# soak and the fuzzers. docs/RELIABILITY.md says what each one proves.
+# Names are chosen so that ctest -R 'fault|crash|soak|enospc|fuzz' picks
+# the fault, soak and fuzz tests (crash and enospc are the store's).
+swapio_add_test(NAME fault SOURCES test_fault.c PER_ENGINE LABELS tsan
+                TIMEOUT 120)
