@@ -39,9 +39,10 @@ int main(int argc, char **argv)
 {
 	const char *name = argc > 1 ? argv[1] : NULL;
 	unsigned int v = swapio_version();
-	char *help[] = { NULL, "--help", NULL };
+	char *help[] = { argv[0], NULL, "--help", NULL };
 
-	if (name && (!strcmp(name, "--help") || !strcmp(name, "-h"))) {
+	if (name && (!strcmp(name, "--help") || !strcmp(name, "-h") ||
+		     (!strcmp(name, "help") && argc == 2))) {
 		usage(stdout);
 		return 0;
 	}
@@ -51,9 +52,9 @@ int main(int argc, char **argv)
 	}
 	/* "swapio help bench" is "swapio bench --help". */
 	if (name && !strcmp(name, "help") && argc == 3) {
-		help[0] = argv[2];
-		argc = 2;
-		argv = help - 1;
+		help[1] = argv[2];
+		argc = 3;
+		argv = help;
 		name = argv[1];
 	}
 	for (size_t i = 0; name && i < NR_CMDS; i++)

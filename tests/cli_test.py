@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Tests of the swapio command, run by ctest: cli_test.py SWAPIO CASE.
+
+Exit 0 to pass, 1 to fail, 77 to skip (an engine that cannot run here).
+Files live in a fresh directory under SWAPIO_TEST_DIR (default /tmp),
+removed at the end.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+SKIP = 77
+SMALL = "16M"
+
+
+class Fail(Exception):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+def run(*args, expect=0):
+    """Run swapio with args; check its exit code; return (stdout, stderr)."""
+    p = subprocess.run([SWAPIO, *args], capture_output=True, text=True,
+                       timeout=60)
+    if p.returncode != expect:
+        raise Fail(f"swapio {' '.join(args)}: exit {p.returncode}, "
+                   f"expected {expect}\nstdout: {p.stdout}\n"
+                   f"stderr: {p.stderr}")
+    return p.stdout, p.stderr
+
+
+def check(cond, what):
+    if not cond:
+        raise Fail(what)
+
+
+def usage_error(*args):
+    out, err = run(*args, expect=2)
+    check("usage:" in err, f"{args}: no usage on stderr: {err!r}")
+    check(out == "", f"{args}: usage error wrote to stdout: {out!r}")
+
+
+def runtime_error(*args, says):
+    _, err = run(*args, expect=1)
+    check(err.startswith("swapio: "), f"{args}: stderr {err!r}")
+    check(says in err, f"{args}: {says!r} not in {err!r}")
+
+
+def case_usage(d):
+    out, _ = run("--help")
+    check("bench" in out and "sweep" in out and "info" in out, out)
+    for cmd in ("bench", "sweep", "info", "demo"):
+        check(cmd in out, f"--help does not list {cmd}")
+    for cmd in ("bench", "sweep", "info"):
+        out, _ = run(cmd, "--help")
+        check(out.startswith(f"usage: swapio {cmd}"), out)
+        check(run("help", cmd)[0] == out, f"help {cmd} differs")
+    check(run("--version")[0].startswith("swapio 0."), "version")
+    f = os.path.join(d, "f")
+    usage_error()
+    usage_error("frobnicate")
+    usage_error("bench")
+    usage_error("bench", "--file")
+    usage_error("bench", "--bogus", "--file", f)
+    usage_error("bench", "-f", f, "--size", "12Q")
+    usage_error("bench", "-f", f, "--size", "0")
+    usage_error("bench", "-f", f, "--size", "-1G")
+    usage_error("bench", "-f", f, "--engine", "spdk")
+    usage_error("bench", "-f", f, "--queue-depth", "0")
+    usage_error("bench", "-f", f, "--queue-depth", "4097")
+    usage_error("bench", "-f", f, "--threads", "65")
+    usage_error("bench", "-f", f, "--block-size", "1000")
+    usage_error("bench", "-f", f, "--block-size", "2G")
+    usage_error("bench", "-f", f, "--mode", "sideways")
+    usage_error("bench", "-f", f, "--loops", "0")
+    usage_error("bench", "-f", f, "extra")
+    usage_error("sweep")
+    usage_error("sweep", "-f", f, "--block-sizes", "1M,,8M")
+    usage_error("sweep", "-f", f, "--block-sizes", "1M,")
+    usage_error("sweep", "-f", f, "--queue-depths", "1,x")
+    usage_error("sweep", "-f", f, "--engines", "uring,bogus")
+    usage_error("info", d, d)
+    usage_error("info", "--bogus")
+    check(not os.path.exists(f), "a usage error created the file")
+
+
+def case_errors(d):
+    missing = os.path.join(d, "missing")
+    runtime_error("bench", "-f", missing, "--mode", "read",
+                  says=f"swapio: {missing}: No such file or directory")
+    runtime_error("bench", "-f", os.path.join(missing, "f"),
+                  "--size", SMALL, says="No such file or directory")
+    runtime_error("bench", "-f", d, "--size", SMALL, says="Is a directory")
+    runtime_error("bench", "-f", os.path.join(d, "f"), "--config", missing,
+                  says=f"swapio: {missing}: No such file or directory")
+    bad = os.path.join(d, "bad.conf")
+    with open(bad, "w") as fp:
+        fp.write("block_size = 1M\nturbo = on\n")
+    runtime_error("bench", "-f", os.path.join(d, "f"), "--config", bad,
+                  says=f"swapio: {bad}: Invalid argument")
+    small = os.path.join(d, "small")
+    with open(small, "wb") as fp:
+        fp.write(os.urandom(8192))
+    runtime_error("bench", "-f", small, "--mode", "read", "--size", "1M",
+                  says="fewer than --size")
+    runtime_error("info", missing, says="No such file or directory")
+    check(sorted(os.listdir(d)) == ["bad.conf", "small"],
+          f"left behind: {os.listdir(d)}")
+
+
+PHASE_FIELDS = ("gbps", "cpu_s_per_gb", "syscalls_per_gb", "p50_us", "p99_us")
+
+
+def check_phase(ph, name):
+    check(isinstance(ph, dict), f"{name}: {ph!r}")
+    for k in PHASE_FIELDS:
+        check(isinstance(ph.get(k), (int, float)), f"{name}.{k}: {ph!r}")
+    check(ph["gbps"] > 0 and ph["cpu_s_per_gb"] >= 0, f"{name}: {ph!r}")
+    check(ph["p99_us"] >= ph["p50_us"] > 0, f"{name} latency: {ph!r}")
+    check(ph["syscalls_per_gb"] > 0, f"{name} syscalls: {ph!r}")
+
+
+def case_json(d):
+    f = os.path.join(d, "f")
+    out, _ = run("bench", "-f", f, "-s", SMALL, "-b", "256K", "-q", "4",
+                 "-t", "2", "--json")
+    r = json.loads(out)
+    check(r["engine"] in ("uring", "aio", "threads"), r)
+    check(isinstance(r["engine_note"], str), r)
+    check(r["block_size"] == 256 << 10 and r["queue_depth"] == 4, r)
+    check(r["threads"] == 2 and r["size"] == 16 << 20, r)
+    check(r["direct"] is True, f"O_DIRECT expected under {d}: {r}")
+    for ph in ("write", "read"):
+        check_phase(r[ph], ph)
+        check(r[ph]["bytes"] == 16 << 20, r[ph])
+    check(not os.path.exists(f), "bench left its file behind")
+
+    out, _ = run("bench", "-f", f, "-s", SMALL, "--mode", "write", "--keep",
+                 "--no-direct", "--loops", "2", "--json")
+    r = json.loads(out)
+    check(r["read"] is None and r["direct"] is False, r)
+    check(r["write"]["bytes"] == 32 << 20, r)
+    check(os.path.getsize(f) == 16 << 20, "--keep did not keep the file")
+    out, _ = run("bench", "-f", f, "--mode", "read", "--json")
+    r = json.loads(out)
+    check(r["write"] is None and r["size"] == 16 << 20, r)
+    check(os.path.exists(f), "bench removed a file it did not create")
+
+
+def case_verify(d, engine):
+    f = os.path.join(d, "f")
+    p = subprocess.run([SWAPIO, "bench", "-f", f, "-s", SMALL, "-e", engine,
+                        "-b", "128K", "-q", "8", "--verify"],
+                       capture_output=True, text=True, timeout=60)
+    if p.returncode == 1 and f"engine {engine}:" in p.stderr:
+        raise Skip(p.stderr.strip())
+    check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
+    check(f"engine {engine}" in p.stdout, p.stdout)
+    check("every byte read matched" in p.stdout, p.stdout)
+    check(not os.path.exists(f), "bench left its file behind")
+
+
+def case_verify_corrupt(d):
+    f = os.path.join(d, "f")
+    run("bench", "-f", f, "-s", SMALL, "--mode", "write", "--verify",
+        "--keep")
+    run("bench", "-f", f, "--mode", "read", "--verify")
+    with open(f, "r+b") as fp:
+        fp.seek(5_000_003)
+        old = fp.read(1)
+        fp.seek(5_000_003)
+        fp.write(bytes([old[0] ^ 0xff]))
+    runtime_error("bench", "-f", f, "--mode", "read", "--verify",
+                  says="mismatch at byte 5000003")
+
+
+def case_sweep(d):
+    f = os.path.join(d, "f")
+    conf = os.path.join(d, "best.conf")
+    out, _ = run("sweep", "-f", f, "-s", SMALL, "-b", "128K,1M",
+                 "-q", "1,8", "-t", "1", "--save", conf)
+    check(out.count("\n") >= 8 and "best write:" in out
+          and "best read:" in out, out)
+    check(not os.path.exists(f), "sweep left its file behind")
+    saved = {}
+    with open(conf) as fp:
+        for line in fp:
+            line = line.split("#")[0].strip()
+            if line:
+                k, v = (x.strip() for x in line.split("=", 1))
+                saved[k] = v
+    check(saved["block_size"] in ("128K", "1M"), saved)
+    check(saved["queue_depth"] in ("1", "8") and saved["threads"] == "1",
+          saved)
+    check(saved["engine"] in ("uring", "aio", "threads"), saved)
+
+    out, _ = run("bench", "-f", f, "-s", SMALL, "--config", conf, "--json")
+    r = json.loads(out)
+    bs = {"128K": 128 << 10, "1M": 1 << 20}[saved["block_size"]]
+    check(r["block_size"] == bs, r)
+    check(r["queue_depth"] == int(saved["queue_depth"]), r)
+    check(r["engine"] == saved["engine"], r)
+    out, _ = run("bench", "-f", f, "-s", SMALL, "--config", conf, "-q", "3",
+                 "--json")
+    check(json.loads(out)["queue_depth"] == 3, "option did not override")
+
+    out, _ = run("sweep", "-f", f, "-s", SMALL, "-b", "1M", "-q", "4",
+                 "-t", "1,2", "-e", "threads", "--json")
+    r = json.loads(out)
+    check(len(r["points"]) == 2 and r["saved"] is None, r)
+    check([p["threads"] for p in r["points"]] == [1, 2], r)
+    for k in ("best", "best_read", "best_write"):
+        check(0 <= r[k]["index"] < 2 and r[k]["gbps"] > 0, r)
+    check(os.listdir(d) == ["best.conf"], f"left behind: {os.listdir(d)}")
+
+
+def case_info(d):
+    out, _ = run("info", d)
+    for want in ("swapio 0.", "uring", "aio", "threads", "auto",
+                 "filesystem", "O_DIRECT", "memlock", "THP"):
+        check(want in out, f"info: no {want!r} in\n{out}")
+    check("transfer     ok" in out, out)
+    check(os.listdir(d) == [], f"info left behind: {os.listdir(d)}")
+    f = os.path.join(d, "f")
+    with open(f, "wb") as fp:
+        fp.write(os.urandom(2 << 20))
+    out, _ = run("info", f)
+    check("filesystem" in out and "transfer     ok" in out, out)
+    out, _ = run("info")
+    check("engines:" in out and "filesystem" not in out, out)
+
+
+CASES = {
+    "usage": case_usage,
+    "errors": case_errors,
+    "json": case_json,
+    "verify.uring": lambda d: case_verify(d, "uring"),
+    "verify.aio": lambda d: case_verify(d, "aio"),
+    "verify.threads": lambda d: case_verify(d, "threads"),
+    "verify_corrupt": case_verify_corrupt,
+    "sweep": case_sweep,
+    "info": case_info,
+}
+
+
+def main():
+    global SWAPIO
+    if len(sys.argv) != 3 or sys.argv[2] not in CASES:
+        print(f"usage: {sys.argv[0]} SWAPIO {{{','.join(CASES)}}}",
+              file=sys.stderr)
+        return 2
+    SWAPIO = sys.argv[1]
+    base = os.environ.get("SWAPIO_TEST_DIR", "/tmp")
+    d = tempfile.mkdtemp(prefix="swapio-cli-", dir=base)
+    try:
+        CASES[sys.argv[2]](d)
+    except Skip as e:
+        print(f"SKIP: {e}", file=sys.stderr)
+        return SKIP
+    except (Fail, json.JSONDecodeError, KeyError) as e:
+        print(f"FAIL: {e!r}" if not isinstance(e, Fail) else f"FAIL: {e}",
+              file=sys.stderr)
+        return 1
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
