@@ -158,4 +158,100 @@ static inline swapio_handle *t_handle(struct swapio_config cfg)
 	return h;
 }
 
+/* ------------------------------------------------------------------ */
+/* Files and memory, checked with plain system calls                   */
+/* ------------------------------------------------------------------ */
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+/* "@dir/@name" in fresh malloc memory. */
+static inline char *t_path(const char *dir, const char *name)
+{
+	char *path;
+
+	if (asprintf(&path, "%s/%s", dir, name) < 0)
+		t_die("asprintf failed");
+	return path;
+}
+
+/* The whole file at @path through read(2), in fresh malloc memory. */
+static inline unsigned char *t_read_file(const char *path, size_t *size)
+{
+	unsigned char *buf;
+	struct stat st;
+	size_t done = 0;
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st))
+		t_die("%s: %s", path, strerror(errno));
+	buf = t_malloc((size_t)st.st_size);
+	while (done < (size_t)st.st_size) {
+		n = pread(fd, buf + done, (size_t)st.st_size - done,
+			  (off_t)done);
+		if (n <= 0)
+			t_die("read %s: %s", path, n ? strerror(errno) : "EOF");
+		done += (size_t)n;
+	}
+	close(fd);
+	*size = done;
+	return buf;
+}
+
+/* Create or replace @path with @n bytes of @buf through write(2). */
+static inline void t_write_file(const char *path, const void *buf, size_t n)
+{
+	const unsigned char *p = buf;
+	size_t done = 0;
+	ssize_t w;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		t_die("%s: %s", path, strerror(errno));
+	while (done < n) {
+		w = write(fd, p + done, n - done);
+		if (w <= 0)
+			t_die("write %s: %s", path, strerror(errno));
+		done += (size_t)w;
+	}
+	if (close(fd))
+		t_die("close %s: %s", path, strerror(errno));
+}
+
+/* Index of the first byte where @a and @b differ, or SIZE_MAX if none. */
+static inline size_t t_first_diff(const void *a, const void *b, size_t n)
+{
+	const unsigned char *x = a, *y = b;
+
+	if (!memcmp(a, b, n))
+		return SIZE_MAX;
+	for (size_t i = 0;; i++)
+		if (x[i] != y[i])
+			return i;
+}
+
+/* Index of the first nonzero byte of @p, or SIZE_MAX if all are zero. */
+static inline size_t t_first_nonzero(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return i;
+	return SIZE_MAX;
+}
+
+/* @n bytes (plus @slack) at a page boundary; release with free(). */
+static inline unsigned char *t_page_alloc(size_t n, size_t slack)
+{
+	void *p;
+
+	if (posix_memalign(&p, 4096, n + slack ? n + slack : 1))
+		t_die("out of memory (%zu bytes)", n + slack);
+	return p;
+}
+
 #endif /* SWAPIO_TESTING_H */

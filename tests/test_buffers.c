@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * swapio_buf_alloc(): page alignment, zero fill, locking (checked in
+ * /proc/self/status), huge-page advice, argument errors, SWAPIO_EMEMLOCK
+ * when RLIMIT_MEMLOCK forbids the lock, and I/O through such buffers with
+ * the engine under test.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+#include "testing.h"
+
+#define KiB		1024u
+#define MiB		(1024u * 1024u)
+
+static int not_null_target;
+#define NOT_NULL	((void *)&not_null_target)
+
+/* VmLck of this process in KiB, from /proc/self/status. */
+static long locked_kib(void)
+{
+	char line[256];
+	long kib = -1;
+	FILE *fp = fopen("/proc/self/status", "re");
+
+	if (!fp)
+		t_die("/proc/self/status: %s", strerror(errno));
+	while (fgets(line, sizeof(line), fp))
+		if (sscanf(line, "VmLck: %ld kB", &kib) == 1)
+			break;
+	fclose(fp);
+	if (kib < 0)
+		t_die("no VmLck in /proc/self/status");
+	return kib;
+}
+
+static void check_buffer(void *p, size_t size)
+{
+	const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+
+	assert_non_null(p);
+	assert_int_equal((uintptr_t)p % page, 0);
+	assert_int_equal(t_first_nonzero(p, size), SIZE_MAX);
+	/* Every byte is ours to write. */
+	memset(p, 0xa5, size);
+}
+
+static void aligned_and_zeroed(void **state)
+{
+	static const size_t sizes[] = {
+		1, 4095, 4096, 4097, 1 * MiB + 1, 8 * MiB,
+	};
+	static const unsigned int flags[] = { 0, SWAPIO_BUF_HUGE };
+	void *a, *b;
+
+	(void)state;
+	for (size_t f = 0; f < T_ARRAY_SIZE(flags); f++) {
+		for (size_t i = 0; i < T_ARRAY_SIZE(sizes); i++) {
+			a = b = NULL;
+			assert_int_equal(swapio_buf_alloc(sizes[i], flags[f],
+							  &a), 0);
+			check_buffer(a, sizes[i]);
+			assert_int_equal(swapio_buf_alloc(sizes[i], flags[f],
+							  &b), 0);
+			check_buffer(b, sizes[i]);
+			/* Two live buffers never overlap. */
+			assert_true((char *)a + sizes[i] <= (char *)b ||
+				    (char *)b + sizes[i] <= (char *)a);
+			swapio_buf_free(a, sizes[i]);
+			/* Memory handed back and taken again is zero again. */
+			assert_int_equal(swapio_buf_alloc(sizes[i], flags[f],
+							  &a), 0);
+			check_buffer(a, sizes[i]);
+			swapio_buf_free(a, sizes[i]);
+			swapio_buf_free(b, sizes[i]);
+		}
+	}
+}
+
+/* LOCKED pins the pages (VmLck grows by the size), free unpins them. */
+static void locked(void **state)
+{
+	static const unsigned int flags[] = {
+		SWAPIO_BUF_LOCKED, SWAPIO_BUF_LOCKED | SWAPIO_BUF_HUGE,
+	};
+	const size_t size = 4 * MiB + 1;
+	long before;
+	void *p;
+
+	(void)state;
+	if (geteuid() != 0) {
+		printf("SKIP: locking 4 MiB needs root here\n");
+		skip();
+	}
+	for (size_t f = 0; f < T_ARRAY_SIZE(flags); f++) {
+		before = locked_kib();
+		p = NULL;
+		assert_int_equal(swapio_buf_alloc(size, flags[f], &p), 0);
+		check_buffer(p, size);
+		assert_true(locked_kib() >= before + (long)(size / KiB));
+		swapio_buf_free(p, size);
+		assert_int_equal(locked_kib(), before);
+	}
+}
+
+static void invalid_arguments(void **state)
+{
+	void *p;
+
+	(void)state;
+	p = NOT_NULL;
+	assert_int_equal(swapio_buf_alloc(0, 0, &p), -EINVAL);
+	assert_null(p);
+	p = NOT_NULL;
+	assert_int_equal(swapio_buf_alloc(0, SWAPIO_BUF_LOCKED, &p), -EINVAL);
+	assert_null(p);
+	p = NOT_NULL;
+	assert_int_equal(swapio_buf_alloc(4096, 1u << 2, &p), -EINVAL);
+	assert_null(p);
+	p = NOT_NULL;
+	assert_int_equal(swapio_buf_alloc(4096, ~0u, &p), -EINVAL);
+	assert_null(p);
+	assert_int_equal(swapio_buf_alloc(4096, 0, NULL), -EINVAL);
+	/* More than the address space: -ENOMEM, nothing allocated. */
+	p = NOT_NULL;
+	assert_int_equal(swapio_buf_alloc(SIZE_MAX - 4095, 0, &p), -ENOMEM);
+	assert_null(p);
+	swapio_buf_free(NULL, 4096);
+}
+
+/*
+ * In a child limited to 64 KiB of locked memory and without privileges:
+ * a 1 MiB locked buffer is refused with SWAPIO_EMEMLOCK and nothing stays
+ * allocated or locked, while what fits under the limit is locked, and
+ * unlocked buffers are unaffected. Returns a bitmask of failed checks.
+ */
+static int lock_refused_child(void)
+{
+	const struct rlimit lim = { 64 * KiB, 64 * KiB };
+	long before;
+	void *p = NOT_NULL;
+	int bad = 0;
+
+	if (setrlimit(RLIMIT_MEMLOCK, &lim))
+		return 64;
+	if (geteuid() == 0 && (setgid(65534) || setuid(65534)))
+		return 65;
+	before = locked_kib();
+	if (swapio_buf_alloc(1 * MiB, SWAPIO_BUF_LOCKED, &p) !=
+	    SWAPIO_EMEMLOCK)
+		bad |= 1;
+	if (p)
+		bad |= 2;
+	if (locked_kib() != before)
+		bad |= 4;
+	/* The refused buffer holds no share of the limit: 48 KiB fits. */
+	if (swapio_buf_alloc(48 * KiB, SWAPIO_BUF_LOCKED, &p) || !p ||
+	    locked_kib() < before + 48)
+		bad |= 8;
+	swapio_buf_free(p, 48 * KiB);
+	if (swapio_buf_alloc(1 * MiB, SWAPIO_BUF_HUGE, &p) || !p)
+		bad |= 16;
+	swapio_buf_free(p, 1 * MiB);
+	return bad;
+}
+
+static void lock_refused(void **state)
+{
+	int status;
+	pid_t pid;
+
+	(void)state;
+	if (geteuid() != 0) {
+		printf("SKIP: dropping privileges needs root\n");
+		skip();
+	}
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(lock_refused_child());
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* Locked, huge-page buffers carry I/O like any other memory. */
+static void io_through_buffers(void **state)
+{
+	const size_t n = 4 * MiB + 5;
+	const unsigned int flags = geteuid() == 0 ?
+				   SWAPIO_BUF_LOCKED | SWAPIO_BUF_HUGE :
+				   SWAPIO_BUF_HUGE;
+	struct swapio_config cfg = { .block_size = 256 * KiB, .threads = 2 };
+	char *dir = t_tmpdir(), *path = t_path(dir, "data");
+	unsigned char *src, *dst;
+	swapio_handle *h;
+	swapio_file *f;
+	void *a, *b;
+
+	(void)state;
+	assert_int_equal(swapio_buf_alloc(n, flags, &a), 0);
+	assert_int_equal(swapio_buf_alloc(n, flags, &b), 0);
+	src = a;
+	dst = b;
+	t_fill_random(src, n, 17);
+	h = t_handle(cfg);
+	assert_int_equal(swapio_file_open(h, path, SWAPIO_O_READ |
+					  SWAPIO_O_WRITE | SWAPIO_O_CREATE,
+					  &f), 0);
+	assert_int_equal(swapio_pwrite(h, f, src, n, 0), n);
+	assert_int_equal(swapio_pread(h, f, dst, n, 0), n);
+	assert_int_equal(t_first_diff(dst, src, n), SIZE_MAX);
+	assert_int_equal(swapio_file_close(f), 0);
+	swapio_handle_destroy(h);
+	swapio_buf_free(src, n);
+	swapio_buf_free(dst, n);
+	free(path);
+	t_rmdir(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(aligned_and_zeroed),
+		cmocka_unit_test(locked),
+		cmocka_unit_test(invalid_arguments),
+		cmocka_unit_test(lock_refused),
+		cmocka_unit_test(io_through_buffers),
+	};
+
+	t_engine();	/* exit 77 now if the engine cannot run here */
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
