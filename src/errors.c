@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <limits.h>
 #include <string.h>
 
 #include "internal.h"
@@ -18,6 +19,9 @@ const char *swapio_strerror(int err)
 	SWAPIO_OWN_ERRORS(X)
 #undef X
 	}
+	/* -INT_MIN does not exist; no errno comes near it anyway. */
+	if (err == INT_MIN)
+		return "unknown error";
 	msg = strerrordesc_np(-err);	/* glibc: static text, thread-safe */
 	return msg ? msg : "unknown error";
 }
