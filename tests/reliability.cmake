@@ -5,3 +5,9 @@
 # the fault, soak and fuzz tests (crash and enospc are the store's).
 swapio_add_test(NAME fault SOURCES test_fault.c PER_ENGINE LABELS tsan
                 TIMEOUT 120)
+swapio_add_test(NAME fault_spec SOURCES test_fault_spec.c PER_ENGINE
+                TIMEOUT 60)
+swapio_add_test(NAME fallback SOURCES test_fallback.c PER_ENGINE TIMEOUT 60)
+# The aio run lowers fs.aio-max-nr (system-wide) for a few milliseconds:
+# nothing else of this suite may create an aio context meanwhile.
+set_tests_properties(fallback.aio PROPERTIES RUN_SERIAL TRUE)
