@@ -143,9 +143,11 @@ def case_json(d):
     check(not os.path.exists(f), "bench left its file behind")
 
     out, _ = run("bench", "-f", f, "-s", SMALL, "--mode", "write", "--keep",
-                 "--no-direct", "--loops", "2", "--json")
+                 "--no-direct", "--loops", "2", "--no-pin", "--no-huge",
+                 "--json")
     r = json.loads(out)
     check(r["read"] is None and r["direct"] is False, r)
+    check(r["pinned"] is False and r["huge"] is False, r)
     check(r["write"]["bytes"] == 32 << 20, r)
     check(os.path.getsize(f) == 16 << 20, "--keep did not keep the file")
     out, _ = run("bench", "-f", f, "--mode", "read", "--json")

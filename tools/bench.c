@@ -183,11 +183,16 @@ static void window_size(struct bench_result *r)
 static int window_alloc(struct bench *b)
 {
 	struct bench_result *r = b->r;
-	unsigned int flags = SWAPIO_BUF_LOCKED | SWAPIO_BUF_HUGE;
+	unsigned int flags = 0;
 	int ret;
 
+	if (!b->o->no_pin)
+		flags |= SWAPIO_BUF_LOCKED;
+	if (!b->o->no_huge)
+		flags |= SWAPIO_BUF_HUGE;
 	window_size(r);
-	r->pinned = true;
+	r->pinned = !b->o->no_pin;
+	r->huge = !b->o->no_huge;
 	for (unsigned int i = 0; i < r->window; i++) {
 		ret = swapio_buf_alloc(r->chunk, flags, (void **)&b->bufs[i]);
 		if (ret == SWAPIO_EMEMLOCK) {

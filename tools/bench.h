@@ -23,6 +23,8 @@ struct bench_opts {
 	bool verify;			/* seeded pattern, read checked */
 	bool keep;			/* keep a file this run created */
 	bool quiet;			/* no progress line */
+	bool no_pin;			/* do not mlock the buffers */
+	bool no_huge;			/* do not ask for THP */
 };
 
 struct bench_phase {
@@ -39,6 +41,7 @@ struct bench_result {
 	struct swapio_config cfg;	/* in force, defaults filled */
 	bool direct;			/* the file really is O_DIRECT */
 	bool pinned;			/* buffers locked in memory */
+	bool huge;			/* buffers advised MADV_HUGEPAGE */
 	uint64_t size;
 	uint64_t chunk;			/* bytes per op */
 	unsigned int window;		/* ops in flight */

@@ -28,6 +28,8 @@ static const char usage[] =
 "  -l, --loops N           passes over the file per phase (default 1)\n"
 "      --verify            write a seeded pattern and check every byte read\n"
 "      --keep              keep the file\n"
+"      --no-pin            do not lock the buffers in memory\n"
+"      --no-huge           do not ask for transparent huge pages\n"
 "      --json              print one JSON object\n"
 "  -c, --config FILE       settings from a swapio config file (see sweep\n"
 "                          --save); options given here override it\n"
@@ -35,6 +37,7 @@ static const char usage[] =
 
 enum {
 	OPT_DIRECT = 256, OPT_NO_DIRECT, OPT_VERIFY, OPT_KEEP, OPT_JSON,
+	OPT_NO_PIN, OPT_NO_HUGE,
 };
 
 static const struct option long_opts[] = {
@@ -51,6 +54,8 @@ static const struct option long_opts[] = {
 	{ "verify",	 no_argument,	    NULL, OPT_VERIFY },
 	{ "keep",	 no_argument,	    NULL, OPT_KEEP },
 	{ "json",	 no_argument,	    NULL, OPT_JSON },
+	{ "no-pin",	 no_argument,	    NULL, OPT_NO_PIN },
+	{ "no-huge",	 no_argument,	    NULL, OPT_NO_HUGE },
 	{ "config",	 required_argument, NULL, 'c' },
 	{ "help",	 no_argument,	    NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -133,13 +138,14 @@ void bench_print_json(FILE *fp, const struct bench_result *r)
 	fprintf(fp, ", \"block_size\": %llu, \"queue_depth\": %u, "
 		"\"threads\": %u, \"direct\": %s, \"single_submit\": %s, "
 		"\"overlap_events\": %s, \"size\": %llu, \"op_bytes\": %llu, "
-		"\"ops_in_flight\": %u, \"pinned\": %s",
+		"\"ops_in_flight\": %u, \"pinned\": %s, \"huge\": %s",
 		(unsigned long long)r->cfg.block_size, r->cfg.queue_depth,
 		r->cfg.threads, r->direct ? "true" : "false",
 		fl & SWAPIO_CFG_SINGLE_SUBMIT ? "true" : "false",
 		fl & SWAPIO_CFG_NO_OVERLAP ? "false" : "true",
 		(unsigned long long)r->size, (unsigned long long)r->chunk,
-		r->window, r->pinned ? "true" : "false");
+		r->window, r->pinned ? "true" : "false",
+		r->huge ? "true" : "false");
 	for (unsigned int p = 0; p < NR_PHASES; p++) {
 		fprintf(fp, ", \"%s\": ", bench_phase_name[p]);
 		json_phase(fp, &r->ph[p]);
@@ -158,9 +164,10 @@ static void print_text(const struct bench_opts *o,
 	printf("swapio bench: %s, %s bytes, engine %s (%s)\n", o->path, size,
 	       r->engine, r->note);
 	printf("block %s, queue depth %u, threads %u, %s, ops of %s, %u in "
-	       "flight, buffers %s\n", bs, r->cfg.queue_depth, r->cfg.threads,
-	       r->direct ? "O_DIRECT" : "buffered (page cache)", chunk,
-	       r->window, r->pinned ? "pinned" : "not pinned (RLIMIT_MEMLOCK)");
+	       "flight, buffers %s%s\n", bs, r->cfg.queue_depth,
+	       r->cfg.threads, r->direct ? "O_DIRECT" : "buffered (page cache)",
+	       chunk, r->window, r->pinned ? "pinned" : "not pinned",
+	       r->huge ? ", THP" : "");
 	printf("%-6s %8s %9s %12s %9s %9s\n", "", "GB/s", "CPU s/GB",
 	       "syscalls/GB", "p50 us", "p99 us");
 	for (unsigned int p = 0; p < NR_PHASES; p++) {
@@ -214,6 +221,8 @@ static int parse_opt(struct bench_args *a, int c, const char *arg)
 	case OPT_VERIFY: a->o.verify = true; return 0;
 	case OPT_KEEP: a->o.keep = true; return 0;
 	case OPT_JSON: a->json = true; return 0;
+	case OPT_NO_PIN: a->o.no_pin = true; return 0;
+	case OPT_NO_HUGE: a->o.no_huge = true; return 0;
 	case 'm': return parse_mode(arg, &a->o.modes);
 	case 'l': return tool_parse_uint(arg, 1, 1000000, &a->o.loops);
 	case 'q': return tool_parse_uint(arg, 1, 4096, &s->queue_depth);
