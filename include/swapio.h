@@ -122,7 +122,8 @@ SWAPIO_API int swapio_config_parse(const char *text, size_t len,
  *
  * Returns 0 or -errno: -ENOENT for a missing file, -EISDIR, -EACCES...,
  * -EFBIG for a file over 1 MiB (no configuration is that long), and
- * -EINVAL as swapio_config_parse(). On error *@cfg is left zeroed.
+ * -EINVAL as swapio_config_parse() or for a path that is not a regular
+ * file (a FIFO, a device). On error *@cfg is left zeroed.
  */
 SWAPIO_API int swapio_config_load(const char *path, struct swapio_config *cfg);
 
@@ -192,7 +193,10 @@ enum {
  * else the device's logical block size, else 4096). A filesystem that
  * refuses O_DIRECT gets buffered I/O (see swapio_file_direct()), or
  * -EINVAL under SWAPIO_CFG_DIRECT_STRICT. Errors are open(2)'s: -ENOENT,
- * -EISDIR, -EACCES, ... A file may serve many ops at once from any thread.
+ * -EISDIR, -EACCES, ..., and -ESPIPE for anything but a regular file or a
+ * block device (a FIFO, socket or terminal cannot be read at an offset).
+ * -EINVAL for a NULL argument or unknown or missing READ/WRITE flags.
+ * A file may serve many ops at once from any thread.
  */
 SWAPIO_API int swapio_file_open(swapio_handle *h, const char *path,
 				unsigned int flags, swapio_file **out);

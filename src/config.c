@@ -268,13 +268,16 @@ int swapio_config_load(const char *path, struct swapio_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	if (!path)
 		return -EINVAL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO with no writer must not block the open. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st))
 		ret = -errno;
 	else if (S_ISDIR(st.st_mode))
 		ret = -EISDIR;
+	else if (!S_ISREG(st.st_mode))
+		ret = -EINVAL;	/* a FIFO or device: not a configuration */
 	else
 		ret = read_all(fd, &text, &len);
 	close(fd);

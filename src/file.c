@@ -74,11 +74,22 @@ static void learn_alignment(swapio_file *f)
 	f->edge_align = SWAPIO_MAX(f->off_align, (uint32_t)sysconf(_SC_PAGESIZE));
 }
 
-static bool is_dir(int fd)
+/*
+ * Only what can be addressed by offset: a regular file or a block device.
+ * Anything else (a FIFO, a socket, a terminal) would leave an io_uring or
+ * libaio read waiting forever instead of failing.
+ */
+static int check_type(int fd)
 {
 	struct stat st;
 
-	return !fstat(fd, &st) && S_ISDIR(st.st_mode);
+	if (fstat(fd, &st))
+		return -errno;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return -ESPIPE;
+	return 0;
 }
 
 static int open_flags(unsigned int flags)
@@ -119,7 +130,8 @@ int swapio__file_open(swapio_handle *h, const char *path, unsigned int flags,
 	f->fd = -1;
 
 	if (want_direct) {
-		f->fd = open(path, o | O_DIRECT, 0644);
+		/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+		f->fd = open(path, o | O_DIRECT | O_NONBLOCK, 0644);
 		/* EINVAL: this filesystem has no direct I/O. */
 		if (f->fd < 0 && errno == EINVAL &&
 		    !(h->cfg.flags & SWAPIO_CFG_DIRECT_STRICT))
@@ -128,15 +140,20 @@ int swapio__file_open(swapio_handle *h, const char *path, unsigned int flags,
 			goto err_errno;
 	}
 	if (!want_direct) {
-		f->fd = open(path, o, 0644);
+		f->fd = open(path, o | O_NONBLOCK, 0644);
 		if (f->fd < 0)
 			goto err_errno;
 	}
 	f->direct = want_direct;
 	f->bfd = f->fd;
-	/* A directory opens read-only; refuse it here, not at the first read. */
-	if (is_dir(f->fd)) {
-		errno = EISDIR;
+	/* A directory opens read-only; refuse it here, not at the first read.
+	 * Then drop O_NONBLOCK, which would make io_uring fail with EAGAIN
+	 * what it should wait for. */
+	ret = check_type(f->fd);
+	if (!ret && fcntl(f->fd, F_SETFL, want_direct ? O_DIRECT : 0))
+		ret = -errno;
+	if (ret) {
+		errno = -ret;
 		goto err_close_fd;
 	}
 	if (f->direct) {

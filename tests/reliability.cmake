@@ -11,3 +11,4 @@ swapio_add_test(NAME fallback SOURCES test_fallback.c PER_ENGINE TIMEOUT 60)
 # The aio run lowers fs.aio-max-nr (system-wide) for a few milliseconds:
 # nothing else of this suite may create an aio context meanwhile.
 set_tests_properties(fallback.aio PROPERTIES RUN_SERIAL TRUE)
+swapio_add_test(NAME badinput SOURCES test_badinput.c PER_ENGINE TIMEOUT 60)
