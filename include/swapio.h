@@ -381,6 +381,8 @@ SWAPIO_API void swapio_handle_stats_reset(swapio_handle *h);
 /* swapio's own codes lie far below every errno value. */
 #define SWAPIO_ERRNO_BASE	(-3000)
 #define SWAPIO_EMEMLOCK		(SWAPIO_ERRNO_BASE - 1)
+/* A store's index is damaged, or the directory is not a swapio store. */
+#define SWAPIO_EBADSTORE	(SWAPIO_ERRNO_BASE - 2)
 
 /* A static message for @err (negative errno or SWAPIO_E*). Thread-safe. */
 SWAPIO_API const char *swapio_strerror(int err);
@@ -399,6 +401,357 @@ SWAPIO_API int swapio_engine_parse(const char *name);
  * the -errno its set-up met (-EOPNOTSUPP when not built in). Cached.
  */
 SWAPIO_API int swapio_engine_probe(unsigned int engine);
+
+/* ------------------------------------------------------------------ */
+/* Store / Pool / Pipeline                                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A store is swap space in one directory: values ("tensors") put, got and
+ * removed by key, asynchronously, in preallocated extents of one data file
+ * opened through a handle (O_DIRECT where the filesystem allows it).
+ *
+ * Integrity, always: each value carries an XXH3-64 checksum, computed on
+ * put and verified on get (-EBADMSG on mismatch), unless the store was
+ * opened with SWAPIO_STORE_NO_CHECKSUM. Replacing a key is copy-on-write:
+ * the new value goes to free space and the key switches to it only once
+ * all of it is written, so a key never reads half old, half new.
+ *
+ * Durability, two levels:
+ * - Process crash (SIGKILL, abort, exit without close) at any moment: on
+ *   reopen every key holds the value of its last completed put (one whose
+ *   wait returned success) or, for a put still in flight at the crash,
+ *   that put's value or the previous one; never a mix. Space of unfinished
+ *   puts is free again. No system call beyond the writes is needed.
+ * - Power loss or kernel crash: only what swapio_store_sync() covered is
+ *   guaranteed. Later puts and removes may be lost; a lost value reads as
+ *   its previous state or as -EBADMSG, never as wrong data (unless
+ *   checksums are off).
+ * Without swapio_store_sync() the store is fast swap space, not a
+ * database.
+ *
+ * Files in the directory: "lock" (flock()ed by the owning process),
+ * "data" (the extents) and "index" (an append-only log of fixed-size,
+ * checksummed records, replayed at open and compacted now and then).
+ */
+typedef struct swapio_store swapio_store;	/* opaque */
+typedef struct swapio_store_op swapio_store_op;	/* one async put or get */
+
+/* Keys are NUL-terminated strings of 1 to this many bytes. */
+#define SWAPIO_STORE_KEY_MAX	255
+
+/* Flags for swapio_store_config.flags. Zero is the default for each. */
+enum {
+	/* Neither compute checksums on put nor verify them on get. */
+	SWAPIO_STORE_NO_CHECKSUM	= 1u << 0,
+	/* Fail with -ENOENT rather than create a missing store. */
+	SWAPIO_STORE_NO_CREATE		= 1u << 1,
+	/*
+	 * If the index is damaged, rebuild it from the values' own headers
+	 * in the data file instead of failing with SWAPIO_EBADSTORE. Each key
+	 * gets its newest intact value; removed keys whose extents were not
+	 * reused since may come back.
+	 */
+	SWAPIO_STORE_RECOVER		= 1u << 2,
+};
+
+/*
+ * Zero-initialise, then set only what you need. With capacity 0 the data
+ * file grows on demand by grow_bytes at a time (less if the filesystem has
+ * no more) until the filesystem is full; with a capacity it is allocated
+ * in full at open (fallocate) and never grows.
+ */
+struct swapio_store_config {
+	uint64_t capacity;	/* bytes; 0: grow on demand */
+	uint64_t grow_bytes;	/* growth step; 0: 64 MiB */
+	uint32_t flags;		/* SWAPIO_STORE_* */
+	uint32_t reserved32;	/* must be zero */
+	uint64_t reserved[6];	/* must be zero */
+};
+
+/*
+ * swapio_store_open() - open the store in directory @dir, creating the
+ * directory and the store if missing (unless SWAPIO_STORE_NO_CREATE).
+ *
+ * @h does the data I/O and must outlive the store; @cfg may be NULL for
+ * the defaults. Only one process owns a store at a time: a second opener
+ * gets -EBUSY. Returns 0 and *out, or -errno: -EINVAL (bad argument),
+ * -EBUSY, -ENOENT, -ENOSPC (capacity not available), SWAPIO_EBADSTORE
+ * (damaged index, or not a store; see SWAPIO_STORE_RECOVER), or what the
+ * filesystem said.
+ */
+SWAPIO_API int swapio_store_open(swapio_handle *h, const char *dir,
+				 const struct swapio_store_config *cfg,
+				 swapio_store **out);
+
+/*
+ * swapio_store_close() - finish every op not yet freed (puts are committed,
+ * as by swapio_store_op_free()), then close the store and release its
+ * lock. Does not sync: call swapio_store_sync() first for durability.
+ * NULL is a no-op. Not concurrent with any other call on @s.
+ */
+SWAPIO_API void swapio_store_close(swapio_store *s);
+
+/*
+ * swapio_store_submit_put() - start storing @len bytes of @buf under @key,
+ * replacing any value it has (copy-on-write).
+ *
+ * The checksum is computed here, on the calling thread. @buf must stay
+ * valid and unchanged until the op completes. The put takes effect (the
+ * key switches to the new value) when its op is waited for or freed, on
+ * that thread; when two puts of one key overlap, the later submitted wins.
+ * Returns 0 and *op, or -errno: -EINVAL (NULL, key empty or longer than
+ * SWAPIO_STORE_KEY_MAX), -ENOSPC (no room; nothing changed), -ENOMEM.
+ * Thread-safe.
+ */
+SWAPIO_API int swapio_store_submit_put(swapio_store *s, const char *key,
+				       const void *buf, uint64_t len,
+				       swapio_store_op **op);
+
+/*
+ * swapio_store_submit_get() - start reading the value of @key into @buf.
+ *
+ * @len must equal the stored length exactly (see swapio_store_size()).
+ * The checksum is verified when the op is waited for. A get started
+ * before a put or remove of the same key reads the old value, whose
+ * space stays reserved until the get is freed. Returns 0 and *op, or
+ * -errno: -EINVAL, -ENOENT (no such key), -EMSGSIZE (@len differs from the
+ * stored length). Thread-safe.
+ */
+SWAPIO_API int swapio_store_submit_get(swapio_store *s, const char *key,
+				       void *buf, uint64_t len,
+				       swapio_store_op **op);
+
+/*
+ * swapio_store_op_wait() - wait for a put or get, then finish it: a put is
+ * committed to the index, a get's checksum verified. Same timeouts as
+ * swapio_op_wait(). Returns the value's length, -ETIMEDOUT (still running;
+ * wait again), or the op's error: -EBADMSG (checksum mismatch), -EIO
+ * (short transfer: data file truncated), -ENOSPC, or an I/O error. A
+ * failed put changes nothing and its space is free again. Waiting again
+ * returns the same result. Threads may wait on one op concurrently (they
+ * take turns).
+ */
+SWAPIO_API int64_t swapio_store_op_wait(swapio_store_op *op, int timeout_ms);
+
+/* 1 if the op's I/O has completed (a wait will not block), else 0. */
+SWAPIO_API int swapio_store_op_done(const swapio_store_op *op);
+
+/* Finish @op as swapio_store_op_wait(op, -1) does, then release it. NULL:
+ * no-op. */
+SWAPIO_API void swapio_store_op_free(swapio_store_op *op);
+
+/*
+ * Synchronous put and get: submit, wait, free. Return 0 or the errors of
+ * submit and wait above. Thread-safe.
+ */
+SWAPIO_API int swapio_store_put(swapio_store *s, const char *key,
+				const void *buf, uint64_t len);
+SWAPIO_API int swapio_store_get(swapio_store *s, const char *key, void *buf,
+				uint64_t len);
+
+/*
+ * swapio_store_remove() - delete @key; its space is free once no get
+ * holds it. Returns 0, -ENOENT, or an error writing the index (-ENOSPC,
+ * -EIO), in which case the key stays. Thread-safe.
+ */
+SWAPIO_API int swapio_store_remove(swapio_store *s, const char *key);
+
+/* The stored length of @key's value, or -ENOENT / -EINVAL. Thread-safe. */
+SWAPIO_API int64_t swapio_store_size(swapio_store *s, const char *key);
+
+/*
+ * swapio_store_list() - the keys, sorted bytewise, as one allocation:
+ * *keys is an array of *count string pointers into the same block; free
+ * it with free(*keys). Returns 0 or -ENOMEM. Thread-safe (a snapshot).
+ */
+SWAPIO_API int swapio_store_list(swapio_store *s, char ***keys,
+				 size_t *count);
+
+/*
+ * swapio_store_sync() - make every put and remove that had finished when
+ * this call began survive a power loss: fdatasync() of the data file,
+ * then of the index. Returns 0 or -errno. Thread-safe.
+ */
+SWAPIO_API int swapio_store_sync(swapio_store *s);
+
+struct swapio_store_info {
+	uint64_t keys;		/* values stored */
+	uint64_t value_bytes;	/* sum of their lengths */
+	uint64_t used_bytes;	/* data file bytes they occupy, headers in */
+	uint64_t file_bytes;	/* data file size */
+	uint64_t free_bytes;	/* data file bytes free now */
+	uint64_t index_bytes;	/* index log size */
+	uint32_t block;		/* extent alignment and header size */
+	uint32_t reserved32;
+	uint64_t reserved[4];
+};
+
+/* Counters of the store now. Thread-safe. */
+SWAPIO_API void swapio_store_info(swapio_store *s,
+				  struct swapio_store_info *out);
+
+/*
+ * A pool: a fixed set of equal, page-aligned buffers, optionally locked in
+ * memory, allocated once and handed out and back without allocating.
+ */
+typedef struct swapio_pool swapio_pool;
+
+/* A flag for swapio_pool_create() beside SWAPIO_BUF_LOCKED and _HUGE. */
+enum {
+	/* With SWAPIO_BUF_LOCKED: fail rather than fall back to unlocked. */
+	SWAPIO_POOL_REQUIRE_LOCKED	= 1u << 8,
+};
+
+/*
+ * swapio_pool_create() - allocate @count buffers of @buf_size bytes
+ * (rounded up to a page). SWAPIO_BUF_LOCKED pins them; if the memory-lock
+ * limit forbids that, the pool is made unlocked (swapio_pool_locked() says
+ * 0) unless SWAPIO_POOL_REQUIRE_LOCKED, which returns SWAPIO_EMEMLOCK.
+ * Returns 0 and *out, or -EINVAL / -ENOMEM / SWAPIO_EMEMLOCK.
+ */
+SWAPIO_API int swapio_pool_create(size_t buf_size, unsigned int count,
+				  unsigned int flags, swapio_pool **out);
+
+/* Free the pool and its memory; every buffer must be back. NULL: no-op. */
+SWAPIO_API void swapio_pool_destroy(swapio_pool *p);
+
+/*
+ * swapio_pool_get() - take a free buffer into *buf, waiting up to
+ * @timeout_ms for one (-1: no limit, 0: try). Returns 0, or -EAGAIN (try,
+ * none free), -ETIMEDOUT, -EINVAL. Thread-safe; never allocates.
+ */
+SWAPIO_API int swapio_pool_get(swapio_pool *p, int timeout_ms, void **buf);
+
+/*
+ * swapio_pool_put() - give back a buffer from swapio_pool_get(). Returns 0,
+ * or -EINVAL for a pointer that is not one of the pool's buffers or is
+ * already free. Thread-safe; wakes one waiter.
+ */
+SWAPIO_API int swapio_pool_put(swapio_pool *p, void *buf);
+
+/* Buffer size, buffer count, buffers free now, and whether pinned. */
+SWAPIO_API size_t swapio_pool_buf_size(const swapio_pool *p);
+SWAPIO_API unsigned int swapio_pool_count(const swapio_pool *p);
+SWAPIO_API unsigned int swapio_pool_available(swapio_pool *p);
+SWAPIO_API int swapio_pool_locked(const swapio_pool *p);
+
+/*
+ * A pipeline streams an ordered list of tensor groups from a store
+ * through a pool of buffers within a memory budget: it reads up to
+ * `depth` groups ahead of the caller, hands each group to the caller in
+ * order, and writes it back when the caller releases it, all overlapped
+ * (ZeRO-Infinity's optimizer swapper). Everything runs on the caller's
+ * thread or the handle's I/O workers; no callback ever runs on a library
+ * thread. One pipeline is used by one thread at a time.
+ */
+typedef struct swapio_pipeline swapio_pipeline;
+
+/* Per-tensor flag: read it, never write it back (e.g. gradients). */
+enum {
+	SWAPIO_PIPE_READ_ONLY	= 1u << 0,
+};
+
+struct swapio_pipe_tensor {
+	const char	*key;	/* store key */
+	uint64_t	len;	/* bytes; must equal the stored length */
+	uint32_t	flags;	/* SWAPIO_PIPE_* */
+	uint32_t	reserved;	/* must be zero */
+};
+
+struct swapio_pipe_group {
+	const struct swapio_pipe_tensor	*tensors;
+	unsigned int			nr_tensors;	/* at least 1 */
+};
+
+/*
+ * A group's tensors are packed into one pool buffer at page-aligned
+ * offsets, so every buffer is as large as the largest group and the pool
+ * holds budget_bytes / that many: at least 1; 3 or more let reading,
+ * computing and writing overlap.
+ */
+struct swapio_pipeline_config {
+	uint64_t budget_bytes;	/* memory for buffers; 0: 4 groups' worth */
+	uint32_t depth;		/* groups read ahead at most; 0: buffers - 1 */
+	uint32_t buf_flags;	/* SWAPIO_BUF_* / SWAPIO_POOL_* for the pool */
+	uint64_t reserved[4];	/* must be zero */
+};
+
+/* What swapio_pipeline_next() hands out: one group, in its buffers. */
+struct swapio_pipe_view {
+	unsigned int				group;	/* index */
+	unsigned int				nr_tensors;
+	void *const				*bufs;	/* one per tensor */
+	const struct swapio_pipe_tensor		*tensors;
+};
+
+/*
+ * swapio_pipeline_create() - a pipeline over @groups of store @s. The
+ * groups and keys are copied. A key must appear at most once in all the
+ * groups. Returns 0 and *out, or -EINVAL (empty group, zero-length
+ * tensor, budget below one group), -ENOMEM, SWAPIO_EMEMLOCK.
+ */
+SWAPIO_API int swapio_pipeline_create(swapio_store *s,
+				      const struct swapio_pipe_group *groups,
+				      unsigned int nr_groups,
+				      const struct swapio_pipeline_config *cfg,
+				      swapio_pipeline **out);
+
+/*
+ * swapio_pipeline_destroy() - finish what is in flight (write-backs are
+ * committed), then free the pipeline and its buffers. NULL: no-op.
+ */
+SWAPIO_API void swapio_pipeline_destroy(swapio_pipeline *p);
+
+/*
+ * swapio_pipeline_begin() - start a pass over all groups in order, reading
+ * the first ones ahead at once. Returns 0, or -EBUSY while a pass is
+ * still running (call next() until it returns 0, or destroy).
+ */
+SWAPIO_API int swapio_pipeline_begin(swapio_pipeline *p);
+
+/*
+ * swapio_pipeline_next() - wait for the next group to be in memory and
+ * describe it in *out; its buffers are the caller's until
+ * swapio_pipeline_release(). Returns 1 (a group), 0 when every group was
+ * handed out and every write-back has completed (the pass is over), or
+ * the first error met: a get's (-EBADMSG, -ENOENT, -EMSGSIZE, I/O) or a
+ * write-back's. After such an error the pass is over: what was in flight
+ * is waited for, groups not handed out are skipped, and later calls
+ * return 0. Groups the caller holds must still be released. Two returns
+ * leave the pass running: -EDEADLK when the caller holds every buffer,
+ * and -EBUSY at the end while it still holds a group; release, then call
+ * again.
+ */
+SWAPIO_API int swapio_pipeline_next(swapio_pipeline *p,
+				    struct swapio_pipe_view *out);
+
+/*
+ * swapio_pipeline_release() - give back group @group from next(). With
+ * @write_back, its tensors not marked SWAPIO_PIPE_READ_ONLY are written to
+ * the store (checksummed here, on the calling thread) and the buffer is
+ * reused once that is done; without, at once. Returns 0 or -errno:
+ * -EINVAL (not a group the caller holds), or the error of submitting a
+ * put, which next() also reports.
+ */
+SWAPIO_API int swapio_pipeline_release(swapio_pipeline *p,
+				       unsigned int group, int write_back);
+
+struct swapio_pipeline_stats {
+	uint64_t bytes_read;	/* this pass */
+	uint64_t bytes_written;
+	uint64_t stall_ns;	/* time next() blocked waiting for I/O */
+	uint64_t buf_bytes;	/* size of each pool buffer */
+	uint32_t buffers;	/* pool buffers */
+	uint32_t depth;		/* read-ahead in groups */
+	uint32_t locked;	/* 1 if the buffers are pinned */
+	uint32_t reserved32;
+	uint64_t reserved[3];
+};
+
+/* Counters of the current or last pass. */
+SWAPIO_API void swapio_pipeline_stats(const swapio_pipeline *p,
+				      struct swapio_pipeline_stats *out);
 
 #ifdef __cplusplus
 }

@@ -6,7 +6,8 @@
 
 #define SWAPIO_OWN_ERRORS(X)						\
 	X(SWAPIO_EMEMLOCK, "memory could not be locked (RLIMIT_MEMLOCK "	\
-			   "too low, or no CAP_IPC_LOCK)")
+			   "too low, or no CAP_IPC_LOCK)")			\
+	X(SWAPIO_EBADSTORE, "store index damaged, or not a swapio store")
 
 const char *swapio_strerror(int err)
 {

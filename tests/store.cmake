@@ -1,0 +1,37 @@
+# The store, the buffer pool and the pipeline.
+swapio_add_test(NAME store SOURCES test_store.c PER_ENGINE TIMEOUT 300)
+# Killed with SIGKILL at random moments; `ctest -R crash` selects it.
+swapio_add_test(NAME store_crash SOURCES test_store_crash.c TIMEOUT 120)
+# A 16 MiB tmpfs filled until ENOSPC (root only); `ctest -R enospc`.
+swapio_add_test(NAME store_enospc SOURCES test_store_enospc.c TIMEOUT 120)
+swapio_add_test(NAME store_mt SOURCES test_store_mt.c PER_ENGINE LABELS tsan
+                TIMEOUT 300)
+
+# libFuzzer on the store's index parser, built from the library's sources
+# so that the parser itself is instrumented. clang only.
+option(SWAPIO_FUZZ "Build the libFuzzer targets (needs clang)" OFF)
+if(SWAPIO_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
+  list(TRANSFORM SWAPIO_SOURCES PREPEND ${CMAKE_SOURCE_DIR}/
+       OUTPUT_VARIABLE fuzz_store_sources)
+  add_executable(fuzz_store_index fuzz_store_index.c ${fuzz_store_sources})
+  target_include_directories(fuzz_store_index PRIVATE
+    ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src ${LIBAIO_INCLUDE_DIR})
+  target_compile_definitions(fuzz_store_index PRIVATE ${SWAPIO_DEFS}
+                             _GNU_SOURCE)
+  # internal.h's op list head is a struct with a flexible array member.
+  target_compile_options(fuzz_store_index PRIVATE -fsanitize=fuzzer,address
+                         -Wno-gnu-variable-sized-type-not-at-end)
+  target_link_options(fuzz_store_index PRIVATE -fsanitize=fuzzer,address)
+  target_link_libraries(fuzz_store_index ${SWAPIO_LIBS})
+  add_test(NAME fuzz_store_index
+           COMMAND fuzz_store_index -max_total_time=20 -max_len=4096
+                   -rss_limit_mb=2048)
+  # Each run opens a store; on tmpfs its fsyncs cost nothing (7x the runs).
+  if(IS_DIRECTORY /dev/shm)
+    set(fuzz_store_env ENVIRONMENT TMPDIR=/dev/shm)
+  endif()
+  set_tests_properties(fuzz_store_index PROPERTIES TIMEOUT 120 LABELS fuzz
+                       ${fuzz_store_env})
+elseif(SWAPIO_FUZZ)
+  message(STATUS "SWAPIO_FUZZ: fuzz_store_index needs clang; not built")
+endif()
