@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The pipeline: groups come in order with the stored bytes, what the
+ * caller writes is written back (read-only tensors are not), over several
+ * passes and budgets from one buffer (no overlap) to many; errors of a
+ * get end the pass cleanly; bad arguments and misuse are refused.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "test_store_common.h"
+
+#define NG	7	/* groups */
+#define NT	3	/* tensors per group: two written back, one read-only */
+
+struct env {
+	swapio_handle			*h;
+	swapio_store			*s;
+	char				*dir;
+	char				keys[NG * NT][64];
+	struct swapio_pipe_tensor	t[NG * NT];
+	struct swapio_pipe_group	g[NG];
+};
+
+static size_t tlen(unsigned int i)
+{
+	return 1000 + (size_t)(i * 104729u % 300000);
+}
+
+static int setup(void **state)
+{
+	struct env *env = t_zalloc(sizeof(*env));
+
+	env->h = t_handle((struct swapio_config){ 0 });
+	env->dir = t_tmpdir();
+	env->s = ts_open(env->h, env->dir, NULL);
+	for (unsigned int i = 0; i < NG * NT; i++) {
+		ts_key(env->keys[i], sizeof(env->keys[i]), i);
+		env->t[i] = (struct swapio_pipe_tensor){
+			.key = env->keys[i], .len = tlen(i),
+			.flags = i % NT == NT - 1 ? SWAPIO_PIPE_READ_ONLY : 0,
+		};
+		if (ts_put(env->s, i, 0, tlen(i)))
+			t_die("initial put");
+	}
+	for (unsigned int g = 0; g < NG; g++)
+		env->g[g] = (struct swapio_pipe_group){
+			.tensors = &env->t[g * NT], .nr_tensors = NT,
+		};
+	*state = env;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct env *env = *state;
+
+	swapio_store_close(env->s);
+	swapio_handle_destroy(env->h);
+	t_rmdir(env->dir);
+	free(env);
+	return 0;
+}
+
+static uint64_t group_bytes(unsigned int g)
+{
+	uint64_t b = 0;
+
+	for (unsigned int i = g * NT; i < g * NT + NT; i++)
+		b += (tlen(i) + 4095) / 4096 * 4096;
+	return b;
+}
+
+static uint64_t biggest_group(void)
+{
+	uint64_t biggest = 0;
+
+	for (unsigned int g = 0; g < NG; g++)
+		if (group_bytes(g) > biggest)
+			biggest = group_bytes(g);
+	return biggest;
+}
+
+/* One pass: check generation @gen, write @gen + 1 to the writable ones. */
+static void one_pass(swapio_pipeline *p, uint64_t gen, bool write_back)
+{
+	struct swapio_pipeline_stats st;
+	struct swapio_pipe_view v;
+	unsigned int want = 0;
+	uint64_t rd = 0, wr = 0;
+
+	assert_int_equal(swapio_pipeline_begin(p), 0);
+	while (swapio_pipeline_next(p, &v) == 1) {
+		assert_int_equal(v.group, want++);
+		assert_int_equal(v.nr_tensors, NT);
+		for (unsigned int j = 0; j < NT; j++) {
+			unsigned int i = v.group * NT + j;
+			bool ro = v.tensors[j].flags & SWAPIO_PIPE_READ_ONLY;
+
+			assert_int_equal((uintptr_t)v.bufs[j] % 4096, 0);
+			assert_int_equal(ts_check(v.bufs[j], tlen(i), i,
+						  ro ? 0 : gen), 0);
+			rd += tlen(i);
+			if (!ro) {
+				ts_fill(v.bufs[j], tlen(i), i, gen + 1);
+				wr += write_back ? tlen(i) : 0;
+			}
+		}
+		assert_int_equal(swapio_pipeline_release(p, v.group,
+							 write_back), 0);
+	}
+	assert_int_equal(want, NG);
+	assert_int_equal(swapio_pipeline_next(p, &v), 0);	/* stays over */
+	swapio_pipeline_stats(p, &st);
+	assert_int_equal(st.bytes_read, rd);
+	assert_int_equal(st.bytes_written, wr);
+}
+
+static void check_store(struct env *env, uint64_t gen)
+{
+	for (unsigned int i = 0; i < NG * NT; i++)
+		assert_int_equal(ts_get_check(env->s, i, i % NT == NT - 1 ?
+					      0 : gen, tlen(i)), 0);
+}
+
+/* From one buffer (strictly sequential) to one per group. */
+static void passes_and_budgets(void **state)
+{
+	static const unsigned int nbufs[] = { 1, 2, 3, 4, NG, 2 * NG };
+	struct env *env = *state;
+	const uint64_t biggest = biggest_group();
+	uint64_t gen = 0;
+
+	for (unsigned int k = 0; k < T_ARRAY_SIZE(nbufs); k++) {
+		struct swapio_pipeline_config cfg = {
+			.budget_bytes = nbufs[k] * biggest + 4095,
+			.buf_flags = SWAPIO_BUF_LOCKED,
+		};
+		struct swapio_pipeline_stats st;
+		swapio_pipeline *p;
+
+		assert_int_equal(swapio_pipeline_create(env->s, env->g, NG,
+							&cfg, &p), 0);
+		swapio_pipeline_stats(p, &st);
+		assert_int_equal(st.buffers, nbufs[k] < NG ? nbufs[k] : NG);
+		for (int pass = 0; pass < 2; pass++, gen++)
+			one_pass(p, gen, true);
+		check_store(env, gen);
+		one_pass(p, gen, false);	/* read-only: nothing changes */
+		check_store(env, gen);
+		swapio_pipeline_destroy(p);
+	}
+}
+
+/* A corrupt, missing or resized tensor ends the pass with its error. */
+static void get_errors_end_the_pass(void **state)
+{
+	struct env *env = *state;
+	struct swapio_pipe_view v, held;
+	swapio_pipeline *p;
+	int ret, n = 0;
+
+	assert_int_equal(swapio_pipeline_create(env->s, env->g, NG, NULL, &p),
+			 0);
+	/* Group 3's first tensor disappears. */
+	assert_int_equal(swapio_store_remove(env->s, env->keys[3 * NT]), 0);
+	assert_int_equal(swapio_pipeline_begin(p), 0);
+	assert_int_equal(swapio_pipeline_next(p, &held), 1);	/* kept */
+	while ((ret = swapio_pipeline_next(p, &v)) == 1) {
+		assert_int_equal(swapio_pipeline_release(p, v.group, 0), 0);
+		n++;
+	}
+	assert_int_equal(ret, -ENOENT);
+	assert_int_equal(n, 2);				/* groups 1 and 2 */
+	assert_int_equal(swapio_pipeline_next(p, &v), 0);
+	assert_int_equal(swapio_pipeline_begin(p), -EBUSY);	/* held */
+	assert_int_equal(swapio_pipeline_release(p, held.group, 1), 0);
+
+	/* Resized: -EMSGSIZE, this time for group 0. */
+	assert_int_equal(ts_put(env->s, 3 * NT, 0, 10), 0);
+	assert_int_equal(ts_put(env->s, 0, 0, 10), 0);
+	assert_int_equal(swapio_pipeline_begin(p), 0);
+	assert_int_equal(swapio_pipeline_next(p, &v), -EMSGSIZE);
+	assert_int_equal(swapio_pipeline_next(p, &v), 0);
+	swapio_pipeline_destroy(p);
+}
+
+static void misuse(void **state)
+{
+	struct env *env = *state;
+	struct swapio_pipeline_config tiny = { .budget_bytes = 4096 };
+	struct swapio_pipeline_config two = {
+		.budget_bytes = 2 * biggest_group(),
+	};
+	struct swapio_pipe_tensor bad = { .key = "x", .len = 0 };
+	struct swapio_pipe_group empty = { .tensors = env->t, .nr_tensors = 0 };
+	struct swapio_pipe_group badg = { .tensors = &bad, .nr_tensors = 1 };
+	struct swapio_pipe_view v, w;
+	swapio_pipeline *p = (void *)1;
+
+	assert_int_equal(swapio_pipeline_create(env->s, env->g, NG, &tiny, &p),
+			 -EINVAL);
+	assert_null(p);
+	assert_int_equal(swapio_pipeline_create(env->s, &empty, 1, NULL, &p),
+			 -EINVAL);
+	assert_int_equal(swapio_pipeline_create(env->s, &badg, 1, NULL, &p),
+			 -EINVAL);
+	assert_int_equal(swapio_pipeline_create(NULL, env->g, NG, NULL, &p),
+			 -EINVAL);
+	assert_int_equal(swapio_pipeline_create(env->s, env->g, 0, NULL, &p),
+			 -EINVAL);
+
+	assert_int_equal(swapio_pipeline_create(env->s, env->g, NG, &two, &p),
+			 0);
+	assert_int_equal(swapio_pipeline_next(p, &v), 0);	/* not begun */
+	assert_int_equal(swapio_pipeline_begin(p), 0);
+	assert_int_equal(swapio_pipeline_begin(p), -EBUSY);
+	assert_int_equal(swapio_pipeline_release(p, 0, 0), -EINVAL);
+	assert_int_equal(swapio_pipeline_next(p, &v), 1);
+	assert_int_equal(swapio_pipeline_next(p, &w), 1);
+	/* Both buffers held: not an error of the pass. */
+	assert_int_equal(swapio_pipeline_next(p, &v), -EDEADLK);
+	assert_int_equal(swapio_pipeline_release(p, 0, 0), 0);
+	assert_int_equal(swapio_pipeline_release(p, 0, 0), -EINVAL);
+	assert_int_equal(swapio_pipeline_release(p, NG, 0), -EINVAL);
+	assert_int_equal(swapio_pipeline_next(p, &v), 1);
+	assert_int_equal(v.group, 2);
+	/* Destroyed mid-pass with groups held: no leak, no hang. */
+	swapio_pipeline_destroy(p);
+	swapio_pipeline_destroy(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+		T(passes_and_budgets),
+		T(get_errors_end_the_pass),
+		T(misuse),
+#undef T
+	};
+
+	t_engine();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
