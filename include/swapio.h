@@ -592,6 +592,13 @@ SWAPIO_API void swapio_store_info(swapio_store *s,
 				  struct swapio_store_info *out);
 
 /*
+ * swapio_store_checksum() - the checksum the store keeps per value
+ * (XXH3-64, seed 0) of @len bytes at @buf, for callers that verify or
+ * time it. Pure function; thread-safe.
+ */
+SWAPIO_API uint64_t swapio_store_checksum(const void *buf, size_t len);
+
+/*
  * A pool: a fixed set of equal, page-aligned buffers, optionally locked in
  * memory, allocated once and handed out and back without allocating.
  */

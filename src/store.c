@@ -1627,3 +1627,8 @@ void swapio_store_info(swapio_store *s, struct swapio_store_info *out)
 	out->block = s->block;
 	pthread_mutex_unlock(&s->lock);
 }
+
+uint64_t swapio_store_checksum(const void *buf, size_t len)
+{
+	return XXH3_64bits(buf, len);
+}

@@ -37,3 +37,13 @@ elseif(SWAPIO_FUZZ)
 endif()
 swapio_add_test(NAME pool SOURCES test_pool.c LABELS tsan TIMEOUT 120)
 swapio_add_test(NAME pipeline SOURCES test_pipeline.c PER_ENGINE TIMEOUT 300)
+
+# The Adam demo through the built tool: a small run must match the
+# in-memory Adam bit for bit and report every figure.
+if(TARGET swapio_cli)
+  add_test(NAME demo_adam COMMAND $<TARGET_FILE:swapio_cli> demo adam
+           --params 1M --steps 2 --rounds 1 --json)
+  set_tests_properties(demo_adam PROPERTIES TIMEOUT 120
+    PASS_REGULAR_EXPRESSION
+    "\"io_s\": [0-9.]+, \"compute_s\": [0-9.]+, \"pipelined_s\": [0-9.]+.*\"io_gbps\": [0-9.]+.*\"overlap_efficiency\": [0-9.]+.*\"verified\": true}")
+endif()
