@@ -133,28 +133,36 @@ static const size_t small_sizes[] = {
 };
 static const uint64_t offsets[] = { 0, 512, 4096 + 7 };
 static const size_t misaligns[] = { 0, 1 };
-static const uint32_t qdepths[] = { 1, 64 };
 /* 1 MiB, the default, is covered by the other tests. */
 static const uint64_t block_sizes[] = { 4 * KiB, 64 * KiB, 8 * MiB };
-static const uint32_t submit_flags[] = {
-	0,
-	SWAPIO_CFG_SINGLE_SUBMIT,
-	SWAPIO_CFG_NO_OVERLAP,
-	SWAPIO_CFG_SINGLE_SUBMIT | SWAPIO_CFG_NO_OVERLAP,
+
+/*
+ * Queue depth and submission flags. At depth 1 there is never more than
+ * one request to batch or to submit, so the flags matter at depth 64.
+ */
+static const struct {
+	uint32_t	queue_depth;
+	uint32_t	flags;
+} submit_modes[] = {
+	{ 1, 0 },
+	{ 1, SWAPIO_CFG_SINGLE_SUBMIT | SWAPIO_CFG_NO_OVERLAP },
+	{ 64, 0 },
+	{ 64, SWAPIO_CFG_SINGLE_SUBMIT },
+	{ 64, SWAPIO_CFG_NO_OVERLAP },
+	{ 64, SWAPIO_CFG_SINGLE_SUBMIT | SWAPIO_CFG_NO_OVERLAP },
 };
 
 static void matrix(struct rt_env *env, uint32_t base_flags, uint32_t threads)
 {
 	uint64_t seed = 1;
 
-	for (size_t q = 0; q < T_ARRAY_SIZE(qdepths); q++)
 	for (size_t b = 0; b < T_ARRAY_SIZE(block_sizes); b++)
-	for (size_t fl = 0; fl < T_ARRAY_SIZE(submit_flags); fl++) {
+	for (size_t q = 0; q < T_ARRAY_SIZE(submit_modes); q++) {
 		struct rt_cfg rc = {
 			.block_size = block_sizes[b],
-			.queue_depth = qdepths[q],
+			.queue_depth = submit_modes[q].queue_depth,
 			.threads = threads,
-			.flags = base_flags | submit_flags[fl],
+			.flags = base_flags | submit_modes[q].flags,
 		};
 		swapio_handle *h = rt_handle(&rc);
 
