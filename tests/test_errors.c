@@ -12,7 +12,11 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <limits.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "testing.h"
@@ -742,6 +746,89 @@ static void engine_from_environment(void **state)
 	swapio_handle_destroy(h);
 }
 
+/*
+ * Forbid io_uring_setup() and io_setup() to this process (seccomp, as a
+ * container runtime would) so that neither engine can start.
+ */
+static int forbid_async_engines(void)
+{
+	struct sock_filter insns[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 2, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_setup, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+	};
+	struct sock_fprog prog = {
+		.len = T_ARRAY_SIZE(insns),
+		.filter = insns,
+	};
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -1;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
+/*
+ * In a child where io_uring and AIO are forbidden: a handle that names
+ * either engine fails with the errno its set-up met, and auto falls back
+ * to threads, says why, and moves data. Returns a bitmask of failures.
+ */
+static int unavailable_child(struct er_env *env)
+{
+	struct swapio_config cfg = { 0 };
+	unsigned char *buf = t_zalloc(env->size);
+	const char *note;
+	swapio_handle *h;
+	int bad = 0;
+
+	if (forbid_async_engines())
+		return 64;
+	unsetenv("SWAPIO_ENGINE");
+	cfg.engine = SWAPIO_ENGINE_URING;
+	if (swapio_handle_create(&cfg, &h) != -EPERM || h)
+		bad |= 1;
+	cfg.engine = SWAPIO_ENGINE_AIO;
+	if (swapio_handle_create(&cfg, &h) != -EPERM || h)
+		bad |= 2;
+	cfg.engine = SWAPIO_ENGINE_AUTO;
+	if (swapio_handle_create(&cfg, &h))
+		return bad | 4;
+	note = swapio_handle_engine_note(h);
+	if (strcmp(swapio_handle_engine(h), "threads"))
+		bad |= 8;
+	if (!strstr(note, "uring unavailable") ||
+	    !strstr(note, "aio unavailable") || !strstr(note, "threads"))
+		bad |= 16;
+	if (swapio_pread_path(h, env->file, buf, env->size, 0) !=
+	    (ssize_t)env->size || memcmp(buf, env->data, env->size))
+		bad |= 32;
+	swapio_handle_destroy(h);
+	free(buf);
+	return bad;
+}
+
+static void engine_unavailable(void **state)
+{
+	int status;
+	pid_t pid;
+
+	if (swapio_engine_probe(SWAPIO_ENGINE_URING) ||
+	    swapio_engine_probe(SWAPIO_ENGINE_AIO)) {
+		printf("SKIP: io_uring or AIO is not available to begin with\n");
+		skip();
+	}
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(unavailable_child(*state));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void strerror_messages(void **state)
 {
 	static const int errs[] = {
@@ -816,6 +903,7 @@ int main(void)
 		cmocka_unit_test(offset_overflow),
 		cmocka_unit_test(short_read),
 		cmocka_unit_test(engine_from_environment),
+		cmocka_unit_test(engine_unavailable),
 		cmocka_unit_test(strerror_messages),
 	};
 
