@@ -15,3 +15,28 @@ if(TARGET swapio_cli AND SWAPIO_PYTHON3)
       SKIP_RETURN_CODE 77 TIMEOUT 60 LABELS "cli")
   endforeach()
 endif()
+
+# libFuzzer on the configuration parser, built from the library's sources
+# so that the parser itself is instrumented. clang only; SWAPIO_FUZZ is
+# declared in store.cmake, but -DSWAPIO_FUZZ=ON is seen here already.
+if(SWAPIO_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
+  list(TRANSFORM SWAPIO_SOURCES PREPEND ${CMAKE_SOURCE_DIR}/
+       OUTPUT_VARIABLE fuzz_config_sources)
+  add_executable(fuzz_config fuzz_config.c ${fuzz_config_sources})
+  target_include_directories(fuzz_config PRIVATE
+    ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src ${LIBAIO_INCLUDE_DIR})
+  target_compile_definitions(fuzz_config PRIVATE ${SWAPIO_DEFS} _GNU_SOURCE)
+  target_compile_options(fuzz_config PRIVATE -fsanitize=fuzzer,address,undefined
+                         -Wno-gnu-variable-sized-type-not-at-end)
+  target_link_options(fuzz_config PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_libraries(fuzz_config ${SWAPIO_LIBS})
+  add_test(NAME fuzz_config
+           COMMAND fuzz_config -max_total_time=20 -max_len=512
+                   -dict=${CMAKE_CURRENT_SOURCE_DIR}/fuzz_config.dict)
+  # Each accepted input is saved and loaded once; tmpfs makes that cheap.
+  if(IS_DIRECTORY /dev/shm)
+    set(fuzz_config_env ENVIRONMENT TMPDIR=/dev/shm)
+  endif()
+  set_tests_properties(fuzz_config PROPERTIES TIMEOUT 120 LABELS fuzz
+                       ${fuzz_config_env})
+endif()
