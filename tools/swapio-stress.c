@@ -1,0 +1,709 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * swapio-stress: a soak test. Several threads submit mixed reads and
+ * writes of random sizes at random (often odd) offsets and buffer
+ * addresses against several files through one handle, for a set time,
+ * and check every byte read against what was last written there.
+ *
+ * Each file is cut into regions with one lock each; an op locks the one
+ * or two regions it covers, so concurrent ops never overlap and the
+ * expected content is always known: a shadow copy of every file is kept
+ * in memory. A write that fails (only under --fault) leaves its regions
+ * "unknown" until a later write covers them whole; reads there are not
+ * checked. At the end every file is read back and compared in full.
+ *
+ * A watchdog thread ends the run with exit code 3 when no op completes
+ * for --watchdog seconds. Exit codes: 0 clean, 1 a mismatch or an
+ * unexpected error, 2 usage, 3 hang, 77 engine unavailable here.
+ *
+ * Uses only swapio.h, like every tool.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "swapio.h"
+
+#define REGION		(256u << 10)	/* lock and "unknown" granularity */
+#define MAX_BATCH	4		/* async ops one thread has in flight */
+#define MAX_THREADS	64
+#define MAX_FILES	64
+#define EXIT_HANG	3
+#define EXIT_SKIP	77
+
+struct opts {
+	double		seconds;
+	unsigned int	threads;
+	unsigned int	files;
+	unsigned int	file_mib;
+	unsigned int	watchdog_s;
+	unsigned int	engine;
+	const char	*dir;
+	const char	*fault;
+	uint64_t	seed;
+	bool		buffered;
+};
+
+struct sfile {
+	char		*path;
+	swapio_file	*f;
+	uint64_t	size;		/* odd on purpose: the last region is short */
+	unsigned int	nr_regions;
+	unsigned char	*shadow;	/* what the file holds */
+	bool		*unknown;	/* per region: a failed write hit it */
+	pthread_mutex_t	*locks;		/* per region */
+};
+
+struct counters {
+	atomic_uint_least64_t	ops;		/* completed: progress */
+	atomic_uint_least64_t	reads;
+	atomic_uint_least64_t	writes;
+	atomic_uint_least64_t	bytes_written;
+	atomic_uint_least64_t	bytes_verified;
+	atomic_uint_least64_t	mismatches;
+	atomic_uint_least64_t	failed_ops;	/* injected faults seen */
+	atomic_uint_least64_t	bad;		/* unexpected results */
+};
+
+static struct opts o = {
+	.seconds = 10, .threads = 4, .files = 4, .file_mib = 4,
+	.watchdog_s = 20, .seed = 1,
+};
+static swapio_handle *h;
+static struct sfile files[MAX_FILES];
+static struct counters cnt;
+static atomic_bool stop;	/* workers: time is up */
+static atomic_bool done;	/* watchdog: all I/O is over */
+static atomic_uint_least64_t progress;	/* ops finished, set-up included */
+static bool expect_errors;	/* --fault can make ops fail */
+static char *scratch;		/* our directory under --dir */
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                       */
+/* ------------------------------------------------------------------ */
+
+static uint64_t rnd(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static void fill(unsigned char *p, size_t n, uint64_t *s)
+{
+	uint64_t v;
+	size_t i;
+
+	for (i = 0; i + 8 <= n; i += 8) {
+		v = rnd(s);
+		memcpy(p + i, &v, 8);
+	}
+	v = rnd(s);
+	memcpy(p + i, &v, n - i);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void __attribute__((format(printf, 1, 2))) complain(const char *fmt,
+							    ...)
+{
+	va_list ap;
+
+	fputs("swapio-stress: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void *xmalloc(size_t n)
+{
+	void *p = calloc(1, n ? n : 1);
+
+	if (!p) {
+		complain("out of memory (%zu bytes)", n);
+		exit(1);
+	}
+	return p;
+}
+
+#define ADD(c, v)	atomic_fetch_add_explicit(&cnt.c, (v), \
+						  memory_order_relaxed)
+#define GET(c)		atomic_load_explicit(&cnt.c, memory_order_relaxed)
+
+/*
+ * Can a fault spec make ops fail? EINTR/EAGAIN, short transfers and
+ * delays are always recovered (unless sticky=1); other errnos are not.
+ */
+static bool spec_fails_ops(const char *spec)
+{
+	const char *e = strstr(spec, "errno=");
+
+	if (!e)
+		return false;
+	if (strstr(spec, "sticky=1"))
+		return true;
+	return strncmp(e + 6, "EINTR", 5) && strncmp(e + 6, "EAGAIN", 6);
+}
+
+/* ------------------------------------------------------------------ */
+/* One op                                                              */
+/* ------------------------------------------------------------------ */
+
+struct op {
+	struct sfile	*sf;
+	unsigned int	r0, nr;		/* regions locked */
+	bool		write;
+	bool		whole;		/* covers its regions completely */
+	uint64_t	off;
+	size_t		len;
+	unsigned char	*mem;		/* odd address within alloc */
+	unsigned char	*alloc;
+	swapio_op	*sop;
+};
+
+static uint64_t region_end(const struct sfile *sf, unsigned int r)
+{
+	uint64_t end = (uint64_t)(r + 1) * REGION;
+
+	return end < sf->size ? end : sf->size;
+}
+
+/* Lock one or two neighbouring regions, in order; false if busy. */
+static bool op_lock(struct op *op, uint64_t *s)
+{
+	struct sfile *sf = &files[rnd(s) % o.files];
+	unsigned int r0 = (unsigned int)(rnd(s) % sf->nr_regions);
+	unsigned int nr = r0 + 1 < sf->nr_regions && rnd(s) % 4 == 0 ? 2 : 1;
+
+	for (unsigned int i = 0; i < nr; i++) {
+		if (pthread_mutex_trylock(&sf->locks[r0 + i])) {
+			while (i--)
+				pthread_mutex_unlock(&sf->locks[r0 + i]);
+			return false;
+		}
+	}
+	op->sf = sf;
+	op->r0 = r0;
+	op->nr = nr;
+	return true;
+}
+
+static void op_unlock(struct op *op)
+{
+	for (unsigned int i = 0; i < op->nr; i++)
+		pthread_mutex_unlock(&op->sf->locks[op->r0 + i]);
+}
+
+static bool op_any_unknown(const struct op *op)
+{
+	for (unsigned int i = 0; i < op->nr; i++)
+		if (op->sf->unknown[op->r0 + i])
+			return true;
+	return false;
+}
+
+/* A length from 1 byte to the whole span, weighted to small and odd. */
+static size_t pick_len(uint64_t span, uint64_t *s)
+{
+	static const uint64_t caps[] = { 600, 8192 + 1, 65536 + 3, UINT64_MAX };
+	uint64_t cap = caps[rnd(s) % 4];
+
+	if (cap > span)
+		cap = span;
+	return (size_t)(1 + rnd(s) % cap);
+}
+
+/* Choose what @op does inside its locked regions. */
+static void op_plan(struct op *op, uint64_t *s)
+{
+	const uint64_t start = (uint64_t)op->r0 * REGION;
+	const uint64_t span = region_end(op->sf, op->r0 + op->nr - 1) - start;
+
+	/* An unknown region is first made known again by a whole write. */
+	op->whole = op_any_unknown(op) || rnd(s) % 16 == 0;
+	op->write = op->whole || rnd(s) % 2;
+	op->len = op->whole ? (size_t)span : pick_len(span, s);
+	op->off = start + (op->whole ? 0 : rnd(s) % (span - op->len + 1));
+	/* A page boundary, or up to 4095 bytes past one: odd addresses. */
+	op->alloc = xmalloc(op->len + 8192);
+	op->mem = (unsigned char *)(((uintptr_t)op->alloc + 4095) / 4096 *
+				    4096);
+	op->mem += rnd(s) % 3 == 0 ? 0 : rnd(s) % 4096;
+	if (op->write)
+		fill(op->mem, op->len, s);
+}
+
+static int op_submit(struct op *op, uint64_t *s)
+{
+	const bool by_path = rnd(s) % 16 == 0;
+
+	if (op->write)
+		return by_path ?
+			swapio_submit_write_path(h, op->sf->path, op->mem,
+						 op->len, op->off, &op->sop) :
+			swapio_submit_write(h, op->sf->f, op->mem, op->len,
+					    op->off, &op->sop);
+	return by_path ?
+		swapio_submit_read_path(h, op->sf->path, op->mem, op->len,
+					op->off, &op->sop) :
+		swapio_submit_read(h, op->sf->f, op->mem, op->len, op->off,
+				   &op->sop);
+}
+
+static void report_mismatch(const struct op *op, const unsigned char *want)
+{
+	size_t i = 0;
+
+	while (i < op->len && op->mem[i] == want[i])
+		i++;
+	complain("MISMATCH %s offset %llu (op %llu+%zu): got %#x want %#x",
+		 op->sf->path, (unsigned long long)(op->off + i),
+		 (unsigned long long)op->off, op->len, op->mem[i], want[i]);
+	ADD(mismatches, 1);
+}
+
+static void op_failed(struct op *op, ssize_t res)
+{
+	if (res < 0 && expect_errors) {
+		ADD(failed_ops, 1);
+		/* A failed write may have moved part of its bytes. */
+		for (unsigned int i = 0; op->write && i < op->nr; i++)
+			op->sf->unknown[op->r0 + i] = true;
+		return;
+	}
+	complain("%s %s at %llu+%zu: %zd (%s)", op->write ? "write" : "read",
+		 op->sf->path, (unsigned long long)op->off, op->len, res,
+		 res < 0 ? swapio_strerror((int)res) : "short");
+	ADD(bad, 1);
+}
+
+/* Check or record the result, then release everything @op holds. */
+static void op_finish(struct op *op, ssize_t res)
+{
+	unsigned char *shadow = op->sf->shadow + op->off;
+
+	ADD(ops, 1);
+	atomic_fetch_add(&progress, 1);
+	if (res != (ssize_t)op->len) {
+		op_failed(op, res);
+	} else if (op->write) {
+		memcpy(shadow, op->mem, op->len);
+		for (unsigned int i = 0; op->whole && i < op->nr; i++)
+			op->sf->unknown[op->r0 + i] = false;
+		ADD(writes, 1);
+		ADD(bytes_written, op->len);
+	} else {
+		ADD(reads, 1);
+		if (op_any_unknown(op))
+			;	/* nothing known to compare with */
+		else if (memcmp(op->mem, shadow, op->len))
+			report_mismatch(op, shadow);
+		else
+			ADD(bytes_verified, op->len);
+	}
+	op_unlock(op);
+	free(op->alloc);
+}
+
+/* ------------------------------------------------------------------ */
+/* Worker threads                                                      */
+/* ------------------------------------------------------------------ */
+
+/* The result of @sop, waited for in slices so that a stop is noticed. */
+static ssize_t wait_op(swapio_op *sop)
+{
+	ssize_t res;
+
+	while ((res = swapio_op_wait(sop, 250)) == -ETIMEDOUT)
+		;
+	swapio_op_free(sop);
+	return res;
+}
+
+/* Wait for a batch in completion order, through swapio_wait_any(). */
+static void wait_batch(struct op *ops, unsigned int n)
+{
+	swapio_op *sops[MAX_BATCH];
+	int i;
+
+	for (unsigned int j = 0; j < n; j++)
+		sops[j] = ops[j].sop;
+	while (n) {
+		i = swapio_wait_any(sops, n, 250);
+		if (i == -ETIMEDOUT)
+			continue;
+		if (i < 0) {
+			complain("swapio_wait_any: %s", swapio_strerror(i));
+			exit(1);
+		}
+		op_finish(&ops[i], wait_op(sops[i]));
+		n--;
+		ops[i] = ops[n];
+		sops[i] = sops[n];
+	}
+}
+
+static void run_batch(uint64_t *s)
+{
+	struct op ops[MAX_BATCH];
+	unsigned int n = 0, want = 1 + (unsigned int)(rnd(s) % MAX_BATCH);
+	int ret;
+
+	for (unsigned int tries = 0; n < want && tries < 8; tries++) {
+		if (!op_lock(&ops[n], s))
+			continue;
+		op_plan(&ops[n], s);
+		ret = op_submit(&ops[n], s);
+		if (ret) {
+			op_finish(&ops[n], ret);
+			continue;
+		}
+		n++;
+	}
+	wait_batch(ops, n);
+}
+
+static void *worker(void *arg)
+{
+	uint64_t s = o.seed * 1000003u + (uintptr_t)arg;
+
+	while (!atomic_load(&stop))
+		run_batch(&s);
+	return NULL;
+}
+
+static void print_report(const char *how, double secs)
+{
+	struct swapio_stats st;
+
+	swapio_handle_stats(h, &st);
+	printf("swapio-stress: %s engine=%s seconds=%.1f threads=%u files=%u "
+	       "ops=%llu ops/s=%.0f reads=%llu writes=%llu "
+	       "bytes_written=%llu bytes_verified=%llu mismatches=%llu "
+	       "failed_ops=%llu unexpected=%llu retries=%llu\n",
+	       how, swapio_handle_engine(h), secs, o.threads, o.files,
+	       (unsigned long long)GET(ops), (double)GET(ops) / secs,
+	       (unsigned long long)GET(reads), (unsigned long long)GET(writes),
+	       (unsigned long long)GET(bytes_written),
+	       (unsigned long long)GET(bytes_verified),
+	       (unsigned long long)GET(mismatches),
+	       (unsigned long long)GET(failed_ops),
+	       (unsigned long long)GET(bad),
+	       (unsigned long long)st.retries);
+	fflush(stdout);
+}
+
+/* No op completed for watchdog_s seconds: report and leave at once. */
+static void *watchdog(void *arg)
+{
+	double t0 = *(const double *)arg, last_t = now_s();
+	uint64_t last = atomic_load(&progress), cur;
+
+	while (!atomic_load(&done)) {
+		usleep(200000);
+		cur = atomic_load(&progress);
+		if (cur != last) {
+			last = cur;
+			last_t = now_s();
+		} else if (now_s() - last_t > o.watchdog_s) {
+			complain("HANG: no op completed for %u s", o.watchdog_s);
+			print_report("hang", now_s() - t0);
+			/* Threads are stuck in swapio: leave, but tidy up. */
+			for (unsigned int i = 0; i < o.files; i++)
+				unlink(files[i].path);
+			rmdir(scratch);
+			_exit(EXIT_HANG);
+		}
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Files                                                               */
+/* ------------------------------------------------------------------ */
+
+static int file_setup(struct sfile *sf, unsigned int i)
+{
+	uint64_t s = o.seed + i;
+	ssize_t res;
+	int ret;
+
+	sf->size = (uint64_t)o.file_mib << 20;
+	sf->size -= 777 + i;	/* odd sizes, a short last region */
+	sf->nr_regions = (unsigned int)((sf->size + REGION - 1) / REGION);
+	sf->shadow = xmalloc(sf->size);
+	sf->unknown = xmalloc(sf->nr_regions * sizeof(*sf->unknown));
+	sf->locks = xmalloc(sf->nr_regions * sizeof(*sf->locks));
+	for (unsigned int r = 0; r < sf->nr_regions; r++)
+		pthread_mutex_init(&sf->locks[r], NULL);
+	ret = swapio_file_open(h, sf->path, SWAPIO_O_READ | SWAPIO_O_WRITE |
+			       SWAPIO_O_CREATE | SWAPIO_O_TRUNC, &sf->f);
+	if (ret)
+		return ret;
+	fill(sf->shadow, sf->size, &s);
+	res = swapio_pwrite(h, sf->f, sf->shadow, sf->size, 0);
+	atomic_fetch_add(&progress, 1);
+	if (res == (ssize_t)sf->size)
+		return 0;
+	if (res >= 0 || !expect_errors)
+		return res < 0 ? (int)res : -EIO;
+	for (unsigned int r = 0; r < sf->nr_regions; r++)
+		sf->unknown[r] = true;
+	return 0;
+}
+
+/* Read every known region back in one pass, retrying injected faults. */
+static void final_check(struct sfile *sf)
+{
+	for (unsigned int r = 0; r < sf->nr_regions; r++) {
+		struct op op = {
+			.sf = sf, .r0 = r, .nr = 1,
+			.off = (uint64_t)r * REGION,
+		};
+		ssize_t res = -1;
+
+		op.len = (size_t)(region_end(sf, r) - op.off);
+		op.alloc = xmalloc(op.len);
+		op.mem = op.alloc;
+		for (int i = 0; i < 16 && res != (ssize_t)op.len; i++)
+			res = swapio_pread(h, sf->f, op.mem, op.len, op.off);
+		pthread_mutex_lock(&sf->locks[r]);
+		op_finish(&op, res);	/* unlocks, frees */
+	}
+}
+
+static void file_teardown(struct sfile *sf)
+{
+	int ret = swapio_file_close(sf->f);	/* NULL if never opened */
+
+	if (ret)
+		complain("close %s: %s", sf->path, swapio_strerror(ret));
+	if (sf->path)
+		unlink(sf->path);
+	for (unsigned int r = 0; sf->locks && r < sf->nr_regions; r++)
+		pthread_mutex_destroy(&sf->locks[r]);
+	free(sf->locks);
+	free(sf->unknown);
+	free(sf->shadow);
+	free(sf->path);
+}
+
+/* ------------------------------------------------------------------ */
+/* Options and main                                                    */
+/* ------------------------------------------------------------------ */
+
+static const char usage[] =
+"usage: swapio-stress [options]\n"
+"  --seconds N     run time (default 10)\n"
+"  --threads N     submitting threads (default 4, at most 64)\n"
+"  --files N       files (default 4, at most 64)\n"
+"  --file-mib N    size of each file in MiB (default 4)\n"
+"  --engine NAME   auto, uring, aio or threads (default auto)\n"
+"  --dir DIR       where to make a scratch directory (default $TMPDIR or /tmp)\n"
+"  --fault SPEC    set SWAPIO_FAULT=SPEC for the handle\n"
+"  --watchdog N    seconds without progress that count as a hang (20)\n"
+"  --seed N        random seed (default 1)\n"
+"  --buffered      no O_DIRECT\n"
+"exit: 0 clean, 1 mismatch or error, 2 usage, 3 hang, 77 engine unavailable\n";
+
+static bool parse_uint(const char *s, unsigned int min, unsigned int max,
+		       unsigned int *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return false;
+	*out = (unsigned int)v;
+	return true;
+}
+
+static int parse_opt(int c, const char *arg)
+{
+	unsigned int v;
+	char *end;
+	int e;
+
+	switch (c) {
+	case 's':
+		o.seconds = strtod(arg, &end);
+		return *end || !(o.seconds > 0 && o.seconds < 1e6) ? -1 : 0;
+	case 't':
+		return parse_uint(arg, 1, MAX_THREADS, &o.threads) ? 0 : -1;
+	case 'f':
+		return parse_uint(arg, 1, MAX_FILES, &o.files) ? 0 : -1;
+	case 'm':
+		return parse_uint(arg, 1, 4096, &o.file_mib) ? 0 : -1;
+	case 'w':
+		return parse_uint(arg, 1, 3600, &o.watchdog_s) ? 0 : -1;
+	case 'r':
+		if (!parse_uint(arg, 0, UINT32_MAX, &v))
+			return -1;
+		o.seed = v;
+		return 0;
+	case 'e':
+		e = swapio_engine_parse(arg);
+		o.engine = (unsigned int)e;
+		return e < 0 ? -1 : 0;
+	case 'd':
+		o.dir = arg;
+		return 0;
+	case 'F':
+		o.fault = arg;
+		return 0;
+	case 'b':
+		o.buffered = true;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+static int parse_args(int argc, char **argv)
+{
+	static const struct option longs[] = {
+		{ "seconds", 1, NULL, 's' },	{ "threads", 1, NULL, 't' },
+		{ "files", 1, NULL, 'f' },	{ "file-mib", 1, NULL, 'm' },
+		{ "engine", 1, NULL, 'e' },	{ "dir", 1, NULL, 'd' },
+		{ "fault", 1, NULL, 'F' },	{ "watchdog", 1, NULL, 'w' },
+		{ "seed", 1, NULL, 'r' },	{ "buffered", 0, NULL, 'b' },
+		{ "help", 0, NULL, 'h' },	{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(usage, stdout);
+			exit(0);
+		}
+		if (parse_opt(c, optarg)) {
+			fputs(usage, stderr);
+			return -1;
+		}
+	}
+	if (optind != argc) {
+		fputs(usage, stderr);
+		return -1;
+	}
+	return 0;
+}
+
+static int handle_setup(void)
+{
+	struct swapio_config cfg = {
+		.block_size = 128u << 10, .queue_depth = 16, .threads = 2,
+		.engine = o.engine,
+		.flags = o.buffered ? SWAPIO_CFG_BUFFERED : 0,
+	};
+	int ret;
+
+	if (o.engine && (ret = swapio_engine_probe(o.engine))) {
+		complain("engine %s unavailable here: %s",
+			 swapio_engine_name(o.engine), swapio_strerror(ret));
+		return EXIT_SKIP;
+	}
+	if (o.fault && setenv("SWAPIO_FAULT", o.fault, 1))
+		return 1;
+	expect_errors = o.fault && spec_fails_ops(o.fault);
+	ret = swapio_handle_create(&cfg, &h);
+	if (ret) {
+		complain("swapio_handle_create: %s", swapio_strerror(ret));
+		return 1;
+	}
+	return 0;
+}
+
+/* Run the threads for the set time, then check every file in full.
+ * Returns the seconds that took. */
+static double run(void)
+{
+	pthread_t th[MAX_THREADS];
+	double t0 = now_s();
+
+	for (unsigned int i = 0; i < o.threads; i++)
+		pthread_create(&th[i], NULL, worker, (void *)(uintptr_t)i);
+	while (now_s() - t0 < o.seconds)
+		usleep(100000);
+	atomic_store(&stop, true);
+	for (unsigned int i = 0; i < o.threads; i++)
+		pthread_join(th[i], NULL);
+	for (unsigned int i = 0; i < o.files; i++)
+		final_check(&files[i]);
+	return now_s() - t0;
+}
+
+static char *scratch_dir(void)
+{
+	const char *base = o.dir ? o.dir : getenv("TMPDIR");
+	char *dir;
+
+	if (asprintf(&dir, "%s/swapio-stress-XXXXXX", base ? base : "/tmp") < 0)
+		return NULL;
+	if (!mkdtemp(dir)) {
+		complain("mkdtemp %s: %s", dir, strerror(errno));
+		free(dir);
+		return NULL;
+	}
+	return dir;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned int nr_setup = 0;
+	double secs = 0, t0 = now_s();
+	pthread_t wd;
+	int ret;
+
+	if (parse_args(argc, argv))
+		return 2;
+	ret = handle_setup();
+	if (ret)
+		return ret;
+	scratch = scratch_dir();
+	ret = scratch ? 0 : 1;
+	for (unsigned int i = 0; !ret && i < o.files; i++)
+		if (asprintf(&files[i].path, "%s/f%u", scratch, i) < 0)
+			ret = 1;
+	/* Watched from the first write on: set-up can hang too. */
+	pthread_create(&wd, NULL, watchdog, &t0);
+	for (; !ret && nr_setup < o.files; nr_setup++) {
+		ret = file_setup(&files[nr_setup], nr_setup);
+		if (ret)
+			complain("setting up %s: %s", files[nr_setup].path,
+				 swapio_strerror(ret));
+	}
+	if (!ret)
+		secs = run();
+	atomic_store(&done, true);
+	pthread_join(wd, NULL);
+	for (unsigned int i = 0; i < o.files; i++)
+		file_teardown(&files[i]);
+	if (!ret)
+		print_report(GET(mismatches) || GET(bad) ? "FAILED" : "ok", secs);
+	swapio_handle_destroy(h);
+	if (scratch)
+		rmdir(scratch);
+	free(scratch);
+	return ret || GET(mismatches) || GET(bad) ? 1 : 0;
+}
