@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -24,6 +25,15 @@
 #define PATTERN_SEED		0x5eedc0ffee15ba5eull
 
 const char *const bench_phase_name[NR_PHASES] = { "write", "read" };
+
+/* Ctrl-C stops new ops; those in flight finish, and the file goes. */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
 
 struct bench {
 	const struct bench_opts	*o;
@@ -343,6 +353,10 @@ static int run_pass(struct bench *b, unsigned int p, uint64_t *done,
 	int rc = 0, ret;
 
 	for (;;) {
+		if (interrupted && !rc) {
+			fprintf(stderr, "\nswapio: bench: interrupted\n");
+			rc = 130;
+		}
 		while (!rc && n < window && next < b->r->size) {
 			rc = op_start(b, p, (head + n) % window, next);
 			if (!rc) {
@@ -384,6 +398,22 @@ static int run_phase(struct bench *b, unsigned int p)
 	return rc;
 }
 
+/* The library's threads block every signal, so these reach this one. */
+static void catch_signals(bool on)
+{
+	static struct sigaction old_int, old_term;
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	if (on) {
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, &old_int);
+		sigaction(SIGTERM, &sa, &old_term);
+	} else {
+		sigaction(SIGINT, &old_int, NULL);
+		sigaction(SIGTERM, &old_term, NULL);
+	}
+}
+
 int bench_run(const struct bench_opts *o, struct bench_result *r)
 {
 	struct bench b = { .o = o, .r = r };
@@ -393,6 +423,7 @@ int bench_run(const struct bench_opts *o, struct bench_result *r)
 	r->size = o->size ? o->size : ((o->modes & BENCH_WRITE) ? 1ull << 30
 								 : 0);
 	b.tty = !o->quiet && isatty(STDERR_FILENO);
+	catch_signals(true);
 	rc = file_prepare(&b);
 	if (!rc) {
 		rc = bench_open(&b);
@@ -404,5 +435,6 @@ int bench_run(const struct bench_opts *o, struct bench_result *r)
 	/* A file this run made goes, even after an error, unless kept. */
 	if (b.created && (!o->keep || rc) && unlink(o->path) && !rc)
 		rc = tool_fail(o->path, -errno);
+	catch_signals(false);
 	return rc;
 }

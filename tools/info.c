@@ -271,7 +271,9 @@ static void print_memory(void)
 	if (!getrlimit(RLIMIT_MEMLOCK, &rl)) {
 		print_limit("  memlock     ", rl.rlim_cur);
 		print_limit(" (hard", rl.rlim_max);
-		printf("): buffers beyond it are not pinned\n");
+		/* CAP_IPC_LOCK, which root usually holds, lifts the limit. */
+		printf("): %s\n", geteuid() ? "buffers beyond it are not pinned" :
+		       "root, not enforced with CAP_IPC_LOCK");
 	}
 	if (read_line("/sys/kernel/mm/transparent_hugepage/enabled", thp,
 		      sizeof(thp)))
