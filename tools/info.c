@@ -272,7 +272,8 @@ static void print_memory(void)
 		print_limit("  memlock     ", rl.rlim_cur);
 		print_limit(" (hard", rl.rlim_max);
 		/* CAP_IPC_LOCK, which root usually holds, lifts the limit. */
-		printf("): %s\n", geteuid() ? "buffers beyond it are not pinned" :
+		printf("): %s\n", geteuid() ?
+		       "buffers beyond it are not pinned" :
 		       "root, not enforced with CAP_IPC_LOCK");
 	}
 	if (read_line("/sys/kernel/mm/transparent_hugepage/enabled", thp,
