@@ -501,7 +501,8 @@ SWAPIO_API void swapio_store_close(swapio_store *s);
  * key switches to the new value) when its op is waited for or freed, on
  * that thread; when two puts of one key overlap, the later submitted wins.
  * Returns 0 and *op, or -errno: -EINVAL (NULL, key empty or longer than
- * SWAPIO_STORE_KEY_MAX), -ENOSPC (no room; nothing changed), -ENOMEM.
+ * SWAPIO_STORE_KEY_MAX, @len over 2^56), -ENOSPC (no room; nothing
+ * changed), -ENOMEM.
  * Thread-safe.
  */
 SWAPIO_API int swapio_store_submit_put(swapio_store *s, const char *key,
@@ -615,7 +616,8 @@ enum {
  * (rounded up to a page). SWAPIO_BUF_LOCKED pins them; if the memory-lock
  * limit forbids that, the pool is made unlocked (swapio_pool_locked() says
  * 0) unless SWAPIO_POOL_REQUIRE_LOCKED, which returns SWAPIO_EMEMLOCK.
- * Returns 0 and *out, or -EINVAL / -ENOMEM / SWAPIO_EMEMLOCK.
+ * Returns 0 and *out, or -EINVAL (a size or count of 0, unknown flags, or
+ * a total beyond the address space) / -ENOMEM / SWAPIO_EMEMLOCK.
  */
 SWAPIO_API int swapio_pool_create(size_t buf_size, unsigned int count,
 				  unsigned int flags, swapio_pool **out);

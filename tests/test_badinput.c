@@ -451,6 +451,216 @@ static void config_fifo(void **state)
 	free(fifo);
 }
 
+/* ------------------------------------------------------------------ */
+/* Store, pool, pipeline                                               */
+/* ------------------------------------------------------------------ */
+
+static void store_open_args(void **state)
+{
+	struct env *env = *state;
+	char *dir = tf_path(env->dir, "store"), *missing;
+	struct swapio_store_config cfg = { 0 };
+	swapio_store *s = (swapio_store *)1;
+
+	missing = tf_path(env->dir, "nostore");
+	assert_int_equal(swapio_store_open(NULL, dir, NULL, &s), -EINVAL);
+	assert_null(s);
+	assert_int_equal(swapio_store_open(env->h, NULL, NULL, &s), -EINVAL);
+	assert_int_equal(swapio_store_open(env->h, dir, NULL, NULL), -EINVAL);
+	cfg.reserved32 = 1;
+	assert_int_equal(swapio_store_open(env->h, dir, &cfg, &s), -EINVAL);
+	cfg.reserved32 = 0;
+	cfg.reserved[5] = 1;
+	assert_int_equal(swapio_store_open(env->h, dir, &cfg, &s), -EINVAL);
+	cfg.reserved[5] = 0;
+	cfg.flags = 1u << 30;
+	assert_int_equal(swapio_store_open(env->h, dir, &cfg, &s), -EINVAL);
+	cfg.flags = SWAPIO_STORE_NO_CREATE;
+	assert_int_equal(swapio_store_open(env->h, missing, &cfg, &s),
+			 -ENOENT);
+	assert_int_equal(access(missing, F_OK), -1);	/* nothing made */
+	/* A regular file where the directory should be. */
+	assert_int_equal(swapio_store_open(env->h, env->path, NULL, &s),
+			 -ENOTDIR);
+	assert_null(s);
+	swapio_store_close(NULL);
+	free(dir), free(missing);
+}
+
+static void store_op_args(void **state)
+{
+	struct env *env = *state;
+	char *dir = tf_path(env->dir, "store");
+	char key[SWAPIO_STORE_KEY_MAX + 2], **keys;
+	swapio_store_op *op = (swapio_store_op *)1;
+	struct swapio_store_info info;
+	unsigned char *b = env->buf;
+	swapio_store *s;
+	size_t n;
+
+	assert_int_equal(swapio_store_open(env->h, dir, NULL, &s), 0);
+	memset(key, 'k', sizeof(key) - 1);
+	key[sizeof(key) - 1] = '\0';	/* one byte too long */
+	assert_int_equal(swapio_store_put(NULL, "a", b, 1), -EINVAL);
+	assert_int_equal(swapio_store_put(s, NULL, b, 1), -EINVAL);
+	assert_int_equal(swapio_store_put(s, "", b, 1), -EINVAL);
+	assert_int_equal(swapio_store_put(s, key, b, 1), -EINVAL);
+	assert_int_equal(swapio_store_put(s, "a", NULL, 1), -EINVAL);
+	assert_int_equal(swapio_store_submit_put(s, "a", b, 1, NULL), -EINVAL);
+	assert_int_equal(swapio_store_submit_get(s, "a", b, 1, NULL), -EINVAL);
+	assert_int_equal(swapio_store_submit_put(NULL, "a", b, 1, &op),
+			 -EINVAL);
+	assert_null(op);
+	key[SWAPIO_STORE_KEY_MAX] = '\0';	/* the longest allowed */
+	assert_int_equal(swapio_store_put(s, key, b, 100), 0);
+	assert_int_equal(swapio_store_get(s, key, b, 99), -EMSGSIZE);
+	assert_int_equal(swapio_store_get(s, key, b, UINT64_MAX), -EMSGSIZE);
+	assert_int_equal(swapio_store_get(s, "nokey", b, 1), -ENOENT);
+	assert_int_equal(swapio_store_get(s, key, NULL, 100), -EINVAL);
+	assert_int_equal(swapio_store_get(NULL, key, b, 100), -EINVAL);
+	assert_int_equal(swapio_store_op_wait(NULL, 0), -EINVAL);
+	assert_int_equal(swapio_store_op_done(NULL), 0);
+	swapio_store_op_free(NULL);
+	assert_int_equal(swapio_store_remove(NULL, key), -EINVAL);
+	assert_int_equal(swapio_store_remove(s, NULL), -EINVAL);
+	assert_int_equal(swapio_store_remove(s, "nokey"), -ENOENT);
+	assert_int_equal(swapio_store_size(NULL, key), -EINVAL);
+	assert_int_equal(swapio_store_size(s, NULL), -EINVAL);
+	assert_int_equal(swapio_store_size(s, "nokey"), -ENOENT);
+	assert_int_equal(swapio_store_list(NULL, &keys, &n), -EINVAL);
+	assert_int_equal(swapio_store_list(s, NULL, &n), -EINVAL);
+	assert_int_equal(swapio_store_list(s, &keys, NULL), -EINVAL);
+	assert_int_equal(swapio_store_sync(NULL), -EINVAL);
+	swapio_store_info(NULL, &info);
+	swapio_store_info(s, NULL);
+	(void)swapio_store_checksum(NULL, 0);
+	/* The failures changed nothing. */
+	assert_int_equal(swapio_store_list(s, &keys, &n), 0);
+	assert_int_equal(n, 1);
+	free(keys);
+	swapio_store_close(s);
+	free(dir);
+}
+
+/*
+ * Lengths no store holds: refused before the buffer is read or anything
+ * written. (A length the buffer does not have is the caller's bug: the
+ * checksum is computed over it at submission.)
+ */
+static void store_huge_put(void **state)
+{
+	struct env *env = *state;
+	char *dir = tf_path(env->dir, "store");
+	struct swapio_store_info a, b;
+	swapio_store *s;
+	int ret;
+
+	assert_int_equal(swapio_store_open(env->h, dir, NULL, &s), 0);
+	swapio_store_info(s, &a);
+	ret = swapio_store_put(s, "huge", env->buf, UINT64_MAX);
+	assert_int_equal(ret, -EINVAL);
+	ret = swapio_store_put(s, "huge", env->buf, 1ull << 57);
+	assert_int_equal(ret, -EINVAL);
+	swapio_store_info(s, &b);
+	assert_int_equal(b.keys, a.keys);
+	assert_true(b.file_bytes <= a.file_bytes + (64ull << 20));
+	assert_int_equal(swapio_store_size(s, "huge"), -ENOENT);
+	swapio_store_close(s);
+	free(dir);
+}
+
+static void pool_args(void **state)
+{
+	void *b = (void *)1, *b2;
+	swapio_pool *p = (swapio_pool *)1;
+	unsigned char local[16];
+
+	(void)state;
+	assert_int_equal(swapio_pool_create(0, 1, 0, &p), -EINVAL);
+	assert_int_equal(swapio_pool_create(4096, 0, 0, &p), -EINVAL);
+	assert_int_equal(swapio_pool_create(4096, 1, 1u << 20, &p), -EINVAL);
+	assert_int_equal(swapio_pool_create(4096, 1, 0, NULL), -EINVAL);
+	/* A total beyond the address space. */
+	assert_int_equal(swapio_pool_create(SIZE_MAX, 2, 0, &p), -EINVAL);
+	assert_int_equal(swapio_pool_create(1ull << 40, UINT_MAX, 0, &p),
+			 -EINVAL);
+	/* Possible in principle, but not here. */
+	assert_int_equal(swapio_pool_create(1ull << 50, 4, 0, &p), -ENOMEM);
+	assert_null(p);
+	swapio_pool_destroy(NULL);
+	assert_int_equal(swapio_pool_get(NULL, 0, &b), -EINVAL);
+	assert_int_equal(swapio_pool_put(NULL, local), -EINVAL);
+	assert_int_equal(swapio_pool_buf_size(NULL), 0);
+	assert_int_equal(swapio_pool_count(NULL), 0);
+	assert_int_equal(swapio_pool_available(NULL), 0);
+	assert_int_equal(swapio_pool_locked(NULL), 0);
+
+	assert_int_equal(swapio_pool_create(5000, 1, 0, &p), 0);
+	assert_int_equal(swapio_pool_get(p, 0, NULL), -EINVAL);
+	assert_int_equal(swapio_pool_get(p, 0, &b), 0);
+	assert_int_equal(swapio_pool_get(p, 0, &b2), -EAGAIN);
+	assert_int_equal(swapio_pool_get(p, 20, &b2), -ETIMEDOUT);
+	assert_int_equal(swapio_pool_put(p, NULL), -EINVAL);
+	assert_int_equal(swapio_pool_put(p, local), -EINVAL);
+	assert_int_equal(swapio_pool_put(p, (unsigned char *)b + 1), -EINVAL);
+	assert_int_equal(swapio_pool_put(p, b), 0);
+	assert_int_equal(swapio_pool_put(p, b), -EINVAL);	/* twice */
+	assert_int_equal(swapio_pool_available(p), 1);
+	swapio_pool_destroy(p);
+}
+
+static void pipeline_args(void **state)
+{
+	struct env *env = *state;
+	char *dir = tf_path(env->dir, "pstore");
+	struct swapio_pipe_tensor t[2] = {
+		{ .key = "t0", .len = 1000 }, { .key = "t1", .len = 3000 },
+	};
+	struct swapio_pipe_tensor zero = { .key = "z", .len = 0 };
+	struct swapio_pipe_tensor nokey = { .key = NULL, .len = 10 };
+	struct swapio_pipe_group g = { t, 2 }, bad[] = {
+		{ NULL, 1 }, { t, 0 }, { &zero, 1 }, { &nokey, 1 },
+	};
+	struct swapio_pipeline_config cfg = { 0 };
+	struct swapio_pipeline_stats st;
+	struct swapio_pipe_view v;
+	swapio_pipeline *p = (swapio_pipeline *)1;
+	swapio_store *s;
+
+	assert_int_equal(swapio_store_open(env->h, dir, NULL, &s), 0);
+	assert_int_equal(swapio_pipeline_create(NULL, &g, 1, NULL, &p),
+			 -EINVAL);
+	assert_null(p);
+	assert_int_equal(swapio_pipeline_create(s, NULL, 1, NULL, &p),
+			 -EINVAL);
+	assert_int_equal(swapio_pipeline_create(s, &g, 0, NULL, &p), -EINVAL);
+	assert_int_equal(swapio_pipeline_create(s, &g, 1, NULL, NULL),
+			 -EINVAL);
+	for (size_t i = 0; i < T_ARRAY_SIZE(bad); i++)
+		assert_int_equal(swapio_pipeline_create(s, &bad[i], 1, NULL,
+							&p), -EINVAL);
+	cfg.reserved[3] = 1;
+	assert_int_equal(swapio_pipeline_create(s, &g, 1, &cfg, &p), -EINVAL);
+	cfg.reserved[3] = 0;
+	cfg.budget_bytes = 100;		/* below one group */
+	assert_int_equal(swapio_pipeline_create(s, &g, 1, &cfg, &p), -EINVAL);
+	assert_null(p);
+	swapio_pipeline_destroy(NULL);
+	assert_int_equal(swapio_pipeline_begin(NULL), -EINVAL);
+	assert_int_equal(swapio_pipeline_next(NULL, &v), -EINVAL);
+	assert_int_equal(swapio_pipeline_release(NULL, 0, 0), -EINVAL);
+	swapio_pipeline_stats(NULL, &st);
+
+	assert_int_equal(swapio_pipeline_create(s, &g, 1, NULL, &p), 0);
+	swapio_pipeline_stats(p, NULL);
+	assert_int_equal(swapio_pipeline_next(p, NULL), -EINVAL);
+	assert_int_equal(swapio_pipeline_release(p, 0, 0), -EINVAL);
+	assert_int_equal(swapio_pipeline_release(p, UINT_MAX, 1), -EINVAL);
+	swapio_pipeline_destroy(p);
+	swapio_store_close(s);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -469,6 +679,11 @@ int main(void)
 		cmocka_unit_test(errors_and_names),
 		cmocka_unit_test(config_files),
 		cmocka_unit_test(config_fifo),
+		cmocka_unit_test(store_open_args),
+		cmocka_unit_test(store_op_args),
+		cmocka_unit_test(store_huge_put),
+		cmocka_unit_test(pool_args),
+		cmocka_unit_test(pipeline_args),
 	};
 
 	t_engine();
