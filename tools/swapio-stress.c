@@ -16,6 +16,10 @@
  * for --watchdog seconds. Exit codes: 0 clean, 1 a mismatch or an
  * unexpected error, 2 usage, 3 hang, 77 engine unavailable here.
  *
+ * Beside the files, --store-threads threads put, get and remove keys of
+ * a store, each checking its own keys against a model; at the end every
+ * key is checked, then again after the store is closed and reopened.
+ *
  * Uses only swapio.h, like every tool.
  */
 #define _GNU_SOURCE
@@ -47,6 +51,7 @@ struct opts {
 	unsigned int	files;
 	unsigned int	file_mib;
 	unsigned int	watchdog_s;
+	unsigned int	store_threads;
 	unsigned int	engine;
 	const char	*dir;
 	const char	*fault;
@@ -73,11 +78,12 @@ struct counters {
 	atomic_uint_least64_t	mismatches;
 	atomic_uint_least64_t	failed_ops;	/* injected faults seen */
 	atomic_uint_least64_t	bad;		/* unexpected results */
+	atomic_uint_least64_t	store_ops;
 };
 
 static struct opts o = {
 	.seconds = 10, .threads = 4, .files = 4, .file_mib = 4,
-	.watchdog_s = 20, .seed = 1,
+	.watchdog_s = 20, .seed = 1, .store_threads = 2,
 };
 static swapio_handle *h;
 static struct sfile files[MAX_FILES];
@@ -399,7 +405,7 @@ static void print_report(const char *how, double secs)
 	printf("swapio-stress: %s engine=%s seconds=%.1f threads=%u files=%u "
 	       "ops=%llu ops/s=%.0f reads=%llu writes=%llu "
 	       "bytes_written=%llu bytes_verified=%llu mismatches=%llu "
-	       "failed_ops=%llu unexpected=%llu retries=%llu\n",
+	       "failed_ops=%llu unexpected=%llu retries=%llu store_ops=%llu\n",
 	       how, swapio_handle_engine(h), secs, o.threads, o.files,
 	       (unsigned long long)GET(ops), (double)GET(ops) / secs,
 	       (unsigned long long)GET(reads), (unsigned long long)GET(writes),
@@ -408,7 +414,8 @@ static void print_report(const char *how, double secs)
 	       (unsigned long long)GET(mismatches),
 	       (unsigned long long)GET(failed_ops),
 	       (unsigned long long)GET(bad),
-	       (unsigned long long)st.retries);
+	       (unsigned long long)st.retries,
+	       (unsigned long long)GET(store_ops));
 	fflush(stdout);
 }
 
@@ -508,6 +515,224 @@ static void file_teardown(struct sfile *sf)
 }
 
 /* ------------------------------------------------------------------ */
+/* The store                                                           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Store threads put, get and remove keys of a store in the scratch
+ * directory. Key k belongs to thread k % store_threads, so each thread
+ * alone knows what its keys must hold: a value is its length and the
+ * seed it was made from. A failed put must change nothing, so the model
+ * changes only on success.
+ */
+#define STORE_KEYS	64
+#define STORE_VAL_MAX	(256u << 10)
+
+struct skey {
+	size_t		len;	/* 0: absent */
+	uint64_t	seed;
+};
+
+static swapio_store *store;
+static struct skey skeys[STORE_KEYS];
+
+static void skey_name(char *buf, size_t n, unsigned int k)
+{
+	snprintf(buf, n, "stress/tensor.%u", k);
+}
+
+static unsigned char *make_value(size_t len, uint64_t seed)
+{
+	unsigned char *buf = xmalloc(len);
+	uint64_t s = seed;
+
+	fill(buf, len, &s);
+	return buf;
+}
+
+/* An error: counted as injected if faults can explain it. */
+static void store_failed(const char *what, unsigned int k, int err)
+{
+	if (err < 0 && err != -EBADMSG && expect_errors) {
+		ADD(failed_ops, 1);
+		return;
+	}
+	complain("store %s of key %u: %s", what, k, swapio_strerror(err));
+	if (err == -EBADMSG)
+		ADD(mismatches, 1);	/* the store caught wrong data */
+	else
+		ADD(bad, 1);
+}
+
+static int store_put_value(const char *key, const void *buf, size_t len,
+			   bool async)
+{
+	swapio_store_op *op;
+	int64_t res;
+	int ret;
+
+	if (!async)
+		return swapio_store_put(store, key, buf, len);
+	ret = swapio_store_submit_put(store, key, buf, len, &op);
+	if (ret)
+		return ret;
+	while ((res = swapio_store_op_wait(op, 250)) == -ETIMEDOUT)
+		;
+	swapio_store_op_free(op);
+	return res < 0 ? (int)res : 0;
+}
+
+static void store_put(unsigned int k, uint64_t *s)
+{
+	size_t len = 1 + (size_t)(rnd(s) % STORE_VAL_MAX);
+	uint64_t seed = rnd(s);
+	unsigned char *buf = make_value(len, seed);
+	char key[64];
+	int ret;
+
+	skey_name(key, sizeof(key), k);
+	ret = store_put_value(key, buf, len, rnd(s) % 2);
+	if (ret) {
+		store_failed("put", k, ret);
+	} else {
+		skeys[k].len = len;
+		skeys[k].seed = seed;
+		ADD(bytes_written, len);
+	}
+	free(buf);
+}
+
+/* Key @k holds what the model says; returns false on a failed read. */
+static bool store_check(unsigned int k)
+{
+	unsigned char *got, *want;
+	char key[64];
+	int ret;
+
+	skey_name(key, sizeof(key), k);
+	if (!skeys[k].len) {
+		ret = (int)swapio_store_size(store, key);
+		if (ret != -ENOENT)
+			store_failed("size of a removed key", k, ret < 0 ?
+				     ret : -EEXIST);
+		return true;
+	}
+	got = xmalloc(skeys[k].len);
+	ret = swapio_store_get(store, key, got, skeys[k].len);
+	if (!ret) {
+		want = make_value(skeys[k].len, skeys[k].seed);
+		if (memcmp(got, want, skeys[k].len)) {
+			complain("MISMATCH store key %u", k);
+			ADD(mismatches, 1);
+		} else {
+			ADD(bytes_verified, skeys[k].len);
+		}
+		free(want);
+	}
+	free(got);
+	if (ret && ret != -EIO)
+		store_failed("get", k, ret);
+	return ret != -EIO;
+}
+
+static void store_remove(unsigned int k)
+{
+	char key[64];
+	int ret;
+
+	skey_name(key, sizeof(key), k);
+	ret = swapio_store_remove(store, key);
+	if (!ret && skeys[k].len)
+		skeys[k].len = 0;
+	else if (ret != -ENOENT || skeys[k].len)
+		store_failed("remove", k, ret ? ret : -EEXIST);
+}
+
+static void *store_worker(void *arg)
+{
+	const unsigned int id = (unsigned int)(uintptr_t)arg;
+	uint64_t s = o.seed * 7919u + id, r;
+	unsigned int k;
+
+	while (!atomic_load(&stop)) {
+		k = id + o.store_threads *
+		    (unsigned int)(rnd(&s) % (STORE_KEYS / o.store_threads));
+		r = rnd(&s) % 16;
+		if (r < 7)
+			store_put(k, &s);
+		else if (r < 15 && !store_check(k))
+			store_failed("get", k, -EIO);
+		else if (r == 15)
+			store_remove(k);
+		ADD(store_ops, 1);
+		atomic_fetch_add(&progress, 1);
+	}
+	return NULL;
+}
+
+/* Every key, then again after closing and reopening the store. */
+static void store_final_check(void)
+{
+	char *dir;
+	int ret;
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (unsigned int k = 0; k < STORE_KEYS; k++) {
+			int tries = 0;
+
+			while (!store_check(k) && ++tries < 16)
+				;
+			if (tries == 16)
+				store_failed("get", k, -EIO);
+		}
+		if (pass)
+			break;
+		swapio_store_close(store);
+		store = NULL;
+		if (asprintf(&dir, "%s/store", scratch) < 0)
+			return;
+		ret = swapio_store_open(h, dir, NULL, &store);
+		free(dir);
+		if (ret) {
+			store_failed("reopen", 0, ret);
+			return;
+		}
+	}
+}
+
+static int store_setup(void)
+{
+	char *dir;
+	int ret;
+
+	if (!o.store_threads)
+		return 0;
+	if (asprintf(&dir, "%s/store", scratch) < 0)
+		return -ENOMEM;
+	ret = swapio_store_open(h, dir, NULL, &store);
+	free(dir);
+	return ret;
+}
+
+/* Close the store and remove its files (it makes lock, data, index). */
+static void store_teardown(void)
+{
+	static const char *const names[] = { "lock", "data", "index" };
+	char path[4096];
+
+	if (!o.store_threads)
+		return;
+	swapio_store_close(store);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/store/%s", scratch, names[i]);
+		unlink(path);
+	}
+	snprintf(path, sizeof(path), "%s/store", scratch);
+	if (rmdir(path) && errno != ENOENT)
+		complain("rmdir %s: %s", path, strerror(errno));
+}
+
+/* ------------------------------------------------------------------ */
 /* Options and main                                                    */
 /* ------------------------------------------------------------------ */
 
@@ -516,6 +741,8 @@ static const char usage[] =
 "  --seconds N     run time (default 10)\n"
 "  --threads N     submitting threads (default 4, at most 64)\n"
 "  --files N       files (default 4, at most 64)\n"
+"  --store-threads N  threads using a store beside the files (default 2,\n"
+"                  at most 64; 0: no store)\n"
 "  --file-mib N    size of each file in MiB (default 4)\n"
 "  --engine NAME   auto, uring, aio or threads (default auto)\n"
 "  --dir DIR       where to make a scratch directory (default $TMPDIR or /tmp)\n"
@@ -553,6 +780,9 @@ static int parse_opt(int c, const char *arg)
 		return parse_uint(arg, 1, MAX_THREADS, &o.threads) ? 0 : -1;
 	case 'f':
 		return parse_uint(arg, 1, MAX_FILES, &o.files) ? 0 : -1;
+	case 'S':
+		return parse_uint(arg, 0, MAX_THREADS, &o.store_threads) ?
+		       0 : -1;
 	case 'm':
 		return parse_uint(arg, 1, 4096, &o.file_mib) ? 0 : -1;
 	case 'w':
@@ -588,6 +818,7 @@ static int parse_args(int argc, char **argv)
 		{ "engine", 1, NULL, 'e' },	{ "dir", 1, NULL, 'd' },
 		{ "fault", 1, NULL, 'F' },	{ "watchdog", 1, NULL, 'w' },
 		{ "seed", 1, NULL, 'r' },	{ "buffered", 0, NULL, 'b' },
+		{ "store-threads", 1, NULL, 'S' },
 		{ "help", 0, NULL, 'h' },	{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -638,18 +869,25 @@ static int handle_setup(void)
  * Returns the seconds that took. */
 static double run(void)
 {
-	pthread_t th[MAX_THREADS];
+	pthread_t th[MAX_THREADS], sth[MAX_THREADS];
 	double t0 = now_s();
 
 	for (unsigned int i = 0; i < o.threads; i++)
 		pthread_create(&th[i], NULL, worker, (void *)(uintptr_t)i);
+	for (unsigned int i = 0; i < o.store_threads; i++)
+		pthread_create(&sth[i], NULL, store_worker,
+			       (void *)(uintptr_t)i);
 	while (now_s() - t0 < o.seconds)
 		usleep(100000);
 	atomic_store(&stop, true);
 	for (unsigned int i = 0; i < o.threads; i++)
 		pthread_join(th[i], NULL);
+	for (unsigned int i = 0; i < o.store_threads; i++)
+		pthread_join(sth[i], NULL);
 	for (unsigned int i = 0; i < o.files; i++)
 		final_check(&files[i]);
+	if (o.store_threads)
+		store_final_check();
 	return now_s() - t0;
 }
 
@@ -693,10 +931,16 @@ int main(int argc, char **argv)
 			complain("setting up %s: %s", files[nr_setup].path,
 				 swapio_strerror(ret));
 	}
+	if (!ret) {
+		ret = store_setup();
+		if (ret)
+			complain("swapio_store_open: %s", swapio_strerror(ret));
+	}
 	if (!ret)
 		secs = run();
 	atomic_store(&done, true);
 	pthread_join(wd, NULL);
+	store_teardown();
 	for (unsigned int i = 0; i < o.files; i++)
 		file_teardown(&files[i]);
 	if (!ret)
