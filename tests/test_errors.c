@@ -816,7 +816,7 @@ static void engine_unavailable(void **state)
 
 	if (swapio_engine_probe(SWAPIO_ENGINE_URING) ||
 	    swapio_engine_probe(SWAPIO_ENGINE_AIO)) {
-		printf("SKIP: io_uring or AIO is not available to begin with\n");
+		printf("SKIP: io_uring or AIO is unavailable to begin with\n");
 		skip();
 	}
 	fflush(NULL);
@@ -836,8 +836,8 @@ static void strerror_messages(void **state)
 		EIO, ENOMEM, ETIMEDOUT, EOPNOTSUPP,
 	};
 	static const int unknown[] = {
-		-2999, SWAPIO_ERRNO_BASE, SWAPIO_EMEMLOCK - 1, -4095, -100000,
-		INT_MIN,
+		-2999, SWAPIO_ERRNO_BASE, SWAPIO_ERRNO_BASE - 100, -4095,
+		-100000, INT_MIN,
 	};
 	const char *mem;
 
@@ -848,6 +848,10 @@ static void strerror_messages(void **state)
 	mem = swapio_strerror(SWAPIO_EMEMLOCK);
 	assert_non_null(mem);
 	assert_non_null(strstr(mem, "lock"));
+	/* Each of swapio's own codes has its own text. */
+	assert_string_not_equal(swapio_strerror(SWAPIO_EBADSTORE), mem);
+	assert_string_not_equal(swapio_strerror(SWAPIO_EBADSTORE),
+				swapio_strerror(-2999));
 	for (size_t i = 0; i < T_ARRAY_SIZE(unknown); i++) {
 		const char *msg = swapio_strerror(unknown[i]);
 
