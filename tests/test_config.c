@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <limits.h>
+#include <time.h>
 
 #include "testing.h"
 
@@ -147,6 +148,14 @@ static void check_latency(const struct swapio_stats *st)
 	assert_true(st->lat_p99_ns <= st->lat_max_ns);
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static uint64_t blocks(uint64_t len, uint64_t bs)
 {
 	return (len + bs - 1) / bs;
@@ -170,6 +179,7 @@ static void stats_after_transfers(struct cf_env *env, uint64_t bs,
 	unsigned char *dst = mem + 2 * MiB;	/* page aligned: bounced */
 	struct swapio_stats st;
 	swapio_handle *h = t_handle(cfg);
+	uint64_t t0, wall;
 	swapio_file *f;
 
 	t_fill_random(src, n, 8);
@@ -178,14 +188,20 @@ static void stats_after_transfers(struct cf_env *env, uint64_t bs,
 	assert_int_equal(st.ops, 0);
 
 	f = cf_open(h, env->path);
+	t0 = now_ns();
 	assert_int_equal(swapio_pwrite(h, f, src, n, off), n);
+	wall = now_ns() - t0;
 	swapio_handle_stats(h, &st);
 	assert_int_equal(st.bytes_written, n);
 	assert_int_equal(st.bytes_read, 0);
 	assert_int_equal(st.ops, 1);
 	assert_true(st.requests >= blocks(n, bs));
 	assert_true(st.syscalls > 0);
+	/* Times are in nanoseconds, within the op's wall time (latency is
+	 * reported as a bucket bound, at most 25 % above the truth). */
 	assert_true(st.busy_ns > 0);
+	assert_true(st.busy_ns <= wall);
+	assert_true(st.lat_max_ns <= wall + wall / 4 + 4);
 	if (swapio_file_direct(f))
 		assert_int_equal(st.bounced_bytes, 0);
 	check_latency(&st);
