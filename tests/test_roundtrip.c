@@ -152,26 +152,37 @@ static const struct {
 	{ 64, SWAPIO_CFG_SINGLE_SUBMIT | SWAPIO_CFG_NO_OVERLAP },
 };
 
+/* Every size, offset and buffer alignment through one configuration. */
+static void matrix_one(struct rt_env *env, const struct rt_cfg *rc,
+		       uint64_t *seed)
+{
+	swapio_handle *h = rt_handle(rc);
+
+	for (size_t s = 0; s < T_ARRAY_SIZE(small_sizes); s++) {
+		for (size_t o = 0; o < T_ARRAY_SIZE(offsets); o++) {
+			for (size_t m = 0; m < T_ARRAY_SIZE(misaligns); m++)
+				roundtrip(h, env->path, small_sizes[s],
+					  offsets[o], misaligns[m], (*seed)++);
+		}
+	}
+	swapio_handle_destroy(h);
+}
+
 static void matrix(struct rt_env *env, uint32_t base_flags, uint32_t threads)
 {
 	uint64_t seed = 1;
 
-	for (size_t b = 0; b < T_ARRAY_SIZE(block_sizes); b++)
-	for (size_t q = 0; q < T_ARRAY_SIZE(submit_modes); q++) {
-		struct rt_cfg rc = {
-			.block_size = block_sizes[b],
-			.queue_depth = submit_modes[q].queue_depth,
-			.threads = threads,
-			.flags = base_flags | submit_modes[q].flags,
-		};
-		swapio_handle *h = rt_handle(&rc);
+	for (size_t b = 0; b < T_ARRAY_SIZE(block_sizes); b++) {
+		for (size_t q = 0; q < T_ARRAY_SIZE(submit_modes); q++) {
+			const struct rt_cfg rc = {
+				.block_size = block_sizes[b],
+				.queue_depth = submit_modes[q].queue_depth,
+				.threads = threads,
+				.flags = base_flags | submit_modes[q].flags,
+			};
 
-		for (size_t s = 0; s < T_ARRAY_SIZE(small_sizes); s++)
-		for (size_t o = 0; o < T_ARRAY_SIZE(offsets); o++)
-		for (size_t m = 0; m < T_ARRAY_SIZE(misaligns); m++)
-			roundtrip(h, env->path, small_sizes[s], offsets[o],
-				  misaligns[m], seed++);
-		swapio_handle_destroy(h);
+			matrix_one(env, &rc, &seed);
+		}
 	}
 }
 
