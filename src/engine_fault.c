@@ -33,9 +33,9 @@ enum { PICK_ALL, PICK_NTH, PICK_EVERY, PICK_PROB };
 enum { DIR_BOTH, DIR_READ, DIR_WRITE };
 
 struct fault_spec {
-	int		err;		/* positive errno to fail with; 0: none */
+	int		err;		/* errno to inject (> 0); 0: none */
 	bool		trim;		/* short transfers */
-	bool		sticky;		/* a picked request's retries fail too */
+	bool		sticky;		/* retries of a pick fail too */
 	unsigned int	delay_ms;	/* completion delay; 0: none */
 	int		dir;		/* DIR_*: which requests count */
 	int		pick;		/* PICK_* */
@@ -47,12 +47,13 @@ struct fault_spec {
 
 /* Owned by one worker thread: faults waiting to be delivered. */
 struct fault_worker {
-	struct swapio_req	*failed;	/* complete with -err at reap */
+	struct swapio_req	*failed;	/* to complete with -err */
 	bool			delay_due;
 };
 
 struct fault_engine {
-	struct swapio_engine_ops	ops;	/* first: h->engine points here */
+	/* First: h->engine points here. */
+	struct swapio_engine_ops	ops;
 	const struct swapio_engine_ops	*real;
 	struct fault_spec		spec;
 	atomic_uint			refs;
@@ -69,10 +70,12 @@ static const struct {
 	const char	*name;
 	int		err;
 } fault_errnos[] = {
-	{ "EIO", EIO },		{ "ENOSPC", ENOSPC },	{ "EINTR", EINTR },
-	{ "EAGAIN", EAGAIN },	{ "EDQUOT", EDQUOT },	{ "EROFS", EROFS },
-	{ "ENOMEM", ENOMEM },	{ "EPERM", EPERM },	{ "ENOSYS", ENOSYS },
-	{ "EBADF", EBADF },	{ "EOPNOTSUPP", EOPNOTSUPP },
+	{ "EIO", EIO },		{ "ENOSPC", ENOSPC },
+	{ "EINTR", EINTR },	{ "EAGAIN", EAGAIN },
+	{ "EDQUOT", EDQUOT },	{ "EROFS", EROFS },
+	{ "ENOMEM", ENOMEM },	{ "EPERM", EPERM },
+	{ "ENOSYS", ENOSYS },	{ "EBADF", EBADF },
+	{ "EOPNOTSUPP", EOPNOTSUPP },
 };
 
 static int parse_errno(const char *s)
@@ -155,7 +158,7 @@ static int parse_key(const char *s)
 static int parse_pick(struct fault_spec *sp, int key, const char *val)
 {
 	if (sp->pick != PICK_ALL)
-		return -EINVAL;		/* one way of picking at a time */
+		return -EINVAL;	/* one way of picking at a time */
 	if (key == KEY_PROB) {
 		sp->pick = PICK_PROB;
 		return parse_prob(val, &sp->prob);
@@ -241,7 +244,8 @@ static int fault_parse(const char *spec, struct fault_spec *sp)
 	     item = strtok_r(NULL, ",", &save)) {
 		eq = strchr(item, '=');
 		if (!eq) {
-			ret = key == KEY_SETUP ? parse_setup(sp, item) : -EINVAL;
+			ret = key == KEY_SETUP ? parse_setup(sp, item) :
+						   -EINVAL;
 			continue;
 		}
 		*eq = '\0';
@@ -294,7 +298,8 @@ static bool fault_pick(struct fault_engine *fe, const struct swapio_req *rq)
 	const struct fault_spec *sp = &fe->spec;
 	uint64_t n;
 
-	if (sp->dir != DIR_BOTH && sp->dir != (rq->write ? DIR_WRITE : DIR_READ))
+	if (sp->dir != DIR_BOTH &&
+	    sp->dir != (rq->write ? DIR_WRITE : DIR_READ))
 		return false;
 	n = atomic_fetch_add_explicit(&fe->seen, 1, memory_order_relaxed) + 1;
 	switch (sp->pick) {
@@ -452,7 +457,8 @@ static int fault_reap(struct swapio_worker *w, unsigned int min)
 	}
 	while ((rq = fw->failed)) {
 		fw->failed = rq->next;
-		swapio__complete(w, rq, -fe->spec.err);	/* may reuse rq */
+		/* After this call rq may be requeued and reused. */
+		swapio__complete(w, rq, -fe->spec.err);
 		n++;
 	}
 	ret = fe->real->reap(w, min > n ? min - n : 0);

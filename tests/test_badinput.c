@@ -19,7 +19,7 @@
 
 struct env {
 	char		*dir;
-	char		*path;		/* a 64 KiB file of random bytes */
+	char		*path;		/* 64 KiB of random bytes */
 	swapio_handle	*h;
 	swapio_file	*f;		/* path, read and write */
 	unsigned char	buf[65536];
@@ -100,7 +100,8 @@ static void handle_accessors(void **state)
 	swapio_handle_stats(env->h, &st);
 	efd = swapio_handle_eventfd(env->h);
 	assert_true(efd >= 0);
-	assert_int_equal(swapio_handle_eventfd(env->h), efd);	/* one fd */
+	/* One descriptor per handle. */
+	assert_int_equal(swapio_handle_eventfd(env->h), efd);
 }
 
 static void file_open(void **state)
@@ -280,7 +281,7 @@ static void io_paths(void **state)
 					    UINT64_MAX), -EINVAL);
 	assert_int_equal(swapio_pwrite_path(env->h, env->path, NULL, 1, 0),
 			 -EINVAL);
-	assert_int_equal(access(missing, F_OK), -1);	/* nothing created */
+	assert_int_equal(access(missing, F_OK), -1);	/* not created */
 	free(missing);
 }
 

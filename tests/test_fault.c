@@ -180,7 +180,8 @@ static void eagain_prob(void **state)
 	assert_true(roundtrip_under(env->path, "seed=7,prob=0.1,errno=EAGAIN",
 				    cfg_of(2, 8, 0)) > 0);
 	assert_true(roundtrip_under(env->path, "seed=8,prob=0.5,errno=EAGAIN",
-				    cfg_of(1, 2, SWAPIO_CFG_SINGLE_SUBMIT)) > 0);
+				    cfg_of(1, 2,
+					   SWAPIO_CFG_SINGLE_SUBMIT)) > 0);
 }
 
 /* Every request fails with EINTR, yet each is let through on its last

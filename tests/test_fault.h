@@ -15,7 +15,7 @@
 #include "testing.h"
 #include "engine.h"	/* swapio__fault_injected() */
 
-#define TF_WAIT_MS	30000	/* far above any op here: past it, a hang */
+#define TF_WAIT_MS	30000	/* far above any op here: a hang */
 
 /* A handle on the engine under test with SWAPIO_FAULT=@spec (NULL: none). */
 static inline swapio_handle *tf_handle(const char *spec,

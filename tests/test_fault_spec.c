@@ -100,7 +100,8 @@ static void create_refuses_bad_spec(void **state)
 	for (int pass = 0; pass < 2; pass++) {
 		for (size_t i = 1; i < T_ARRAY_SIZE(bad); i++) {
 			setenv("SWAPIO_FAULT", bad[i], 1);
-			assert_int_equal(swapio_handle_create(&cfg, &h), -EINVAL);
+			assert_int_equal(swapio_handle_create(&cfg, &h),
+					 -EINVAL);
 			assert_null(h);
 		}
 		cfg.engine = SWAPIO_ENGINE_AUTO;

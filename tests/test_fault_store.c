@@ -19,12 +19,12 @@
 
 struct model {
 	size_t		len[NR_KEYS];	/* 0: key absent */
-	uint64_t	seed[NR_KEYS];	/* value = t_fill_random(len, seed) */
+	uint64_t	seed[NR_KEYS];	/* t_fill_random()'s seed */
 };
 
 struct env {
 	char		*dir;
-	char		*store;		/* a fresh store per populate() */
+	char		*store;		/* new for each populate() */
 	unsigned int	nr_stores;
 	struct model	m;
 };
@@ -171,7 +171,8 @@ static void puts_always_fail(void **state)
 		h = tf_handle(specs[k], (struct swapio_config){ 0 });
 		s = store_open(h, env->store);
 		swapio_store_info(s, &a);
-		for (unsigned int i = 0; i < NR_KEYS; i++)	/* new and old */
+		/* New keys and old. */
+		for (unsigned int i = 0; i < NR_KEYS; i++)
 			assert_int_equal(put(s, &env->m, i, 500 + i), errs[k]);
 		swapio_store_info(s, &b);
 		assert_int_equal(b.used_bytes, a.used_bytes);

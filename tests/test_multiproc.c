@@ -17,7 +17,7 @@
 #include "test_fault.h"
 
 #define NR_PROCS	4
-#define SLICE		(1u << 20)	/* each child's range of the shared file */
+#define SLICE		(1u << 20)	/* a child's share of a file */
 #define CHILD_SECS	2
 
 struct env {

@@ -22,7 +22,9 @@
  *
  * Uses only swapio.h, like every tool.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -38,8 +40,8 @@
 
 #include "swapio.h"
 
-#define REGION		(256u << 10)	/* lock and "unknown" granularity */
-#define MAX_BATCH	4		/* async ops one thread has in flight */
+#define REGION		(256u << 10)	/* lock and "unknown" unit */
+#define MAX_BATCH	4		/* async ops in flight per thread */
 #define MAX_THREADS	64
 #define MAX_FILES	64
 #define EXIT_HANG	3
@@ -62,22 +64,22 @@ struct opts {
 struct sfile {
 	char		*path;
 	swapio_file	*f;
-	uint64_t	size;		/* odd on purpose: the last region is short */
+	uint64_t	size;		/* odd: the last region is short */
 	unsigned int	nr_regions;
 	unsigned char	*shadow;	/* what the file holds */
-	bool		*unknown;	/* per region: a failed write hit it */
+	bool		*unknown;	/* per region: a write failed */
 	pthread_mutex_t	*locks;		/* per region */
 };
 
 struct counters {
-	atomic_uint_least64_t	ops;		/* completed: progress */
+	atomic_uint_least64_t	ops;		/* completed */
 	atomic_uint_least64_t	reads;
 	atomic_uint_least64_t	writes;
 	atomic_uint_least64_t	bytes_written;
 	atomic_uint_least64_t	bytes_verified;
 	atomic_uint_least64_t	mismatches;
-	atomic_uint_least64_t	failed_ops;	/* injected faults seen */
-	atomic_uint_least64_t	bad;		/* unexpected results */
+	atomic_uint_least64_t	failed_ops;	/* by injected faults */
+	atomic_uint_least64_t	bad;		/* unexpected */
 	atomic_uint_least64_t	store_ops;
 };
 
@@ -90,7 +92,7 @@ static struct sfile files[MAX_FILES];
 static struct counters cnt;
 static atomic_bool stop;	/* workers: time is up */
 static atomic_bool done;	/* watchdog: all I/O is over */
-static atomic_uint_least64_t progress;	/* ops finished, set-up included */
+static atomic_uint_least64_t progress;	/* ops done, set-up included */
 static bool expect_errors;	/* --fault can make ops fail */
 static char *scratch;		/* our directory under --dir */
 
@@ -178,7 +180,7 @@ struct op {
 	struct sfile	*sf;
 	unsigned int	r0, nr;		/* regions locked */
 	bool		write;
-	bool		whole;		/* covers its regions completely */
+	bool		whole;		/* covers its regions */
 	uint64_t	off;
 	size_t		len;
 	unsigned char	*mem;		/* odd address within alloc */
@@ -432,7 +434,8 @@ static void *watchdog(void *arg)
 			last = cur;
 			last_t = now_s();
 		} else if (now_s() - last_t > o.watchdog_s) {
-			complain("HANG: no op completed for %u s", o.watchdog_s);
+			complain("HANG: no op completed for %u s",
+				 o.watchdog_s);
 			print_report("hang", now_s() - t0);
 			/* Threads are stuck in swapio: leave, but tidy up. */
 			for (unsigned int i = 0; i < o.files; i++)
@@ -745,7 +748,8 @@ static const char usage[] =
 "                  at most 64; 0: no store)\n"
 "  --file-mib N    size of each file in MiB (default 4)\n"
 "  --engine NAME   auto, uring, aio or threads (default auto)\n"
-"  --dir DIR       where to make a scratch directory (default $TMPDIR or /tmp)\n"
+"  --dir DIR       where to make a scratch directory\n"
+"                  (default $TMPDIR, else /tmp)\n"
 "  --fault SPEC    set SWAPIO_FAULT=SPEC for the handle\n"
 "  --watchdog N    seconds without progress that count as a hang (20)\n"
 "  --seed N        random seed (default 1)\n"
@@ -944,7 +948,8 @@ int main(int argc, char **argv)
 	for (unsigned int i = 0; i < o.files; i++)
 		file_teardown(&files[i]);
 	if (!ret)
-		print_report(GET(mismatches) || GET(bad) ? "FAILED" : "ok", secs);
+		print_report(GET(mismatches) || GET(bad) ? "FAILED" : "ok",
+			     secs);
 	swapio_handle_destroy(h);
 	if (scratch)
 		rmdir(scratch);
