@@ -475,10 +475,12 @@ struct swapio_store_config {
  *
  * @h does the data I/O and must outlive the store; @cfg may be NULL for
  * the defaults. Only one process owns a store at a time: a second opener
- * gets -EBUSY. Returns 0 and *out, or -errno: -EINVAL (bad argument),
- * -EBUSY, -ENOENT, -ENOSPC (capacity not available), SWAPIO_EBADSTORE
- * (damaged index, or not a store; see SWAPIO_STORE_RECOVER), or what the
- * filesystem said.
+ * gets -EBUSY. After an owner was killed, open waits (up to 5 s) until
+ * the writes it left in flight have drained, and says -EBUSY if another
+ * process still holds the data file open for writing then. Returns 0 and
+ * *out, or -errno: -EINVAL (bad argument), -EBUSY, -ENOENT, -ENOSPC
+ * (capacity not available), SWAPIO_EBADSTORE (damaged index, or not a
+ * store; see SWAPIO_STORE_RECOVER), or what the filesystem said.
  */
 SWAPIO_API int swapio_store_open(swapio_handle *h, const char *dir,
 				 const struct swapio_store_config *cfg,
@@ -714,8 +716,11 @@ SWAPIO_API void swapio_pipeline_destroy(swapio_pipeline *p);
 
 /*
  * swapio_pipeline_begin() - start a pass over all groups in order, reading
- * the first ones ahead at once. Returns 0, or -EBUSY while a pass is
- * still running (call next() until it returns 0, or destroy).
+ * the first ones ahead at once, while the last pass's final write-backs
+ * may still be going (a group is read only after its write-back is
+ * done). Returns 0, -EBUSY while a pass is still running (call next()
+ * until it returns 0) or a group is held, or the error of a write-back of
+ * the last pass that failed since (the pass is then not started).
  */
 SWAPIO_API int swapio_pipeline_begin(swapio_pipeline *p);
 
@@ -723,7 +728,8 @@ SWAPIO_API int swapio_pipeline_begin(swapio_pipeline *p);
  * swapio_pipeline_next() - wait for the next group to be in memory and
  * describe it in *out; its buffers are the caller's until
  * swapio_pipeline_release(). Returns 1 (a group), 0 when every group was
- * handed out and every write-back has completed (the pass is over), or
+ * handed out and given back (the pass is over; its last write-backs may
+ * still be in flight: see swapio_pipeline_flush()), or
  * the first error met: a get's (-EBADMSG, -ENOENT, -EMSGSIZE, I/O) or a
  * write-back's. After such an error the pass is over: what was in flight
  * is waited for, groups not handed out are skipped, and later calls
@@ -746,9 +752,16 @@ SWAPIO_API int swapio_pipeline_next(swapio_pipeline *p,
 SWAPIO_API int swapio_pipeline_release(swapio_pipeline *p,
 				       unsigned int group, int write_back);
 
+/*
+ * swapio_pipeline_flush() - wait for every write-back in flight and commit
+ * it. Returns 0 or the first write-back error not yet reported. Call it
+ * before relying on the store's content (a sync, a checkpoint, a get).
+ */
+SWAPIO_API int swapio_pipeline_flush(swapio_pipeline *p);
+
 struct swapio_pipeline_stats {
-	uint64_t bytes_read;	/* this pass */
-	uint64_t bytes_written;
+	uint64_t bytes_read;	/* since begin() */
+	uint64_t bytes_written;	/* write-backs committed since begin() */
 	uint64_t stall_ns;	/* time next() blocked waiting for I/O */
 	uint64_t buf_bytes;	/* size of each pool buffer */
 	uint32_t buffers;	/* pool buffers */

@@ -41,8 +41,8 @@ struct swapio_pipeline {
 	swapio_store			*s;
 	swapio_pool			*pool;
 	struct swapio_pipe_tensor	*tensors;	/* keys copied */
-	uint64_t			*offs;		/* in the group buffer */
-	void				**bufs;		/* per tensor, for views */
+	uint64_t			*offs;	/* in the group buffer */
+	void				**bufs;	/* per tensor, for views */
 	swapio_store_op			**ops;		/* per tensor */
 	struct pgroup			*groups;
 	unsigned int			nr_groups;
@@ -74,6 +74,8 @@ static void set_err(swapio_pipeline *p, int err)
 		p->err = err;
 }
 
+static void write_reap_one(swapio_pipeline *p);
+
 /* ------------------------------------------------------------------ */
 /* Reads                                                               */
 /* ------------------------------------------------------------------ */
@@ -85,6 +87,13 @@ static bool read_start(swapio_pipeline *p)
 	void *buf;
 	int ret;
 
+	/*
+	 * Its write-back from the last pass may still be going (passes
+	 * overlap): the read must see what was written. Writes finish in
+	 * order, so reap up to and including this group's.
+	 */
+	while (g->state == G_WRITING)
+		write_reap_one(p);
 	if (swapio_pool_get(p->pool, 0, &buf))
 		return false;
 	g->buf = buf;
@@ -241,18 +250,17 @@ static int next_started(swapio_pipeline *p)
 	return 0;
 }
 
-/* The pass is over once all is handed out, given back and written. */
+/*
+ * The pass is over once every group was handed out and given back; the
+ * last write-backs go on into the next pass (or flush()), so that its
+ * first reads overlap them.
+ */
 static int pass_end(swapio_pipeline *p)
 {
-	int ret;
-
 	if (p->held)
 		return -EBUSY;
-	writes_reap(p, true);
-	ret = p->err;
-	p->err = 0;
 	p->active = false;
-	return ret;
+	return 0;
 }
 
 static int pass_fail(swapio_pipeline *p)
@@ -346,17 +354,38 @@ int swapio_pipeline_release(swapio_pipeline *p, unsigned int group,
 
 int swapio_pipeline_begin(swapio_pipeline *p)
 {
+	int ret;
+
 	if (!p)
 		return -EINVAL;
 	if (p->active || p->held)
 		return -EBUSY;
-	writes_reap(p, true);	/* late write-backs of the last pass */
+	/* A late write-back of the last pass that failed is reported here. */
+	writes_reap(p, false);
+	if (p->err) {
+		ret = p->err;
+		p->err = 0;
+		return ret;
+	}
 	memset(&p->st, 0, sizeof(p->st));
-	p->err = 0;
 	p->started = p->delivered = 0;
 	p->active = true;
 	reads_fill(p);
 	return 0;
+}
+
+int swapio_pipeline_flush(swapio_pipeline *p)
+{
+	int ret;
+
+	if (!p)
+		return -EINVAL;
+	writes_reap(p, true);
+	ret = p->err;
+	/* In a pass, the error also ends it at the next next(). */
+	if (!p->active)
+		p->err = 0;
+	return ret;
 }
 
 void swapio_pipeline_stats(const swapio_pipeline *p,

@@ -324,7 +324,8 @@ static int fl_claim(struct freelist *fl, uint64_t off, uint64_t len)
 		return SWAPIO_EBADSTORE;
 	f = &fl->v[i - 1];
 	end = f->off + f->len;
-	if (off + len > end)
+	/* Written to not overflow: @off and @len come from the disk. */
+	if (off >= end || len > end - off)
 		return SWAPIO_EBADSTORE;	/* overlaps a live extent */
 	if (f->off == off) {
 		f->off += len;
@@ -363,10 +364,11 @@ static int data_grow(swapio_store *s, uint64_t need)
 			      -errno : 0;
 		}
 		if (ret == -EOPNOTSUPP)
-			ret = ftruncate(s->dfd, (off_t)(old + step)) ? -errno : 0;
+			ret = ftruncate(s->dfd, (off_t)(old + step)) ?
+			      -errno : 0;
 	}
 	if (ret) {
-		/* A failed fallocate may keep blocks past the end; drop them. */
+		/* A failed fallocate may keep blocks past the end: drop. */
 		(void)!ftruncate(s->dfd, (off_t)old);
 		return ret;
 	}
@@ -657,7 +659,7 @@ static int idx_compact(swapio_store *s)
 		unlinkat(s->dirfd, "index.tmp", 0);
 		return ret;
 	}
-	/* The rename itself must reach the disk before anything relies on it. */
+	/* The rename must reach the disk before anything relies on it. */
 	(void)fsync(s->dirfd);
 	if (s->ifd >= 0)
 		close(s->ifd);
@@ -672,7 +674,7 @@ static int idx_compact(swapio_store *s)
 static void idx_maybe_compact(swapio_store *s)
 {
 	if (s->idx_records > 2 * s->nkeys + 1024)
-		(void)idx_compact(s);	/* on failure the long log still works */
+		(void)idx_compact(s);	/* on failure the long log works */
 }
 
 /* Free space is the whole data file until replay claims extents. */
@@ -693,7 +695,7 @@ static int replay_put(swapio_store *s, const struct irec *r)
 	struct entry *e;
 	int ret;
 
-	if (r->len > MAX_LEN || r->off % s->block)
+	if (r->len > MAX_LEN || r->off % s->block || r->off >= s->data_size)
 		return SWAPIO_EBADSTORE;
 	e = entry_new(r->key, r->keylen);
 	if (!e)
@@ -756,8 +758,10 @@ static int idx_replay(swapio_store *s, uint64_t size)
 	if (!recs)
 		return -ENOMEM;
 	while (i < nrec && !ret) {
-		size_t n = (size_t)(nrec - i < IDX_CHUNK ? nrec - i : IDX_CHUNK);
-		ssize_t r = pread_full(s->ifd, recs, n * REC_SIZE, i * REC_SIZE);
+		size_t n = (size_t)(nrec - i < IDX_CHUNK ? nrec - i :
+				    IDX_CHUNK);
+		ssize_t r = pread_full(s->ifd, recs, n * REC_SIZE,
+				       i * REC_SIZE);
 
 		if (r != (ssize_t)(n * REC_SIZE)) {
 			ret = r < 0 ? (int)r : -EIO;
@@ -889,8 +893,9 @@ static int scan_rebuild(swapio_store *s, uint32_t def_block)
 	ret = s->buckets ? fl_init(s) : -ENOMEM;
 	while (!ret && pos + sizeof(v) <= s->data_size) {
 		took = 0;
-		if (pread_full(s->dfd, &v, sizeof(v), pos) == (ssize_t)sizeof(v) &&
-		    vhdr_valid(&v) && scan_payload_ok(s, &v, pos, buf, bufsz))
+		if (pread_full(s->dfd, &v, sizeof(v), pos) ==
+		    (ssize_t)sizeof(v) && vhdr_valid(&v) &&
+		    scan_payload_ok(s, &v, pos, buf, bufsz))
 			took = scan_take(s, &v, pos);
 		pos += took ? took : MIN_BLOCK;
 	}
@@ -934,6 +939,37 @@ static int store_lock(swapio_store *s, const char *dir)
 	return 0;
 }
 
+/*
+ * The flock is ours, but a killed owner's last writes may still be in
+ * flight: io_uring tears a ring down after its process is gone, and until
+ * then those requests write into extents we are about to reuse. They hold
+ * the data file open for writing, and a read lease is granted only when
+ * no one has it open for writing, so wait for one (up to 5 s) on a
+ * read-only descriptor, before opening ours, then let it go at once.
+ * Where leases are not available (permissions, filesystem), go on.
+ */
+static int data_quiesce(swapio_store *s)
+{
+	const struct timespec tick = { .tv_nsec = 10 * 1000 * 1000 };
+	int fd, ret = -EBUSY;
+
+	fd = openat(s->dirfd, "data", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	for (int i = 0; i < 500 && ret; i++) {
+		if (!fcntl(fd, F_SETLEASE, F_RDLCK)) {
+			(void)fcntl(fd, F_SETLEASE, F_UNLCK);
+			ret = 0;
+		} else if (errno != EAGAIN && errno != EBUSY) {
+			ret = 0;
+		} else {
+			nanosleep(&tick, NULL);
+		}
+	}
+	close(fd);
+	return ret;
+}
+
 /* Open index and data. Returns 1 if there is no index yet, 0 or -errno. */
 static int store_files(swapio_store *s, const char *dir)
 {
@@ -948,6 +984,9 @@ static int store_files(swapio_store *s, const char *dir)
 		fresh = true;
 	else if (s->ifd < 0)
 		return -errno;
+	ret = data_quiesce(s);
+	if (ret)
+		return ret;
 	s->dfd = openat(s->dirfd, "data", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (s->dfd < 0)
 		return -errno;
@@ -1186,13 +1225,14 @@ static int io_reap(struct swapio_store_op *op)
 	int ret = 0;
 
 	for (unsigned int i = 0; i < op->nr_io; i++) {
-		const uint64_t want = op->put && i == 0 ? op->s->block : op->len;
+		const uint64_t want = op->put && i == 0 ? op->s->block :
+				      op->len;
 		ssize_t r = swapio_op_wait(op->io[i], -1);
 
 		if (!ret && r < 0)
 			ret = (int)r;
 		else if (!ret && (uint64_t)r != want)
-			ret = -EIO;	/* the data file is shorter than the index */
+			ret = -EIO;	/* data file shorter than the index */
 		swapio_op_free(op->io[i]);
 		op->io[i] = NULL;
 	}
@@ -1273,6 +1313,24 @@ static struct entry *put_entry(const swapio_store *s, const char *key,
 	return e;
 }
 
+/* Space and a generation for the put; the op goes live. */
+static int put_reserve(swapio_store *s, struct swapio_store_op *op)
+{
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	ret = space_alloc(s, op->e->ext, &op->e->off);
+	if (!ret) {
+		op->e->gen = ++s->gen;
+		live_add(s, op);
+	} else {
+		op->next = s->free_ops;
+		s->free_ops = op;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
 int swapio_store_submit_put(swapio_store *s, const char *key,
 			    const void *buf, uint64_t len,
 			    swapio_store_op **out)
@@ -1288,9 +1346,7 @@ int swapio_store_submit_put(swapio_store *s, const char *key,
 	if (!s || !n || (!buf && len) || len > MAX_LEN || len > SIZE_MAX)
 		return -EINVAL;
 	e = put_entry(s, key, n, buf, len);
-	if (!e)
-		return -ENOMEM;
-	op = op_get(s, true);
+	op = e ? op_get(s, true) : NULL;
 	if (!op) {
 		free(e);
 		return -ENOMEM;
@@ -1298,16 +1354,7 @@ int swapio_store_submit_put(swapio_store *s, const char *key,
 	op->e = e;
 	op->buf = (void *)buf;	/* only ever read: the op writes it out */
 	op->len = len;
-	pthread_mutex_lock(&s->lock);
-	ret = space_alloc(s, e->ext, &e->off);
-	if (!ret) {
-		e->gen = ++s->gen;
-		live_add(s, op);
-	} else {
-		op->next = s->free_ops;
-		s->free_ops = op;
-	}
-	pthread_mutex_unlock(&s->lock);
+	ret = put_reserve(s, op);
 	if (ret) {
 		free(e);
 		return ret;
@@ -1319,13 +1366,34 @@ int swapio_store_submit_put(swapio_store *s, const char *key,
 	return 0;
 }
 
+/* Hold @key's value for the op, so a replace cannot free it under us. */
+static int get_pin(swapio_store *s, struct swapio_store_op *op,
+		   const char *key, size_t n, uint64_t len)
+{
+	struct entry *e;
+	int ret = 0;
+
+	pthread_mutex_lock(&s->lock);
+	e = map_find(s, key, n);
+	if (!e || e->len != len) {
+		ret = e ? -EMSGSIZE : -ENOENT;
+		op->next = s->free_ops;
+		s->free_ops = op;
+	} else {
+		e->refs++;
+		op->e = e;
+		live_add(s, op);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
 int swapio_store_submit_get(swapio_store *s, const char *key, void *buf,
 			    uint64_t len, swapio_store_op **out)
 {
 	const size_t n = key_len(key);
 	struct swapio_store_op *op;
-	struct entry *e;
-	int ret = 0;
+	int ret;
 
 	if (!out)
 		return -EINVAL;
@@ -1335,25 +1403,14 @@ int swapio_store_submit_get(swapio_store *s, const char *key, void *buf,
 	op = op_get(s, false);
 	if (!op)
 		return -ENOMEM;
-	pthread_mutex_lock(&s->lock);
-	e = map_find(s, key, n);
-	if (!e || e->len != len) {
-		ret = e ? -EMSGSIZE : -ENOENT;
-		op->next = s->free_ops;
-		s->free_ops = op;
-	} else {
-		e->refs++;	/* the extent outlives a replace until we finish */
-		live_add(s, op);
-	}
-	pthread_mutex_unlock(&s->lock);
+	ret = get_pin(s, op, key, n, len);
 	if (ret)
 		return ret;
-	op->e = e;
 	op->buf = buf;
 	op->len = len;
 	if (len) {
 		ret = swapio_submit_read(s->h, s->df, buf, len,
-					 e->off + s->block, &op->io[0]);
+					 op->e->off + s->block, &op->io[0]);
 		if (ret)
 			return op_abort(op, ret);
 		op->nr_io = 1;
@@ -1462,12 +1519,17 @@ int64_t swapio_store_op_wait(swapio_store_op *op, int timeout_ms)
 
 int swapio_store_op_done(const swapio_store_op *op)
 {
-	if (!op)
+	struct swapio_store_op *o = (struct swapio_store_op *)op;
+	int done = 1;
+
+	/* A thread finishing the op holds its lock: not done for us yet. */
+	if (!o || pthread_mutex_trylock(&o->lock))
 		return 0;
-	for (unsigned int i = 0; i < op->nr_io; i++)
-		if (!swapio_op_done(op->io[i]))
-			return 0;
-	return 1;
+	for (unsigned int i = 0; !o->finished && i < o->nr_io; i++)
+		if (!swapio_op_done(o->io[i]))
+			done = 0;
+	pthread_mutex_unlock(&o->lock);
+	return done;
 }
 
 void swapio_store_op_free(swapio_store_op *op)

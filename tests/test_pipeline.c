@@ -114,9 +114,30 @@ static void one_pass(swapio_pipeline *p, uint64_t gen, bool write_back)
 	}
 	assert_int_equal(want, NG);
 	assert_int_equal(swapio_pipeline_next(p, &v), 0);	/* stays over */
+	assert_int_equal(swapio_pipeline_flush(p), 0);
 	swapio_pipeline_stats(p, &st);
 	assert_int_equal(st.bytes_read, rd);
 	assert_int_equal(st.bytes_written, wr);
+}
+
+/* A pass with no flush at its end. */
+static void overlapped_pass(swapio_pipeline *p, uint64_t gen)
+{
+	struct swapio_pipe_view v;
+
+	assert_int_equal(swapio_pipeline_begin(p), 0);
+	while (swapio_pipeline_next(p, &v) == 1) {
+		for (unsigned int j = 0; j < NT; j++) {
+			unsigned int i = v.group * NT + j;
+
+			if (v.tensors[j].flags & SWAPIO_PIPE_READ_ONLY)
+				continue;
+			assert_int_equal(ts_check(v.bufs[j], tlen(i), i, gen),
+					 0);
+			ts_fill(v.bufs[j], tlen(i), i, gen + 1);
+		}
+		assert_int_equal(swapio_pipeline_release(p, v.group, 1), 0);
+	}
 }
 
 static void check_store(struct env *env, uint64_t gen)
@@ -148,6 +169,12 @@ static void passes_and_budgets(void **state)
 		assert_int_equal(st.buffers, nbufs[k] < NG ? nbufs[k] : NG);
 		for (int pass = 0; pass < 2; pass++, gen++)
 			one_pass(p, gen, true);
+		check_store(env, gen);
+		/* Back to back, without a flush: each pass reads what the
+		 * last one wrote, even while its writes are still going. */
+		for (int pass = 0; pass < 3; pass++, gen++)
+			overlapped_pass(p, gen);
+		assert_int_equal(swapio_pipeline_flush(p), 0);
 		check_store(env, gen);
 		one_pass(p, gen, false);	/* read-only: nothing changes */
 		check_store(env, gen);

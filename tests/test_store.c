@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "test_store_common.h"
@@ -319,12 +320,14 @@ static void flipped_byte(void **state)
 	assert_int_equal(pwrite(fd, &c, 1, info.block + 12345), 1);
 	assert_int_equal(ts_get_check(s, 1, 1, MiB), -EBADMSG);
 	swapio_store_close(s);
+	close(fd);	/* a writer elsewhere holds up a reopen */
 
 	/* Without checksums the same read "succeeds": documented. */
 	s = open_store(env, SWAPIO_STORE_NO_CHECKSUM);
 	assert_int_equal(ts_get_check(s, 1, 1, MiB), 1);
 	swapio_store_close(s);
 	/* Restored, the value reads back intact. */
+	fd = open(data, O_RDWR);
 	c ^= 0x10;
 	assert_int_equal(pwrite(fd, &c, 1, info.block + 12345), 1);
 	close(fd);
@@ -395,6 +398,48 @@ static void second_owner_busy(void **state)
 	swapio_store_close(s);
 	s = open_store(env, 0);		/* free again once closed */
 	swapio_store_close(s);
+}
+
+/*
+ * A killed owner's writes still in flight hold the data file open for
+ * writing; a reopen waits for them. Played here by a child that keeps the
+ * file open for 300 ms.
+ */
+static void reopen_waits_for_writers(void **state)
+{
+	struct env *env = *state;
+	char *data = t_path(env->dir, "data");
+	swapio_store *s = open_store(env, 0);
+	struct timespec t0, t1;
+	int pipefd[2], status;
+	pid_t pid;
+	char c;
+
+	assert_int_equal(ts_put(s, 1, 1, 5000), 0);
+	swapio_store_close(s);
+	assert_int_equal(pipe(pipefd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(data, O_RDWR);
+
+		(void)!write(pipefd[1], "x", 1);
+		usleep(300 * 1000);
+		_exit(fd < 0);
+	}
+	assert_int_equal(read(pipefd[0], &c, 1), 1);	/* it has it open */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	s = open_store(env, 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_true((t1.tv_sec - t0.tv_sec) * 1000 +
+		    (t1.tv_nsec - t0.tv_nsec) / 1000000 >= 200);
+	assert_int_equal(ts_get_check(s, 1, 1, 5000), 0);
+	swapio_store_close(s);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	free(data);
 }
 
 static void write_index(struct env *env, const void *buf, size_t n)
@@ -522,6 +567,7 @@ int main(void)
 		T(flipped_byte),
 		T(reader_pins_old_extent),
 		T(second_owner_busy),
+		T(reopen_waits_for_writers),
 		T(damaged_index),
 		T(compaction),
 		T(fixed_capacity),

@@ -135,8 +135,12 @@ static int child_main(const char *dir)
 		}
 		for (unsigned int i = 0; i < INFLIGHT; i++)
 			child_finish(sh, &sl[i]);
-		if (t_rand64(&rng) % 50 == 0 && swapio_store_sync(s))
-			t_die("child: sync failed");
+		if (t_rand64(&rng) % 50 == 0) {
+			int ret = swapio_store_sync(s);
+
+			if (ret)
+				t_die("child: sync: %s", swapio_strerror(ret));
+		}
 		atomic_fetch_add(&sh->ops, INFLIGHT);
 	}
 }
@@ -195,7 +199,7 @@ static void check_store(swapio_handle *h, const char *dir,
 		      (unsigned long long)info.used_bytes,
 		      (unsigned long long)info.free_bytes,
 		      (unsigned long long)info.file_bytes);
-	printf("  %llu keys, %llu B of values, data file %llu B, index %llu B\n",
+	printf("  %llu keys, %llu B of values, data %llu B, index %llu B\n",
 	       (unsigned long long)info.keys,
 	       (unsigned long long)info.value_bytes,
 	       (unsigned long long)info.file_bytes,

@@ -35,7 +35,7 @@
 
 #define NSTATE		4		/* w, m, v, g */
 #define BYTES_PER_PARAM	(NSTATE * sizeof(float))
-#define PARAM_ALIGN	1024u		/* 4 KiB of fp32: tensors stay aligned */
+#define PARAM_ALIGN	1024u	/* 4 KiB of fp32: tensors stay aligned */
 #define VERIFY_PARAMS	(1u << 20)
 #define MAX_ROUNDS	101
 
@@ -74,7 +74,7 @@ static const struct adam_hp hp = {
 /* Tensors of one run, as store keys grouped for the pipeline. */
 struct layout {
 	uint64_t			params;
-	uint64_t			gparams;	/* per group (last: less) */
+	uint64_t			gparams; /* per group (last: less) */
 	unsigned int			ngroups;
 	char				(*keys)[48];
 	struct swapio_pipe_tensor	*t;
@@ -291,6 +291,7 @@ static int timed_pass(struct demo *d, unsigned int kind, unsigned int r,
 	double t0 = tool_now(), stall = 0;
 	int ret = 0;
 
+	/* Passes overlap: a step's last writes go on as the next reads. */
 	for (unsigned int i = 0; i < d->steps && !ret; i++) {
 		if (kind == 0)
 			ret = pass_stream(d->p, 0, NULL);
@@ -299,6 +300,8 @@ static int timed_pass(struct demo *d, unsigned int kind, unsigned int r,
 		else
 			ret = pass_stream(d->p, d->t++, &stall);
 	}
+	if (!ret && kind != 1)
+		ret = swapio_pipeline_flush(d->p);
 	t0 = (tool_now() - t0) / d->steps;
 	if (kind == 0)
 		d->io_s[r] = t0;
@@ -396,6 +399,8 @@ static int verify(struct demo *d)
 		ret = swapio_pipeline_create(d->s, V.g, V.ngroups, &cfg, &p);
 	for (unsigned int t = 1; !ret && t <= d->steps; t++)
 		ret = pass_stream(p, t, NULL);
+	if (!ret)
+		ret = swapio_pipeline_flush(p);
 	if (!ret) {
 		ref = reference(&V, d->steps);
 		ret = ref ? compare(d, &V, ref, &d->verified) : -ENOMEM;
@@ -608,8 +613,8 @@ static void print_head(const struct demo *d)
 	       swapio_handle_engine(d->h), d->L.ngroups,
 	       (unsigned long long)d->L.gparams, g, b, d->buffers,
 	       d->locked ? "pinned" : "unpinned", d->depth);
-	printf("  per step: %.0f MB read, %.0f MB written; %u steps per "
-	       "pass\n\n", (double)d->params * 16 / 1e6,
+	printf("  per step: %.0f MB read, %.0f MB written; steps per "
+	       "pass: %u\n\n", (double)d->params * 16 / 1e6,
 	       (double)d->params * 12 / 1e6, d->steps);
 	printf("  round   io-only   compute   pipelined   (s per step)\n");
 }
@@ -630,7 +635,7 @@ static void print_text(const struct demo *d, const struct result *r)
 		printf("  checksums: XXH3-64 at %.1f GB/s here, %.0f ms of "
 		       "each step on the caller's thread\n", d->sum_gbps,
 		       r->sum_ms);
-	printf("  verified: %s (%llu parameters, %u steps, bit for bit "
+	printf("  verified: %s (%llu parameters, steps: %u, bit for bit "
 	       "against an in-memory Adam)\n", d->verified ? "yes" : "NO",
 	       (unsigned long long)(d->params < VERIFY_PARAMS ? d->params :
 				    VERIFY_PARAMS), d->steps);
@@ -640,6 +645,32 @@ static void print_text(const struct demo *d, const struct result *r)
 /* The command                                                         */
 /* ------------------------------------------------------------------ */
 
+/* One option; nonzero for a bad value. */
+static int parse_one(struct demo *d, int c)
+{
+	switch (c) {
+	case 'n':
+		return tool_parse_size(optarg, &d->params) || !d->params;
+	case 'b':
+		return tool_parse_size(optarg, &d->budget);
+	case 'd':
+		d->dir = optarg;
+		return 0;
+	case 's':
+		return tool_parse_uint(optarg, 1, 1000, &d->steps);
+	case 'r':
+		return tool_parse_uint(optarg, 1, MAX_ROUNDS, &d->rounds);
+	case 'C':
+		d->no_checksum = true;
+		return 0;
+	case 'j':
+		d->json = true;
+		return 0;
+	}
+	return -1;
+}
+
+/* 0, 1 for --help, or EXIT_USAGE after the message. */
 static int parse(struct demo *d, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -653,32 +684,21 @@ static int parse(struct demo *d, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int c, bad = 0;
+	int c;
 
 	opterr = 0;
 	optind = 0;
-	while (!bad && (c = getopt_long(argc, argv, "n:b:d:s:r:jh", opts,
-					NULL)) != -1) {
-		if (c == 'n')
-			bad = tool_parse_size(optarg, &d->params) ||
-			      !d->params;
-		else if (c == 'b')
-			bad = tool_parse_size(optarg, &d->budget);
-		else if (c == 'd')
-			d->dir = optarg;
-		else if (c == 's')
-			bad = tool_parse_uint(optarg, 1, 1000, &d->steps);
-		else if (c == 'r')
-			bad = tool_parse_uint(optarg, 1, MAX_ROUNDS, &d->rounds);
-		else if (c == 'C' || c == 'j')
-			*(c == 'C' ? &d->no_checksum : &d->json) = true;
-		else
-			return c == 'h' ? 1 : tool_usage_error("demo", usage,
-				"bad option: %s", argv[optind - 1]);
+	while ((c = getopt_long(argc, argv, "n:b:d:s:r:jh", opts, NULL)) !=
+	       -1) {
+		if (c == 'h')
+			return 1;
+		if (c == '?' || c == ':')
+			return tool_usage_error("demo", usage, "bad option: %s",
+						argv[optind - 1]);
+		if (parse_one(d, c))
+			return tool_usage_error("demo", usage, "bad value: %s",
+						argv[optind - 1]);
 	}
-	if (bad)
-		return tool_usage_error("demo", usage, "bad value: %s",
-					argv[optind - 1]);
 	if (optind < argc)
 		return tool_usage_error("demo", usage, "unexpected: %s",
 					argv[optind]);
@@ -738,6 +758,11 @@ int cmd_demo(int argc, char **argv)
 	rc = parse(&d, argc - 1, argv + 1);
 	if (rc)
 		return rc == 1 ? (fputs(usage, stdout), 0) : rc;
+	if (d.budget < PARAM_ALIGN * BYTES_PER_PARAM)
+		return tool_usage_error("demo", usage, "--budget below one "
+					"group of %u parameters (%zu bytes)",
+					PARAM_ALIGN,
+					PARAM_ALIGN * BYTES_PER_PARAM);
 	rc = run(&d);
 	teardown(&d);
 	return rc;
