@@ -56,6 +56,9 @@ static const char usage[] =
 "                     or /tmp, removed afterwards)\n"
 "  -s, --steps N      optimizer steps per pass (default 2)\n"
 "  -r, --rounds N     rounds of the three passes (default 5)\n"
+"  -x, --compute-x K  run the Adam kernel K times per group in the timed\n"
+"                     passes, as a slower CPU or a heavier optimizer would\n"
+"                     (default 1; the check always uses 1)\n"
 "      --no-checksum  store without checksums\n"
 "  -j, --json         one JSON object on stdout\n"
 "  -h, --help         this help\n";
@@ -86,6 +89,7 @@ struct demo {
 	uint64_t	budget;
 	unsigned int	steps;
 	unsigned int	rounds;
+	unsigned int	compute_x;	/* kernel runs per group, timed */
 	bool		json;
 	bool		no_checksum;
 	const char	*dir;
@@ -149,6 +153,28 @@ static void adam_step(float *w, float *m, float *v, const float *g,
 		m[i] = mi;
 		v[i] = vi;
 		w[i] -= step_size * mi / denom;
+	}
+}
+
+/*
+ * The step @x times over: a slower CPU or a heavier optimizer. In chunks
+ * that stay in cache, so that the extra work costs compute, not memory
+ * bandwidth (which the I/O needs too).
+ */
+static void adam_step_x(float *w, float *m, float *v, const float *g,
+			size_t n, unsigned int t, unsigned int x)
+{
+	const size_t chunk = 8192;	/* 128 KiB of state */
+
+	if (x == 1) {
+		adam_step(w, m, v, g, n, t);
+		return;
+	}
+	for (size_t i = 0; i < n; i += chunk) {
+		size_t len = n - i < chunk ? n - i : chunk;
+
+		for (unsigned int k = 0; k < x; k++)
+			adam_step(w + i, m + i, v + i, g + i, len, t);
 	}
 }
 
@@ -248,10 +274,11 @@ static int store_fill(swapio_store *s, const struct layout *L, float *buf)
 
 /*
  * One pass through the pipeline: every group read, then written back.
- * With @t, an Adam step at step @t on each group in between; without,
- * the data goes back unchanged (the I/O-only pass).
+ * With @t, an Adam step at step @t on each group in between (@x times);
+ * without, the data goes back unchanged (the I/O-only pass).
  */
-static int pass_stream(swapio_pipeline *p, unsigned int t, double *stall_s)
+static int pass_stream(swapio_pipeline *p, unsigned int t, unsigned int x,
+		       double *stall_s)
 {
 	struct swapio_pipeline_stats st;
 	struct swapio_pipe_view v;
@@ -262,8 +289,8 @@ static int pass_stream(swapio_pipeline *p, unsigned int t, double *stall_s)
 		return ret;
 	while ((ret = swapio_pipeline_next(p, &v)) == 1) {
 		if (t)
-			adam_step(v.bufs[0], v.bufs[1], v.bufs[2], v.bufs[3],
-				  v.tensors[0].len / sizeof(float), t);
+			adam_step_x(v.bufs[0], v.bufs[1], v.bufs[2], v.bufs[3],
+				    v.tensors[0].len / sizeof(float), t, x);
 		ret = swapio_pipeline_release(p, v.group, 1);
 		if (ret && !err)
 			err = ret;
@@ -281,7 +308,7 @@ static void pass_compute(struct demo *d, unsigned int t)
 	float *w = d->scratch, *m = w + gp, *v = m + gp, *g = v + gp;
 
 	for (unsigned int i = 0; i < d->L.ngroups; i++)
-		adam_step(w, m, v, g, group_len(&d->L, i), t);
+		adam_step_x(w, m, v, g, group_len(&d->L, i), t, d->compute_x);
 }
 
 /* @kind: 0 I/O only, 1 compute only, 2 pipelined. Seconds per step. */
@@ -294,11 +321,11 @@ static int timed_pass(struct demo *d, unsigned int kind, unsigned int r,
 	/* Passes overlap: a step's last writes go on as the next reads. */
 	for (unsigned int i = 0; i < d->steps && !ret; i++) {
 		if (kind == 0)
-			ret = pass_stream(d->p, 0, NULL);
+			ret = pass_stream(d->p, 0, 0, NULL);
 		else if (kind == 1)
 			pass_compute(d, (*tc)++);
 		else
-			ret = pass_stream(d->p, d->t++, &stall);
+			ret = pass_stream(d->p, d->t++, d->compute_x, &stall);
 	}
 	if (!ret && kind != 1)
 		ret = swapio_pipeline_flush(d->p);
@@ -398,7 +425,7 @@ static int verify(struct demo *d)
 	if (!ret)
 		ret = swapio_pipeline_create(d->s, V.g, V.ngroups, &cfg, &p);
 	for (unsigned int t = 1; !ret && t <= d->steps; t++)
-		ret = pass_stream(p, t, NULL);
+		ret = pass_stream(p, t, 1, NULL);
 	if (!ret)
 		ret = swapio_pipeline_flush(p);
 	if (!ret) {
@@ -581,7 +608,8 @@ static void summarize(const struct demo *d, struct result *r)
 static void print_json(const struct demo *d, const struct result *r)
 {
 	printf("{\"params\": %llu, \"steps\": %u, \"rounds\": %u, "
-	       "\"budget\": %llu, \"group_params\": %llu, \"groups\": %u, "
+	       "\"compute_x\": %u, \"budget\": %llu, "
+	       "\"group_params\": %llu, \"groups\": %u, "
 	       "\"buffers\": %u, \"depth\": %u, \"pinned\": %s, "
 	       "\"engine\": \"%s\", \"checksums\": %s, "
 	       "\"io_s\": %.6f, \"compute_s\": %.6f, \"pipelined_s\": %.6f, "
@@ -590,7 +618,7 @@ static void print_json(const struct demo *d, const struct result *r)
 	       "\"checksum_gbps\": %.2f, \"checksum_ms_per_step\": %.2f, "
 	       "\"verified\": %s}\n",
 	       (unsigned long long)d->params, d->steps, d->rounds,
-	       (unsigned long long)d->budget,
+	       d->compute_x, (unsigned long long)d->budget,
 	       (unsigned long long)d->L.gparams, d->L.ngroups, d->buffers,
 	       d->depth, d->locked ? "true" : "false",
 	       swapio_handle_engine(d->h), d->no_checksum ? "false" : "true",
@@ -614,8 +642,9 @@ static void print_head(const struct demo *d)
 	       (unsigned long long)d->L.gparams, g, b, d->buffers,
 	       d->locked ? "pinned" : "unpinned", d->depth);
 	printf("  per step: %.0f MB read, %.0f MB written; steps per "
-	       "pass: %u\n\n", (double)d->params * 16 / 1e6,
-	       (double)d->params * 12 / 1e6, d->steps);
+	       "pass: %u; Adam kernel runs per group: %u\n\n",
+	       (double)d->params * 16 / 1e6, (double)d->params * 12 / 1e6,
+	       d->steps, d->compute_x);
 	printf("  round   io-only   compute   pipelined   (s per step)\n");
 }
 
@@ -660,6 +689,8 @@ static int parse_one(struct demo *d, int c)
 		return tool_parse_uint(optarg, 1, 1000, &d->steps);
 	case 'r':
 		return tool_parse_uint(optarg, 1, MAX_ROUNDS, &d->rounds);
+	case 'x':
+		return tool_parse_uint(optarg, 1, 1000, &d->compute_x);
 	case 'C':
 		d->no_checksum = true;
 		return 0;
@@ -679,6 +710,7 @@ static int parse(struct demo *d, int argc, char **argv)
 		{ "dir", required_argument, NULL, 'd' },
 		{ "steps", required_argument, NULL, 's' },
 		{ "rounds", required_argument, NULL, 'r' },
+		{ "compute-x", required_argument, NULL, 'x' },
 		{ "no-checksum", no_argument, NULL, 'C' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
@@ -688,7 +720,7 @@ static int parse(struct demo *d, int argc, char **argv)
 
 	opterr = 0;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "n:b:d:s:r:jh", opts, NULL)) !=
+	while ((c = getopt_long(argc, argv, "n:b:d:s:r:x:jh", opts, NULL)) !=
 	       -1) {
 		if (c == 'h')
 			return 1;
@@ -746,7 +778,7 @@ int cmd_demo(int argc, char **argv)
 {
 	struct demo d = {
 		.params = 32ull << 20, .budget = 256ull << 20,
-		.steps = 2, .rounds = 5, .t = 1,
+		.steps = 2, .rounds = 5, .compute_x = 1, .t = 1,
 	};
 	int rc;
 
