@@ -735,8 +735,8 @@ static int head_check(swapio_store *s, const struct irec *r)
 {
 	if (!rec_valid(r) || r->type != REC_HEAD)
 		return SWAPIO_EBADSTORE;
-	if (r->len != FORMAT_VERSION || r->off < 512 || r->off > MAX_BLOCK ||
-	    (r->off & (r->off - 1)))
+	if (r->len != FORMAT_VERSION || r->off < MIN_BLOCK ||
+	    r->off > MAX_BLOCK || (r->off & (r->off - 1)))
 		return SWAPIO_EBADSTORE;
 	s->block = (uint32_t)r->off;
 	s->gen = r->gen;
