@@ -70,12 +70,39 @@ static int pool_sync_init(struct swapio_pool *p)
 	return 0;
 }
 
+/* The pool object and its bookkeeping, every buffer free. */
+static struct swapio_pool *pool_alloc(size_t buf_size, unsigned int count)
+{
+	const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	struct swapio_pool *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->buf_size = (buf_size + page - 1) / page * page;
+	p->count = count;
+	p->total = p->buf_size * count;
+	p->stack = malloc(count * sizeof(*p->stack));
+	p->is_free = malloc(count * sizeof(*p->is_free));
+	if (!p->stack || !p->is_free) {
+		free(p->is_free);
+		free(p->stack);
+		free(p);
+		return NULL;
+	}
+	/* Lowest index on top: buffers are handed out in address order. */
+	for (unsigned int i = 0; i < count; i++) {
+		p->stack[i] = count - 1 - i;
+		p->is_free[i] = true;
+	}
+	p->nfree = count;
+	return p;
+}
+
 int swapio_pool_create(size_t buf_size, unsigned int count,
 		       unsigned int flags, swapio_pool **out)
 {
 	const unsigned int known = SWAPIO_BUF_LOCKED | SWAPIO_BUF_HUGE |
 				   SWAPIO_POOL_REQUIRE_LOCKED;
-	const size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	struct swapio_pool *p;
 	int ret;
 
@@ -85,36 +112,21 @@ int swapio_pool_create(size_t buf_size, unsigned int count,
 	if (!buf_size || !count || (flags & ~known) ||
 	    buf_size > SIZE_MAX / 2 / count)
 		return -EINVAL;
-	p = calloc(1, sizeof(*p));
+	p = pool_alloc(buf_size, count);
 	if (!p)
 		return -ENOMEM;
-	p->buf_size = (buf_size + page - 1) / page * page;
-	p->count = count;
-	p->total = p->buf_size * count;
-	p->stack = malloc(count * sizeof(*p->stack));
-	p->is_free = malloc(count * sizeof(*p->is_free));
-	if (!p->stack || !p->is_free) {
-		ret = -ENOMEM;
-		goto err_free_arrays;
-	}
 	ret = pool_memory(p, flags);
 	if (ret)
-		goto err_free_arrays;
+		goto err_free_pool;
 	ret = pool_sync_init(p);
 	if (ret)
 		goto err_free_memory;
-	/* Lowest index on top: buffers are handed out in address order. */
-	for (unsigned int i = 0; i < count; i++) {
-		p->stack[i] = count - 1 - i;
-		p->is_free[i] = true;
-	}
-	p->nfree = count;
 	*out = p;
 	return 0;
 
 err_free_memory:
 	swapio_buf_free(p->mem, p->total);
-err_free_arrays:
+err_free_pool:
 	free(p->is_free);
 	free(p->stack);
 	free(p);
