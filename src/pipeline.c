@@ -12,9 +12,13 @@
  * reads of i+1.. and the write-back of i-1... No callback ever runs on a
  * library thread.
  *
- * A group's state follows its position: groups [delivered, started) are
- * being read (in order); a group the caller holds is HELD; released with
- * write-back it joins a FIFO of writes until reaped.
+ * Positions count groups handed out over all passes (group = position
+ * modulo the number of groups): positions [delivered, started) are being
+ * read, in order; a pass covers [pass_end - nr_groups, pass_end). A group
+ * the caller holds is HELD; released with write-back it joins a FIFO of
+ * writes until reaped. A group is read only when IDLE, so never before
+ * its last write-back is committed: that is what lets a pass begin while
+ * the last one's write-backs are still going.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -51,8 +55,9 @@ struct swapio_pipeline {
 
 	/* The pass. */
 	bool				active;
-	unsigned int			started;	/* reads begun */
-	unsigned int			delivered;	/* handed out */
+	uint64_t			started;	/* reads begun */
+	uint64_t			delivered;	/* handed out */
+	uint64_t			pass_end;
 	unsigned int			held;
 	unsigned int			*wq;		/* writing, FIFO */
 	unsigned int			wq_head, wq_len;
@@ -74,27 +79,31 @@ static void set_err(swapio_pipeline *p, int err)
 		p->err = err;
 }
 
-static void write_reap_one(swapio_pipeline *p);
+static void writes_reap(swapio_pipeline *p, bool all);
+
+static struct pgroup *group_at(const swapio_pipeline *p, uint64_t pos)
+{
+	return &p->groups[pos % p->nr_groups];
+}
 
 /* ------------------------------------------------------------------ */
 /* Reads                                                               */
 /* ------------------------------------------------------------------ */
 
-/* Start reading the next group if a buffer is free; false if not. */
+/*
+ * Start reading the group at position `started` if it is IDLE and a
+ * buffer is free; false if not. Never blocks: a group still being
+ * written back (passes overlap) waits for next_started().
+ */
 static bool read_start(swapio_pipeline *p)
 {
-	struct pgroup *g = &p->groups[p->started];
+	struct pgroup *g = group_at(p, p->started);
 	void *buf;
 	int ret;
 
-	/*
-	 * Its write-back from the last pass may still be going (passes
-	 * overlap): the read must see what was written. Writes finish in
-	 * order, so reap up to and including this group's.
-	 */
-	while (g->state == G_WRITING)
-		write_reap_one(p);
-	if (swapio_pool_get(p->pool, 0, &buf))
+	if (g->state == G_WRITING)
+		writes_reap(p, false);
+	if (g->state != G_IDLE || swapio_pool_get(p->pool, 0, &buf))
 		return false;
 	g->buf = buf;
 	g->state = G_READING;
@@ -115,10 +124,10 @@ static bool read_start(swapio_pipeline *p)
 	return true;
 }
 
-/* Keep up to depth groups reading ahead, as buffers allow. */
+/* Keep up to depth groups of this pass reading ahead, as buffers allow. */
 static void reads_fill(swapio_pipeline *p)
 {
-	while (!p->err && p->started < p->nr_groups &&
+	while (!p->err && p->started < p->pass_end &&
 	       p->started - p->delivered < p->depth && read_start(p))
 		;
 }
@@ -217,25 +226,41 @@ static int write_start(swapio_pipeline *p, struct pgroup *g)
 /* The pass                                                            */
 /* ------------------------------------------------------------------ */
 
-/* After an error: wait for everything in flight and end the pass. */
-static void pass_drain(swapio_pipeline *p)
+/* A group whose reads failed or are not wanted goes back to the pool. */
+static void group_drop(swapio_pipeline *p, struct pgroup *g)
 {
-	while (p->delivered < p->started) {
-		struct pgroup *g = &p->groups[p->delivered++];
+	g->state = G_IDLE;
+	(void)swapio_pool_put(p->pool, g->buf);
+	g->buf = NULL;
+}
+
+/* Wait for the reads begun and not handed out, and drop them. */
+static void reads_drop(swapio_pipeline *p)
+{
+	while (p->started > p->delivered) {
+		struct pgroup *g = group_at(p, --p->started);
 
 		(void)read_finish(p, g);
-		g->state = G_IDLE;
-		(void)swapio_pool_put(p->pool, g->buf);
-		g->buf = NULL;
+		group_drop(p, g);
 	}
-	writes_reap(p, true);
-	p->delivered = p->started = p->nr_groups;
 }
 
 /*
- * Make sure the next group's reads have begun. With no buffer free, one
- * comes back when the oldest write-back finishes; if none is being
- * written, every buffer is in the caller's hands.
+ * After an error: wait for everything in flight and end the pass. The
+ * groups not handed out are skipped, so the next pass starts at group 0.
+ */
+static void pass_drain(swapio_pipeline *p)
+{
+	reads_drop(p);
+	writes_reap(p, true);
+	p->delivered = p->started = p->pass_end;
+}
+
+/*
+ * Make sure the next group's reads have begun. The group may still be
+ * being written back (from the last pass), or no buffer is free: either
+ * way the oldest write-back finishing helps. With none in flight, the
+ * caller holds every buffer, or the very group it asks for.
  */
 static int next_started(swapio_pipeline *p)
 {
@@ -273,14 +298,6 @@ static int pass_fail(swapio_pipeline *p)
 	return ret;
 }
 
-/* A group whose reads failed goes straight back to the pool. */
-static void group_drop(swapio_pipeline *p, struct pgroup *g)
-{
-	g->state = G_IDLE;
-	(void)swapio_pool_put(p->pool, g->buf);
-	g->buf = NULL;
-}
-
 int swapio_pipeline_next(swapio_pipeline *p, struct swapio_pipe_view *out)
 {
 	struct pgroup *g;
@@ -291,7 +308,7 @@ int swapio_pipeline_next(swapio_pipeline *p, struct swapio_pipe_view *out)
 		return -EINVAL;
 	if (!p->active)
 		return 0;
-	if (!p->err && p->delivered == p->nr_groups)
+	if (!p->err && p->delivered == p->pass_end)
 		return pass_end(p);
 	t0 = now_ns();
 	if (!p->err) {
@@ -304,7 +321,7 @@ int swapio_pipeline_next(swapio_pipeline *p, struct swapio_pipe_view *out)
 	}
 	if (p->err)
 		return pass_fail(p);
-	g = &p->groups[p->delivered++];
+	g = group_at(p, p->delivered++);
 	ret = read_finish(p, g);
 	p->st.stall_ns += now_ns() - t0;
 	if (ret) {
@@ -368,7 +385,7 @@ int swapio_pipeline_begin(swapio_pipeline *p)
 		return ret;
 	}
 	memset(&p->st, 0, sizeof(p->st));
-	p->started = p->delivered = 0;
+	p->pass_end = p->delivered + p->nr_groups;
 	p->active = true;
 	reads_fill(p);
 	return 0;
