@@ -206,6 +206,7 @@ int swapio__file_prepare_write(swapio_file *f, uint64_t off, size_t len)
 	    errno != EOPNOTSUPP && errno != ENOSYS)
 		return -errno;
 	/* Only ever raised, so a racing smaller value cannot win. */
+	end = SWAPIO_MAX(end, (uint64_t)st.st_size);
 	seen = atomic_load(&f->size_hint);
 	while (seen < end &&
 	       !atomic_compare_exchange_weak(&f->size_hint, &seen, end))

@@ -306,19 +306,26 @@ static void worker_enqueue(struct swapio_worker *w, struct swapio_part *p)
 	pthread_mutex_unlock(&w->lock);
 }
 
+/* Tell every worker first, then join: their engine teardowns overlap. */
 static void workers_stop(swapio_handle *h)
 {
-	for (unsigned int i = 0; i < h->nr_workers; i++) {
-		struct swapio_worker *w = &h->workers[i];
+	struct swapio_worker *w;
+	unsigned int i;
 
-		if (w->started) {
-			pthread_mutex_lock(&w->lock);
-			w->stop = true;
-			pthread_cond_signal(&w->cv);
-			pthread_mutex_unlock(&w->lock);
+	for (i = 0; i < h->nr_workers; i++) {
+		w = &h->workers[i];
+		if (!w->started)
+			continue;
+		pthread_mutex_lock(&w->lock);
+		w->stop = true;
+		pthread_cond_signal(&w->cv);
+		pthread_mutex_unlock(&w->lock);
+	}
+	for (i = 0; i < h->nr_workers; i++) {
+		w = &h->workers[i];
+		if (w->started)
 			pthread_join(w->thread, NULL);
-			w->started = false;
-		}
+		w->started = false;
 		for (unsigned int j = 0; w->reqs && j < h->cfg.queue_depth; j++)
 			free(w->reqs[j].bounce);
 		free(w->reqs);
@@ -497,7 +504,6 @@ int swapio_handle_create(const struct swapio_config *cfg, swapio_handle **out)
 	h->nr_workers = c.threads;
 	h->op_size = sizeof(struct swapio_op) +
 		     c.threads * sizeof(struct swapio_part);
-	h->live.next = h->live.prev = &h->live;
 	atomic_init(&h->efd, -1);
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_condattr_init(&ca);
@@ -527,7 +533,7 @@ void swapio_handle_destroy(swapio_handle *h)
 		return;
 	swapio_wait_all(h, -1);
 	workers_stop(h);
-	for (op = h->live.next; op != &h->live; op = next) {
+	for (op = h->live; op; op = next) {
 		next = op->next;
 		free(op);
 	}
@@ -634,10 +640,11 @@ static int op_submit(swapio_handle *h, swapio_file *f, swapio_file *owned,
 	atomic_init(&op->parts_left, op->nr_parts);
 
 	pthread_mutex_lock(&h->lock);
-	op->next = &h->live;
-	op->prev = h->live.prev;
-	h->live.prev->next = op;
-	h->live.prev = op;
+	op->prev = NULL;
+	op->next = h->live;
+	if (h->live)
+		h->live->prev = op;
+	h->live = op;
 	if (h->inflight_ops++ == 0)
 		h->busy_since_ns = swapio__now_ns();
 	pthread_mutex_unlock(&h->lock);
@@ -859,8 +866,12 @@ void swapio_op_free(swapio_op *op)
 	h = op->h;
 	swapio_op_wait(op, -1);
 	pthread_mutex_lock(&h->lock);
-	op->prev->next = op->next;
-	op->next->prev = op->prev;
+	if (op->prev)
+		op->prev->next = op->next;
+	else
+		h->live = op->next;
+	if (op->next)
+		op->next->prev = op->prev;
 	op->next = h->free_ops;
 	h->free_ops = op;
 	pthread_mutex_unlock(&h->lock);

@@ -160,7 +160,7 @@ struct swapio_handle {
 	pthread_cond_t			done_cv;	/* an op completed */
 	unsigned int			nr_started;	/* worker start-up */
 	unsigned long			inflight_ops;
-	struct swapio_op		live;		/* list head */
+	struct swapio_op		*live;		/* ops not yet freed */
 	struct swapio_op		*free_ops;
 	uint64_t			busy_since_ns;
 	uint64_t			busy_ns;

@@ -26,8 +26,7 @@ if(SWAPIO_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
   target_include_directories(fuzz_config PRIVATE
     ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src ${LIBAIO_INCLUDE_DIR})
   target_compile_definitions(fuzz_config PRIVATE ${SWAPIO_DEFS} _GNU_SOURCE)
-  target_compile_options(fuzz_config PRIVATE -fsanitize=fuzzer,address,undefined
-                         -Wno-gnu-variable-sized-type-not-at-end)
+  target_compile_options(fuzz_config PRIVATE -fsanitize=fuzzer,address,undefined)
   target_link_options(fuzz_config PRIVATE -fsanitize=fuzzer,address,undefined)
   target_link_libraries(fuzz_config ${SWAPIO_LIBS})
   add_test(NAME fuzz_config
