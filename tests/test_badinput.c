@@ -30,7 +30,7 @@ static int env_setup(void **state)
 	struct env *env = t_zalloc(sizeof(*env));
 
 	env->dir = t_tmpdir();
-	env->path = tf_path(env->dir, "data");
+	env->path = t_path(env->dir, "data");
 	env->h = tf_handle(NULL, (struct swapio_config){ 0 });
 	env->f = tf_open(env->h, env->path);
 	t_fill_random(env->buf, sizeof(env->buf), 1);
@@ -108,7 +108,7 @@ static void file_open(void **state)
 {
 	struct env *env = *state;
 	swapio_file *f = (swapio_file *)1;
-	char *missing = tf_path(env->dir, "missing");
+	char *missing = t_path(env->dir, "missing");
 
 	assert_int_equal(swapio_file_open(NULL, env->path, SWAPIO_O_READ, &f),
 			 -EINVAL);
@@ -147,7 +147,7 @@ static void file_not_seekable(void **state)
 		SWAPIO_O_READ, SWAPIO_O_READ | SWAPIO_O_WRITE,
 	};
 	struct env *env = *state;
-	char *fifo = tf_path(env->dir, "fifo");
+	char *fifo = t_path(env->dir, "fifo");
 	swapio_file *f = (swapio_file *)1;
 
 	assert_int_equal(mkfifo(fifo, 0600), 0);
@@ -173,7 +173,7 @@ static void file_accessors(void **state)
 {
 	struct env *env = *state;
 	uint32_t ma = 1, oa = 1;
-	char *missing = tf_path(env->dir, "missing");
+	char *missing = t_path(env->dir, "missing");
 
 	assert_int_equal(swapio_file_close(NULL), 0);
 	assert_int_equal(swapio_file_direct(NULL), 0);
@@ -226,7 +226,7 @@ static void io_ranges(void **state)
 static void io_write_far(void **state)
 {
 	struct env *env = *state;
-	char *path = tf_path(env->dir, "far");
+	char *path = t_path(env->dir, "far");
 	swapio_file *f = tf_open(env->h, path);
 	ssize_t res;
 
@@ -266,7 +266,7 @@ static void io_direction(void **state)
 static void io_paths(void **state)
 {
 	struct env *env = *state;
-	char *missing = tf_path(env->dir, "missing");
+	char *missing = t_path(env->dir, "missing");
 	unsigned char *b = env->buf;
 
 	assert_int_equal(swapio_pread_path(NULL, env->path, b, 1, 0), -EINVAL);
@@ -405,8 +405,8 @@ static void config_files(void **state)
 {
 	struct env *env = *state;
 	struct swapio_config cfg = { .threads = 3 }, bad = { .threads = 65 };
-	char *missing = tf_path(env->dir, "missing/cfg");
-	char *good = tf_path(env->dir, "cfg");
+	char *missing = t_path(env->dir, "missing/cfg");
+	char *good = t_path(env->dir, "cfg");
 
 	assert_int_equal(swapio_config_parse("threads = 2", 11, NULL), -EINVAL);
 	assert_int_equal(swapio_config_parse(NULL, 5, &cfg), -EINVAL);
@@ -430,7 +430,7 @@ static void config_files(void **state)
 static void config_fifo(void **state)
 {
 	struct env *env = *state;
-	char *fifo = tf_path(env->dir, "fifo");
+	char *fifo = t_path(env->dir, "fifo");
 	struct swapio_config cfg;
 	int status, ret;
 	pid_t pid;
@@ -459,11 +459,11 @@ static void config_fifo(void **state)
 static void store_open_args(void **state)
 {
 	struct env *env = *state;
-	char *dir = tf_path(env->dir, "store"), *missing;
+	char *dir = t_path(env->dir, "store"), *missing;
 	struct swapio_store_config cfg = { 0 };
 	swapio_store *s = (swapio_store *)1;
 
-	missing = tf_path(env->dir, "nostore");
+	missing = t_path(env->dir, "nostore");
 	assert_int_equal(swapio_store_open(NULL, dir, NULL, &s), -EINVAL);
 	assert_null(s);
 	assert_int_equal(swapio_store_open(env->h, NULL, NULL, &s), -EINVAL);
@@ -491,7 +491,7 @@ static void store_open_args(void **state)
 static void store_op_args(void **state)
 {
 	struct env *env = *state;
-	char *dir = tf_path(env->dir, "store");
+	char *dir = t_path(env->dir, "store");
 	char key[SWAPIO_STORE_KEY_MAX + 2], **keys;
 	swapio_store_op *op = (swapio_store_op *)1;
 	struct swapio_store_info info;
@@ -551,7 +551,7 @@ static void store_op_args(void **state)
 static void store_huge_put(void **state)
 {
 	struct env *env = *state;
-	char *dir = tf_path(env->dir, "store");
+	char *dir = t_path(env->dir, "store");
 	struct swapio_store_info a, b;
 	swapio_store *s;
 	int ret;
@@ -613,7 +613,7 @@ static void pool_args(void **state)
 static void pipeline_args(void **state)
 {
 	struct env *env = *state;
-	char *dir = tf_path(env->dir, "pstore");
+	char *dir = t_path(env->dir, "pstore");
 	struct swapio_pipe_tensor t[2] = {
 		{ .key = "t0", .len = 1000 }, { .key = "t1", .len = 3000 },
 	};

@@ -17,11 +17,6 @@
 #define KiB		1024u
 #define MiB		(1024u * 1024u)
 
-struct cf_env {
-	char		*dir;
-	char		*path;
-};
-
 static swapio_file *cf_open(swapio_handle *h, const char *path)
 {
 	swapio_file *f;
@@ -165,7 +160,7 @@ static uint64_t blocks(uint64_t len, uint64_t bs)
  * Known transfers through a handle of @threads workers and @bs blocks:
  * the counters account for exactly the bytes moved.
  */
-static void stats_after_transfers(struct cf_env *env, uint64_t bs,
+static void stats_after_transfers(struct t_env *env, uint64_t bs,
 				  uint32_t threads, uint32_t flags)
 {
 	struct swapio_config cfg = {
@@ -267,7 +262,7 @@ static void stats_buffered(void **state)
 /* Many ops from several files: the sums still match exactly. */
 static void stats_many_ops(void **state)
 {
-	struct cf_env *env = *state;
+	struct t_env *env = *state;
 	struct swapio_config cfg = { .block_size = 16 * KiB, .threads = 2 };
 	swapio_handle *h = t_handle(cfg);
 	unsigned char *buf = t_random_buf(300 * KiB, 4);
@@ -300,26 +295,6 @@ static void stats_many_ops(void **state)
 	free(buf);
 }
 
-static int setup(void **state)
-{
-	struct cf_env *env = t_zalloc(sizeof(*env));
-
-	env->dir = t_tmpdir();
-	env->path = t_path(env->dir, "data");
-	*state = env;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct cf_env *env = *state;
-
-	free(env->path);
-	t_rmdir(env->dir);
-	free(env);
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -334,5 +309,5 @@ int main(void)
 	};
 
 	t_engine();	/* exit 77 now if the engine cannot run here */
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, t_env_setup, t_env_teardown);
 }

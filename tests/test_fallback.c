@@ -33,7 +33,7 @@ static int create_with(const char *spec, unsigned int engine,
 /* The handle moves data correctly, whatever engine it ended up on. */
 static void check_works(swapio_handle *h)
 {
-	char *dir = t_tmpdir(), *path = tf_path(dir, "f");
+	char *dir = t_tmpdir(), *path = t_path(dir, "f");
 	swapio_file *f = tf_open(h, path);
 	unsigned char *src = t_random_buf(300000, 1), *dst = t_zalloc(300000);
 

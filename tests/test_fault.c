@@ -14,31 +14,6 @@
 
 #define BS	(64u << 10)	/* small blocks: many requests per op */
 
-struct env {
-	char	*dir;
-	char	*path;
-};
-
-static int env_setup(void **state)
-{
-	struct env *env = t_zalloc(sizeof(*env));
-
-	env->dir = t_tmpdir();
-	env->path = tf_path(env->dir, "data");
-	*state = env;
-	return 0;
-}
-
-static int env_teardown(void **state)
-{
-	struct env *env = *state;
-
-	free(env->path);
-	t_rmdir(env->dir);
-	free(env);
-	return 0;
-}
-
 static struct swapio_config cfg_of(uint32_t threads, uint32_t qd,
 				   uint32_t flags)
 {
@@ -67,7 +42,7 @@ static unsigned char *seed_file(const char *path, size_t len, uint64_t off,
 /* nth=: exactly one request fails, its op reports it, the next op works. */
 static void eio_nth(void **state)
 {
-	struct env *env = *state;
+	struct t_env *env = *state;
 	const size_t len = 16 * BS;
 	swapio_handle *h = tf_handle("errno=EIO,nth=3", cfg_of(1, 4, 0));
 	swapio_file *f = tf_open(h, env->path);
@@ -89,7 +64,7 @@ static void eio_nth(void **state)
  * reads on the same handle still work. */
 static void enospc_writes(void **state)
 {
-	struct env *env = *state;
+	struct t_env *env = *state;
 	const size_t len = 8 * BS + 123;
 	unsigned char *old = seed_file(env->path, len, 77, 2);
 	unsigned char *src = t_random_buf(len, 3), *dst = t_zalloc(len);
@@ -111,7 +86,7 @@ static void enospc_writes(void **state)
 /* A failed read reports the error; the file is untouched. */
 static void eio_reads(void **state)
 {
-	struct env *env = *state;
+	struct t_env *env = *state;
 	const size_t len = 4 * BS;
 	unsigned char *old = seed_file(env->path, len, 0, 4);
 	unsigned char *dst = t_zalloc(len);
@@ -165,7 +140,7 @@ static int64_t roundtrip_under(const char *path, const char *spec,
 
 static void eintr_every3(void **state)
 {
-	struct env *env = *state;
+	struct t_env *env = *state;
 
 	assert_true(roundtrip_under(env->path, "errno=EINTR,every=3",
 				    cfg_of(1, 8, 0)) > 0);
@@ -175,7 +150,7 @@ static void eintr_every3(void **state)
 
 static void eagain_prob(void **state)
 {
-	struct env *env = *state;
+	struct t_env *env = *state;
 
 	assert_true(roundtrip_under(env->path, "seed=7,prob=0.1,errno=EAGAIN",
 				    cfg_of(2, 8, 0)) > 0);
@@ -188,7 +163,7 @@ static void eagain_prob(void **state)
  * retry: the injected fault is always recoverable. */
 static void eintr_always(void **state)
 {
-	struct env *env = *state;
+	struct t_env *env = *state;
 	const size_t len = 4 * BS;
 	swapio_handle *h = tf_handle("errno=EINTR", cfg_of(1, 4, 0));
 	swapio_file *f = tf_open(h, env->path);
@@ -210,7 +185,7 @@ static void eintr_always(void **state)
  * SWAPIO_MAX_RETRIES retries and fails the op with that errno. */
 static void eagain_sticky(void **state)
 {
-	struct env *env = *state;
+	struct t_env *env = *state;
 	const size_t len = 4 * BS;
 	swapio_handle *h = tf_handle("errno=EAGAIN,nth=2,sticky=1",
 				     cfg_of(1, 4, 0));
@@ -231,7 +206,7 @@ static void eagain_sticky(void **state)
 
 static void short_every2(void **state)
 {
-	struct env *env = *state;
+	struct t_env *env = *state;
 
 	assert_true(roundtrip_under(env->path, "short=1,every=2",
 				    cfg_of(1, 8, 0)) > 0);
@@ -242,7 +217,7 @@ static void short_every2(void **state)
 /* Every request cut in half, and its remainders again, down to a page. */
 static void short_always(void **state)
 {
-	struct env *env = *state;
+	struct t_env *env = *state;
 
 	assert_true(roundtrip_under(env->path, "short=1",
 				    cfg_of(2, 8, SWAPIO_CFG_NO_OVERLAP)) > 0);
@@ -251,7 +226,7 @@ static void short_always(void **state)
 /* Completions held back 20 ms: ops take at least that, then complete. */
 static void delay_every4(void **state)
 {
-	struct env *env = *state;
+	struct t_env *env = *state;
 	const size_t len = 16 * BS;
 	swapio_handle *h = tf_handle("delay_ms=20,every=4", cfg_of(1, 4, 0));
 	swapio_file *f = tf_open(h, env->path);
@@ -273,7 +248,7 @@ static void delay_every4(void **state)
 /* A delayed op is still running at a short timeout, then completes. */
 static void delay_timeout(void **state)
 {
-	struct env *env = *state;
+	struct t_env *env = *state;
 	swapio_handle *h = tf_handle("delay_ms=300", cfg_of(1, 4, 0));
 	swapio_file *f = tf_open(h, env->path);
 	unsigned char *src = t_random_buf(BS, 8);
@@ -298,7 +273,7 @@ static void delay_timeout(void **state)
 static void eio_many_async(void **state)
 {
 	enum { NR = 48 };
-	struct env *env = *state;
+	struct t_env *env = *state;
 	swapio_handle *h = tf_handle("errno=EIO,every=5", cfg_of(4, 8, 0));
 	swapio_file *f = tf_open(h, env->path);
 	unsigned char *src = t_random_buf(NR * 2 * BS, 9);
@@ -342,7 +317,7 @@ static void destroy_in_flight(void **state)
 		"delay_ms=30,every=2", "errno=EIO,every=2",
 		"errno=EAGAIN,every=2", "short=1",
 	};
-	struct env *env = *state;
+	struct t_env *env = *state;
 	unsigned char *src = t_random_buf(8 * BS, 10);
 
 	for (size_t i = 0; i < T_ARRAY_SIZE(specs); i++) {
@@ -364,7 +339,7 @@ static void eio_batch_modes(void **state)
 	static const uint32_t flags[] = {
 		SWAPIO_CFG_NO_OVERLAP, SWAPIO_CFG_SINGLE_SUBMIT,
 	};
-	struct env *env = *state;
+	struct t_env *env = *state;
 	const size_t len = 12 * BS;
 	unsigned char *src = t_random_buf(len, 11);
 
@@ -402,5 +377,5 @@ int main(void)
 	};
 
 	t_engine();	/* skip (77) at once if the engine cannot run here */
-	return cmocka_run_group_tests(tests, env_setup, env_teardown);
+	return cmocka_run_group_tests(tests, t_env_setup, t_env_teardown);
 }

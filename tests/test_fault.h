@@ -35,16 +35,6 @@ static inline swapio_handle *tf_handle(const char *spec,
 	return h;
 }
 
-/* "@dir/@name" in fresh malloc memory. */
-static inline char *tf_path(const char *dir, const char *name)
-{
-	char *path;
-
-	if (asprintf(&path, "%s/%s", dir, name) < 0)
-		t_die("asprintf failed");
-	return path;
-}
-
 /* The op's result, waited for at most TF_WAIT_MS; the op is freed. */
 static inline ssize_t tf_wait(swapio_op *op)
 {

@@ -130,7 +130,7 @@ static void populate(struct env *env)
 
 	snprintf(name, sizeof(name), "store%u", env->nr_stores++);
 	free(env->store);
-	env->store = tf_path(env->dir, name);
+	env->store = t_path(env->dir, name);
 	s = store_open(h, env->store);
 
 	memset(m, 0, sizeof(*m));

@@ -120,7 +120,7 @@ static int hammer_child(void *arg, int i)
 {
 	const char *dir = arg;
 	swapio_handle *h = child_handle(i);
-	char name[32], *own, *shared = tf_path(dir, "shared");
+	char name[32], *own, *shared = t_path(dir, "shared");
 	swapio_file *f[2];
 	unsigned char *shadow[2];
 	uint64_t s = (uint64_t)i + 1, base[2] = { 0, (uint64_t)i * SLICE };
@@ -128,7 +128,7 @@ static int hammer_child(void *arg, int i)
 	int ret = 0;
 
 	snprintf(name, sizeof(name), "own%d", i);
-	own = tf_path(dir, name);
+	own = t_path(dir, name);
 	f[0] = tf_open(h, own);
 	f[1] = tf_open(h, shared);
 	for (int k = 0; k < 2; k++) {
@@ -209,7 +209,7 @@ static int lock_free_child(void *arg, int i)
 static void store_lock_across_processes(void **state)
 {
 	struct env *env = *state;
-	char *dir = tf_path(env->dir, "store");
+	char *dir = t_path(env->dir, "store");
 	swapio_handle *h = tf_handle(NULL, (struct swapio_config){ 0 });
 	swapio_store *s = store_open_or_die(h, dir), *s2 = NULL;
 	unsigned char v[100];
@@ -241,7 +241,7 @@ static void store_lock_across_processes(void **state)
 /* Stores at tree/a and tree/sub/b, one process each, the same keys. */
 static int two_stores_child(void *arg, int i)
 {
-	char *dir = tf_path(arg, i ? "sub/b" : "a"), key[32];
+	char *dir = t_path(arg, i ? "sub/b" : "a"), key[32];
 	swapio_handle *h = child_handle(i);
 	swapio_store *s = store_open_or_die(h, dir);
 	unsigned char *buf = t_malloc(70000), *back = t_malloc(70000);
@@ -282,14 +282,14 @@ static void check_store_of(const char *dir, int i)
 static void two_stores_one_tree(void **state)
 {
 	struct env *env = *state;
-	char *tree = tf_path(env->dir, "tree"), *a, *b, *sub;
+	char *tree = t_path(env->dir, "tree"), *a, *b, *sub;
 
 	assert_int_equal(mkdir(tree, 0755), 0);
-	sub = tf_path(tree, "sub");
+	sub = t_path(tree, "sub");
 	assert_int_equal(mkdir(sub, 0755), 0);
 	run_children(2, two_stores_child, tree, 60);
-	a = tf_path(tree, "a");
-	b = tf_path(tree, "sub/b");
+	a = t_path(tree, "a");
+	b = t_path(tree, "sub/b");
 	check_store_of(a, 0);
 	check_store_of(b, 1);
 	free(a), free(b), free(sub), free(tree);

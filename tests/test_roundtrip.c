@@ -21,11 +21,6 @@
 #define GUARD		64	/* bytes checked on each side of a buffer */
 #define GUARD_BYTE	0x5a
 
-struct rt_env {
-	char		*dir;
-	char		*path;
-};
-
 struct rt_cfg {
 	uint64_t	block_size;
 	uint32_t	queue_depth;
@@ -153,7 +148,7 @@ static const struct {
 };
 
 /* Every size, offset and buffer alignment through one configuration. */
-static void matrix_one(struct rt_env *env, const struct rt_cfg *rc,
+static void matrix_one(struct t_env *env, const struct rt_cfg *rc,
 		       uint64_t *seed)
 {
 	swapio_handle *h = rt_handle(rc);
@@ -168,7 +163,7 @@ static void matrix_one(struct rt_env *env, const struct rt_cfg *rc,
 	swapio_handle_destroy(h);
 }
 
-static void matrix(struct rt_env *env, uint32_t base_flags, uint32_t threads)
+static void matrix(struct t_env *env, uint32_t base_flags, uint32_t threads)
 {
 	uint64_t seed = 1;
 
@@ -209,7 +204,7 @@ static void matrix_buffered_4threads(void **state)
 /* Direct I/O really is used on /tmp, or the direct matrix proves little. */
 static void direct_is_direct(void **state)
 {
-	struct rt_env *env = *state;
+	struct t_env *env = *state;
 	struct rt_cfg direct = { 0 };
 	struct rt_cfg buffered = { .flags = SWAPIO_CFG_BUFFERED };
 	swapio_handle *h;
@@ -250,7 +245,7 @@ static void large(void **state)
 				    SWAPIO_CFG_SINGLE_SUBMIT }, 512, 0 },
 	};
 	const size_t n = 64 * MiB + 3;
-	struct rt_env *env = *state;
+	struct t_env *env = *state;
 
 	for (size_t i = 0; i < T_ARRAY_SIZE(cases); i++) {
 		swapio_handle *h = rt_handle(&cases[i].rc);
@@ -287,7 +282,7 @@ static void overwrite_middle(void **state)
 		{ 4095, 2 },
 	};
 	const size_t size = 3 * MiB;
-	struct rt_env *env = *state;
+	struct t_env *env = *state;
 	unsigned char *expect, *patch, *got;
 	size_t got_size;
 
@@ -347,7 +342,7 @@ static void read_past_end(void **state)
 		{ 0, 0, 0 },
 	};
 	const size_t size = 1 * MiB + 4097 + 3;
-	struct rt_env *env = *state;
+	struct t_env *env = *state;
 	unsigned char *data, *base, *dst;
 
 	data = t_random_buf(size, 77);
@@ -387,7 +382,7 @@ static void path_create_and_read(void **state)
 {
 	const size_t n = 1 * MiB + 17;
 	const uint64_t off = 4096 + 7;
-	struct rt_env *env = *state;
+	struct t_env *env = *state;
 	struct rt_cfg rc = { .block_size = 64 * KiB, .threads = 2 };
 	unsigned char *src, *dst;
 	swapio_handle *h;
@@ -415,7 +410,7 @@ static void path_keeps_rest(void **state)
 {
 	const size_t size = 3 * MiB, n = 100000;
 	const uint64_t off = 5000;
-	struct rt_env *env = *state;
+	struct t_env *env = *state;
 	unsigned char *expect, *patch, *got;
 	size_t got_size;
 
@@ -456,7 +451,7 @@ static int count_fds(void)
 static void path_async_no_fd_leak(void **state)
 {
 	const size_t n = 300000;
-	struct rt_env *env = *state;
+	struct t_env *env = *state;
 	struct rt_cfg rc = { .block_size = 64 * KiB, .threads = 2 };
 	unsigned char *src, *dst;
 	swapio_handle *h;
@@ -492,26 +487,6 @@ static void path_async_no_fd_leak(void **state)
 	free(dst);
 }
 
-static int setup(void **state)
-{
-	struct rt_env *env = t_zalloc(sizeof(*env));
-
-	env->dir = t_tmpdir();
-	env->path = t_path(env->dir, "data");
-	*state = env;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct rt_env *env = *state;
-
-	free(env->path);
-	t_rmdir(env->dir);
-	free(env);
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -529,5 +504,5 @@ int main(void)
 	};
 
 	t_engine();	/* exit 77 now if the engine cannot run here */
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, t_env_setup, t_env_teardown);
 }

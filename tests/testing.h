@@ -175,6 +175,35 @@ static inline char *t_path(const char *dir, const char *name)
 	return path;
 }
 
+/*
+ * The usual cmocka group fixture: a fresh temporary directory and the path
+ * of a file "data" in it, removed again by t_env_teardown().
+ */
+struct t_env {
+	char	*dir;
+	char	*path;
+};
+
+static inline int t_env_setup(void **state)
+{
+	struct t_env *env = t_zalloc(sizeof(*env));
+
+	env->dir = t_tmpdir();
+	env->path = t_path(env->dir, "data");
+	*state = env;
+	return 0;
+}
+
+static inline int t_env_teardown(void **state)
+{
+	struct t_env *env = *state;
+
+	free(env->path);
+	t_rmdir(env->dir);
+	free(env);
+	return 0;
+}
+
 /* The whole file at @path through read(2), in fresh malloc memory. */
 static inline unsigned char *t_read_file(const char *path, size_t *size)
 {
