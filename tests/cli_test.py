@@ -183,6 +183,17 @@ def case_verify_corrupt(d):
                   says="mismatch at byte 5000003")
 
 
+def case_no_prealloc(d):
+    # The writes grow a new file themselves (the library allocates each
+    # extending range): the file must end at exactly --size, verified.
+    f = os.path.join(d, "f")
+    run("bench", "-f", f, "-s", str(16 * 2**20 + 5), "--mode", "write", "--no-prealloc",
+        "--verify", "--keep", "-b", "64K")
+    check(os.path.getsize(f) == 16 * 2**20 + 5, f"size {os.path.getsize(f)}")
+    out, _ = run("bench", "-f", f, "--mode", "read", "--verify")
+    check("every byte read matched" in out, out)
+
+
 def case_sweep(d):
     f = os.path.join(d, "f")
     conf = os.path.join(d, "best.conf")
@@ -247,6 +258,7 @@ CASES = {
     "verify.aio": lambda d: case_verify(d, "aio"),
     "verify.threads": lambda d: case_verify(d, "threads"),
     "verify_corrupt": case_verify_corrupt,
+    "no_prealloc": case_no_prealloc,
     "sweep": case_sweep,
     "info": case_info,
 }

@@ -110,7 +110,8 @@ static int64_t pattern_check(const unsigned char *buf, size_t len,
 /*
  * Give the file its full size before the clock starts, as fio does: a
  * direct write that extends a file is serialised by most filesystems,
- * and allocation would be timed with the data.
+ * and allocation would be timed with the data. Size 0 (--no-prealloc)
+ * only creates it, to time what a runtime writing new files sees.
  */
 static int file_allocate(const char *path, uint64_t size, bool *created)
 {
@@ -122,7 +123,7 @@ static int file_allocate(const char *path, uint64_t size, bool *created)
 		return -errno;
 	if (created)
 		*created = true;
-	if (fallocate(fd, 0, 0, (off_t)size)) {
+	if (size && fallocate(fd, 0, 0, (off_t)size)) {
 		ret = -errno;
 		if (ret == -EOPNOTSUPP)
 			ret = ftruncate(fd, (off_t)size) ? -errno : 0;
@@ -144,7 +145,8 @@ static int file_prepare(struct bench *b)
 	if (stat(o->path, &st)) {
 		if (errno != ENOENT || !writes)
 			return tool_fail(o->path, -errno);
-		ret = file_allocate(o->path, r->size, &b->created);
+		ret = file_allocate(o->path, o->no_prealloc ? 0 : r->size,
+				    &b->created);
 		return ret ? tool_fail(o->path, ret) : 0;
 	}
 	if (S_ISDIR(st.st_mode))
@@ -163,7 +165,7 @@ static int file_prepare(struct bench *b)
 			(long long)st.st_size, r->size);
 		return 1;
 	}
-	ret = file_allocate(o->path, r->size, NULL);
+	ret = file_allocate(o->path, o->no_prealloc ? 0 : r->size, NULL);
 	return ret ? tool_fail(o->path, ret) : 0;
 }
 

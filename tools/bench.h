@@ -25,6 +25,7 @@ struct bench_opts {
 	bool quiet;			/* no progress line */
 	bool no_pin;			/* do not mlock the buffers */
 	bool no_huge;			/* do not ask for THP */
+	bool no_prealloc;		/* let the writes grow the file */
 };
 
 struct bench_phase {

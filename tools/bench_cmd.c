@@ -30,6 +30,8 @@ static const char usage[] =
 "      --keep              keep the file\n"
 "      --no-pin            do not lock the buffers in memory\n"
 "      --no-huge           do not ask for transparent huge pages\n"
+"      --no-prealloc       do not allocate a new file before timing it:\n"
+"                          the writes grow it, as a runtime's would\n"
 "      --json              print one JSON object\n"
 "  -c, --config FILE       settings from a swapio config file (see sweep\n"
 "                          --save); options given here override it\n"
@@ -37,7 +39,7 @@ static const char usage[] =
 
 enum {
 	OPT_DIRECT = 256, OPT_NO_DIRECT, OPT_VERIFY, OPT_KEEP, OPT_JSON,
-	OPT_NO_PIN, OPT_NO_HUGE,
+	OPT_NO_PIN, OPT_NO_HUGE, OPT_NO_PREALLOC,
 };
 
 static const struct option long_opts[] = {
@@ -56,6 +58,7 @@ static const struct option long_opts[] = {
 	{ "json",	 no_argument,	    NULL, OPT_JSON },
 	{ "no-pin",	 no_argument,	    NULL, OPT_NO_PIN },
 	{ "no-huge",	 no_argument,	    NULL, OPT_NO_HUGE },
+	{ "no-prealloc", no_argument,	    NULL, OPT_NO_PREALLOC },
 	{ "config",	 required_argument, NULL, 'c' },
 	{ "help",	 no_argument,	    NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -223,6 +226,7 @@ static int parse_opt(struct bench_args *a, int c, const char *arg)
 	case OPT_JSON: a->json = true; return 0;
 	case OPT_NO_PIN: a->o.no_pin = true; return 0;
 	case OPT_NO_HUGE: a->o.no_huge = true; return 0;
+	case OPT_NO_PREALLOC: a->o.no_prealloc = true; return 0;
 	case 'm': return parse_mode(arg, &a->o.modes);
 	case 'l': return tool_parse_uint(arg, 1, 1000000, &a->o.loops);
 	case 'q': return tool_parse_uint(arg, 1, 4096, &s->queue_depth);
