@@ -333,24 +333,10 @@ static uint64_t drain(int fd)
 	return v;
 }
 
-static int count_fds(void)
-{
-	struct dirent *de;
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	if (!d)
-		t_die("/proc/self/fd: %s", strerror(errno));
-	while ((de = readdir(d)))
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 static void eventfd_signals_completions(void **state)
 {
 	const size_t n = 1 * MiB + 17;
-	const int fds_before = count_fds();
+	const int fds_before = t_count_fds();
 	struct as_env *env = *state;
 	swapio_handle *h = as_handle(64 * KiB, 8, 2, 0);
 	unsigned char *src = t_random_buf(n, 21);
@@ -401,7 +387,7 @@ static void eventfd_signals_completions(void **state)
 	assert_int_equal(swapio_file_close(f), 0);
 	swapio_handle_destroy(h);
 	/* The eventfd, like every descriptor of the handle, is gone. */
-	assert_int_equal(count_fds(), fds_before);
+	assert_int_equal(t_count_fds(), fds_before);
 	free(src);
 }
 

@@ -433,20 +433,6 @@ static void path_keeps_rest(void **state)
 	}
 }
 
-static int count_fds(void)
-{
-	struct dirent *de;
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	if (!d)
-		t_die("/proc/self/fd: %s", strerror(errno));
-	while ((de = readdir(d)))
-		n += de->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 /* Async path ops work, and close their file when they complete. */
 static void path_async_no_fd_leak(void **state)
 {
@@ -462,7 +448,7 @@ static void path_async_no_fd_leak(void **state)
 	src = t_random_buf(n, 9);
 	dst = t_malloc(n);
 	unlink(env->path);
-	before = count_fds();
+	before = t_count_fds();
 	for (int i = 0; i < 20; i++) {
 		src[0] = (unsigned char)i;
 		assert_int_equal(swapio_submit_write_path(h, env->path, src, n,
@@ -480,7 +466,7 @@ static void path_async_no_fd_leak(void **state)
 		swapio_op_free(op);
 		assert_int_equal(t_first_diff(dst, src, n), SIZE_MAX);
 	}
-	assert_int_equal(count_fds(), before);
+	assert_int_equal(t_count_fds(), before);
 	assert_int_equal(swapio_path_size(env->path), 19 * 512 + n);
 	swapio_handle_destroy(h);
 	free(src);

@@ -13,6 +13,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -202,6 +203,21 @@ static inline int t_env_teardown(void **state)
 	t_rmdir(env->dir);
 	free(env);
 	return 0;
+}
+
+/* Descriptors this process has open: to show that nothing leaked. */
+static inline int t_count_fds(void)
+{
+	struct dirent *de;
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!d)
+		t_die("/proc/self/fd: %s", strerror(errno));
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
 }
 
 /* The whole file at @path through read(2), in fresh malloc memory. */
