@@ -383,6 +383,11 @@ SWAPIO_API void swapio_handle_stats_reset(swapio_handle *h);
 #define SWAPIO_EMEMLOCK		(SWAPIO_ERRNO_BASE - 1)
 /* A store's index is damaged, or the directory is not a swapio store. */
 #define SWAPIO_EBADSTORE	(SWAPIO_ERRNO_BASE - 2)
+/*
+ * The object was created by another process: this one inherited it
+ * across fork(). See "Processes and fork" above.
+ */
+#define SWAPIO_EFORKED		(SWAPIO_ERRNO_BASE - 3)
 
 /* A static message for @err (negative errno or SWAPIO_E*). Thread-safe. */
 SWAPIO_API const char *swapio_strerror(int err);

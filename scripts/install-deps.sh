@@ -4,7 +4,7 @@
 set -eu
 
 pkgs="build-essential cmake pkg-config liburing-dev libaio-dev libxxhash-dev
-libcmocka-dev fio clang strace python3 util-linux e2fsprogs"
+libcmocka-dev fio clang libclang-rt-dev strace python3 util-linux e2fsprogs"
 
 missing=""
 for p in $pkgs; do

@@ -36,7 +36,7 @@ static const struct {
 	{ "overlap_events",	SWAPIO_CFG_NO_OVERLAP,		true },
 };
 
-#define NR_BOOL_KEYS	(sizeof(bool_keys) / sizeof(bool_keys[0]))
+#define NR_BOOL_KEYS	(SWAPIO_ARRAY_SIZE(bool_keys))
 
 static bool is_space(char c)
 {
@@ -93,7 +93,7 @@ static int parse_bool(struct span s, bool *out)
 	static const char *const yes[] = { "true", "yes", "on", "1" };
 	static const char *const no[] = { "false", "no", "off", "0" };
 
-	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+	for (size_t i = 0; i < SWAPIO_ARRAY_SIZE(yes); i++) {
 		if (span_eq(s, yes[i]) || span_eq(s, no[i])) {
 			*out = span_eq(s, yes[i]);
 			return 0;

@@ -20,7 +20,7 @@ static const struct swapio_engine_ops *const engines[] = {
 	&swapio__engine_threads,	/* always built; the last resort */
 };
 
-#define NR_ENGINES	(sizeof(engines) / sizeof(engines[0]))
+#define NR_ENGINES	(SWAPIO_ARRAY_SIZE(engines))
 
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
 static int probe_result[NR_ENGINES];
@@ -66,7 +66,7 @@ static const char *const engine_names[] = {
 
 const char *swapio_engine_name(unsigned int engine)
 {
-	if (engine >= sizeof(engine_names) / sizeof(engine_names[0]))
+	if (engine >= SWAPIO_ARRAY_SIZE(engine_names))
 		return NULL;
 	return engine_names[engine];
 }
@@ -76,7 +76,7 @@ int swapio_engine_parse(const char *name)
 	if (!name)
 		return -EINVAL;
 	for (unsigned int i = 0;
-	     i < sizeof(engine_names) / sizeof(engine_names[0]); i++)
+	     i < SWAPIO_ARRAY_SIZE(engine_names); i++)
 		if (!strcmp(name, engine_names[i]))
 			return (int)i;
 	return -EINVAL;

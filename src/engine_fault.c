@@ -80,7 +80,7 @@ static const struct {
 
 static int parse_errno(const char *s)
 {
-	for (size_t i = 0; i < sizeof(fault_errnos) / sizeof(fault_errnos[0]);
+	for (size_t i = 0; i < SWAPIO_ARRAY_SIZE(fault_errnos);
 	     i++)
 		if (!strcmp(s, fault_errnos[i].name))
 			return fault_errnos[i].err;

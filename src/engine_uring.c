@@ -34,7 +34,7 @@ static int uring_setup(struct io_uring *ring, unsigned int entries)
 	int ret = -EINVAL;
 
 	/* Older kernels refuse newer flags with EINVAL: try plainer ones. */
-	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+	for (size_t i = 0; i < SWAPIO_ARRAY_SIZE(tries); i++) {
 		ret = io_uring_queue_init(entries, ring, tries[i]);
 		if (ret != -EINVAL)
 			break;

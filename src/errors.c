@@ -7,7 +7,9 @@
 #define SWAPIO_OWN_ERRORS(X)						\
 	X(SWAPIO_EMEMLOCK, "memory could not be locked (RLIMIT_MEMLOCK "	\
 			   "too low, or no CAP_IPC_LOCK)")			\
-	X(SWAPIO_EBADSTORE, "store index damaged, or not a swapio store")
+	X(SWAPIO_EBADSTORE, "store index damaged, or not a swapio store")	\
+	X(SWAPIO_EFORKED, "object belongs to the process that created it "	\
+			  "(inherited across fork)")
 
 const char *swapio_strerror(int err)
 {

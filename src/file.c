@@ -28,7 +28,7 @@ static uint32_t sysfs_logical_block(int fd)
 
 	if (fstat(fd, &st))
 		return 0;
-	for (size_t i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++) {
+	for (size_t i = 0; i < SWAPIO_ARRAY_SIZE(fmts); i++) {
 		FILE *fp;
 		int n;
 

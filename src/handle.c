@@ -29,8 +29,7 @@ static int config_resolve(const struct swapio_config *in,
 			       SWAPIO_CFG_NO_OVERLAP | SWAPIO_CFG_DIRECT_STRICT;
 
 	*c = *in;
-	for (size_t i = 0; i < sizeof(c->reserved) / sizeof(c->reserved[0]);
-	     i++)
+	for (size_t i = 0; i < SWAPIO_ARRAY_SIZE(c->reserved); i++)
 		if (c->reserved[i])
 			return -EINVAL;
 	if (!c->block_size)
@@ -465,7 +464,7 @@ static int engine_attach(swapio_handle *h)
 			note_add(h, "%s: %s", why, swapio_engine_name(want));
 		return ret;
 	}
-	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+	for (size_t i = 0; i < SWAPIO_ARRAY_SIZE(order); i++) {
 		ret = engine_try(h, order[i]);
 		if (!ret) {
 			note_add(h, "auto: chose %s", swapio_engine_name(order[i]));
@@ -768,17 +767,6 @@ int swapio_op_done(const swapio_op *op)
 	return op && op_is_done(op);
 }
 
-static void deadline_after(struct timespec *dl, int timeout_ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, dl);
-	dl->tv_sec += timeout_ms / 1000;
-	dl->tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (dl->tv_nsec >= 1000000000) {
-		dl->tv_sec++;
-		dl->tv_nsec -= 1000000000;
-	}
-}
-
 /* One sleep on h->done_cv, h->lock held. false once the deadline passed. */
 static bool sleep_until(swapio_handle *h, int timeout_ms,
 			const struct timespec *dl)
@@ -802,7 +790,7 @@ ssize_t swapio_op_wait(swapio_op *op, int timeout_ms)
 	if (op_is_done(op))
 		return op->result;
 	if (timeout_ms > 0)
-		deadline_after(&dl, timeout_ms);
+		dl = swapio__deadline(timeout_ms);
 	pthread_mutex_lock(&op->h->lock);
 	while (!(done = op_is_done(op)) && sleep_until(op->h, timeout_ms, &dl))
 		;
@@ -831,7 +819,7 @@ int swapio_wait_any(swapio_op *const *ops, unsigned int n, int timeout_ms)
 			return -EINVAL;
 	h = ops[0]->h;
 	if (timeout_ms > 0)
-		deadline_after(&dl, timeout_ms);
+		dl = swapio__deadline(timeout_ms);
 	pthread_mutex_lock(&h->lock);
 	while ((idx = first_done(ops, n)) < 0 &&
 	       sleep_until(h, timeout_ms, &dl))
@@ -848,7 +836,7 @@ int swapio_wait_all(swapio_handle *h, int timeout_ms)
 	if (!h)
 		return -EINVAL;
 	if (timeout_ms > 0)
-		deadline_after(&dl, timeout_ms);
+		dl = swapio__deadline(timeout_ms);
 	pthread_mutex_lock(&h->lock);
 	while (h->inflight_ops && sleep_until(h, timeout_ms, &dl))
 		;

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "swapio.h"
+#include "util.h"
 
 #define SWAPIO_MAX_RETRIES	8	/* EINTR/EAGAIN per request */
 #define SWAPIO_DEF_BLOCK	(1u << 20)
@@ -30,11 +31,6 @@
 #define SWAPIO_MAX_QD		4096
 #define SWAPIO_MAX_THREADS	64
 #define SWAPIO_LAT_BUCKETS	256	/* 4 linear steps per power of two */
-
-#define SWAPIO_ALIGN_UP(x, a)	(((x) + (a) - 1) / (a) * (a))
-#define SWAPIO_ALIGN_DOWN(x, a)	((x) / (a) * (a))
-#define SWAPIO_MIN(a, b)	((a) < (b) ? (a) : (b))
-#define SWAPIO_MAX(a, b)	((a) > (b) ? (a) : (b))
 
 struct swapio_engine_ops;
 
@@ -166,15 +162,6 @@ struct swapio_handle {
 	uint64_t			busy_ns;
 	uint64_t			ops_done;
 };
-
-/* Monotonic clock in nanoseconds. */
-static inline uint64_t swapio__now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* plan.c */
 unsigned int swapio__split(const swapio_handle *h, struct swapio_op *op,

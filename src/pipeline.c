@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "swapio.h"
+#include "util.h"
 
 #define TENSOR_ALIGN	4096u	/* offsets of tensors in a group buffer */
 
@@ -64,14 +65,6 @@ struct swapio_pipeline {
 	int				err;
 	struct swapio_pipeline_stats	st;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void set_err(swapio_pipeline *p, int err)
 {
@@ -310,7 +303,7 @@ int swapio_pipeline_next(swapio_pipeline *p, struct swapio_pipe_view *out)
 		return 0;
 	if (!p->err && p->delivered == p->pass_end)
 		return pass_end(p);
-	t0 = now_ns();
+	t0 = swapio__now_ns();
 	if (!p->err) {
 		writes_reap(p, false);
 		reads_fill(p);
@@ -323,7 +316,7 @@ int swapio_pipeline_next(swapio_pipeline *p, struct swapio_pipe_view *out)
 		return pass_fail(p);
 	g = group_at(p, p->delivered++);
 	ret = read_finish(p, g);
-	p->st.stall_ns += now_ns() - t0;
+	p->st.stall_ns += swapio__now_ns() - t0;
 	if (ret) {
 		group_drop(p, g);
 		set_err(p, ret);

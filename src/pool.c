@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "swapio.h"
+#include "util.h"
 
 struct swapio_pool {
 	unsigned char	*mem;
@@ -145,17 +146,6 @@ void swapio_pool_destroy(swapio_pool *p)
 	free(p);
 }
 
-static void deadline_after(struct timespec *dl, int timeout_ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, dl);
-	dl->tv_sec += timeout_ms / 1000;
-	dl->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (dl->tv_nsec >= 1000000000L) {
-		dl->tv_sec++;
-		dl->tv_nsec -= 1000000000L;
-	}
-}
-
 int swapio_pool_get(swapio_pool *p, int timeout_ms, void **buf)
 {
 	struct timespec dl;
@@ -168,7 +158,7 @@ int swapio_pool_get(swapio_pool *p, int timeout_ms, void **buf)
 	if (!p)
 		return -EINVAL;
 	if (timeout_ms > 0)
-		deadline_after(&dl, timeout_ms);
+		dl = swapio__deadline(timeout_ms);
 	pthread_mutex_lock(&p->lock);
 	while (!p->nfree && !ret) {
 		if (timeout_ms == 0)

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Small static inlines every layer may use: array size, alignment, the
+ * monotonic clock and deadlines. They know nothing of swapio's internals,
+ * so the store, the pool and the pipeline (which see only swapio.h)
+ * include this header too.
+ */
+#ifndef SWAPIO_UTIL_H
+#define SWAPIO_UTIL_H
+
+#include <stdint.h>
+#include <time.h>
+
+#define SWAPIO_ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#define SWAPIO_ALIGN_UP(x, a)	(((x) + (a) - 1) / (a) * (a))
+#define SWAPIO_ALIGN_DOWN(x, a)	((x) / (a) * (a))
+#define SWAPIO_MIN(a, b)	((a) < (b) ? (a) : (b))
+#define SWAPIO_MAX(a, b)	((a) > (b) ? (a) : (b))
+
+/* Monotonic clock in nanoseconds. */
+static inline uint64_t swapio__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The CLOCK_MONOTONIC instant @timeout_ms from now, for
+ * pthread_cond_timedwait() on a condition variable made with that clock.
+ */
+static inline struct timespec swapio__deadline(int timeout_ms)
+{
+	struct timespec dl;
+
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	return dl;
+}
+
+/*
+ * What is left of a timeout that started at @start_ns, in the timeout_ms
+ * convention: -1 (no limit) and 0 (poll) stay as they are; a positive
+ * timeout never falls below 0.
+ */
+static inline int swapio__ms_left(int timeout_ms, uint64_t start_ns)
+{
+	uint64_t used_ms;
+
+	if (timeout_ms <= 0)
+		return timeout_ms;
+	used_ms = (swapio__now_ns() - start_ns) / 1000000u;
+	return used_ms >= (uint64_t)timeout_ms ? 0 :
+	       timeout_ms - (int)used_ms;
+}
+
+#endif /* SWAPIO_UTIL_H */
