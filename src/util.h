@@ -8,6 +8,7 @@
 #ifndef SWAPIO_UTIL_H
 #define SWAPIO_UTIL_H
 
+#include <errno.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -59,5 +60,19 @@ static inline int swapio__ms_left(int timeout_ms, uint64_t start_ns)
 	return used_ms >= (uint64_t)timeout_ms ? 0 :
 	       timeout_ms - (int)used_ms;
 }
+
+static inline void swapio__errno_restore(const int *saved)
+{
+	errno = *saved;
+}
+
+/*
+ * First line of a public function that makes system or library calls:
+ * errno is put back as the caller left it when the function returns, so
+ * that no public call ever changes it (swapio.h, "Conventions").
+ */
+#define SWAPIO_KEEP_ERRNO						\
+	int swapio__saved_errno						\
+		__attribute__((cleanup(swapio__errno_restore), unused)) = errno
 
 #endif /* SWAPIO_UTIL_H */
