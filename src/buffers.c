@@ -11,6 +11,7 @@
 
 int swapio_buf_alloc(size_t size, unsigned int flags, void **out)
 {
+	SWAPIO_KEEP_ERRNO;
 	void *p;
 
 	if (!out)
@@ -28,6 +29,10 @@ int swapio_buf_alloc(size_t size, unsigned int flags, void **out)
 		(void)madvise(p, size, MADV_HUGEPAGE);
 	/* mlock fails with ENOMEM over RLIMIT_MEMLOCK, EPERM without the
 	 * capability: both mean "not allowed to pin this much". */
+	/* Pinned memory is the parent's alone: a child of fork() gets no
+	 * copy-on-write image of it (and mlock is not inherited anyway). */
+	if (flags & SWAPIO_BUF_LOCKED)
+		(void)madvise(p, size, MADV_DONTFORK);
 	if ((flags & SWAPIO_BUF_LOCKED) && mlock(p, size)) {
 		int err = errno;
 
@@ -41,6 +46,8 @@ int swapio_buf_alloc(size_t size, unsigned int flags, void **out)
 
 void swapio_buf_free(void *buf, size_t size)
 {
+	SWAPIO_KEEP_ERRNO;
+
 	if (buf)
 		munmap(buf, size);	/* also drops any lock */
 }

@@ -1,41 +1,59 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Engine registry: the preference list that "auto" walks, cached probes and
- * the check that an engine's table is complete.
+ * The engine registry and the core's side of the engine contract: the one
+ * preference list that "auto" walks and the names come from, cached
+ * probes, the check that a table is complete, and the wrappers through
+ * which workers call engines, where the accounting lives once.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
+#include "internal.h"
 
-static const struct swapio_engine_ops *const engines[] = {
 #ifdef SWAPIO_HAVE_LIBURING
-	&swapio__engine_uring,
+#define URING_OPS	(&swapio__engine_uring)
+#else
+#define URING_OPS	NULL
 #endif
 #ifdef SWAPIO_HAVE_LIBAIO
-	&swapio__engine_aio,
+#define AIO_OPS		(&swapio__engine_aio)
+#else
+#define AIO_OPS		NULL
 #endif
-	&swapio__engine_threads,	/* always built; the last resort */
+
+/* In the order "auto" tries them; ops is NULL when not built in. */
+static const struct {
+	unsigned int			id;
+	const char			*name;
+	const struct swapio_engine_ops	*ops;
+} engines[] = {
+	{ SWAPIO_ENGINE_URING,	 "uring",   URING_OPS },
+	{ SWAPIO_ENGINE_AIO,	 "aio",	    AIO_OPS },
+	{ SWAPIO_ENGINE_THREADS, "threads", &swapio__engine_threads },
 };
 
-#define NR_ENGINES	(SWAPIO_ARRAY_SIZE(engines))
-
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
-static int probe_result[NR_ENGINES];
+static int probe_result[SWAPIO_ARRAY_SIZE(engines)];
 
 static void probe_all(void)
 {
-	for (size_t i = 0; i < NR_ENGINES; i++)
-		probe_result[i] = engines[i]->probe();
+	for (size_t i = 0; i < SWAPIO_ARRAY_SIZE(engines); i++)
+		probe_result[i] = engines[i].ops ? engines[i].ops->probe() :
+						   -EOPNOTSUPP;
+}
+
+int swapio__engine_nth(size_t i)
+{
+	return i < SWAPIO_ARRAY_SIZE(engines) ? (int)engines[i].id : -1;
 }
 
 const struct swapio_engine_ops *swapio__engine_get(unsigned int id)
 {
-	for (size_t i = 0; i < NR_ENGINES; i++)
-		if (engines[i]->id == id)
-			return engines[i];
+	for (size_t i = 0; i < SWAPIO_ARRAY_SIZE(engines); i++)
+		if (engines[i].id == id)
+			return engines[i].ops;
 	return NULL;
 }
 
@@ -43,41 +61,87 @@ int swapio__engine_check(const struct swapio_engine_ops *ops)
 {
 	if (ops->version != SWAPIO_ENGINE_OPS_VERSION || !ops->probe ||
 	    !ops->init || !ops->exit || !ops->queue || !ops->submit ||
-	    !ops->reap)
+	    !ops->reap || !ops->wake)
 		return -ENOSYS;
 	return 0;
 }
 
 int swapio_engine_probe(unsigned int engine)
 {
+	if (engine == SWAPIO_ENGINE_AUTO)
+		return 0;
 	pthread_once(&probe_once, probe_all);
-	for (size_t i = 0; i < NR_ENGINES; i++)
-		if (engines[i]->id == engine)
+	for (size_t i = 0; i < SWAPIO_ARRAY_SIZE(engines); i++)
+		if (engines[i].id == engine)
 			return probe_result[i];
-	return engine == SWAPIO_ENGINE_AUTO ? 0 : -EOPNOTSUPP;
+	return -EOPNOTSUPP;
 }
-
-static const char *const engine_names[] = {
-	[SWAPIO_ENGINE_AUTO]	= "auto",
-	[SWAPIO_ENGINE_URING]	= "uring",
-	[SWAPIO_ENGINE_AIO]	= "aio",
-	[SWAPIO_ENGINE_THREADS]	= "threads",
-};
 
 const char *swapio_engine_name(unsigned int engine)
 {
-	if (engine >= SWAPIO_ARRAY_SIZE(engine_names))
-		return NULL;
-	return engine_names[engine];
+	if (engine == SWAPIO_ENGINE_AUTO)
+		return "auto";
+	for (size_t i = 0; i < SWAPIO_ARRAY_SIZE(engines); i++)
+		if (engines[i].id == engine)
+			return engines[i].name;
+	return NULL;
 }
 
 int swapio_engine_parse(const char *name)
 {
 	if (!name)
 		return -EINVAL;
-	for (unsigned int i = 0;
-	     i < SWAPIO_ARRAY_SIZE(engine_names); i++)
-		if (!strcmp(name, engine_names[i]))
-			return (int)i;
+	if (!strcmp(name, "auto"))
+		return SWAPIO_ENGINE_AUTO;
+	for (size_t i = 0; i < SWAPIO_ARRAY_SIZE(engines); i++)
+		if (!strcmp(name, engines[i].name))
+			return (int)engines[i].id;
 	return -EINVAL;
+}
+
+/* ------------------------------------------------------------------ */
+/* The wrappers workers call                                           */
+/* ------------------------------------------------------------------ */
+
+static void take_syscalls(struct swapio_worker *w)
+{
+	if (w->ectx.syscalls) {
+		atomic_fetch_add_explicit(&w->stats.syscalls,
+					  w->ectx.syscalls,
+					  memory_order_relaxed);
+		w->ectx.syscalls = 0;
+	}
+}
+
+void swapio__engine_queue(struct swapio_worker *w, struct swapio_req *rq)
+{
+	rq->t_queued = swapio__now_ns();
+	rq->queued = true;
+	w->inflight++;
+	w->ectx.ops->queue(&w->ectx, rq);
+}
+
+int swapio__engine_submit(struct swapio_worker *w)
+{
+	int ret = w->ectx.ops->submit(&w->ectx);
+
+	take_syscalls(w);
+	return ret;
+}
+
+int swapio__engine_reap(struct swapio_worker *w, unsigned int min)
+{
+	struct swapio_event *ev = w->events;
+	int n;
+
+	n = w->ectx.ops->reap(&w->ectx, min, ev, w->ectx.queue_depth);
+	take_syscalls(w);
+	for (int i = 0; i < n; i++)
+		swapio__complete(w, ev[i].rq, ev[i].res);
+	return n;
+}
+
+void swapio__engine_wake(struct swapio_worker *w)
+{
+	w->ectx.ops->wake(&w->ectx);
 }

@@ -1,46 +1,121 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The engine table. An engine moves block requests between memory and
- * files and reports exactly what the kernel said; retries, statistics and
- * checks live in the core (handle.c). Every hook runs on one worker's own
- * thread, so an engine context needs no locking against the core.
+ * The engine contract. An engine moves block requests between memory and
+ * files and hands back what the kernel said, as (request, result) events;
+ * the core decides what a result means (retries, short transfers, errors,
+ * statistics). This header is all an engine sees: it knows requests and
+ * its own context, never the worker, the op or the handle behind them.
+ *
+ * Every hook but ->wake() runs on the thread of the worker the context
+ * belongs to, so a context needs no locking against the core.
  */
 #ifndef SWAPIO_ENGINE_H
 #define SWAPIO_ENGINE_H
 
-#include "internal.h"
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
-#define SWAPIO_ENGINE_OPS_VERSION	1
+#include "util.h"
 
-enum {
-	SWAPIO_CAP_ASYNC	= 1u << 0,	/* completes after ->submit() */
+#define SWAPIO_ENGINE_OPS_VERSION	2
+#define SWAPIO_MAX_RETRIES	8	/* EINTR/EAGAIN, per request */
+
+struct swapio_part;
+
+/*
+ * One block-sized request. The core owns it; it lends it to the engine
+ * from ->queue() until the event that returns it. An engine reads the
+ * transfer through swapio__req_buf/len/off() when it queues it, and may
+ * use priv[] for its own per-request state (an iocb or an SQE's data).
+ */
+struct swapio_req {
+	struct swapio_part	*part;		/* core only */
+	struct swapio_req	*next;		/* core only: free, retry lists */
+	unsigned char		*buf;		/* I/O memory: user or bounce */
+	unsigned char		*user;		/* bounced: the user's memory */
+	unsigned char		*bounce;	/* this slot's block, lazily made */
+	uint64_t		off;
+	size_t			len;
+	size_t			done;		/* bytes moved so far */
+	uint64_t		t_queued;	/* ns, for latency */
+	int			fd;
+	bool			write;
+	bool			direct;		/* fd is opened O_DIRECT */
+	bool			queued;		/* core: lent to the engine */
+	unsigned int		retries;	/* EINTR/EAGAIN so far */
+	unsigned char		priv[64] __attribute__((aligned(16)));
+};
+
+/* What an engine should transfer now: the part of @rq not yet done. */
+static inline void *swapio__req_buf(const struct swapio_req *rq)
+{
+	return rq->buf + rq->done;
+}
+
+static inline size_t swapio__req_len(const struct swapio_req *rq)
+{
+	return rq->len - rq->done;
+}
+
+static inline uint64_t swapio__req_off(const struct swapio_req *rq)
+{
+	return rq->off + rq->done;
+}
+
+/* A finished request and its result: bytes moved (0: end of file) or
+ * -errno, exactly as the kernel reported it. */
+struct swapio_event {
+	struct swapio_req	*rq;
+	ssize_t			res;
+};
+
+struct swapio_engine_ops;
+
+/* One engine instance, serving one worker. */
+struct swapio_ectx {
+	const struct swapio_engine_ops	*ops;	/* the table it runs */
+	unsigned int	queue_depth;	/* never more requests held at once */
+	unsigned int	worker;		/* index of the worker it serves */
+	void		*data;		/* the engine's own state */
+	uint64_t	syscalls;	/* I/O system calls made; the core
+					 * adds them to its statistics and
+					 * zeroes the count */
 };
 
 struct swapio_engine_ops {
-	const char	*name;		/* "uring", "aio", "threads" */
-	unsigned int	id;		/* enum swapio_engine */
 	unsigned int	version;	/* SWAPIO_ENGINE_OPS_VERSION */
-	unsigned int	caps;		/* SWAPIO_CAP_* */
 
 	/* 0 if usable on this machine, else -errno. Called once, cached. */
 	int  (*probe)(void);
-	/* Set up w->engine_data for queue_depth requests; cleans up after
-	 * itself on failure. Runs on the worker's thread. */
-	int  (*init)(struct swapio_worker *w);
-	/* Tear down. Nothing is in flight. */
-	void (*exit)(struct swapio_worker *w);
-	/* Stage one request; the core never stages more than queue_depth.
-	 * Reads the request's fd, buffer, offset and length now, not later:
-	 * the fault engine trims a request around this call. */
-	void (*queue)(struct swapio_worker *w, struct swapio_req *rq);
+	/* Set up ctx->data; cleans up after itself on failure. */
+	int  (*init)(struct swapio_ectx *ctx);
+	/* Tear down. Returns only once the kernel can no longer touch the
+	 * memory of any request still lent to the engine. */
+	void (*exit)(struct swapio_ectx *ctx);
+	/* Stage one request; the core never lends more than queue_depth. */
+	void (*queue)(struct swapio_ectx *ctx, struct swapio_req *rq);
 	/* Hand every staged request to the kernel. 0 or -errno. */
-	int  (*submit)(struct swapio_worker *w);
-	/* Submit what is staged, then wait until at least @min requests have
-	 * completed, calling swapio__complete() for each one that has.
-	 * Returns the number completed or -errno. */
-	int  (*reap)(struct swapio_worker *w, unsigned int min);
+	int  (*submit)(struct swapio_ectx *ctx);
+	/*
+	 * Submit what is staged, then wait until at least @min requests
+	 * have finished or ->wake() was called, whichever is first. Fills
+	 * @ev with up to @max events, each lent request returned exactly
+	 * once, and returns their number (0 is fine after a wake), or
+	 * -errno if the engine can no longer run; the core then calls
+	 * ->exit() and fails what is still lent.
+	 */
+	int  (*reap)(struct swapio_ectx *ctx, unsigned int min,
+		     struct swapio_event *ev, unsigned int max);
+	/* Any thread: make the current or the next ->reap() return soon. */
+	void (*wake)(struct swapio_ectx *ctx);
 };
 
+/* The engines, each at the end of its own file. */
 #ifdef SWAPIO_HAVE_LIBURING
 extern const struct swapio_engine_ops swapio__engine_uring;
 #endif
@@ -49,36 +124,53 @@ extern const struct swapio_engine_ops swapio__engine_aio;
 #endif
 extern const struct swapio_engine_ops swapio__engine_threads;
 
-/* engine.c */
+/*
+ * engine_threads.c: the pread/pwrite pool behind the threads engine, also
+ * used by aio for the requests Linux AIO would run inside io_submit()
+ * (those on a descriptor without O_DIRECT). @notify, if set, is called
+ * from a pool thread each time a request finishes.
+ */
+struct swapio_tpool;
+int swapio__tpool_start(unsigned int nr_threads, void (*notify)(void *),
+			void *arg, struct swapio_tpool **out);
+void swapio__tpool_stop(struct swapio_tpool *t);	/* waits for running */
+void swapio__tpool_queue(struct swapio_tpool *t, struct swapio_req *rq);
+void swapio__tpool_submit(struct swapio_tpool *t);
+/* Wait for @min finished requests or a wake-up; fill @ev, up to @max. */
+unsigned int swapio__tpool_reap(struct swapio_tpool *t, unsigned int min,
+				struct swapio_event *ev, unsigned int max);
+void swapio__tpool_wake(struct swapio_tpool *t);
+
+/*
+ * engine.c: the preference list. swapio__engine_nth(i) is the enum
+ * swapio_engine of its @i-th entry, in the order "auto" tries them (-1
+ * past the end); swapio__engine_get() gives an engine's table, NULL when
+ * it is not built in.
+ */
+int swapio__engine_nth(size_t i);
 const struct swapio_engine_ops *swapio__engine_get(unsigned int id);
 int swapio__engine_check(const struct swapio_engine_ops *ops);
 
 /*
- * engine_fault.c: fault injection for tests, switched on per handle by the
+ * engine_fault.c: fault injection for tests, switched on by the
  * environment variable SWAPIO_FAULT (grammar in docs/RELIABILITY.md).
  *
  * swapio__fault_wrap() is called once per engine tried, before its
  * workers start. With SWAPIO_FAULT unset or empty it leaves *@e alone and
- * the handle runs the real table, so the hot path never sees this file.
- * Otherwise *@e becomes a table that forwards to the real one and injects
- * the faults asked for. Returns 0, or -EINVAL for a bad spec, -ENOMEM.
+ * the handle runs the real table, so the hot path never sees the filter.
+ * Otherwise *@e becomes a table that forwards to the real one and rewrites
+ * the events it returns. Returns 0, or -EINVAL for a bad spec, -ENOMEM.
  * swapio__fault_unwrap() drops the reference the wrap itself held; each
- * worker that set up holds its own until ->exit(). It accepts any table.
+ * context that set up holds its own until ->exit(). Accepts any table.
  */
-int swapio__fault_wrap(const swapio_handle *h,
+int swapio__fault_wrap(unsigned int id, unsigned int nr_workers,
 		       const struct swapio_engine_ops **e);
 void swapio__fault_unwrap(const struct swapio_engine_ops *e);
 
 /* Parse @spec into nothing: 0 if valid, else -EINVAL. For tests. */
 int swapio__fault_check(const char *spec);
 
-/* Faults injected so far on @h, or -1 if it runs without the wrapper. */
-int64_t swapio__fault_injected(const swapio_handle *h);
-
-/* Count one system call made for I/O. */
-static inline void swapio__count_syscall(struct swapio_worker *w)
-{
-	atomic_fetch_add_explicit(&w->stats.syscalls, 1, memory_order_relaxed);
-}
+/* Faults injected so far through table @e, or -1 if it is not the filter. */
+int64_t swapio__fault_count(const struct swapio_engine_ops *e);
 
 #endif /* SWAPIO_ENGINE_H */

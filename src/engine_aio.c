@@ -1,17 +1,33 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Linux AIO through libaio, DeepSpeed's engine: one context per worker.
+ *
+ * Linux AIO is asynchronous only with O_DIRECT: on any other descriptor
+ * io_submit() does the whole transfer before it returns. So requests on a
+ * buffered descriptor (unaligned heads and tails, buffered handles, files
+ * that fell back) go to a small pread/pwrite pool instead (engine.h), made
+ * at the first such request, and only direct ones reach io_submit().
+ *
  * io_submit() may take fewer iocbs than offered, or refuse the first one
- * with an error; both are handled here so that every request the core
- * queued completes exactly once. Completion results are read from
- * io_event.res, which is the byte count or a negative errno.
+ * with an error; both are handled here so that every request queued
+ * comes back exactly once. Results are read from io_event.res, the byte
+ * count or a negative errno.
+ *
+ * Wake-ups: while the worker may wait, the context holds a poll iocb on an
+ * eventfd, whose event carries no request. ->wake() and the pool (when a
+ * request finishes) write the eventfd.
  */
 #include <errno.h>
 #include <libaio.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "engine.h"
+
+#define AIO_POOL_THREADS	4	/* buffered edges: short, few at once */
 
 _Static_assert(sizeof(struct iocb) <= sizeof(((struct swapio_req *)0)->priv),
 	       "struct iocb must fit in swapio_req.priv");
@@ -36,11 +52,17 @@ struct aio_ring {
 };
 
 struct aio_ctx {
-	io_context_t	ctx;
-	unsigned int	staged;		/* iocbs in pending[] */
-	unsigned int	in_kernel;	/* submitted, not yet reaped */
-	struct iocb	**pending;
-	struct io_event	*events;
+	io_context_t		ctx;
+	unsigned int		staged;		/* iocbs in pending[] */
+	unsigned int		in_kernel;	/* request iocbs submitted */
+	unsigned int		nr_refused;	/* events in refused[] */
+	struct iocb		**pending;	/* queue_depth + 1 */
+	struct io_event		*events;	/* queue_depth + 1 */
+	struct swapio_event	*refused;	/* queue_depth */
+	struct swapio_tpool	*pool;		/* buffered requests; lazy */
+	int			wake_fd;
+	bool			wake_armed;
+	struct iocb		wake_cb;
 };
 
 static int aio_probe(void)
@@ -56,47 +78,88 @@ static int aio_probe(void)
 	return 0;
 }
 
-static int aio_init(struct swapio_worker *w)
+static void aio_free(struct aio_ctx *a)
 {
-	const unsigned int qd = w->h->cfg.queue_depth;
+	if (a->wake_fd >= 0)
+		close(a->wake_fd);
+	free(a->refused);
+	free(a->events);
+	free(a->pending);
+	free(a);
+}
+
+static int aio_init(struct swapio_ectx *ctx)
+{
+	const unsigned int qd = ctx->queue_depth;
 	struct aio_ctx *a = calloc(1, sizeof(*a));
 	int ret = -ENOMEM;
 
 	if (!a)
 		return -ENOMEM;
-	a->pending = calloc(qd, sizeof(*a->pending));
-	a->events = calloc(qd, sizeof(*a->events));
-	if (!a->pending || !a->events)
+	a->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	a->pending = calloc(qd + 1, sizeof(*a->pending));
+	a->events = calloc(qd + 1, sizeof(*a->events));
+	a->refused = calloc(qd, sizeof(*a->refused));
+	if (a->wake_fd < 0)
+		ret = -errno;
+	if (a->wake_fd < 0 || !a->pending || !a->events || !a->refused)
 		goto err_free;
-	ret = io_setup((int)qd, &a->ctx);	/* libaio returns -errno */
+	ret = io_setup((int)qd + 1, &a->ctx);	/* libaio returns -errno */
 	if (ret)
 		goto err_free;
-	w->engine_data = a;
+	ctx->data = a;
 	return 0;
 
 err_free:
-	free(a->events);
-	free(a->pending);
-	free(a);
+	aio_free(a);
 	return ret;
 }
 
-static void aio_exit(struct swapio_worker *w)
+/* io_destroy() waits for every iocb still in the kernel. */
+static void aio_exit(struct swapio_ectx *ctx)
 {
-	struct aio_ctx *a = w->engine_data;
+	struct aio_ctx *a = ctx->data;
 
+	swapio__tpool_stop(a->pool);
 	io_destroy(a->ctx);
-	free(a->events);
-	free(a->pending);
-	free(a);
-	w->engine_data = NULL;
+	aio_free(a);
+	ctx->data = NULL;
 }
 
-static void aio_queue(struct swapio_worker *w, struct swapio_req *rq)
+static void aio_refuse(struct aio_ctx *a, struct swapio_req *rq, int err)
 {
-	struct aio_ctx *a = w->engine_data;
+	a->refused[a->nr_refused++] = (struct swapio_event){ rq, err };
+}
+
+static void aio_pool_notify(void *arg)
+{
+	struct aio_ctx *a = arg;
+
+	(void)!write(a->wake_fd, &(uint64_t){ 1 }, sizeof(uint64_t));
+}
+
+static void aio_queue_buffered(struct aio_ctx *a, struct swapio_req *rq)
+{
+	int ret = 0;
+
+	if (!a->pool)
+		ret = swapio__tpool_start(AIO_POOL_THREADS, aio_pool_notify, a,
+					  &a->pool);
+	if (ret)
+		aio_refuse(a, rq, ret);
+	else
+		swapio__tpool_queue(a->pool, rq);
+}
+
+static void aio_queue(struct swapio_ectx *ctx, struct swapio_req *rq)
+{
+	struct aio_ctx *a = ctx->data;
 	struct iocb *cb = (struct iocb *)rq->priv;
 
+	if (!rq->direct) {
+		aio_queue_buffered(a, rq);
+		return;
+	}
 	if (rq->write)
 		io_prep_pwrite(cb, rq->fd, swapio__req_buf(rq),
 			       swapio__req_len(rq),
@@ -115,41 +178,84 @@ static void aio_drop_front(struct aio_ctx *a, unsigned int n)
 	memmove(a->pending, a->pending + n, a->staged * sizeof(*a->pending));
 }
 
-static int aio_submit(struct swapio_worker *w)
+/* Count what the kernel took; a refused first iocb gets its error. */
+static void aio_took(struct aio_ctx *a, unsigned int n)
 {
-	struct aio_ctx *a = w->engine_data;
+	for (unsigned int i = 0; i < n; i++) {
+		if (a->pending[i] == &a->wake_cb)
+			a->wake_armed = true;
+		else
+			a->in_kernel++;
+	}
+	aio_drop_front(a, n);
+}
+
+static int aio_submit(struct swapio_ectx *ctx)
+{
+	struct aio_ctx *a = ctx->data;
 	int ret;
 
+	if (a->pool)
+		swapio__tpool_submit(a->pool);
 	while (a->staged) {
-		swapio__count_syscall(w);
+		ctx->syscalls++;
 		ret = io_submit(a->ctx, (long)a->staged, a->pending);
 		if (ret > 0) {
-			a->in_kernel += (unsigned int)ret;
-			aio_drop_front(a, (unsigned int)ret);
+			aio_took(a, (unsigned int)ret);
 		} else if (ret == -EINTR) {
 			continue;
-		} else if (ret == -EAGAIN && a->in_kernel) {
+		} else if (ret == -EAGAIN && (a->in_kernel || a->wake_armed)) {
 			break;		/* out of resources: reap first */
+		} else if (a->pending[0] == &a->wake_cb) {
+			/* No wake-up this time: reaps still end at @min. */
+			aio_drop_front(a, 1);
 		} else {
 			/* The first iocb was refused: that is its result. */
-			struct swapio_req *rq = a->pending[0]->data;
-
+			aio_refuse(a, a->pending[0]->data, ret ? ret : -EIO);
 			aio_drop_front(a, 1);
-			swapio__complete(w, rq, ret ? ret : -EIO);
 		}
 	}
 	return 0;
 }
 
-/*
- * Complete what the kernel has already posted, without a system call.
- * Only this worker reaps its context, so head is ours to move; it is
- * published after the events are read so the kernel cannot reuse their
- * slots earlier. Returns the number completed; 0 for an unknown layout.
- */
-static unsigned int aio_ring_reap(struct swapio_worker *w)
+/* Stage the poll on the wake-up eventfd, unless it stands already. */
+static void aio_arm_wake(struct aio_ctx *a)
 {
-	struct aio_ctx *a = w->engine_data;
+	for (unsigned int i = 0; i < a->staged; i++)
+		if (a->pending[i] == &a->wake_cb)
+			return;
+	if (a->wake_armed)
+		return;
+	io_prep_poll(&a->wake_cb, a->wake_fd, POLLIN);
+	a->wake_cb.data = NULL;
+	a->pending[a->staged++] = &a->wake_cb;
+}
+
+/* One kernel event into @ev; false for the wake-up's. */
+static bool aio_event(struct aio_ctx *a, const struct io_event *e,
+		      struct swapio_event *ev)
+{
+	uint64_t v;
+
+	if (!e->data) {
+		a->wake_armed = false;
+		(void)!read(a->wake_fd, &v, sizeof(v));
+		return false;
+	}
+	a->in_kernel--;
+	*ev = (struct swapio_event){ e->data, (ssize_t)(long)e->res };
+	return true;
+}
+
+/*
+ * Take what the kernel has already posted, without a system call. Only
+ * this worker reaps its context, so head is ours to move; it is published
+ * after the events are read so the kernel cannot reuse their slots
+ * earlier. Returns the events stored; 0 for an unknown ring layout.
+ */
+static unsigned int aio_ring_reap(struct aio_ctx *a, struct swapio_event *ev,
+				  unsigned int max, bool *woken)
+{
 	struct aio_ring *r = (struct aio_ring *)a->ctx;
 	unsigned int head, tail, n = 0;
 
@@ -157,58 +263,103 @@ static unsigned int aio_ring_reap(struct swapio_worker *w)
 		return 0;
 	head = r->head;
 	tail = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
-	while (head != tail) {
-		struct io_event *ev = &r->events[head];
-
+	while (head != tail && n < max) {
+		if (aio_event(a, &r->events[head], &ev[n]))
+			n++;
+		else
+			*woken = true;
 		head = (head + 1) % r->nr;
-		a->in_kernel--;
-		swapio__complete(w, ev->data, (ssize_t)(long)ev->res);
-		n++;
 	}
 	__atomic_store_n(&r->head, head, __ATOMIC_RELEASE);
 	return n;
 }
 
-static int aio_reap(struct swapio_worker *w, unsigned int min)
+/* What finished without the kernel's ring: refusals and the pool's. */
+static unsigned int aio_take_local(struct aio_ctx *a, struct swapio_event *ev,
+				   unsigned int max)
 {
-	struct aio_ctx *a = w->engine_data;
-	const unsigned int start = w->inflight;	/* only falls while here */
-	unsigned int got;
+	unsigned int n = SWAPIO_MIN(a->nr_refused, max);
+
+	memcpy(ev, a->refused, n * sizeof(*ev));
+	a->nr_refused -= n;
+	memmove(a->refused, a->refused + n, a->nr_refused * sizeof(*ev));
+	if (a->pool && n < max)
+		n += swapio__tpool_reap(a->pool, 0, ev + n, max - n);
+	return n;
+}
+
+static int aio_wait(struct swapio_ectx *ctx, unsigned int want,
+		    struct swapio_event *ev, unsigned int max, bool *woken)
+{
+	struct aio_ctx *a = ctx->data;
+	const unsigned int held = a->in_kernel + a->wake_armed;
+	unsigned int n = 0;
 	int ret;
 
+	do {
+		ctx->syscalls++;
+		ret = io_getevents(a->ctx, SWAPIO_MIN(want, held),
+				   SWAPIO_MIN(max, held), a->events, NULL);
+	} while (ret == -EINTR);
+	if (ret < 0)
+		return ret;
+	for (int i = 0; i < ret; i++) {
+		if (aio_event(a, &a->events[i], &ev[n]))
+			n++;
+		else
+			*woken = true;
+	}
+	return (int)n;
+}
+
+static int aio_reap(struct swapio_ectx *ctx, unsigned int min,
+		    struct swapio_event *ev, unsigned int max)
+{
+	struct aio_ctx *a = ctx->data;
+	unsigned int got = 0;
+	bool woken = false;
+	int ret;
+
+	if (min)
+		aio_arm_wake(a);
 	for (;;) {
-		aio_submit(w);	/* refused iocbs complete in there */
-		got = start - w->inflight;
-		if (got < min && a->in_kernel) {
-			aio_ring_reap(w);
-			got = start - w->inflight;
-		}
-		if (got >= min || !a->in_kernel)
+		aio_submit(ctx);	/* refused iocbs complete in there */
+		got += aio_take_local(a, ev + got, max - got);
+		if (got < min && a->in_kernel)
+			got += aio_ring_reap(a, ev + got, max - got, &woken);
+		if (got >= min || woken)
 			break;
-		swapio__count_syscall(w);
-		ret = io_getevents(a->ctx, SWAPIO_MIN(min - got, a->in_kernel),
-				   (long)a->in_kernel, a->events, NULL);
-		if (ret == -EINTR)
-			continue;
+		if (!a->in_kernel && !a->wake_armed) {
+			/* No poll (refused): only the pool can finish more. */
+			if (a->pool)
+				got += swapio__tpool_reap(a->pool, min - got,
+							  ev + got, max - got);
+			break;
+		}
+		ret = aio_wait(ctx, min - got, ev + got, max - got, &woken);
 		if (ret < 0)
 			return ret;
-		a->in_kernel -= (unsigned int)ret;
-		for (int i = 0; i < ret; i++)
-			swapio__complete(w, a->events[i].data,
-					 (ssize_t)(long)a->events[i].res);
+		got += (unsigned int)ret;
+		if (woken)	/* the pool's requests may be why */
+			got += aio_take_local(a, ev + got, max - got);
 	}
 	return (int)got;
 }
 
+static void aio_wake(struct swapio_ectx *ctx)
+{
+	struct aio_ctx *a = ctx->data;
+
+	(void)!write(a->wake_fd, &(uint64_t){ 1 }, sizeof(uint64_t));
+}
+
 const struct swapio_engine_ops swapio__engine_aio = {
-	.name		= "aio",
-	.id		= SWAPIO_ENGINE_AIO,
 	.version	= SWAPIO_ENGINE_OPS_VERSION,
-	.caps		= SWAPIO_CAP_ASYNC,
 	.probe		= aio_probe,
 	.init		= aio_init,
 	.exit		= aio_exit,
 	.queue		= aio_queue,
 	.submit		= aio_submit,
 	.reap		= aio_reap,
+	.wake		= aio_wake,
 };

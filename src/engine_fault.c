@@ -1,29 +1,36 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The fault engine: a wrapper around a real engine that forwards every
- * hook, except that on command it fails requests with a chosen errno,
- * trims them so the kernel returns a short transfer, delays completions,
- * or refuses to set up. It exists so that tests (and the CLI, the stress
- * program and child processes, through the environment) can walk every
- * error path of the core with real I/O, the way sqlite's test_vfs.c wraps
- * a parent VFS.
+ * The fault filter: a table that forwards every hook to a real engine and
+ * filters what flows through it. On command it answers a request with an
+ * errno event of its own instead of sending it (as a kernel that refuses
+ * a write with ENOSPC moves nothing), sends only half of a request so
+ * that the kernel reports a short transfer, holds completions back, makes
+ * a context fail to set up, or makes a reap fail as a broken ring would.
+ * The real engine moves the data; the core sees exactly what it would see
+ * from a failing device. sqlite's test_vfs.c wraps a parent VFS the same
+ * way, and like it this file knows only the engine contract (engine.h).
  *
  * It is switched on per handle by SWAPIO_FAULT, read when the handle is
  * created (docs/RELIABILITY.md has the grammar). Without it the handle
  * runs the real engine's table directly: nothing here is on the hot path.
  *
- * Each wrapped handle gets its own copy of the real table, embedded in a
- * struct fault_engine, so that a hook finds its state from w->h->engine
- * and the real engine keeps w->engine_data to itself. The copy lives as
- * long as something uses it: the wrap while workers start, then each
- * worker whose engine is set up, until its ->exit().
+ * Each wrapped handle gets its own copy of the table, embedded in a
+ * struct fault_engine, so that a hook finds its state from ctx->ops. Each
+ * context keeps the real engine's context inside its own. The copy lives
+ * as long as something uses it: the wrap while workers start, then each
+ * context that set up, until its ->exit().
  */
 #include <errno.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "engine.h"
+#include "swapio.h"
+
+#define container_of(p, T, m)	((T *)((char *)(p) - offsetof(T, m)))
 
 #define FAULT_SPEC_MAX	256		/* longer specs are refused */
 #define FAULT_DELAY_MAX	60000		/* ms */
@@ -42,24 +49,29 @@ struct fault_spec {
 	uint64_t	n;		/* for nth= and every= */
 	double		prob;		/* for prob= */
 	uint64_t	seed;
+	int		fatal;		/* errno for the first reap; 0: none */
 	int		setup_err[NR_ENGINE_IDS];	/* positive errno */
 };
 
-/* Owned by one worker thread: faults waiting to be delivered. */
-struct fault_worker {
-	struct swapio_req	*failed;	/* to complete with -err */
-	bool			delay_due;
-};
-
 struct fault_engine {
-	/* First: h->engine points here. */
+	/* First: the handle runs this table. */
 	struct swapio_engine_ops	ops;
 	const struct swapio_engine_ops	*real;
+	unsigned int			id;	/* enum swapio_engine */
+	unsigned int			nr_workers;
 	struct fault_spec		spec;
 	atomic_uint			refs;
+	atomic_bool			fatal_done;
 	atomic_uint_least64_t		seen;	/* requests counted */
 	atomic_uint_least64_t		injected;
-	struct fault_worker		workers[];	/* by worker id */
+};
+
+/* One context: the real engine's inside ours, and our own events. */
+struct fault_ctx {
+	struct swapio_ectx	real;
+	bool			delay_due;
+	unsigned int		nr_failed;
+	struct swapio_event	failed[];	/* queue_depth of them */
 };
 
 /* ------------------------------------------------------------------ */
@@ -75,7 +87,7 @@ static const struct {
 	{ "EDQUOT", EDQUOT },	{ "EROFS", EROFS },
 	{ "ENOMEM", ENOMEM },	{ "EPERM", EPERM },
 	{ "ENOSYS", ENOSYS },	{ "EBADF", EBADF },
-	{ "EOPNOTSUPP", EOPNOTSUPP },
+	{ "EOPNOTSUPP", EOPNOTSUPP }, { "EBADR", EBADR },
 };
 
 static int parse_errno(const char *s)
@@ -136,7 +148,7 @@ static int parse_setup(struct fault_spec *sp, char *s)
 
 enum {
 	KEY_ERRNO, KEY_SHORT, KEY_STICKY, KEY_DELAY, KEY_DIR, KEY_NTH,
-	KEY_EVERY, KEY_PROB, KEY_SEED, KEY_SETUP, NR_KEYS
+	KEY_EVERY, KEY_PROB, KEY_SEED, KEY_SETUP, KEY_FATAL, NR_KEYS
 };
 
 static const char *const fault_keys[NR_KEYS] = {
@@ -145,6 +157,7 @@ static const char *const fault_keys[NR_KEYS] = {
 	[KEY_DIR] = "dir",	[KEY_NTH] = "nth",
 	[KEY_EVERY] = "every",	[KEY_PROB] = "prob",
 	[KEY_SEED] = "seed",	[KEY_SETUP] = "setup",
+	[KEY_FATAL] = "fatal",
 };
 
 static int parse_key(const char *s)
@@ -169,7 +182,7 @@ static int parse_pick(struct fault_spec *sp, int key, const char *val)
 
 static int parse_flag(const char *val, bool *out)
 {
-	uint64_t v;
+	uint64_t v = 0;
 	int ret = parse_num(val, 0, 1, &v);
 
 	*out = v;
@@ -178,13 +191,14 @@ static int parse_flag(const char *val, bool *out)
 
 static int parse_item(struct fault_spec *sp, int key, char *val)
 {
-	uint64_t v;
+	uint64_t v = 0;
 	int ret;
 
 	switch (key) {
 	case KEY_ERRNO:
+	case KEY_FATAL:
 		ret = parse_errno(val);
-		sp->err = ret > 0 ? ret : 0;
+		*(key == KEY_ERRNO ? &sp->err : &sp->fatal) = ret > 0 ? ret : 0;
 		return ret < 0 ? ret : 0;
 	case KEY_SHORT:
 		return parse_flag(val, &sp->trim);
@@ -209,7 +223,7 @@ static int parse_item(struct fault_spec *sp, int key, char *val)
 
 static bool spec_has_io(const struct fault_spec *sp)
 {
-	return sp->err || sp->trim || sp->delay_ms;
+	return sp->err || sp->trim || sp->delay_ms || sp->fatal;
 }
 
 /* Refuse what cannot mean anything, so that a typo is not a silent no-op. */
@@ -271,9 +285,9 @@ int swapio__fault_check(const char *spec)
 /* Picking requests                                                    */
 /* ------------------------------------------------------------------ */
 
-static struct fault_engine *fe_of(const struct swapio_worker *w)
+static struct fault_engine *fe_of(const struct swapio_ectx *ctx)
 {
-	return (struct fault_engine *)w->h->engine;
+	return container_of(ctx->ops, struct fault_engine, ops);
 }
 
 static void fault_count(struct fault_engine *fe)
@@ -292,7 +306,7 @@ static double fault_chance(uint64_t seed, uint64_t n)
 	return (double)(z >> 11) * 0x1.0p-53;
 }
 
-/* Counts every request the engine is given, retries and remainders too. */
+/* Counts every request the engine is given, retries and remainders. */
 static bool fault_pick(struct fault_engine *fe, const struct swapio_req *rq)
 {
 	const struct fault_spec *sp = &fe->spec;
@@ -315,11 +329,11 @@ static bool fault_pick(struct fault_engine *fe, const struct swapio_req *rq)
 }
 
 /*
- * EINTR and EAGAIN are retried by the core SWAPIO_MAX_RETRIES times. Never
- * injecting one into a request's last chance makes every such fault
- * recoverable, so "errno=EINTR,every=3" ends with the full byte count.
- * sticky=1 asks for the opposite: a picked request keeps failing until the
- * core gives up and fails the op with that errno.
+ * EINTR and EAGAIN are retried SWAPIO_MAX_RETRIES times per request (the
+ * core's rule, stated in engine.h). Never injecting one into a request's
+ * last chance makes every such fault recoverable, so "errno=EINTR,every=3"
+ * ends with the full byte count. sticky=1 asks for the opposite: a picked
+ * request keeps failing until the core gives up and fails the op.
  */
 static bool fault_fails(const struct fault_spec *sp,
 			const struct swapio_req *rq, bool hit)
@@ -332,26 +346,25 @@ static bool fault_fails(const struct fault_spec *sp,
 }
 
 /*
- * Forward only the first half of what is left of @rq, so that the engine
- * reports a short transfer and the core must send the rest. A request on
- * the O_DIRECT descriptor is cut on the file's alignment, as a real short
- * direct transfer would be. Returns false if it is too small to cut.
+ * Send only the first half of what is left of @rq, so that the kernel
+ * reports a short transfer and the core must send the rest. On an
+ * O_DIRECT descriptor the cut falls on 4 KiB, a multiple of every logical
+ * block, as a real short direct transfer would. The real engine reads the
+ * length when it queues (engine.h). false if @rq is too small to cut.
  */
-static bool fault_trim(struct fault_engine *fe, struct swapio_worker *w,
-		       struct swapio_req *rq)
+static bool fault_trim(const struct fault_engine *fe,
+		       struct swapio_ectx *real, struct swapio_req *rq)
 {
-	const swapio_file *f = rq->part->op->f;
 	const size_t len = rq->len;
 	size_t keep = swapio__req_len(rq) / 2;
 
-	if (rq->fd != f->bfd)
-		keep = SWAPIO_ALIGN_DOWN(keep, f->off_align);
+	if (rq->direct)
+		keep = SWAPIO_ALIGN_DOWN(keep, 4096u);
 	if (!keep)
 		return false;
 	rq->len = rq->done + keep;
-	fe->real->queue(w, rq);	/* reads the length now (engine.h) */
+	fe->real->queue(real, rq);
 	rq->len = len;
-	fault_count(fe);
 	return true;
 }
 
@@ -371,59 +384,88 @@ static void fault_put(struct fault_engine *fe)
 		free(fe);
 }
 
+static struct swapio_ectx *real_of(struct swapio_ectx *ctx)
+{
+	return &((struct fault_ctx *)ctx->data)->real;
+}
+
 /*
  * A setup fault fails the handle's last worker only. The others set up
  * for real and must then be torn down by the core, which is the path
  * worth testing; to the caller the engine failed to start either way.
  */
-static int fault_init(struct swapio_worker *w)
+static int fault_init(struct swapio_ectx *ctx)
 {
-	struct fault_engine *fe = fe_of(w);
-	const int err = fe->spec.setup_err[fe->real->id];
+	struct fault_engine *fe = fe_of(ctx);
+	const int err = fe->spec.setup_err[fe->id];
+	struct fault_ctx *fc;
 	int ret;
 
-	if (err && w->id == w->h->cfg.threads - 1)
+	if (err && ctx->worker == fe->nr_workers - 1)
 		return -err;
-	ret = fe->real->init(w);
-	if (!ret)
-		atomic_fetch_add(&fe->refs, 1);
-	return ret;
+	fc = calloc(1, sizeof(*fc) + ctx->queue_depth * sizeof(fc->failed[0]));
+	if (!fc)
+		return -ENOMEM;
+	fc->real = *ctx;
+	fc->real.ops = fe->real;
+	ret = fe->real->init(&fc->real);
+	if (ret) {
+		free(fc);
+		return ret;
+	}
+	ctx->data = fc;
+	atomic_fetch_add(&fe->refs, 1);
+	return 0;
 }
 
-static void fault_exit(struct swapio_worker *w)
+static void fault_exit(struct swapio_ectx *ctx)
 {
-	struct fault_engine *fe = fe_of(w);
+	struct fault_engine *fe = fe_of(ctx);
 
-	fe->real->exit(w);
-	fault_put(fe);	/* may free the table w->h->engine points to */
+	fe->real->exit(real_of(ctx));
+	free(ctx->data);
+	ctx->data = NULL;
+	fault_put(fe);	/* may free the table ctx->ops points to */
 }
 
-static void fault_queue(struct swapio_worker *w, struct swapio_req *rq)
+static void fault_queue(struct swapio_ectx *ctx, struct swapio_req *rq)
 {
-	struct fault_engine *fe = fe_of(w);
-	struct fault_worker *fw = &fe->workers[w->id];
+	struct fault_engine *fe = fe_of(ctx);
+	struct fault_ctx *fc = ctx->data;
 	const struct fault_spec *sp = &fe->spec;
 	const bool hit = fault_pick(fe, rq);
 
 	if (hit && sp->delay_ms) {
-		fw->delay_due = true;
+		fc->delay_due = true;
 		fault_count(fe);
 	}
 	if (sp->err && fault_fails(sp, rq, hit)) {
-		/* In flight for the core, so rq->next is ours until reaped. */
-		rq->next = fw->failed;
-		fw->failed = rq;
+		fc->failed[fc->nr_failed++] =
+			(struct swapio_event){ rq, -sp->err };
 		fault_count(fe);
 		return;
 	}
-	if (hit && sp->trim && fault_trim(fe, w, rq))
+	if (hit && sp->trim && fault_trim(fe, &fc->real, rq)) {
+		fault_count(fe);
 		return;
-	fe->real->queue(w, rq);
+	}
+	fe->real->queue(&fc->real, rq);
 }
 
-static int fault_submit(struct swapio_worker *w)
+static void take_syscalls(struct swapio_ectx *ctx)
 {
-	return fe_of(w)->real->submit(w);
+	struct swapio_ectx *real = real_of(ctx);
+
+	ctx->syscalls += real->syscalls;
+	real->syscalls = 0;
+}
+
+static int fault_submit(struct swapio_ectx *ctx)
+{
+	int ret = fe_of(ctx)->real->submit(real_of(ctx));
+
+	take_syscalls(ctx);
+	return ret;
 }
 
 static void fault_sleep(unsigned int ms)
@@ -439,41 +481,48 @@ static void fault_sleep(unsigned int ms)
 }
 
 /*
- * Deliver the delay and the injected errors first: they may satisfy @min
- * alone, and the real engine must never be asked to wait for more
- * requests than it holds (it holds w->inflight of them once ours are out).
+ * Our own events first: they may satisfy @min alone, and the real engine
+ * must never be asked to wait for more requests than it holds.
  */
-static int fault_reap(struct swapio_worker *w, unsigned int min)
+static int fault_reap(struct swapio_ectx *ctx, unsigned int min,
+		      struct swapio_event *ev, unsigned int max)
 {
-	struct fault_engine *fe = fe_of(w);
-	struct fault_worker *fw = &fe->workers[w->id];
-	struct swapio_req *rq;
-	unsigned int n = 0;
+	struct fault_engine *fe = fe_of(ctx);
+	struct fault_ctx *fc = ctx->data;
+	unsigned int n;
 	int ret;
 
-	if (fw->delay_due) {
-		fw->delay_due = false;
+	if (fe->spec.fatal && !atomic_exchange(&fe->fatal_done, true)) {
+		fault_count(fe);
+		return -fe->spec.fatal;
+	}
+	if (fc->delay_due) {
+		fc->delay_due = false;
 		fault_sleep(fe->spec.delay_ms);
 	}
-	while ((rq = fw->failed)) {
-		fw->failed = rq->next;
-		/* After this call rq may be requeued and reused. */
-		swapio__complete(w, rq, -fe->spec.err);
-		n++;
-	}
-	ret = fe->real->reap(w, min > n ? min - n : 0);
+	n = SWAPIO_MIN(fc->nr_failed, max);
+	memcpy(ev, fc->failed, n * sizeof(*ev));
+	fc->nr_failed -= n;
+	memmove(fc->failed, fc->failed + n, fc->nr_failed * sizeof(*ev));
+	ret = fe->real->reap(&fc->real, min > n ? min - n : 0, ev + n,
+			     max - n);
+	take_syscalls(ctx);
 	return ret < 0 ? ret : ret + (int)n;
+}
+
+static void fault_wake(struct swapio_ectx *ctx)
+{
+	fe_of(ctx)->real->wake(real_of(ctx));
 }
 
 /* ------------------------------------------------------------------ */
 /* Wrapping                                                            */
 /* ------------------------------------------------------------------ */
 
-int swapio__fault_wrap(const swapio_handle *h,
+int swapio__fault_wrap(unsigned int id, unsigned int nr_workers,
 		       const struct swapio_engine_ops **e)
 {
 	const char *env = getenv("SWAPIO_FAULT");
-	const struct swapio_engine_ops *real = *e;
 	struct fault_engine *fe;
 	struct fault_spec sp;
 	int ret;
@@ -483,19 +532,24 @@ int swapio__fault_wrap(const swapio_handle *h,
 	ret = fault_parse(env, &sp);
 	if (ret)
 		return ret;
-	if (!spec_has_io(&sp) && !sp.setup_err[real->id])
+	if (!spec_has_io(&sp) && !sp.setup_err[id])
 		return 0;	/* nothing for this engine: run it bare */
-	fe = calloc(1, sizeof(*fe) + h->cfg.threads * sizeof(fe->workers[0]));
+	fe = calloc(1, sizeof(*fe));
 	if (!fe)
 		return -ENOMEM;
-	fe->ops = *real;	/* same name, id and caps as the real one */
-	fe->ops.probe = fault_probe;
-	fe->ops.init = fault_init;
-	fe->ops.exit = fault_exit;
-	fe->ops.queue = fault_queue;
-	fe->ops.submit = fault_submit;
-	fe->ops.reap = fault_reap;
-	fe->real = real;
+	fe->ops = (struct swapio_engine_ops){
+		.version	= SWAPIO_ENGINE_OPS_VERSION,
+		.probe		= fault_probe,
+		.init		= fault_init,
+		.exit		= fault_exit,
+		.queue		= fault_queue,
+		.submit		= fault_submit,
+		.reap		= fault_reap,
+		.wake		= fault_wake,
+	};
+	fe->real = *e;
+	fe->id = id;
+	fe->nr_workers = nr_workers;
 	fe->spec = sp;
 	atomic_init(&fe->refs, 1);
 	*e = &fe->ops;
@@ -505,15 +559,13 @@ int swapio__fault_wrap(const swapio_handle *h,
 void swapio__fault_unwrap(const struct swapio_engine_ops *e)
 {
 	if (e && e->init == fault_init)
-		fault_put((struct fault_engine *)e);
+		fault_put(container_of(e, struct fault_engine, ops));
 }
 
-int64_t swapio__fault_injected(const swapio_handle *h)
+int64_t swapio__fault_count(const struct swapio_engine_ops *e)
 {
-	const struct fault_engine *fe;
-
-	if (!h || !h->engine || h->engine->init != fault_init)
+	if (!e || e->init != fault_init)
 		return -1;
-	fe = (const struct fault_engine *)h->engine;
-	return (int64_t)atomic_load(&fe->injected);
+	return (int64_t)atomic_load(
+		&container_of(e, struct fault_engine, ops)->injected);
 }

@@ -8,6 +8,14 @@
  * work where the kernel allows it: completions are then processed only
  * when the worker asks, on its own CPU time, without interrupts.
  *
+ * Wake-ups: the ring always holds one read of an eventfd, whose CQE
+ * carries no request. ->wake() writes the eventfd, so a worker waiting
+ * for a long request returns to take new work; the read is then re-armed.
+ *
+ * A request on a descriptor without O_DIRECT is marked IOSQE_ASYNC: a
+ * buffered read that the page cache can serve (a sparse file, say) would
+ * otherwise be copied inside io_uring_enter(), 512 MiB of it in one call.
+ *
  * Registered files and buffers are not used: every op brings its own
  * file and user memory, and registration would cost a system call per op
  * to save a reference count per 1 MiB request (see docs/ARCHITECTURE.md).
@@ -15,12 +23,18 @@
 #include <errno.h>
 #include <liburing.h>
 #include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "engine.h"
 
 struct uring_ctx {
 	struct io_uring	ring;
-	unsigned int	staged;
+	unsigned int	staged;		/* SQEs not yet submitted */
+	unsigned int	lent;		/* requests queued, not yet reaped */
+	int		wake_fd;
+	bool		wake_armed;
+	uint64_t	wake_buf;
 };
 
 static int uring_setup(struct io_uring *ring, unsigned int entries)
@@ -55,36 +69,80 @@ static int uring_probe(void)
 	return 0;
 }
 
-static int uring_init(struct swapio_worker *w)
+/* The eventfd read stands in the ring while the worker may wait. */
+static void uring_arm_wake(struct uring_ctx *c)
 {
-	struct uring_ctx *ctx = calloc(1, sizeof(*ctx));
+	struct io_uring_sqe *sqe;
+
+	if (c->wake_armed)
+		return;
+	sqe = io_uring_get_sqe(&c->ring);	/* one entry is kept for it */
+	io_uring_prep_read(sqe, c->wake_fd, &c->wake_buf,
+			   sizeof(c->wake_buf), 0);
+	io_uring_sqe_set_data(sqe, NULL);
+	c->staged++;
+	c->wake_armed = true;
+}
+
+static int uring_init(struct swapio_ectx *ctx)
+{
+	struct uring_ctx *c = calloc(1, sizeof(*c));
 	int ret;
 
-	if (!ctx)
+	if (!c)
 		return -ENOMEM;
-	ret = uring_setup(&ctx->ring, w->h->cfg.queue_depth);
-	if (ret) {
-		free(ctx);
-		return ret;
+	/* Blocking: io_uring would fail a read of a non-blocking one. */
+	c->wake_fd = eventfd(0, EFD_CLOEXEC);
+	if (c->wake_fd < 0) {
+		ret = -errno;
+		goto err_free;
 	}
-	w->engine_data = ctx;
+	ret = uring_setup(&c->ring, ctx->queue_depth + 1);
+	if (ret)
+		goto err_close;
+	ctx->data = c;
 	return 0;
+
+err_close:
+	close(c->wake_fd);
+err_free:
+	free(c);
+	return ret;
 }
 
-static void uring_exit(struct swapio_worker *w)
+/* Wait out what the kernel still holds, then close the ring. */
+static void uring_exit(struct swapio_ectx *ctx)
 {
-	struct uring_ctx *ctx = w->engine_data;
+	struct uring_ctx *c = ctx->data;
+	struct io_uring_cqe *cqe;
+	unsigned int head, n;
 
-	io_uring_queue_exit(&ctx->ring);
-	free(ctx);
-	w->engine_data = NULL;
+	if (c->wake_armed)
+		(void)!write(c->wake_fd, &(uint64_t){ 1 }, sizeof(uint64_t));
+	while (c->lent || c->wake_armed) {
+		if (io_uring_submit_and_wait(&c->ring, 1) < 0)
+			break;	/* the ring is gone: queue_exit waits */
+		n = 0;
+		io_uring_for_each_cqe(&c->ring, head, cqe) {
+			if (io_uring_cqe_get_data(cqe))
+				c->lent--;
+			else
+				c->wake_armed = false;
+			n++;
+		}
+		io_uring_cq_advance(&c->ring, n);
+	}
+	io_uring_queue_exit(&c->ring);
+	close(c->wake_fd);
+	free(c);
+	ctx->data = NULL;
 }
 
-static void uring_queue(struct swapio_worker *w, struct swapio_req *rq)
+static void uring_queue(struct swapio_ectx *ctx, struct swapio_req *rq)
 {
-	struct uring_ctx *ctx = w->engine_data;
-	/* The ring has queue_depth entries and the core never stages more. */
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&ctx->ring);
+	struct uring_ctx *c = ctx->data;
+	/* queue_depth + 1 entries: the core never stages more than qd. */
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&c->ring);
 	unsigned int len = (unsigned int)swapio__req_len(rq);
 
 	if (rq->write)
@@ -93,74 +151,98 @@ static void uring_queue(struct swapio_worker *w, struct swapio_req *rq)
 	else
 		io_uring_prep_read(sqe, rq->fd, swapio__req_buf(rq), len,
 				   swapio__req_off(rq));
+	if (!rq->direct)
+		sqe->flags |= IOSQE_ASYNC;
 	io_uring_sqe_set_data(sqe, rq);
-	ctx->staged++;
+	c->staged++;
+	c->lent++;
 }
 
 /* Enter the kernel: submit what is staged and wait for @wait_nr CQEs. */
-static int uring_enter(struct swapio_worker *w, unsigned int wait_nr)
+static int uring_enter(struct swapio_ectx *ctx, unsigned int wait_nr)
 {
-	struct uring_ctx *ctx = w->engine_data;
+	struct uring_ctx *c = ctx->data;
 	int ret;
 
 	for (;;) {
-		swapio__count_syscall(w);
-		ret = io_uring_submit_and_wait(&ctx->ring, wait_nr);
+		ctx->syscalls++;
+		ret = io_uring_submit_and_wait(&c->ring, wait_nr);
 		if (ret >= 0)
 			break;
 		if (ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
 			return ret;
 	}
 	/* SUBMIT_ALL: a bad SQE completes with an error, never stays. */
-	ctx->staged -= SWAPIO_MIN((unsigned int)ret, ctx->staged);
+	c->staged -= SWAPIO_MIN((unsigned int)ret, c->staged);
 	return 0;
 }
 
-static int uring_submit(struct swapio_worker *w)
+static int uring_submit(struct swapio_ectx *ctx)
 {
-	struct uring_ctx *ctx = w->engine_data;
+	struct uring_ctx *c = ctx->data;
 
-	return ctx->staged ? uring_enter(w, 0) : 0;
+	return c->staged ? uring_enter(ctx, 0) : 0;
 }
 
-static unsigned int uring_harvest(struct swapio_worker *w)
+/* Take up to @max CQEs; *woken is set by the eventfd's. */
+static unsigned int uring_harvest(struct uring_ctx *c, struct swapio_event *ev,
+				  unsigned int max, bool *woken)
 {
-	struct uring_ctx *ctx = w->engine_data;
 	struct io_uring_cqe *cqe;
-	unsigned int head, n = 0;
+	unsigned int head, seen = 0, n = 0;
 
-	io_uring_for_each_cqe(&ctx->ring, head, cqe) {
-		swapio__complete(w, io_uring_cqe_get_data(cqe), cqe->res);
-		n++;
+	io_uring_for_each_cqe(&c->ring, head, cqe) {
+		struct swapio_req *rq = io_uring_cqe_get_data(cqe);
+
+		if (!rq) {
+			c->wake_armed = false;
+			*woken = true;
+		} else if (n == max) {
+			break;
+		} else {
+			ev[n++] = (struct swapio_event){ rq, cqe->res };
+			c->lent--;
+		}
+		seen++;
 	}
-	io_uring_cq_advance(&ctx->ring, n);
+	io_uring_cq_advance(&c->ring, seen);
 	return n;
 }
 
-static int uring_reap(struct swapio_worker *w, unsigned int min)
+static int uring_reap(struct swapio_ectx *ctx, unsigned int min,
+		      struct swapio_event *ev, unsigned int max)
 {
-	struct uring_ctx *ctx = w->engine_data;
-	unsigned int got = uring_harvest(w);
+	struct uring_ctx *c = ctx->data;
+	bool woken = false;
+	unsigned int got;
 	int ret;
 
-	while (got < min || ctx->staged) {
-		ret = uring_enter(w, got < min ? min - got : 0);
+	if (min)
+		uring_arm_wake(c);
+	got = uring_harvest(c, ev, max, &woken);
+	while ((got < min && !woken) || c->staged) {
+		ret = uring_enter(ctx, got < min && !woken ? min - got : 0);
 		if (ret)
 			return ret;
-		got += uring_harvest(w);
+		got += uring_harvest(c, ev + got, max - got, &woken);
 	}
 	return (int)got;
 }
 
+static void uring_wake(struct swapio_ectx *ctx)
+{
+	struct uring_ctx *c = ctx->data;
+
+	(void)!write(c->wake_fd, &(uint64_t){ 1 }, sizeof(uint64_t));
+}
+
 const struct swapio_engine_ops swapio__engine_uring = {
-	.name		= "uring",
-	.id		= SWAPIO_ENGINE_URING,
 	.version	= SWAPIO_ENGINE_OPS_VERSION,
-	.caps		= SWAPIO_CAP_ASYNC,
 	.probe		= uring_probe,
 	.init		= uring_init,
 	.exit		= uring_exit,
 	.queue		= uring_queue,
 	.submit		= uring_submit,
 	.reap		= uring_reap,
+	.wake		= uring_wake,
 };

@@ -166,6 +166,8 @@ int swapio__file_open(swapio_handle *h, const char *path, unsigned int flags,
 		f->mem_align = f->off_align = f->edge_align = 1;
 	}
 	atomic_init(&f->size_hint, 0);
+	f->gen = swapio__fork_gen();
+	swapio__file_register(f);
 	*out = f;
 	return 0;
 
@@ -217,20 +219,29 @@ int swapio__file_prepare_write(swapio_file *f, uint64_t off, size_t len)
 int swapio_file_open(swapio_handle *h, const char *path, unsigned int flags,
 		     swapio_file **out)
 {
+	SWAPIO_KEEP_ERRNO;
+
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
 	if (!h || !path)
 		return -EINVAL;
+	if (swapio__forked(h->gen))
+		return SWAPIO_EFORKED;
 	return swapio__file_open(h, path, flags, out);
 }
 
+/* In a child of fork() the descriptors are closed already (fork.c). */
 int swapio_file_close(swapio_file *f)
 {
+	SWAPIO_KEEP_ERRNO;
 	int ret = 0;
 
 	if (!f)
 		return 0;
+	if (swapio__forked(f->gen))
+		return SWAPIO_EFORKED;
+	swapio__file_unregister(f);
 	if (f->bfd != f->fd && close(f->bfd))
 		ret = -errno;
 	if (close(f->fd) && !ret)
@@ -255,10 +266,13 @@ void swapio_file_alignment(const swapio_file *f, uint32_t *mem_align,
 
 int64_t swapio_file_size(const swapio_file *f)
 {
+	SWAPIO_KEEP_ERRNO;
 	struct stat st;
 
 	if (!f)
 		return -EINVAL;
+	if (swapio__forked(f->gen))
+		return SWAPIO_EFORKED;
 	if (fstat(f->fd, &st))
 		return -errno;
 	return st.st_size;

@@ -3,8 +3,17 @@
  * The handle: configuration, workers, the life of an op, and waiting.
  *
  * Locks, outermost first: h->lock (op lists, in-flight count, start-up),
- * then w->lock (a worker's incoming parts). Neither is held across I/O.
- * Everything else a worker touches is its own.
+ * then w->lock (a worker's incoming parts, and whether it may be asleep in
+ * its engine). Neither is held across I/O. Everything else a worker
+ * touches is its own.
+ *
+ * Ownership of a request: a worker's free list, then planned and lent to
+ * the engine (rq->queued) until its event comes back, then either the
+ * retry list (the rest must be sent) or finished and free again. A part
+ * is finished when all of it is planned and none of its requests is out;
+ * an op when all its parts are. Whoever finishes the op last publishes
+ * op->done, and after that nothing of the op may be touched: a waiter may
+ * free it at once.
  */
 #include <assert.h>
 #include <errno.h>
@@ -16,7 +25,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "internal.h"
 
 /* ------------------------------------------------------------------ */
 /* Configuration                                                       */
@@ -84,6 +93,14 @@ static void op_finish(struct swapio_op *op)
 			op->result = ret;
 	}
 	pthread_mutex_lock(&h->lock);
+	if (op->run_prev)
+		op->run_prev->run_next = op->run_next;
+	else
+		h->run_head = op->run_next;
+	if (op->run_next)
+		op->run_next->run_prev = op->run_prev;
+	else
+		h->run_tail = op->run_prev;
 	h->ops_done++;
 	if (--h->inflight_ops == 0)
 		h->busy_ns += swapio__now_ns() - h->busy_since_ns;
@@ -155,14 +172,17 @@ void swapio__complete(struct swapio_worker *w, struct swapio_req *rq,
 	const swapio_file *f = rq->part->op->f;
 	bool again = false;
 
-	assert(w->inflight > 0);
+	assert(w->inflight > 0 && rq->queued);
 	w->inflight--;
+	rq->queued = false;
 	if (res > 0) {
 		assert((size_t)res <= swapio__req_len(rq));
 		rq->done += (size_t)res;
 		again = rq->done < rq->len;	/* short: send the rest */
-		if (again && rq->fd != f->bfd && !rest_is_aligned(f, rq))
+		if (again && rq->direct && !rest_is_aligned(f, rq)) {
 			rq->fd = f->bfd;
+			rq->direct = false;
+		}
 	} else if (res == -EINTR || res == -EAGAIN) {
 		again = rq->retries++ < SWAPIO_MAX_RETRIES;
 	} else if (res == 0 && rq->write) {
@@ -205,7 +225,38 @@ static bool worker_fetch(struct swapio_worker *w)
 	return run;
 }
 
-/* The next request to send: a retry first, else planned from a part. */
+/* Take @p off the head of the current list; put it back last if @again. */
+static void worker_rotate(struct swapio_worker *w, struct swapio_part *p,
+			  bool again)
+{
+	w->cur_head = p->next;
+	if (!w->cur_head)
+		w->cur_tail = NULL;
+	p->next = NULL;
+	if (!again)
+		return;
+	if (w->cur_tail)
+		w->cur_tail->next = p;
+	else
+		w->cur_head = p;
+	w->cur_tail = p;
+}
+
+/* Nothing more of @p will be planned: @err (if any) fails its op. */
+static void part_end_planning(struct swapio_part *p, int err)
+{
+	if (err)
+		op_set_error(p->op, err);
+	p->pos = p->end;
+	if (p->reqs_out == 0)
+		part_finish(p);
+}
+
+/*
+ * The next request to send: a retry first, else one planned from the
+ * part at the head of the list, which then goes to the back. Taking the
+ * parts in turn keeps a small op from waiting behind all of a large one.
+ */
 static struct swapio_req *worker_next(struct swapio_worker *w)
 {
 	struct swapio_req *rq = w->retry;
@@ -219,23 +270,13 @@ static struct swapio_req *worker_next(struct swapio_worker *w)
 	while ((p = w->cur_head) && (rq = w->free_reqs)) {
 		w->free_reqs = rq->next;
 		ret = swapio__plan_next(w, p, rq);
-		if (ret) {
-			/* No bounce memory: fail the rest of this part. */
-			op_set_error(p->op, ret);
-			p->pos = p->end;
-			rq->next = w->free_reqs;
-			w->free_reqs = rq;
-			rq = NULL;
-		}
-		if (p->pos == p->end) {
-			w->cur_head = p->next;
-			if (!w->cur_head)
-				w->cur_tail = NULL;
-			if (!rq && p->reqs_out == 0)
-				part_finish(p);
-		}
-		if (rq)
+		worker_rotate(w, p, !ret && p->pos < p->end);
+		if (!ret)
 			return rq;
+		/* No bounce memory: fail the rest of this part. */
+		rq->next = w->free_reqs;
+		w->free_reqs = rq;
+		part_end_planning(p, ret);
 	}
 	return NULL;
 }
@@ -243,34 +284,94 @@ static struct swapio_req *worker_next(struct swapio_worker *w)
 /* Keep the queue full: queue_depth requests in flight when there is work. */
 static void worker_fill(struct swapio_worker *w)
 {
-	const struct swapio_engine_ops *e = w->h->engine;
 	const bool single = w->h->cfg.flags & SWAPIO_CFG_SINGLE_SUBMIT;
 	struct swapio_req *rq;
 
 	/* Batch mode (no overlap): the next batch starts when one drains. */
 	if ((w->h->cfg.flags & SWAPIO_CFG_NO_OVERLAP) && w->inflight)
 		return;
-	while (w->free_reqs || w->retry) {
-		rq = worker_next(w);
-		if (!rq)
-			break;
-		rq->t_queued = swapio__now_ns();
-		w->inflight++;
-		e->queue(w, rq);
+	while ((rq = worker_next(w))) {
+		swapio__engine_queue(w, rq);
 		if (single)
-			(void)e->submit(w);
+			(void)swapio__engine_submit(w);
 	}
+}
+
+/*
+ * The engine failed for good (a broken ring, say). Tear it down, which
+ * waits until the kernel is done with every request it held, then fail
+ * those requests and everything still to come: no op is left waiting.
+ */
+static void worker_fail(struct swapio_worker *w, int err)
+{
+	struct swapio_req *rq;
+
+	w->ectx.ops->exit(&w->ectx);
+	w->dead = err;
+	for (unsigned int i = 0; i < w->h->cfg.queue_depth; i++) {
+		rq = &w->reqs[i];
+		if (!rq->queued)
+			continue;
+		rq->queued = false;
+		w->inflight--;
+		req_finish(w, rq, err);
+	}
+}
+
+/* After worker_fail(): every retry and every part fails at once. */
+static void worker_drain_dead(struct swapio_worker *w)
+{
+	struct swapio_req *rq;
+	struct swapio_part *p;
+
+	while ((rq = w->retry)) {
+		w->retry = rq->next;
+		req_finish(w, rq, w->dead);
+	}
+	while ((p = w->cur_head)) {
+		worker_rotate(w, p, false);
+		part_end_planning(p, w->dead);
+	}
+}
+
+/*
+ * Wait in the engine for a completion. While the worker could take more
+ * work (a request slot is free) it marks itself as reaping, so that an
+ * enqueuer wakes the engine rather than leave new work waiting behind a
+ * long request; with new work already there it only looks.
+ */
+static void worker_reap(struct swapio_worker *w)
+{
+	const bool batch = w->h->cfg.flags & SWAPIO_CFG_NO_OVERLAP;
+	unsigned int min = batch ? w->inflight : 1;
+	bool wakeable = false;
+	int ret;
+
+	if (!batch && w->free_reqs) {
+		pthread_mutex_lock(&w->lock);
+		if (w->in_head)
+			min = 0;
+		else
+			w->reaping = wakeable = true;
+		pthread_mutex_unlock(&w->lock);
+	}
+	ret = swapio__engine_reap(w, min);
+	if (wakeable) {
+		/* Cleared under the lock: no wake-up can reach a dead engine. */
+		pthread_mutex_lock(&w->lock);
+		w->reaping = false;
+		pthread_mutex_unlock(&w->lock);
+	}
+	if (ret < 0)
+		worker_fail(w, ret);
 }
 
 static void *worker_main(void *arg)
 {
 	struct swapio_worker *w = arg;
 	swapio_handle *h = w->h;
-	const struct swapio_engine_ops *e = h->engine;
-	const bool batch = h->cfg.flags & SWAPIO_CFG_NO_OVERLAP;
-	int ret;
 
-	w->init_result = e->init(w);
+	w->init_result = w->ectx.ops->init(&w->ectx);
 	pthread_mutex_lock(&h->lock);
 	h->nr_started++;
 	pthread_cond_broadcast(&h->done_cv);
@@ -279,17 +380,16 @@ static void *worker_main(void *arg)
 		return NULL;
 
 	while (worker_fetch(w)) {
-		worker_fill(w);
-		if (!w->inflight)
+		if (w->dead) {
+			worker_drain_dead(w);
 			continue;
-		ret = e->reap(w, batch ? w->inflight : 1);
-		/* Engines retry EINTR themselves; anything else is a bug. */
-		assert(ret >= 0);
-		if (ret < 0)
-			nanosleep(&(struct timespec){ .tv_nsec = 1000000 },
-				  NULL);
+		}
+		worker_fill(w);
+		if (w->inflight)
+			worker_reap(w);
 	}
-	e->exit(w);
+	if (!w->dead)
+		w->ectx.ops->exit(&w->ectx);
 	return NULL;
 }
 
@@ -302,16 +402,21 @@ static void worker_enqueue(struct swapio_worker *w, struct swapio_part *p)
 		w->in_head = p;
 	w->in_tail = p;
 	pthread_cond_signal(&w->cv);
+	if (w->reaping) {
+		/* Under the lock: the engine lives while reaping is set. */
+		w->reaping = false;
+		swapio__engine_wake(w);
+	}
 	pthread_mutex_unlock(&w->lock);
 }
 
-/* Tell every worker first, then join: their engine teardowns overlap. */
-static void workers_stop(swapio_handle *h)
+/* Tell the first @n workers first, then join: teardowns overlap. */
+static void workers_stop(swapio_handle *h, unsigned int n)
 {
 	struct swapio_worker *w;
 	unsigned int i;
 
-	for (i = 0; i < h->nr_workers; i++) {
+	for (i = 0; i < n; i++) {
 		w = &h->workers[i];
 		if (!w->started)
 			continue;
@@ -320,14 +425,15 @@ static void workers_stop(swapio_handle *h)
 		pthread_cond_signal(&w->cv);
 		pthread_mutex_unlock(&w->lock);
 	}
-	for (i = 0; i < h->nr_workers; i++) {
+	for (i = 0; i < n; i++) {
 		w = &h->workers[i];
 		if (w->started)
 			pthread_join(w->thread, NULL);
 		w->started = false;
 		for (unsigned int j = 0; w->reqs && j < h->cfg.queue_depth; j++)
-			free(w->reqs[j].bounce);
+			swapio__bounce_free(w, &w->reqs[j]);
 		free(w->reqs);
+		free(w->events);
 		pthread_cond_destroy(&w->cv);
 		pthread_mutex_destroy(&w->lock);
 	}
@@ -335,18 +441,34 @@ static void workers_stop(swapio_handle *h)
 	h->workers = NULL;
 }
 
+/* Zeroed @w: its lock and condition, requests and events; all or none. */
 static int worker_setup(swapio_handle *h, struct swapio_worker *w,
-			unsigned int id)
+			const struct swapio_engine_ops *e, unsigned int id)
 {
-	memset(w, 0, sizeof(*w));
+	const unsigned int qd = h->cfg.queue_depth;
+	int ret;
+
 	w->h = h;
-	w->id = id;
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cv, NULL);
-	w->reqs = calloc(h->cfg.queue_depth, sizeof(*w->reqs));
-	if (!w->reqs)
+	w->ectx = (struct swapio_ectx){ .ops = e, .queue_depth = qd,
+					.worker = id };
+	ret = pthread_mutex_init(&w->lock, NULL);
+	if (ret)
+		return -ret;
+	ret = pthread_cond_init(&w->cv, NULL);
+	if (ret) {
+		pthread_mutex_destroy(&w->lock);
+		return -ret;
+	}
+	w->reqs = calloc(qd, sizeof(*w->reqs));
+	w->events = calloc(qd, sizeof(*w->events));
+	if (!w->reqs || !w->events) {
+		free(w->events);
+		free(w->reqs);
+		pthread_cond_destroy(&w->cv);
+		pthread_mutex_destroy(&w->lock);
 		return -ENOMEM;
-	for (unsigned int i = 0; i < h->cfg.queue_depth; i++) {
+	}
+	for (unsigned int i = 0; i < qd; i++) {
 		w->reqs[i].next = w->free_reqs;
 		w->free_reqs = &w->reqs[i];
 	}
@@ -361,23 +483,26 @@ static int worker_setup(swapio_handle *h, struct swapio_worker *w,
  */
 static int workers_start(swapio_handle *h, const struct swapio_engine_ops *e)
 {
-	unsigned int created = 0;
+	const unsigned int n = h->cfg.threads;
+	unsigned int set_up = 0, created = 0;
 	sigset_t all, old;
 	int ret = 0;
 
 	h->engine = e;
 	h->nr_started = 0;
-	h->workers = calloc(h->nr_workers, sizeof(*h->workers));
+	h->workers = calloc(n, sizeof(*h->workers));
 	if (!h->workers)
 		return -ENOMEM;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	for (unsigned int i = 0; i < h->nr_workers && !ret; i++) {
+	for (unsigned int i = 0; i < n && !ret; i++) {
 		struct swapio_worker *w = &h->workers[i];
 
-		ret = worker_setup(h, w, i);
-		if (!ret)
+		ret = worker_setup(h, w, e, i);
+		if (!ret) {
+			set_up = i + 1;	/* workers_stop() undoes it */
 			ret = -pthread_create(&w->thread, NULL, worker_main, w);
+		}
 		if (!ret) {
 			w->started = true;
 			created++;
@@ -391,12 +516,8 @@ static int workers_start(swapio_handle *h, const struct swapio_engine_ops *e)
 	pthread_mutex_unlock(&h->lock);
 	for (unsigned int i = 0; i < created && !ret; i++)
 		ret = h->workers[i].init_result;
-	if (ret) {
-		/* worker_setup() may have half-built the one after the last. */
-		h->nr_workers = SWAPIO_MIN(created + 1, h->nr_workers);
-		workers_stop(h);
-		h->nr_workers = h->cfg.threads;
-	}
+	if (ret)
+		workers_stop(h, set_up);
 	return ret;
 }
 
@@ -427,7 +548,7 @@ static int engine_try(swapio_handle *h, unsigned int id)
 	if (!ret)
 		ret = swapio_engine_probe(id);
 	if (!ret)
-		ret = swapio__fault_wrap(h, &e);	/* SWAPIO_FAULT, tests */
+		ret = swapio__fault_wrap(id, h->cfg.threads, &e); /* tests */
 	if (!ret)
 		ret = workers_start(h, e);
 	swapio__fault_unwrap(e);	/* running workers keep their own ref */
@@ -443,13 +564,10 @@ static int engine_try(swapio_handle *h, unsigned int id)
  */
 static int engine_attach(swapio_handle *h)
 {
-	static const unsigned int order[] = {
-		SWAPIO_ENGINE_URING, SWAPIO_ENGINE_AIO, SWAPIO_ENGINE_THREADS,
-	};
 	const char *env = getenv("SWAPIO_ENGINE");
 	unsigned int want = h->cfg.engine;
 	const char *why = "requested";
-	int ret = -EOPNOTSUPP;
+	int ret = -EOPNOTSUPP, id;
 
 	if (want == SWAPIO_ENGINE_AUTO && env && *env) {
 		ret = swapio_engine_parse(env);
@@ -464,13 +582,13 @@ static int engine_attach(swapio_handle *h)
 			note_add(h, "%s: %s", why, swapio_engine_name(want));
 		return ret;
 	}
-	for (size_t i = 0; i < SWAPIO_ARRAY_SIZE(order); i++) {
-		ret = engine_try(h, order[i]);
+	for (size_t i = 0; (id = swapio__engine_nth(i)) >= 0; i++) {
+		ret = engine_try(h, (unsigned int)id);
 		if (!ret) {
-			note_add(h, "auto: chose %s", swapio_engine_name(order[i]));
+			note_add(h, "auto: chose %s", swapio_engine_name(id));
 			return 0;
 		}
-		note_add(h, "%s unavailable (%s); ", swapio_engine_name(order[i]),
+		note_add(h, "%s unavailable (%s); ", swapio_engine_name(id),
 			 swapio_strerror(ret));
 	}
 	return ret;
@@ -480,10 +598,31 @@ static int engine_attach(swapio_handle *h)
 /* Handle life                                                         */
 /* ------------------------------------------------------------------ */
 
+static int handle_sync_init(swapio_handle *h)
+{
+	pthread_condattr_t ca;
+	int ret;
+
+	ret = pthread_mutex_init(&h->lock, NULL);
+	if (ret)
+		return -ret;
+	ret = pthread_condattr_init(&ca);
+	if (!ret) {
+		/* Deadlines are CLOCK_MONOTONIC (swapio__deadline()). */
+		ret = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		if (!ret)
+			ret = pthread_cond_init(&h->done_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	if (ret)
+		pthread_mutex_destroy(&h->lock);
+	return -ret;
+}
+
 int swapio_handle_create(const struct swapio_config *cfg, swapio_handle **out)
 {
+	SWAPIO_KEEP_ERRNO;
 	struct swapio_config c;
-	pthread_condattr_t ca;
 	swapio_handle *h;
 	int ret;
 
@@ -500,16 +639,13 @@ int swapio_handle_create(const struct swapio_config *cfg, swapio_handle **out)
 	if (!h)
 		return -ENOMEM;
 	h->cfg = c;
-	h->nr_workers = c.threads;
+	h->gen = swapio__fork_gen();
 	h->op_size = sizeof(struct swapio_op) +
 		     c.threads * sizeof(struct swapio_part);
 	atomic_init(&h->efd, -1);
-	pthread_mutex_init(&h->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&h->done_cv, &ca);
-	pthread_condattr_destroy(&ca);
-
+	ret = handle_sync_init(h);
+	if (ret)
+		goto err_free;
 	ret = engine_attach(h);
 	if (ret)
 		goto err_destroy_sync;
@@ -519,27 +655,33 @@ int swapio_handle_create(const struct swapio_config *cfg, swapio_handle **out)
 err_destroy_sync:
 	pthread_cond_destroy(&h->done_cv);
 	pthread_mutex_destroy(&h->lock);
+err_free:
 	free(h);
 	return ret;
 }
 
+static void ops_free(struct swapio_op *op)
+{
+	struct swapio_op *next;
+
+	for (; op; op = next) {
+		next = op->next;
+		free(op);
+	}
+}
+
+/* In a child of fork() the handle is the parent's: leave it alone. */
 void swapio_handle_destroy(swapio_handle *h)
 {
-	struct swapio_op *op, *next;
+	SWAPIO_KEEP_ERRNO;
 	int efd;
 
-	if (!h)
+	if (!h || swapio__forked(h->gen))
 		return;
 	swapio_wait_all(h, -1);
-	workers_stop(h);
-	for (op = h->live; op; op = next) {
-		next = op->next;
-		free(op);
-	}
-	for (op = h->free_ops; op; op = next) {
-		next = op->next;
-		free(op);
-	}
+	workers_stop(h, h->cfg.threads);
+	ops_free(h->live);
+	ops_free(h->free_ops);
 	efd = atomic_load(&h->efd);
 	if (efd >= 0)
 		close(efd);
@@ -556,7 +698,7 @@ void swapio_handle_config(const swapio_handle *h, struct swapio_config *out)
 
 const char *swapio_handle_engine(const swapio_handle *h)
 {
-	return h && h->engine ? h->engine->name : "none";
+	return h && h->engine ? swapio_engine_name(h->cfg.engine) : "none";
 }
 
 const char *swapio_handle_engine_note(const swapio_handle *h)
@@ -566,10 +708,13 @@ const char *swapio_handle_engine_note(const swapio_handle *h)
 
 int swapio_handle_eventfd(swapio_handle *h)
 {
+	SWAPIO_KEEP_ERRNO;
 	int efd;
 
 	if (!h)
 		return -EINVAL;
+	if (swapio__forked(h->gen))
+		return SWAPIO_EFORKED;
 	pthread_mutex_lock(&h->lock);
 	efd = atomic_load(&h->efd);
 	if (efd < 0) {
@@ -601,29 +746,57 @@ static struct swapio_op *op_get(swapio_handle *h)
 	return op;
 }
 
+/* Everything an op needs checked before anything is taken for it. */
+static int op_check(swapio_handle *h, swapio_file *f, bool write,
+		    const void *buf, size_t len, uint64_t off)
+{
+	if (!h || !f || (!buf && len) || off > INT64_MAX ||
+	    len > INT64_MAX - off || f->h != h)
+		return -EINVAL;
+	if (swapio__forked(h->gen))
+		return SWAPIO_EFORKED;
+	if (write ? !f->writable : !f->readable)
+		return -EBADF;
+	return write ? swapio__file_prepare_write(f, off, len) : 0;
+}
+
+/* Number the op and put it on the live and the running lists. */
+static void op_link(swapio_handle *h, struct swapio_op *op)
+{
+	pthread_mutex_lock(&h->lock);
+	op->seq = h->next_seq++;
+	op->prev = NULL;
+	op->next = h->live;
+	if (h->live)
+		h->live->prev = op;
+	h->live = op;
+	op->run_next = NULL;
+	op->run_prev = h->run_tail;
+	if (h->run_tail)
+		h->run_tail->run_next = op;
+	else
+		h->run_head = op;
+	h->run_tail = op;
+	if (h->inflight_ops++ == 0)
+		h->busy_since_ns = swapio__now_ns();
+	pthread_mutex_unlock(&h->lock);
+}
+
 static int op_submit(swapio_handle *h, swapio_file *f, swapio_file *owned,
 		     bool write, void *buf, size_t len, uint64_t off,
 		     swapio_op **out)
 {
+	SWAPIO_KEEP_ERRNO;
 	struct swapio_op *op;
-	unsigned int start;
+	unsigned int start, nr_parts;
+	int ret;
 
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
-	if (!h || !f || (!buf && len) || off > INT64_MAX ||
-	    len > INT64_MAX - off)
-		return -EINVAL;
-	if (f->h != h)
-		return -EINVAL;
-	if (write ? !f->writable : !f->readable)
-		return -EBADF;
-	if (write) {
-		int ret = swapio__file_prepare_write(f, off, len);
-
-		if (ret)
-			return ret;
-	}
+	ret = op_check(h, f, write, buf, len, off);
+	if (ret)
+		return ret;
 	op = op_get(h);
 	if (!op)
 		return -ENOMEM;
@@ -635,28 +808,24 @@ static int op_submit(swapio_handle *h, swapio_file *f, swapio_file *owned,
 	atomic_init(&op->bytes, 0);
 	atomic_init(&op->error, 0);
 	op->result = 0;
-	op->nr_parts = len ? swapio__split(h, op, buf, len, off) : 0;
-	atomic_init(&op->parts_left, op->nr_parts);
+	nr_parts = len ? swapio__split(h, op, buf, len, off) : 0;
+	op->nr_parts = nr_parts;
+	atomic_init(&op->parts_left, nr_parts);
+	op_link(h, op);
 
-	pthread_mutex_lock(&h->lock);
-	op->prev = NULL;
-	op->next = h->live;
-	if (h->live)
-		h->live->prev = op;
-	h->live = op;
-	if (h->inflight_ops++ == 0)
-		h->busy_since_ns = swapio__now_ns();
-	pthread_mutex_unlock(&h->lock);
-
-	*out = op;
-	if (!op->nr_parts) {
+	/* Once its last part is queued the op may finish and be reused by
+	 * another thread: from then on only locals are read. */
+	if (!nr_parts) {
 		op_finish(op);
-		return 0;
+	} else {
+		start = atomic_fetch_add_explicit(&h->rotor, 1,
+						  memory_order_relaxed);
+		for (unsigned int i = 0; i < nr_parts; i++)
+			worker_enqueue(&h->workers[(start + i) %
+						   h->cfg.threads],
+				       &op->parts[i]);
 	}
-	start = atomic_fetch_add_explicit(&h->rotor, 1, memory_order_relaxed);
-	for (unsigned int i = 0; i < op->nr_parts; i++)
-		worker_enqueue(&h->workers[(start + i) % h->nr_workers],
-			       &op->parts[i]);
+	*out = op;
 	return 0;
 }
 
@@ -676,6 +845,7 @@ int swapio_submit_write(swapio_handle *h, swapio_file *f, const void *buf,
 static int submit_path(swapio_handle *h, const char *path, bool write,
 		       void *buf, size_t len, uint64_t off, swapio_op **op)
 {
+	SWAPIO_KEEP_ERRNO;
 	swapio_file *f;
 	int ret;
 
@@ -684,6 +854,8 @@ static int submit_path(swapio_handle *h, const char *path, bool write,
 	*op = NULL;
 	if (!h || !path)
 		return -EINVAL;
+	if (swapio__forked(h->gen))
+		return SWAPIO_EFORKED;
 	ret = swapio__file_open(h, path, write ?
 				SWAPIO_O_WRITE | SWAPIO_O_CREATE :
 				SWAPIO_O_READ, &f);
@@ -787,6 +959,8 @@ ssize_t swapio_op_wait(swapio_op *op, int timeout_ms)
 
 	if (!op)
 		return -EINVAL;
+	if (swapio__forked(op->h->gen))
+		return SWAPIO_EFORKED;
 	if (op_is_done(op))
 		return op->result;
 	if (timeout_ms > 0)
@@ -818,6 +992,8 @@ int swapio_wait_any(swapio_op *const *ops, unsigned int n, int timeout_ms)
 		if (!ops[i] || ops[i]->h != ops[0]->h)
 			return -EINVAL;
 	h = ops[0]->h;
+	if (swapio__forked(h->gen))
+		return SWAPIO_EFORKED;
 	if (timeout_ms > 0)
 		dl = swapio__deadline(timeout_ms);
 	pthread_mutex_lock(&h->lock);
@@ -828,28 +1004,44 @@ int swapio_wait_any(swapio_op *const *ops, unsigned int n, int timeout_ms)
 	return idx >= 0 ? idx : first_done(ops, n);
 }
 
+/* Is any op numbered below @seq still running? h->lock held. */
+static bool running_before(const swapio_handle *h, uint64_t seq)
+{
+	return h->run_head && h->run_head->seq < seq;
+}
+
+/*
+ * The running list is in submission order, so its head is the oldest op
+ * still running: the ops submitted before this call are all done once the
+ * head is younger than the call, whatever is submitted meanwhile.
+ */
 int swapio_wait_all(swapio_handle *h, int timeout_ms)
 {
 	struct timespec dl;
+	uint64_t seq;
 	int ret;
 
 	if (!h)
 		return -EINVAL;
+	if (swapio__forked(h->gen))
+		return SWAPIO_EFORKED;
 	if (timeout_ms > 0)
 		dl = swapio__deadline(timeout_ms);
 	pthread_mutex_lock(&h->lock);
-	while (h->inflight_ops && sleep_until(h, timeout_ms, &dl))
+	seq = h->next_seq;
+	while (running_before(h, seq) && sleep_until(h, timeout_ms, &dl))
 		;
-	ret = h->inflight_ops ? -ETIMEDOUT : 0;
+	ret = running_before(h, seq) ? -ETIMEDOUT : 0;
 	pthread_mutex_unlock(&h->lock);
 	return ret;
 }
 
+/* In a child of fork() the op is the parent's: leave it alone. */
 void swapio_op_free(swapio_op *op)
 {
 	swapio_handle *h;
 
-	if (!op)
+	if (!op || swapio__forked(op->h->gen))
 		return;
 	h = op->h;
 	swapio_op_wait(op, -1);
@@ -885,6 +1077,11 @@ static uint64_t lat_percentile(const uint64_t *hist, uint64_t total,
 	return 0;
 }
 
+int64_t swapio__fault_injected(const swapio_handle *h)
+{
+	return h ? swapio__fault_count(h->engine) : -1;
+}
+
 void swapio_handle_stats(swapio_handle *h, struct swapio_stats *out)
 {
 	uint64_t hist[SWAPIO_LAT_BUCKETS] = { 0 };
@@ -892,7 +1089,7 @@ void swapio_handle_stats(swapio_handle *h, struct swapio_stats *out)
 	if (!h || !out)
 		return;
 	memset(out, 0, sizeof(*out));
-	for (unsigned int i = 0; i < h->nr_workers; i++) {
+	for (unsigned int i = 0; i < h->cfg.threads; i++) {
 		struct swapio_worker_stats *st = &h->workers[i].stats;
 
 		out->bytes_read += LOAD(st->bytes_read);
@@ -924,7 +1121,7 @@ void swapio_handle_stats_reset(swapio_handle *h)
 {
 	if (!h)
 		return;
-	for (unsigned int i = 0; i < h->nr_workers; i++) {
+	for (unsigned int i = 0; i < h->cfg.threads; i++) {
 		struct swapio_worker_stats *st = &h->workers[i].stats;
 
 		RESET(st->bytes_read);

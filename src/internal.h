@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Internal types shared by the core (handle.c, plan.c, file.c) and the
- * engines. Nothing here is installed.
+ * Internal types of the core (handle.c, plan.c, file.c, engine.c,
+ * fork.c). Engines see only engine.h. Nothing here is installed.
  *
  * The execution model: a handle owns cfg.threads workers. A transfer (an
  * op) is cut into at most that many contiguous parts, one per worker. Each
  * worker owns one engine context (a ring, an AIO context or a small thread
  * pool) and keeps up to queue_depth block requests in flight, drawn from
- * the parts it was given, in order.
+ * the parts it was given in turn, one request from each part, so that a
+ * small op never waits behind the whole of a large one.
  */
 #ifndef SWAPIO_INTERNAL_H
 #define SWAPIO_INTERNAL_H
@@ -21,10 +22,9 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "engine.h"
 #include "swapio.h"
-#include "util.h"
 
-#define SWAPIO_MAX_RETRIES	8	/* EINTR/EAGAIN per request */
 #define SWAPIO_DEF_BLOCK	(1u << 20)
 #define SWAPIO_DEF_QD		32
 #define SWAPIO_MAX_BLOCK	(1ull << 30)
@@ -32,10 +32,9 @@
 #define SWAPIO_MAX_THREADS	64
 #define SWAPIO_LAT_BUCKETS	256	/* 4 linear steps per power of two */
 
-struct swapio_engine_ops;
-
 struct swapio_file {
 	swapio_handle	*h;
+	unsigned int	gen;		/* fork generation it was opened in */
 	int		fd;		/* O_DIRECT when direct */
 	int		bfd;		/* buffered twin for edges; fd if !direct */
 	bool		direct;
@@ -45,6 +44,7 @@ struct swapio_file {
 	uint32_t	off_align;	/* direct I/O: offset and length */
 	uint32_t	edge_align;	/* max(off_align, page): see plan.c */
 	atomic_uint_least64_t size_hint; /* allocated up to here, at least */
+	struct swapio_file *prev, *next; /* every open file (fork.c) */
 };
 
 /* A contiguous slice of one op, handled by one worker. */
@@ -63,7 +63,9 @@ struct swapio_op {
 	swapio_handle		*h;
 	swapio_file		*f;
 	swapio_file		*owned;		/* path ops: closed at the end */
-	struct swapio_op	*prev, *next;	/* handle's live list */
+	struct swapio_op	*prev, *next;	/* live list: not yet freed */
+	struct swapio_op	*run_prev, *run_next; /* running, by seq */
+	uint64_t		seq;		/* submission order */
 	bool			write;
 	atomic_bool		done;
 	atomic_uint		parts_left;
@@ -73,40 +75,6 @@ struct swapio_op {
 	unsigned int		nr_parts;
 	struct swapio_part	parts[];	/* nr_workers of them */
 };
-
-/* One block-sized request. Owned by a worker; lent to the engine. */
-struct swapio_req {
-	struct swapio_part	*part;
-	struct swapio_req	*next;		/* free and retry lists */
-	unsigned char		*buf;		/* I/O memory: user or bounce */
-	unsigned char		*user;		/* bounced: the user's memory */
-	unsigned char		*bounce;	/* this slot's block, lazily made */
-	uint64_t		off;
-	size_t			len;
-	size_t			done;
-	uint64_t		t_queued;	/* ns, for latency */
-	int			fd;
-	bool			write;
-	unsigned int		retries;
-	/* Engine's own per-request space (a struct iocb fits). */
-	unsigned char		priv[64] __attribute__((aligned(16)));
-};
-
-/* What an engine should transfer now: the part of @rq not yet done. */
-static inline void *swapio__req_buf(const struct swapio_req *rq)
-{
-	return rq->buf + rq->done;
-}
-
-static inline size_t swapio__req_len(const struct swapio_req *rq)
-{
-	return rq->len - rq->done;
-}
-
-static inline uint64_t swapio__req_off(const struct swapio_req *rq)
-{
-	return rq->off + rq->done;
-}
 
 struct swapio_worker_stats {
 	atomic_uint_least64_t	bytes_read;
@@ -120,7 +88,6 @@ struct swapio_worker_stats {
 
 struct swapio_worker {
 	swapio_handle		*h;
-	unsigned int		id;
 	pthread_t		thread;
 	bool			started;
 
@@ -129,14 +96,17 @@ struct swapio_worker {
 	pthread_cond_t		cv;
 	struct swapio_part	*in_head, *in_tail;
 	bool			stop;
+	bool			reaping;	/* may block in ->reap(): wake */
 
 	/* Owned by the worker thread. */
 	struct swapio_part	*cur_head, *cur_tail;
 	struct swapio_req	*reqs;		/* queue_depth slots */
 	struct swapio_req	*free_reqs;
 	struct swapio_req	*retry;
-	unsigned int		inflight;	/* queued, not yet completed */
-	void			*engine_data;
+	unsigned int		inflight;	/* lent to the engine */
+	int			dead;		/* engine failed: -errno */
+	struct swapio_ectx	ectx;
+	struct swapio_event	*events;	/* queue_depth of them */
 	int			init_result;
 
 	struct swapio_worker_stats stats;
@@ -145,9 +115,9 @@ struct swapio_worker {
 struct swapio_handle {
 	struct swapio_config		cfg;
 	const struct swapio_engine_ops	*engine;
+	unsigned int			gen;	/* fork generation */
 	char				engine_note[192];
 	struct swapio_worker		*workers;
-	unsigned int			nr_workers;
 	atomic_uint			rotor;		/* spreads small ops */
 	atomic_int			efd;		/* -1 until asked for */
 	size_t				op_size;
@@ -156,6 +126,8 @@ struct swapio_handle {
 	pthread_cond_t			done_cv;	/* an op completed */
 	unsigned int			nr_started;	/* worker start-up */
 	unsigned long			inflight_ops;
+	uint64_t			next_seq;
+	struct swapio_op		*run_head, *run_tail; /* by seq */
 	struct swapio_op		*live;		/* ops not yet freed */
 	struct swapio_op		*free_ops;
 	uint64_t			busy_since_ns;
@@ -168,10 +140,24 @@ unsigned int swapio__split(const swapio_handle *h, struct swapio_op *op,
 			   unsigned char *mem, size_t len, uint64_t off);
 int swapio__plan_next(struct swapio_worker *w, struct swapio_part *p,
 		      struct swapio_req *rq);
+void swapio__bounce_free(struct swapio_worker *w, struct swapio_req *rq);
 
 /* handle.c: the one place that decides what a request's result means. */
 void swapio__complete(struct swapio_worker *w, struct swapio_req *rq,
 		      ssize_t res);
+
+/* engine.c: how workers call their engine (accounting lives there). */
+void swapio__engine_queue(struct swapio_worker *w, struct swapio_req *rq);
+int swapio__engine_submit(struct swapio_worker *w);
+int swapio__engine_reap(struct swapio_worker *w, unsigned int min);
+void swapio__engine_wake(struct swapio_worker *w);
+
+/* Faults injected so far on @h, or -1 if it runs without the filter. */
+int64_t swapio__fault_injected(const swapio_handle *h);
+
+/* fork.c: the list of open files whose descriptors a child closes. */
+void swapio__file_register(swapio_file *f);
+void swapio__file_unregister(swapio_file *f);
 
 /* file.c */
 int swapio__file_open(swapio_handle *h, const char *path, unsigned int flags,

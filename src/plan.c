@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 
@@ -48,7 +49,7 @@ unsigned int swapio__split(const swapio_handle *h, struct swapio_op *op,
 	const uint64_t bs = h->cfg.block_size;
 	const uint64_t end = off + len;
 	uint64_t nr_blocks = (len + bs - 1) / bs;
-	uint64_t n = SWAPIO_MIN((uint64_t)h->nr_workers, nr_blocks);
+	uint64_t n = SWAPIO_MIN((uint64_t)h->cfg.threads, nr_blocks);
 	uint64_t chunk, pos = off;
 	unsigned int nr = 0;
 
@@ -78,19 +79,32 @@ unsigned int swapio__split(const swapio_handle *h, struct swapio_op *op,
 	return nr;
 }
 
+/*
+ * A slot's bounce block, made at its first unaligned request and kept
+ * until the handle goes. Page-aligned, which satisfies every memory
+ * alignment below it, and not copied into a child of fork().
+ */
 static int bounce_block(struct swapio_worker *w, struct swapio_req *rq)
 {
 	const size_t bs = w->h->cfg.block_size;
+	void *p;
 
-	if (!rq->bounce) {
-		void *p;
-
-		/* Page alignment satisfies every memory alignment below it. */
-		if (posix_memalign(&p, 4096, bs))
-			return -ENOMEM;
-		rq->bounce = p;
-	}
+	if (rq->bounce)
+		return 0;
+	p = mmap(NULL, bs, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -ENOMEM;
+	(void)madvise(p, bs, MADV_DONTFORK);
+	rq->bounce = p;
 	return 0;
+}
+
+void swapio__bounce_free(struct swapio_worker *w, struct swapio_req *rq)
+{
+	if (rq->bounce)
+		munmap(rq->bounce, w->h->cfg.block_size);
+	rq->bounce = NULL;
 }
 
 /*
@@ -114,15 +128,18 @@ int swapio__plan_next(struct swapio_worker *w, struct swapio_part *p,
 	rq->done = 0;
 	rq->retries = 0;
 	rq->fd = f->fd;
+	rq->direct = f->direct;
 
 	if (p->pos < p->body) {
 		/* Head: up to the first page boundary, through the cache. */
 		n = p->body - p->pos;
 		rq->fd = f->bfd;
+		rq->direct = false;
 	} else if (p->pos >= p->tail) {
 		/* Tail: what is left after the last page boundary. */
 		n = left;
 		rq->fd = f->bfd;
+		rq->direct = false;
 	} else {
 		/* Body: whole pages, direct when the file is. */
 		n = SWAPIO_MIN(bs, p->tail - p->pos);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "swapio.h"
@@ -22,6 +23,7 @@ struct swapio_pool {
 	size_t		total;
 	unsigned int	count;
 	bool		locked;
+	unsigned int	gen;		/* fork generation */
 
 	pthread_mutex_t	lock;
 	pthread_cond_t	cv;		/* a buffer came back */
@@ -46,6 +48,8 @@ static int pool_memory(struct swapio_pool *p, unsigned int flags)
 		p->locked = buf_flags & SWAPIO_BUF_LOCKED;
 	if (ret)
 		return ret;
+	/* A swap window is the parent's alone: no copy in a child. */
+	(void)madvise(mem, p->total, MADV_DONTFORK);
 	p->mem = mem;
 	return 0;
 }
@@ -104,6 +108,7 @@ int swapio_pool_create(size_t buf_size, unsigned int count,
 {
 	const unsigned int known = SWAPIO_BUF_LOCKED | SWAPIO_BUF_HUGE |
 				   SWAPIO_POOL_REQUIRE_LOCKED;
+	SWAPIO_KEEP_ERRNO;
 	struct swapio_pool *p;
 	int ret;
 
@@ -122,6 +127,7 @@ int swapio_pool_create(size_t buf_size, unsigned int count,
 	ret = pool_sync_init(p);
 	if (ret)
 		goto err_free_memory;
+	p->gen = swapio__fork_gen();
 	*out = p;
 	return 0;
 
@@ -134,9 +140,12 @@ err_free_pool:
 	return ret;
 }
 
+/* In a child of fork() the pool is the parent's: leave it alone. */
 void swapio_pool_destroy(swapio_pool *p)
 {
-	if (!p)
+	SWAPIO_KEEP_ERRNO;
+
+	if (!p || swapio__forked(p->gen))
 		return;
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->lock);
@@ -157,6 +166,8 @@ int swapio_pool_get(swapio_pool *p, int timeout_ms, void **buf)
 	*buf = NULL;
 	if (!p)
 		return -EINVAL;
+	if (swapio__forked(p->gen))
+		return SWAPIO_EFORKED;
 	if (timeout_ms > 0)
 		dl = swapio__deadline(timeout_ms);
 	pthread_mutex_lock(&p->lock);
@@ -187,6 +198,8 @@ int swapio_pool_put(swapio_pool *p, void *buf)
 	if (!p || !b || b < p->mem || b >= p->mem + p->total ||
 	    (size_t)(b - p->mem) % p->buf_size)
 		return -EINVAL;
+	if (swapio__forked(p->gen))
+		return SWAPIO_EFORKED;
 	i = (size_t)(b - p->mem) / p->buf_size;
 	pthread_mutex_lock(&p->lock);
 	if (p->is_free[i]) {
@@ -214,7 +227,7 @@ unsigned int swapio_pool_available(swapio_pool *p)
 {
 	unsigned int n;
 
-	if (!p)
+	if (!p || swapio__forked(p->gen))
 		return 0;
 	pthread_mutex_lock(&p->lock);
 	n = p->nfree;

@@ -9,6 +9,8 @@
 #define SWAPIO_UTIL_H
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -59,6 +61,24 @@ static inline int swapio__ms_left(int timeout_ms, uint64_t start_ns)
 	used_ms = (swapio__now_ns() - start_ns) / 1000000u;
 	return used_ms >= (uint64_t)timeout_ms ? 0 :
 	       timeout_ms - (int)used_ms;
+}
+
+/*
+ * fork.c: moved on in every child of fork(). An object records the value
+ * it was made under; if the value has moved since, this process inherited
+ * the object and must answer SWAPIO_EFORKED (swapio.h, "Processes").
+ */
+extern atomic_uint swapio__fork_generation;
+
+static inline unsigned int swapio__fork_gen(void)
+{
+	return atomic_load_explicit(&swapio__fork_generation,
+				    memory_order_relaxed);
+}
+
+static inline bool swapio__forked(unsigned int gen)
+{
+	return gen != swapio__fork_gen();
 }
 
 static inline void swapio__errno_restore(const int *saved)

@@ -13,7 +13,7 @@
 #include <time.h>
 
 #include "testing.h"
-#include "engine.h"	/* swapio__fault_injected() */
+#include "internal.h"	/* swapio__fault_injected() */
 
 #define TF_WAIT_MS	30000	/* far above any op here: a hang */
 
