@@ -12,9 +12,13 @@
  * carries no request. ->wake() writes the eventfd, so a worker waiting
  * for a long request returns to take new work; the read is then re-armed.
  *
- * A request on a descriptor without O_DIRECT is marked IOSQE_ASYNC: a
- * buffered read that the page cache can serve (a sparse file, say) would
- * otherwise be copied inside io_uring_enter(), 512 MiB of it in one call.
+ * A request larger than URING_PUNT_BYTES is marked IOSQE_ASYNC, so that
+ * an io-wq thread issues it: issued inline, a 512 MiB buffered read that
+ * the page cache serves (a sparse file) is copied inside io_uring_enter(),
+ * and a 64 MiB direct read spends 200-300 ms there pinning and faulting
+ * in its pages, while the worker cannot take new work. Smaller requests
+ * stay inline: io-wq runs the forced-async requests of a ring one after
+ * another, so a punted 4 KiB read would wait behind the large one.
  *
  * Registered files and buffers are not used: every op brings its own
  * file and user memory, and registration would cost a system call per op
@@ -27,6 +31,8 @@
 #include <unistd.h>
 
 #include "engine.h"
+
+#define URING_PUNT_BYTES	(1u << 20)
 
 struct uring_ctx {
 	struct io_uring	ring;
@@ -151,7 +157,7 @@ static void uring_queue(struct swapio_ectx *ctx, struct swapio_req *rq)
 	else
 		io_uring_prep_read(sqe, rq->fd, swapio__req_buf(rq), len,
 				   swapio__req_off(rq));
-	if (!rq->direct)
+	if (len > URING_PUNT_BYTES)
 		sqe->flags |= IOSQE_ASYNC;
 	io_uring_sqe_set_data(sqe, rq);
 	c->staged++;

@@ -7,3 +7,11 @@ swapio_add_test(NAME async SOURCES test_async.c PER_ENGINE LABELS tsan
 swapio_add_test(NAME errors SOURCES test_errors.c PER_ENGINE TIMEOUT 120)
 swapio_add_test(NAME buffers SOURCES test_buffers.c PER_ENGINE TIMEOUT 60)
 swapio_add_test(NAME config SOURCES test_config.c PER_ENGINE TIMEOUT 60)
+# The engine contract, on each engine without a handle: fake requests,
+# wake-ups, refused requests and the fault filter.
+swapio_add_test(NAME engine SOURCES test_engine.c PER_ENGINE LABELS tsan
+                TIMEOUT 60)
+# Head-of-line: a 4 KiB read after a large one completes first, on one
+# worker, direct and buffered. Uses a 640 MiB sparse file.
+swapio_add_test(NAME hol SOURCES test_hol.c PER_ENGINE LABELS tsan
+                TIMEOUT 120)

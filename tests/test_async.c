@@ -519,6 +519,89 @@ static void free_waits_for_op(void **state)
 	free(src);
 }
 
+#define STREAM_OPS	8
+
+/* A thread that keeps STREAM_OPS writes in flight until told to stop. */
+struct streamer {
+	swapio_handle	*h;
+	swapio_file	*f;
+	unsigned char	*buf;
+	atomic_bool	stop;
+	atomic_uint	done;		/* ops completed */
+	pthread_t	thread;
+};
+
+static void *streamer_main(void *arg)
+{
+	struct streamer *s = arg;
+	swapio_op *ring[STREAM_OPS] = { NULL };
+
+	for (unsigned int i = 0; !atomic_load(&s->stop); i++) {
+		swapio_op **slot = &ring[i % STREAM_OPS];
+
+		/* Wait for the oldest only when its successor is in. */
+		if (*slot) {
+			swapio_op_wait(*slot, -1);
+			swapio_op_free(*slot);
+			atomic_fetch_add(&s->done, 1);
+		}
+		if (swapio_submit_write(s->h, s->f, s->buf, 64 * KiB,
+					(i % STREAM_OPS) * 64 * KiB, slot))
+			break;
+	}
+	for (unsigned int i = 0; i < STREAM_OPS; i++)
+		swapio_op_free(ring[i]);
+	return NULL;
+}
+
+/*
+ * wait_all() waits for the ops submitted before it, not for the handle to
+ * go quiet: it returns while another thread never lets the handle idle.
+ * (Its 20 s bound is a hang detector, far above the few ms needed.)
+ */
+static void wait_all_is_a_barrier(void **state)
+{
+	struct as_env *env = *state;
+	swapio_handle *h;
+	struct streamer s = { .buf = t_random_buf(64 * KiB, 51) };
+	unsigned char *src = t_random_buf(4 * KiB, 52);
+	swapio_file *f;
+	swapio_op *op;
+
+	/* Each write takes at least 2 ms: the stream never lets the handle
+	 * go idle, while the barrier's own op is quick to finish. */
+	setenv("SWAPIO_FAULT", "delay_ms=2,dir=write", 1);
+	h = as_handle(64 * KiB, 16, 2, 0);
+	unsetenv("SWAPIO_FAULT");
+	s.h = h;
+	assert_int_equal(swapio_file_open(h, env->paths[3], SWAPIO_O_WRITE |
+					  SWAPIO_O_CREATE | SWAPIO_O_TRUNC,
+					  &s.f), 0);
+	assert_int_equal(swapio_file_open(h, env->paths[2], SWAPIO_O_WRITE |
+					  SWAPIO_O_CREATE | SWAPIO_O_TRUNC,
+					  &f), 0);
+	assert_int_equal(pthread_create(&s.thread, NULL, streamer_main, &s),
+			 0);
+	while (atomic_load(&s.done) < 2)	/* the stream is running */
+		usleep(1000);
+	for (int round = 0; round < 20; round++) {
+		assert_int_equal(swapio_submit_write(h, f, src, 4 * KiB, 0,
+						     &op), 0);
+		assert_int_equal(swapio_wait_all(h, 20000), 0);
+		assert_true(swapio_op_done(op));
+		assert_int_equal(swapio_op_wait(op, 0), 4 * KiB);
+		swapio_op_free(op);
+	}
+	atomic_store(&s.stop, true);
+	pthread_join(s.thread, NULL);
+	assert_int_equal(swapio_wait_all(h, 0), 0);
+	assert_int_equal(swapio_file_close(f), 0);
+	assert_int_equal(swapio_file_close(s.f), 0);
+	swapio_handle_destroy(h);
+	free(s.buf);
+	free(src);
+}
+
 /*
  * Destroying a handle waits for the ops in flight and frees the ones never
  * freed (path ops, which own their files; LeakSanitizer checks the rest).
@@ -753,6 +836,7 @@ int main(void)
 		cmocka_unit_test(eventfd_signals_completions),
 		cmocka_unit_test(several_waiters),
 		cmocka_unit_test(free_waits_for_op),
+		cmocka_unit_test(wait_all_is_a_barrier),
 		cmocka_unit_test(destroy_waits_for_ops),
 		cmocka_unit_test(four_submitters_direct),
 		cmocka_unit_test(four_submitters_buffered),

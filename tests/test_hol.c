@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * No head-of-line blocking. On one worker, a 4 KiB read submitted just
+ * after a large read must complete before the large one does:
+ *   - a 512 MiB buffered read of a sparse file as one request (the page
+ *     cache copies zeros for a long time, which an engine must not do
+ *     inside its submit call, and the worker must wake for the new op
+ *     while it waits);
+ *   - a 64 MiB direct read of written data as one request;
+ *   - a 256 MiB buffered read in 1 MiB requests at queue depth 4: the
+ *     small op must not wait until the large one is all planned, so it
+ *     completes before half of the large one has moved.
+ * Orderings only, never times.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdbool.h>
+
+#include "testing.h"
+
+#define KiB		1024ull
+#define MiB		(1024ull * KiB)
+
+static struct swapio_config cfg_of(uint64_t block, uint32_t qd, bool direct)
+{
+	return (struct swapio_config){
+		.block_size = block,
+		.queue_depth = qd,
+		.threads = 1,
+		.flags = direct ? 0 : SWAPIO_CFG_BUFFERED,
+	};
+}
+
+/*
+ * Read @big bytes at 0, then 4 KiB at @small_off, on handle @cfg. The
+ * small read must finish first; returns the bytes the handle had read
+ * when it did.
+ */
+static uint64_t small_after_big(const char *path, struct swapio_config cfg,
+				size_t big, uint64_t small_off)
+{
+	swapio_handle *h = t_handle(cfg);
+	unsigned char *mem = t_page_alloc(big, 0);
+	unsigned char *small = t_page_alloc(4 * KiB, 0);
+	struct swapio_stats st;
+	swapio_file *f;
+	swapio_op *big_op, *small_op;
+
+	assert_int_equal(swapio_file_open(h, path, SWAPIO_O_READ, &f), 0);
+	assert_int_equal(swapio_submit_read(h, f, mem, big, 0, &big_op), 0);
+	assert_int_equal(swapio_submit_read(h, f, small, 4 * KiB, small_off,
+					    &small_op), 0);
+	assert_int_equal(swapio_op_wait(small_op, -1), 4 * KiB);
+	swapio_handle_stats(h, &st);
+	assert_false(swapio_op_done(big_op));
+	assert_int_equal(swapio_op_wait(big_op, -1), big);
+	swapio_op_free(small_op);
+	swapio_op_free(big_op);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+	free(small);
+	free(mem);
+	return st.bytes_read - 4 * KiB;
+}
+
+static void sparse_file(const char *path, uint64_t size)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	if (fd < 0 || ftruncate(fd, (off_t)size))
+		t_die("%s: %s", path, strerror(errno));
+	close(fd);
+}
+
+/* One 512 MiB buffered request against a 4 KiB one. */
+static void buffered_one_big_request(void **state)
+{
+	struct t_env *env = *state;
+
+	sparse_file(env->path, 640 * MiB);
+	small_after_big(env->path, cfg_of(512 * MiB, 32, false), 512 * MiB,
+			600 * MiB);
+}
+
+/* One 64 MiB direct request of data on the disk against a 4 KiB one. */
+static void direct_one_big_request(void **state)
+{
+	struct t_env *env = *state;
+	unsigned char *data = t_random_buf(64 * MiB + 4 * KiB, 1);
+
+	int fd;
+
+	t_write_file(env->path, data, 64 * MiB + 4 * KiB);
+	/* On the disk and out of the page cache, so that the direct read
+	 * neither writes back nor finds pages to drop inline. */
+	fd = open(env->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) ||
+	    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED))
+		t_die("%s: %s", env->path, strerror(errno));
+	close(fd);
+	/* Written data, not holes: the kernel fills a hole's zeros inline,
+	 * in the submitting call, on every engine; a device read is async. */
+	small_after_big(env->path, cfg_of(64 * MiB, 32, true), 64 * MiB,
+			64 * MiB);
+	free(data);
+}
+
+/* 1 MiB requests, QD 4: the small op is planned in turn, not last. */
+static void many_requests_in_turn(void **state)
+{
+	struct t_env *env = *state;
+	uint64_t moved;
+
+	sparse_file(env->path, 320 * MiB);
+	moved = small_after_big(env->path, cfg_of(1 * MiB, 4, false),
+				256 * MiB, 300 * MiB);
+	assert_true(moved < 128 * MiB);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(buffered_one_big_request,
+						t_env_setup, t_env_teardown),
+		cmocka_unit_test_setup_teardown(direct_one_big_request,
+						t_env_setup, t_env_teardown),
+		cmocka_unit_test_setup_teardown(many_requests_in_turn,
+						t_env_setup, t_env_teardown),
+	};
+
+	t_engine();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
