@@ -202,6 +202,33 @@ SWAPIO_API int swapio_file_open(swapio_handle *h, const char *path,
 				unsigned int flags, swapio_file **out);
 
 /*
+ * swapio_file_openat() - swapio_file_open() relative to the directory
+ * descriptor @dirfd (or AT_FDCWD), as openat(2): a relative @path never
+ * depends on the current directory, and a store opens its files inside
+ * the directory it locked. Same flags, results and errors.
+ */
+SWAPIO_API int swapio_file_openat(swapio_handle *h, int dirfd,
+				  const char *path, unsigned int flags,
+				  swapio_file **out);
+
+/*
+ * swapio_file_sync() - fdatasync(2) the file: every write that completed
+ * before the call reaches stable storage. 0 or -errno. Thread-safe.
+ */
+SWAPIO_API int swapio_file_sync(swapio_file *f);
+
+/*
+ * swapio_file_allocate() - allocate [@off, @off + @len) on disk and grow
+ * the file to cover it (fallocate(2) mode 0), so that writes there cannot
+ * fail with ENOSPC. On a filesystem without fallocate (ramfs, some FUSE)
+ * the file is only made large enough (ftruncate), with no space promised.
+ * On failure the file keeps its old size. 0, or -errno: -EINVAL (NULL,
+ * @len 0, range past INT64_MAX, not opened for writing), -ENOSPC, ...
+ */
+SWAPIO_API int swapio_file_allocate(swapio_file *f, uint64_t off,
+				    uint64_t len);
+
+/*
  * swapio_file_close() - close a file. Every op on it must have completed.
  * Returns 0 or the error close(2) reported. NULL is a no-op returning 0.
  */

@@ -174,6 +174,8 @@ void swapio__complete(struct swapio_worker *w, struct swapio_req *rq,
 		      ssize_t res);
 
 /* file.c */
+int swapio__file_openat(swapio_handle *h, int dirfd, const char *path,
+			unsigned int flags, swapio_file **out);
 int swapio__file_open(swapio_handle *h, const char *path, unsigned int flags,
 		      swapio_file **out);
 int swapio__file_prepare_write(swapio_file *f, uint64_t off, size_t len);

@@ -7,6 +7,9 @@
 #ifndef SWAPIO_TEST_STORE_COMMON_H
 #define SWAPIO_TEST_STORE_COMMON_H
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include "testing.h"
 
 /* The bytes of value @gen of key number @id. */
@@ -27,6 +30,18 @@ static inline size_t ts_check(const void *buf, size_t len, unsigned int id,
 	d = t_first_diff(buf, want, len);
 	free(want);
 	return d == SIZE_MAX ? 0 : d + 1;
+}
+
+/* Change the index's times, as another owner's session would. */
+static inline int ts_index_touch(const char *dir)
+{
+	const struct timespec ts[2] = { { .tv_nsec = UTIME_NOW },
+					{ .tv_sec = 1, .tv_nsec = 0 } };
+	char *idx = t_path(dir, "index");
+	int ret = utimensat(AT_FDCWD, idx, ts, 0);
+
+	free(idx);
+	return ret;
 }
 
 static inline void ts_key(char *key, size_t n, unsigned int id)
