@@ -216,8 +216,10 @@ static void compact_release(swapio_store *s, struct compaction *c)
 
 /*
  * Space for the new log. On a full filesystem, give it what the old log
- * holds beyond its end and the slack (taken under the lock: appends move
- * the end).
+ * holds beyond its end: only a truncate frees blocks past the end (ext4
+ * punches nothing there), so cut at the end, let the journal commit so
+ * the blocks can be reused, and take back the slack for the appends that
+ * come meanwhile. Under the lock: appends move the end.
  */
 static int compact_space(swapio_store *s, struct compaction *c, uint64_t need)
 {
@@ -229,14 +231,14 @@ static int compact_space(swapio_store *s, struct compaction *c, uint64_t need)
 	if (ret != -ENOSPC)
 		return ret == -EOPNOTSUPP ? 0 : ret;
 	pthread_mutex_lock(&s->lock);
-	if (s->idx_alloc > s->idx_end + IDX_SLACK) {
-		uint64_t from = SWAPIO_ALIGN_UP(s->idx_end + IDX_SLACK, 4096u);
-
-		if (from < s->idx_alloc &&
-		    !fallocate(s->ifd, FALLOC_FL_PUNCH_HOLE |
-			       FALLOC_FL_KEEP_SIZE, (off_t)from,
-			       (off_t)(s->idx_alloc - from)))
-			s->idx_alloc = from;
+	if (s->idx_alloc > s->idx_end + IDX_SLACK &&
+	    !swapio__sys_ftruncate(&s->sys, SYS_INDEX, s->ifd, s->idx_end)) {
+		(void)syncfs(s->ifd);
+		s->idx_alloc = s->idx_end;
+		if (!swapio__sys_fallocate(&s->sys, SYS_INDEX, s->ifd,
+					   FALLOC_FL_KEEP_SIZE, s->idx_end,
+					   IDX_SLACK))
+			s->idx_alloc = s->idx_end + IDX_SLACK;
 	}
 	pthread_mutex_unlock(&s->lock);
 	c->alloc = need;

@@ -45,3 +45,13 @@ if(TARGET swapio_cli)
     PASS_REGULAR_EXPRESSION
     "\"io_s\": [0-9.]+, \"compute_s\": [0-9.]+, \"pipelined_s\": [0-9.]+.*\"io_gbps\": [0-9.]+.*\"overlap_efficiency\": [0-9.]+.*\"verified\": true}")
 endif()
+
+# Order of events on one key, one op, one sync; fork (issue 8).
+swapio_add_test(NAME store_order SOURCES test_store_order.c PER_ENGINE
+                LABELS tsan TIMEOUT 120)
+# The log under fd-level faults and torn pages; the allocator alone.
+swapio_add_test(NAME store_log SOURCES test_store_log.c TIMEOUT 120)
+swapio_add_test(NAME store_space SOURCES test_store_space.c TIMEOUT 60)
+# A small ext4 filled to ENOSPC, then remove + put cycles; ramfs with a
+# fixed capacity (root only); `ctest -R full`.
+swapio_add_test(NAME store_full SOURCES test_store_full.c TIMEOUT 300)
