@@ -202,6 +202,33 @@ SWAPIO_API int swapio_file_open(swapio_handle *h, const char *path,
 				unsigned int flags, swapio_file **out);
 
 /*
+ * swapio_file_openat() - swapio_file_open() relative to the directory
+ * descriptor @dirfd (or AT_FDCWD), as openat(2): a relative @path never
+ * depends on the current directory, and a store opens its files inside
+ * the directory it locked. Same flags, results and errors.
+ */
+SWAPIO_API int swapio_file_openat(swapio_handle *h, int dirfd,
+				  const char *path, unsigned int flags,
+				  swapio_file **out);
+
+/*
+ * swapio_file_sync() - fdatasync(2) the file: every write that completed
+ * before the call reaches stable storage. 0 or -errno. Thread-safe.
+ */
+SWAPIO_API int swapio_file_sync(swapio_file *f);
+
+/*
+ * swapio_file_allocate() - allocate [@off, @off + @len) on disk and grow
+ * the file to cover it (fallocate(2) mode 0), so that writes there cannot
+ * fail with ENOSPC. On a filesystem without fallocate (ramfs, some FUSE)
+ * the file is only made large enough (ftruncate), with no space promised.
+ * On failure the file keeps its old size. 0, or -errno: -EINVAL (NULL,
+ * @len 0, range past INT64_MAX, not opened for writing), -ENOSPC, ...
+ */
+SWAPIO_API int swapio_file_allocate(swapio_file *f, uint64_t off,
+				    uint64_t len);
+
+/*
  * swapio_file_close() - close a file. Every op on it must have completed.
  * Returns 0 or the error close(2) reported. NULL is a no-op returning 0.
  */
@@ -433,11 +460,32 @@ SWAPIO_API int swapio_engine_probe(unsigned int engine);
  *   its previous state or as -EBADMSG, never as wrong data (unless
  *   checksums are off).
  * Without swapio_store_sync() the store is fast swap space, not a
- * database.
+ * database. A power loss without a sync never makes a store unopenable:
+ * the first index record that fails its checksum ends the log (later
+ * records are lost), unless a later sync vouched for that part of the
+ * log; only then is it damage, and open says SWAPIO_EBADSTORE.
  *
- * Files in the directory: "lock" (flock()ed by the owning process),
+ * Order: operations on one key take effect in submission order. Of a put
+ * and a remove of one key, or two puts, the later submitted wins however
+ * their completions interleave, in this session and after a reopen: a
+ * remove submitted after a put that is still in flight removes that put's
+ * value too when it commits.
+ *
+ * Full disk: the index keeps space allocated ahead of its end, so a store
+ * on a full filesystem still takes removes, and the space they free takes
+ * puts of that size again.
+ *
+ * Processes: a store belongs to the process that opened it. Its lock is a
+ * POSIX record lock (fcntl F_SETLK) on "lock", which a forked child does
+ * not inherit, so the parent may close and reopen the store while
+ * children live. In a forked child every call on an inherited store
+ * returns SWAPIO_EFORKED (swapio_store_close() and swapio_store_op_free()
+ * just return: the child's copy is released by exit or exec).
+ *
+ * Files in the directory: "lock" (record-locked by the owning process),
  * "data" (the extents) and "index" (an append-only log of fixed-size,
  * checksummed records, replayed at open and compacted now and then).
+ * All of them are opened relative to the directory's descriptor.
  */
 typedef struct swapio_store swapio_store;	/* opaque */
 typedef struct swapio_store_op swapio_store_op;	/* one async put or get */
@@ -482,7 +530,10 @@ struct swapio_store_config {
  * the defaults. Only one process owns a store at a time: a second opener
  * gets -EBUSY. After an owner was killed, open waits (up to 5 s) until
  * the writes it left in flight have drained, and says -EBUSY if another
- * process still holds the data file open for writing then. Returns 0 and
+ * process still holds the data file open for writing then. A second open
+ * in the same process is refused with -EBUSY too. SWAPIO_FAULT_FD (see
+ * docs/RELIABILITY.md) makes the store's own system calls fail for tests;
+ * a spec that does not parse gives -EINVAL. Returns 0 and
  * *out, or -errno: -EINVAL (bad argument), -EBUSY, -ENOENT, -ENOSPC
  * (capacity not available), SWAPIO_EBADSTORE (damaged index, or not a
  * store; see SWAPIO_STORE_RECOVER), or what the filesystem said.
@@ -537,12 +588,14 @@ SWAPIO_API int swapio_store_submit_get(swapio_store *s, const char *key,
  * wait again), or the op's error: -EBADMSG (checksum mismatch), -EIO
  * (short transfer: data file truncated), -ENOSPC, or an I/O error. A
  * failed put changes nothing and its space is free again. Waiting again
- * returns the same result. Threads may wait on one op concurrently (they
- * take turns).
+ * returns the same result. Threads may wait on one op concurrently, each
+ * with its own timeout: one thread commits or verifies, the others wait
+ * for its result.
  */
 SWAPIO_API int64_t swapio_store_op_wait(swapio_store_op *op, int timeout_ms);
 
-/* 1 if the op's I/O has completed (a wait will not block), else 0. */
+/* 1 if the op's I/O has completed (a wait will not block on I/O), else
+ * 0; SWAPIO_EFORKED in a forked child. Never blocks. */
 SWAPIO_API int swapio_store_op_done(const swapio_store_op *op);
 
 /* Finish @op as swapio_store_op_wait(op, -1) does, then release it. NULL:
@@ -560,8 +613,10 @@ SWAPIO_API int swapio_store_get(swapio_store *s, const char *key, void *buf,
 
 /*
  * swapio_store_remove() - delete @key; its space is free once no get
- * holds it. Returns 0, -ENOENT, or an error writing the index (-ENOSPC,
- * -EIO), in which case the key stays. Thread-safe.
+ * holds it. A put of @key still in flight loses to the remove (see
+ * "Order"). Returns 0, -ENOENT (no value and no put in flight), or an
+ * error writing the index (-ENOSPC, -EIO), in which case the key stays.
+ * Thread-safe.
  */
 SWAPIO_API int swapio_store_remove(swapio_store *s, const char *key);
 
@@ -579,7 +634,9 @@ SWAPIO_API int swapio_store_list(swapio_store *s, char ***keys,
 /*
  * swapio_store_sync() - make every put and remove that had finished when
  * this call began survive a power loss: fdatasync() of the data file,
- * then of the index. Returns 0 or -errno. Thread-safe.
+ * then of the index, then a SYNC record that vouches for the log so far.
+ * Gets, puts and removes go on while the disk works. Returns 0 or -errno.
+ * Thread-safe.
  */
 SWAPIO_API int swapio_store_sync(swapio_store *s);
 

@@ -109,8 +109,8 @@ static int open_flags(unsigned int flags)
 	return o;
 }
 
-int swapio__file_open(swapio_handle *h, const char *path, unsigned int flags,
-		      swapio_file **out)
+int swapio__file_openat(swapio_handle *h, int dirfd, const char *path,
+			unsigned int flags, swapio_file **out)
 {
 	const unsigned int known = SWAPIO_O_READ | SWAPIO_O_WRITE |
 				   SWAPIO_O_CREATE | SWAPIO_O_TRUNC;
@@ -131,7 +131,7 @@ int swapio__file_open(swapio_handle *h, const char *path, unsigned int flags,
 
 	if (want_direct) {
 		/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
-		f->fd = open(path, o | O_DIRECT | O_NONBLOCK, 0644);
+		f->fd = openat(dirfd, path, o | O_DIRECT | O_NONBLOCK, 0644);
 		/* EINVAL: this filesystem has no direct I/O. */
 		if (f->fd < 0 && errno == EINVAL &&
 		    !(h->cfg.flags & SWAPIO_CFG_DIRECT_STRICT))
@@ -140,7 +140,7 @@ int swapio__file_open(swapio_handle *h, const char *path, unsigned int flags,
 			goto err_errno;
 	}
 	if (!want_direct) {
-		f->fd = open(path, o | O_NONBLOCK, 0644);
+		f->fd = openat(dirfd, path, o | O_NONBLOCK, 0644);
 		if (f->fd < 0)
 			goto err_errno;
 	}
@@ -158,7 +158,7 @@ int swapio__file_open(swapio_handle *h, const char *path, unsigned int flags,
 	}
 	if (f->direct) {
 		/* The twin must not truncate again what the first open made. */
-		f->bfd = open(path, o & ~(O_CREAT | O_TRUNC));
+		f->bfd = openat(dirfd, path, o & ~(O_CREAT | O_TRUNC));
 		if (f->bfd < 0)
 			goto err_close_fd;
 		learn_alignment(f);
@@ -216,8 +216,20 @@ int swapio__file_prepare_write(swapio_file *f, uint64_t off, size_t len)
 	return 0;
 }
 
+int swapio__file_open(swapio_handle *h, const char *path, unsigned int flags,
+		      swapio_file **out)
+{
+	return swapio__file_openat(h, AT_FDCWD, path, flags, out);
+}
+
 int swapio_file_open(swapio_handle *h, const char *path, unsigned int flags,
 		     swapio_file **out)
+{
+	return swapio_file_openat(h, AT_FDCWD, path, flags, out);
+}
+
+int swapio_file_openat(swapio_handle *h, int dirfd, const char *path,
+		       unsigned int flags, swapio_file **out)
 {
 	SWAPIO_KEEP_ERRNO;
 
@@ -228,7 +240,48 @@ int swapio_file_open(swapio_handle *h, const char *path, unsigned int flags,
 		return -EINVAL;
 	if (swapio__forked(h->gen))
 		return SWAPIO_EFORKED;
-	return swapio__file_open(h, path, flags, out);
+	return swapio__file_openat(h, dirfd, path, flags, out);
+}
+
+int swapio_file_sync(swapio_file *f)
+{
+	SWAPIO_KEEP_ERRNO;
+
+	if (!f)
+		return -EINVAL;
+	if (swapio__forked(f->gen))
+		return SWAPIO_EFORKED;
+	return fdatasync(f->fd) ? -errno : 0;
+}
+
+/* Where the filesystem has no fallocate (ramfs), a larger size will do. */
+static int allocate_fallback(swapio_file *f, uint64_t end, uint64_t size)
+{
+	if (end <= size)
+		return 0;
+	return ftruncate(f->fd, (off_t)end) ? -errno : 0;
+}
+
+int swapio_file_allocate(swapio_file *f, uint64_t off, uint64_t len)
+{
+	SWAPIO_KEEP_ERRNO;
+	struct stat st;
+	int ret;
+
+	if (!f || !f->writable || !len || off > INT64_MAX ||
+	    len > INT64_MAX - off)
+		return -EINVAL;
+	if (swapio__forked(f->gen))
+		return SWAPIO_EFORKED;
+	if (fstat(f->fd, &st))
+		return -errno;
+	ret = fallocate(f->fd, 0, (off_t)off, (off_t)len) ? -errno : 0;
+	if (ret == -EOPNOTSUPP || ret == -ENOSYS)
+		ret = allocate_fallback(f, off + len, (uint64_t)st.st_size);
+	/* A failed fallocate may keep blocks past the old end: drop them. */
+	if (ret && off + len > (uint64_t)st.st_size)
+		(void)!ftruncate(f->fd, st.st_size);
+	return ret;
 }
 
 /* In a child of fork() the descriptors are closed already (fork.c). */

@@ -160,6 +160,8 @@ void swapio__file_register(swapio_file *f);
 void swapio__file_unregister(swapio_file *f);
 
 /* file.c */
+int swapio__file_openat(swapio_handle *h, int dirfd, const char *path,
+			unsigned int flags, swapio_file **out);
 int swapio__file_open(swapio_handle *h, const char *path, unsigned int flags,
 		      swapio_file **out);
 int swapio__file_prepare_write(swapio_file *f, uint64_t off, size_t len);

@@ -436,6 +436,35 @@ void swapio_pipeline_destroy(swapio_pipeline *p)
 	free(p);
 }
 
+static int key_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * A key in two groups would be read ahead before the earlier group's
+ * write-back of it, and that update lost: refuse it. Sorted copy, O(n log n).
+ */
+static int keys_unique(const struct swapio_pipe_group *groups,
+		       unsigned int nr_groups, uint64_t n)
+{
+	const char **v = malloc(n * sizeof(*v));
+	size_t k = 0;
+	int ret = 0;
+
+	if (!v)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < nr_groups; i++)
+		for (unsigned int j = 0; j < groups[i].nr_tensors; j++)
+			v[k++] = groups[i].tensors[j].key;
+	qsort(v, k, sizeof(*v), key_cmp);
+	for (size_t i = 1; i < k && !ret; i++)
+		if (!strcmp(v[i - 1], v[i]))
+			ret = -EINVAL;
+	free(v);
+	return ret;
+}
+
 static int check_groups(const struct swapio_pipe_group *groups,
 			unsigned int nr_groups, unsigned int *nr_tensors)
 {
@@ -456,7 +485,7 @@ static int check_groups(const struct swapio_pipe_group *groups,
 				return -EINVAL;
 		n += g->nr_tensors;
 	}
-	if (n > UINT32_MAX / 2)
+	if (n > UINT32_MAX / 2 || keys_unique(groups, nr_groups, n))
 		return -EINVAL;
 	*nr_tensors = (unsigned int)n;
 	return 0;

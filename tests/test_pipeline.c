@@ -260,6 +260,26 @@ static void misuse(void **state)
 	swapio_pipeline_destroy(NULL);
 }
 
+/* A key in two groups is refused at create: its write-back would race. */
+static void key_in_two_groups(void **state)
+{
+	struct env *env = *state;
+	struct swapio_pipe_tensor t[2] = { env->t[0], env->t[3] };
+	struct swapio_pipe_group g[2] = {
+		{ .tensors = &t[0], .nr_tensors = 1 },
+		{ .tensors = &t[1], .nr_tensors = 1 },
+	};
+	swapio_pipeline *p = (void *)1;
+
+	assert_int_equal(swapio_pipeline_create(env->s, g, 2, NULL, &p), 0);
+	swapio_pipeline_destroy(p);
+	t[1].key = env->t[0].key;
+	t[1].len = env->t[0].len;
+	assert_int_equal(swapio_pipeline_create(env->s, g, 2, NULL, &p),
+			 -EINVAL);
+	assert_null(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -267,6 +287,7 @@ int main(void)
 		T(passes_and_budgets),
 		T(get_errors_end_the_pass),
 		T(misuse),
+		T(key_in_two_groups),
 #undef T
 	};
 

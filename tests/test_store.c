@@ -473,13 +473,18 @@ static void damaged_index(void **state)
 	assert_int_equal(ts_get_check(s, 2, 1, 10002), 0);
 	swapio_store_close(s);
 
-	/* Garbage in the middle: a clear error, nothing opened. */
+	/*
+	 * Garbage in the middle, and no sync ever vouched for it: the log
+	 * ends there (a power loss can leave that), later records are lost.
+	 */
 	junk = t_random_buf(n, 1);
 	memcpy(junk, orig, n);
 	memset(junk + 2 * 320 + 17, 0xee, 40);
 	write_index(env, junk, n);
-	assert_int_equal(swapio_store_open(env->h, env->dir, NULL, &s),
-			 SWAPIO_EBADSTORE);
+	s = open_store(env, 0);
+	assert_int_equal(ts_get_check(s, 0, 1, 10000), 0);
+	assert_int_equal(swapio_store_size(s, "layer.1/weights"), -ENOENT);
+	swapio_store_close(s);
 	t_write_file(idx, "short", 5);
 	assert_int_equal(swapio_store_open(env->h, env->dir, NULL, &s),
 			 SWAPIO_EBADSTORE);

@@ -7,6 +7,9 @@
 #ifndef SWAPIO_TEST_STORE_COMMON_H
 #define SWAPIO_TEST_STORE_COMMON_H
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include "testing.h"
 
 /* The bytes of value @gen of key number @id. */

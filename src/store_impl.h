@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The store's units and what they share. Private to src/store*.c (and the
+ * tests that drive one unit directly); never installed.
+ *
+ *   store.c          front end: map, ops, the public calls
+ *   store_log.c      the index log: records, append, sync, compaction,
+ *                    replay (also from a memory buffer)
+ *   store_space.c    free space of the data file (the allocator), growth
+ *   store_recover.c  rebuilding the map from the extents' own headers
+ *   store_sys.c      the system calls on the store's files, with their
+ *                    fault hook
+ *
+ * Locking: s->lock guards the map, the tombstones, the free list, the
+ * log's offsets and the generation counter. No data I/O, no fdatasync and
+ * no compaction runs under it; an index append (one pwrite of 320 bytes)
+ * does, and so does the final swap of a compaction (a rename).
+ */
+#ifndef SWAPIO_STORE_IMPL_H
+#define SWAPIO_STORE_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "swapio.h"
+#include "store_format.h"
+#include "store_sys.h"
+#include "util.h"
+
+#define MIN_BLOCK	4096u
+#define MAX_BLOCK	(1u << 20)
+#define MAX_LEN		(1ull << 56)	/* keeps extent arithmetic exact */
+#define GEN_BATCH	(1ull << 20)	/* generations reserved per GEN */
+
+enum { ENT_TOMB = 1u << 8 };	/* entry flag: a removed key's marker */
+
+/*
+ * A value: in the map, or held by a get, or a put not yet committed. A
+ * tombstone (ENT_TOMB, no extent) stands in the map for a key removed
+ * while an older put of it was in flight, so that the put loses when it
+ * commits; it goes once no put older than it is in flight.
+ */
+struct entry {
+	struct entry	*hnext;
+	struct entry	*tnext;		/* tombstones: s->tombs */
+	uint64_t	gen;
+	uint64_t	off;	/* extent start (the header block) */
+	uint64_t	ext;	/* extent bytes; 0 for a tombstone */
+	uint64_t	len;	/* payload bytes */
+	uint64_t	sum;
+	uint32_t	flags;	/* VAL_*, ENT_TOMB */
+	unsigned int	refs;	/* the map's, plus one per get in flight */
+	uint16_t	keylen;
+	char		key[];
+};
+
+struct fext {
+	uint64_t	off;
+	uint64_t	len;
+};
+
+/* Free space of the data file: disjoint ranges sorted by offset. */
+struct freelist {
+	struct fext	*v;
+	size_t		n;
+	size_t		cap;
+};
+
+struct swapio_store_op {
+	swapio_store		*s;
+	struct swapio_store_op	*prev, *next;	/* live list, or free list */
+	pthread_mutex_t		lock;	/* guards finishing, result */
+	pthread_cond_t		cond;	/* finished; CLOCK_MONOTONIC */
+	bool			finishing;	/* a thread runs the finish */
+	atomic_bool		finished;
+	swapio_op		*io[2];
+	unsigned int		nr_io;
+	bool			put;
+	int64_t			result;
+	struct entry		*e;	/* put: the new value; get: pinned */
+	void			*buf;
+	uint64_t		len;
+	void			*hdr;	/* put: header block, `block` bytes */
+};
+
+struct swapio_store {
+	swapio_handle		*h;
+	swapio_file		*df;	/* data, for every data-file call */
+	int			ifd;	/* index */
+	int			dirfd;
+	int			lockfd;	/* F_SETLK record lock on "lock" */
+	unsigned int		gen;	/* fork generation (store_forked()) */
+	struct store_reg	*reg;	/* this process's claim on the dir */
+	uint32_t		block;
+	uint32_t		flags;
+	uint64_t		capacity;	/* 0: grow */
+	uint64_t		grow;
+	struct store_sys	sys;
+
+	pthread_mutex_t		lock;
+	struct entry		**buckets;
+	size_t			nbuckets;	/* a power of two */
+	size_t			nkeys;
+	uint64_t		value_bytes;
+	uint64_t		used_bytes;
+	struct entry		*tombs;
+	size_t			ntombs;
+	unsigned int		puts_in_flight;
+	struct freelist		fl;
+	uint64_t		data_size;
+	uint64_t		gen;		/* the last handed out */
+	uint64_t		gen_limit;	/* logged as reserved */
+
+	/* The log; see store_log.c. */
+	uint64_t		idx_end;	/* bytes of valid records */
+	uint64_t		idx_alloc;	/* allocated ahead to about here */
+	uint64_t		sync_mark;	/* idx_end after the last SYNC */
+	uint64_t		compact_after;	/* no retry before this end */
+	uint64_t		log_seq;	/* bumped by each compaction */
+	bool			compacting;
+	bool			want_compact;
+	bool			dir_dirty;	/* a rename not yet fsynced */
+
+	struct swapio_store_op	live;		/* list head */
+	struct swapio_store_op	*free_ops;
+};
+
+static inline uint64_t ext_bytes(const swapio_store *s, uint64_t len)
+{
+	return s->block + SWAPIO_ALIGN_UP(len, (uint64_t)s->block);
+}
+
+/* store.c: the map (s->lock held) */
+struct entry *swapio__entry_new(const char *key, size_t keylen);
+void swapio__entry_put(swapio_store *s, struct entry *e);
+void swapio__apply_put(swapio_store *s, struct entry *e);
+void swapio__apply_del(swapio_store *s, const char *key, size_t n,
+		       uint64_t gen, bool tomb);
+void swapio__tombs_drop(swapio_store *s, uint64_t below);
+void swapio__map_free(swapio_store *s);
+int swapio__map_reset(swapio_store *s);
+/* A bare store (no files) for replay from memory; NULL on ENOMEM. */
+swapio_store *swapio__store_alloc(swapio_handle *h, uint32_t flags);
+void swapio__store_free(swapio_store *s);
+
+/* store_space.c */
+int swapio__fl_insert(struct freelist *fl, uint64_t off, uint64_t len);
+int swapio__fl_take(struct freelist *fl, uint64_t len, uint64_t *off);
+int swapio__fl_claim(struct freelist *fl, uint64_t off, uint64_t len);
+uint64_t swapio__fl_free_bytes(const struct freelist *fl);
+int swapio__space_init(swapio_store *s);
+int swapio__space_alloc(swapio_store *s, uint64_t len, uint64_t *off);
+void swapio__space_free(swapio_store *s, uint64_t off, uint64_t len);
+int swapio__space_capacity(swapio_store *s, uint64_t capacity);
+
+/* store_log.c */
+void swapio__rec_put(struct irec *r, const struct entry *e);
+void swapio__rec_del(struct irec *r, const char *key, size_t n, uint64_t gen);
+int swapio__log_gen(swapio_store *s, uint64_t *gen);
+int swapio__log_append(swapio_store *s, const struct irec *r);
+void swapio__log_maybe_compact(swapio_store *s);
+int swapio__log_compact(swapio_store *s);
+int swapio__log_replay(swapio_store *s, const void *buf, size_t len);
+int swapio__log_load(swapio_store *s);
+int swapio__log_sync(swapio_store *s);
+
+/* store_recover.c */
+int swapio__scan_rebuild(swapio_store *s, uint32_t def_block);
+
+#endif /* SWAPIO_STORE_IMPL_H */
