@@ -39,7 +39,7 @@
 /* Is @s inherited across fork()? A store belongs to its opener. */
 static bool store_forked(const swapio_store *s)
 {
-	return swapio__forked(s->gen);
+	return swapio__forked(s->fork_gen);
 }
 
 /* Length of a valid key, or 0. */
@@ -500,7 +500,7 @@ swapio_store *swapio__store_alloc(swapio_handle *h, uint32_t flags)
 		return NULL;
 	s->h = h;
 	s->ifd = s->dirfd = s->lockfd = -1;
-	s->gen = swapio__fork_gen();
+	s->fork_gen = swapio__fork_gen();
 	s->flags = flags;
 	s->grow = DEF_GROW;
 	s->live.next = s->live.prev = &s->live;

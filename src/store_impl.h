@@ -92,7 +92,7 @@ struct swapio_store {
 	int			ifd;	/* index */
 	int			dirfd;
 	int			lockfd;	/* F_SETLK record lock on "lock" */
-	unsigned int		gen;	/* fork generation (store_forked()) */
+	unsigned int		fork_gen; /* see store_forked() */
 	struct store_reg	*reg;	/* this process's claim on the dir */
 	uint32_t		block;
 	uint32_t		flags;
