@@ -39,6 +39,7 @@ struct swapio_file {
 	int		fd;		/* O_DIRECT when direct */
 	int		bfd;		/* buffered twin for edges; fd if !direct */
 	bool		direct;
+	bool		blkdev;		/* a block device: its size is fixed */
 	bool		readable;
 	bool		writable;
 	uint32_t	mem_align;	/* direct I/O: buffer address */
