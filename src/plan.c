@@ -38,14 +38,24 @@ static void part_bounds(const swapio_file *f, struct swapio_part *p)
 }
 
 /*
+ * The request size for @f: block_size, rounded up to whole edge units. A
+ * device whose logical block is larger than block_size (16 KiB sectors
+ * and 4 KiB blocks) would otherwise get misaligned direct requests.
+ */
+static uint64_t file_block(const swapio_handle *h, const swapio_file *f)
+{
+	return SWAPIO_ALIGN_UP(h->cfg.block_size, (uint64_t)f->edge_align);
+}
+
+/*
  * Cut [off, off + len) into at most nr_workers contiguous parts whose
- * inner boundaries fall on block_size multiples of the file offset, so
+ * inner boundaries fall on file_block() multiples of the file offset, so
  * that every part but the first starts aligned. Returns the part count.
  */
 unsigned int swapio__split(const swapio_handle *h, struct swapio_op *op,
 			   unsigned char *mem, size_t len, uint64_t off)
 {
-	const uint64_t bs = h->cfg.block_size;
+	const uint64_t bs = file_block(h, op->f);
 	const uint64_t end = off + len;
 	uint64_t nr_blocks = (len + bs - 1) / bs;
 	uint64_t n = SWAPIO_MIN((uint64_t)h->nr_workers, nr_blocks);
@@ -78,18 +88,25 @@ unsigned int swapio__split(const swapio_handle *h, struct swapio_op *op,
 	return nr;
 }
 
-static int bounce_block(struct swapio_worker *w, struct swapio_req *rq)
+/*
+ * A bounce block of at least @len bytes for @rq's slot. It is kept for
+ * the slot's next requests, and grown when a file with larger edge units
+ * needs more.
+ */
+static int bounce_block(const swapio_file *f, struct swapio_req *rq,
+			size_t len)
 {
-	const size_t bs = w->h->cfg.block_size;
+	const size_t align = SWAPIO_MAX(4096u, f->mem_align);
+	void *p;
 
-	if (!rq->bounce) {
-		void *p;
-
-		/* Page alignment satisfies every memory alignment below it. */
-		if (posix_memalign(&p, 4096, bs))
-			return -ENOMEM;
-		rq->bounce = p;
-	}
+	if (rq->bounce && rq->bounce_len >= len)
+		return 0;
+	/* Page alignment satisfies every memory alignment below it. */
+	if (posix_memalign(&p, align, len))
+		return -ENOMEM;
+	free(rq->bounce);
+	rq->bounce = p;
+	rq->bounce_len = len;
 	return 0;
 }
 
@@ -101,7 +118,7 @@ int swapio__plan_next(struct swapio_worker *w, struct swapio_part *p,
 		      struct swapio_req *rq)
 {
 	const swapio_file *f = p->op->f;
-	const uint64_t bs = w->h->cfg.block_size;
+	const uint64_t bs = file_block(w->h, f);
 	uint64_t left = p->end - p->pos;
 	size_t n;
 
@@ -127,7 +144,7 @@ int swapio__plan_next(struct swapio_worker *w, struct swapio_part *p,
 		/* Body: whole pages, direct when the file is. */
 		n = SWAPIO_MIN(bs, p->tail - p->pos);
 		if ((uintptr_t)p->mem % f->mem_align) {
-			int ret = bounce_block(w, rq);
+			int ret = bounce_block(f, rq, bs);
 
 			if (ret)
 				return ret;
