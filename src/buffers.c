@@ -11,6 +11,7 @@
 
 int swapio_buf_alloc(size_t size, unsigned int flags, void **out)
 {
+	SWAPIO_KEEP_ERRNO;
 	void *p;
 
 	if (!out)
@@ -41,6 +42,7 @@ int swapio_buf_alloc(size_t size, unsigned int flags, void **out)
 
 void swapio_buf_free(void *buf, size_t size)
 {
+	SWAPIO_KEEP_ERRNO;
 	if (buf)
 		munmap(buf, size);	/* also drops any lock */
 }

@@ -482,6 +482,7 @@ static int engine_attach(swapio_handle *h)
 
 int swapio_handle_create(const struct swapio_config *cfg, swapio_handle **out)
 {
+	SWAPIO_KEEP_ERRNO;
 	struct swapio_config c;
 	pthread_condattr_t ca;
 	swapio_handle *h;
@@ -525,6 +526,7 @@ err_destroy_sync:
 
 void swapio_handle_destroy(swapio_handle *h)
 {
+	SWAPIO_KEEP_ERRNO;
 	struct swapio_op *op, *next;
 	int efd;
 
@@ -566,6 +568,7 @@ const char *swapio_handle_engine_note(const swapio_handle *h)
 
 int swapio_handle_eventfd(swapio_handle *h)
 {
+	SWAPIO_KEEP_ERRNO;
 	int efd;
 
 	if (!h)
@@ -663,12 +666,14 @@ static int op_submit(swapio_handle *h, swapio_file *f, swapio_file *owned,
 int swapio_submit_read(swapio_handle *h, swapio_file *f, void *buf,
 		       size_t len, uint64_t off, swapio_op **op)
 {
+	SWAPIO_KEEP_ERRNO;
 	return op_submit(h, f, NULL, false, buf, len, off, op);
 }
 
 int swapio_submit_write(swapio_handle *h, swapio_file *f, const void *buf,
 			size_t len, uint64_t off, swapio_op **op)
 {
+	SWAPIO_KEEP_ERRNO;
 	/* Writes only read from @buf; the cast never leads to a store. */
 	return op_submit(h, f, NULL, true, (void *)buf, len, off, op);
 }
@@ -698,6 +703,7 @@ static int submit_path(swapio_handle *h, const char *path, bool write,
 int swapio_submit_read_path(swapio_handle *h, const char *path, void *buf,
 			    size_t len, uint64_t off, swapio_op **op)
 {
+	SWAPIO_KEEP_ERRNO;
 	return submit_path(h, path, false, buf, len, off, op);
 }
 
@@ -705,6 +711,7 @@ int swapio_submit_write_path(swapio_handle *h, const char *path,
 			     const void *buf, size_t len, uint64_t off,
 			     swapio_op **op)
 {
+	SWAPIO_KEEP_ERRNO;
 	return submit_path(h, path, true, (void *)buf, len, off, op);
 }
 
@@ -720,6 +727,7 @@ static ssize_t finish_sync(swapio_op *op)
 ssize_t swapio_pread(swapio_handle *h, swapio_file *f, void *buf, size_t len,
 		     uint64_t off)
 {
+	SWAPIO_KEEP_ERRNO;
 	swapio_op *op;
 	int ret = swapio_submit_read(h, f, buf, len, off, &op);
 
@@ -729,6 +737,7 @@ ssize_t swapio_pread(swapio_handle *h, swapio_file *f, void *buf, size_t len,
 ssize_t swapio_pwrite(swapio_handle *h, swapio_file *f, const void *buf,
 		      size_t len, uint64_t off)
 {
+	SWAPIO_KEEP_ERRNO;
 	swapio_op *op;
 	int ret = swapio_submit_write(h, f, buf, len, off, &op);
 
@@ -738,6 +747,7 @@ ssize_t swapio_pwrite(swapio_handle *h, swapio_file *f, const void *buf,
 ssize_t swapio_pread_path(swapio_handle *h, const char *path, void *buf,
 			  size_t len, uint64_t off)
 {
+	SWAPIO_KEEP_ERRNO;
 	swapio_op *op;
 	int ret = swapio_submit_read_path(h, path, buf, len, off, &op);
 
@@ -747,6 +757,7 @@ ssize_t swapio_pread_path(swapio_handle *h, const char *path, void *buf,
 ssize_t swapio_pwrite_path(swapio_handle *h, const char *path,
 			   const void *buf, size_t len, uint64_t off)
 {
+	SWAPIO_KEEP_ERRNO;
 	swapio_op *op;
 	int ret = swapio_submit_write_path(h, path, buf, len, off, &op);
 
@@ -782,6 +793,7 @@ static bool sleep_until(swapio_handle *h, int timeout_ms,
 
 ssize_t swapio_op_wait(swapio_op *op, int timeout_ms)
 {
+	SWAPIO_KEEP_ERRNO;
 	struct timespec dl;
 	bool done;
 
@@ -808,6 +820,7 @@ static int first_done(swapio_op *const *ops, unsigned int n)
 
 int swapio_wait_any(swapio_op *const *ops, unsigned int n, int timeout_ms)
 {
+	SWAPIO_KEEP_ERRNO;
 	swapio_handle *h;
 	struct timespec dl;
 	int idx;
@@ -830,6 +843,7 @@ int swapio_wait_any(swapio_op *const *ops, unsigned int n, int timeout_ms)
 
 int swapio_wait_all(swapio_handle *h, int timeout_ms)
 {
+	SWAPIO_KEEP_ERRNO;
 	struct timespec dl;
 	int ret;
 
@@ -847,6 +861,7 @@ int swapio_wait_all(swapio_handle *h, int timeout_ms)
 
 void swapio_op_free(swapio_op *op)
 {
+	SWAPIO_KEEP_ERRNO;
 	swapio_handle *h;
 
 	if (!op)
@@ -887,6 +902,7 @@ static uint64_t lat_percentile(const uint64_t *hist, uint64_t total,
 
 void swapio_handle_stats(swapio_handle *h, struct swapio_stats *out)
 {
+	SWAPIO_KEEP_ERRNO;
 	uint64_t hist[SWAPIO_LAT_BUCKETS] = { 0 };
 
 	if (!h || !out)
@@ -922,6 +938,7 @@ void swapio_handle_stats(swapio_handle *h, struct swapio_stats *out)
 
 void swapio_handle_stats_reset(swapio_handle *h)
 {
+	SWAPIO_KEEP_ERRNO;
 	if (!h)
 		return;
 	for (unsigned int i = 0; i < h->nr_workers; i++) {

@@ -102,6 +102,7 @@ static struct swapio_pool *pool_alloc(size_t buf_size, unsigned int count)
 int swapio_pool_create(size_t buf_size, unsigned int count,
 		       unsigned int flags, swapio_pool **out)
 {
+	SWAPIO_KEEP_ERRNO;
 	const unsigned int known = SWAPIO_BUF_LOCKED | SWAPIO_BUF_HUGE |
 				   SWAPIO_POOL_REQUIRE_LOCKED;
 	struct swapio_pool *p;
@@ -136,6 +137,7 @@ err_free_pool:
 
 void swapio_pool_destroy(swapio_pool *p)
 {
+	SWAPIO_KEEP_ERRNO;
 	if (!p)
 		return;
 	pthread_cond_destroy(&p->cv);
@@ -148,6 +150,7 @@ void swapio_pool_destroy(swapio_pool *p)
 
 int swapio_pool_get(swapio_pool *p, int timeout_ms, void **buf)
 {
+	SWAPIO_KEEP_ERRNO;
 	struct timespec dl;
 	unsigned int i;
 	int ret = 0;
@@ -180,6 +183,7 @@ int swapio_pool_get(swapio_pool *p, int timeout_ms, void **buf)
 
 int swapio_pool_put(swapio_pool *p, void *buf)
 {
+	SWAPIO_KEEP_ERRNO;
 	unsigned char *b = buf;
 	size_t i;
 	int ret = 0;
@@ -212,6 +216,7 @@ unsigned int swapio_pool_count(const swapio_pool *p)
 
 unsigned int swapio_pool_available(swapio_pool *p)
 {
+	SWAPIO_KEEP_ERRNO;
 	unsigned int n;
 
 	if (!p)
