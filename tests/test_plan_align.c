@@ -43,7 +43,7 @@ static void plan_part(struct swapio_worker *w, const swapio_file *f,
 			assert_int_equal(rq.off % ALIGN, 0);
 			assert_int_equal(rq.len % ALIGN, 0);
 			assert_int_equal((uintptr_t)rq.buf % f->mem_align, 0);
-			/* Bounced or not, the user's bytes are the right ones. */
+			/* Bounced or not, these are the user's bytes. */
 			assert_ptr_equal(rq.user ? rq.user : rq.buf,
 					 mem + (rq.off - off));
 			if (rq.user)
