@@ -196,7 +196,12 @@ enum {
  * -EISDIR, -EACCES, ..., and -ESPIPE for anything but a regular file or a
  * block device (a FIFO, socket or terminal cannot be read at an offset).
  * -EINVAL for a NULL argument or unknown or missing READ/WRITE flags.
- * A file may serve many ops at once from any thread.
+ * With O_DIRECT, unaligned edges go through a buffered twin descriptor
+ * reopened from the first through /proc/self/fd, never by @path, so both
+ * name one inode (-ESTALE if they ever did not); where /proc is not
+ * mounted the file gets buffered I/O, or -ENOENT under
+ * SWAPIO_CFG_DIRECT_STRICT. A file may serve many ops at once from any
+ * thread.
  */
 SWAPIO_API int swapio_file_open(swapio_handle *h, const char *path,
 				unsigned int flags, swapio_file **out);
@@ -242,10 +247,13 @@ SWAPIO_API void swapio_file_alignment(const swapio_file *f,
 				      uint32_t *mem_align,
 				      uint32_t *offset_align);
 
-/* Size of an open file, or -errno. */
+/* Size of an open file (of a block device: the device's), or -errno. */
 SWAPIO_API int64_t swapio_file_size(const swapio_file *f);
 
-/* Size of the file at @path (DeepSpeed's get_file_size), or -errno. */
+/*
+ * Size of the file at @path (DeepSpeed's get_file_size), or -errno. For a
+ * block device, the device's size (that needs read permission on it).
+ */
 SWAPIO_API int64_t swapio_path_size(const char *path);
 
 /* ------------------------------------------------------------------ */

@@ -3,8 +3,13 @@
 # Does nothing when they are all present. Run as root (or through sudo).
 set -eu
 
+# Sanitizer runtimes: gcc's (libasan, libubsan, libtsan) are hard
+# dependencies of build-essential's libgcc-N-dev; clang's and libFuzzer
+# are in libclang-rt-dev, only a Recommends of clang, which
+# --no-install-recommends skips. mount has losetup (the loop-device tests).
 pkgs="build-essential cmake pkg-config liburing-dev libaio-dev libxxhash-dev
-libcmocka-dev fio clang libclang-rt-dev strace python3 util-linux e2fsprogs"
+libcmocka-dev fio clang libclang-rt-dev strace python3 util-linux mount
+e2fsprogs"
 
 missing=""
 for p in $pkgs; do

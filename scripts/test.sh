@@ -4,7 +4,11 @@
 #   2. AddressSanitizer + UndefinedBehaviorSanitizer, every test but the
 #      fuzzers (they carry their own sanitizers);
 #   3. ThreadSanitizer, the concurrency tests (label "tsan");
-#   4. with clang: the libFuzzer targets, briefly.
+#   4. with clang: the libFuzzer targets, briefly;
+#   5. builds only (no tests): Release and MinSizeRel with gcc, Release
+#      with clang, since optimisers find warnings the others do not.
+# Every stage builds with -Werror (SWAPIO_WERROR=ON); a build that fails
+# counts as one failed test.
 # Installs missing Debian packages first. The last line is the total:
 # "N passed, N failed".
 set -uo pipefail
@@ -17,12 +21,28 @@ total_fail=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
+# build_stage NAME BUILD_DIR "CMAKE ARGS": builds, counts 1 pass or 1 fail.
+build_stage() {
+	local name=$1 dir=$2 cargs=$3
+	echo "=== $name"
+	# shellcheck disable=SC2086
+	if cmake -S . -B "$dir" -DSWAPIO_WERROR=ON $cargs >"$log" 2>&1 &&
+	   cmake --build "$dir" -j"$jobs" >>"$log" 2>&1; then
+		echo "$name: built"
+		total_pass=$((total_pass + 1))
+	else
+		cat "$log"
+		echo "$name: build failed"
+		total_fail=$((total_fail + 1))
+	fi
+}
+
 # run_stage NAME BUILD_DIR "CMAKE ARGS" "CTEST ARGS"
 run_stage() {
 	local name=$1 dir=$2 cargs=$3 targs=$4 line passed failed total
 	echo "=== $name"
 	# shellcheck disable=SC2086
-	if ! cmake -S . -B "$dir" $cargs >"$log" 2>&1 ||
+	if ! cmake -S . -B "$dir" -DSWAPIO_WERROR=ON $cargs >"$log" 2>&1 ||
 	   ! cmake --build "$dir" -j"$jobs" >>"$log" 2>&1; then
 		cat "$log"
 		echo "$name: build failed"
@@ -54,6 +74,12 @@ if command -v clang >/dev/null 2>&1; then
 	CC=clang run_stage "fuzzers (clang, libFuzzer)" build-fuzz \
 		"-DCMAKE_BUILD_TYPE=Debug -DSWAPIO_FUZZ=ON" "-R fuzz"
 fi
+CC=gcc build_stage "Release build (gcc)" build-rel-gcc \
+	"-DCMAKE_BUILD_TYPE=Release"
+CC=gcc build_stage "MinSizeRel build (gcc)" build-minsize-gcc \
+	"-DCMAKE_BUILD_TYPE=MinSizeRel"
+CC=clang build_stage "Release build (clang)" build-rel-clang \
+	"-DCMAKE_BUILD_TYPE=Release"
 
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

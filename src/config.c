@@ -194,6 +194,7 @@ static int parse_line(struct swapio_config *c, struct span line)
 int swapio_config_parse(const char *text, size_t len,
 			struct swapio_config *cfg)
 {
+	SWAPIO_KEEP_ERRNO;
 	struct swapio_config c = { 0 };
 	const char *p, *end, *nl;
 	struct span line;
@@ -258,6 +259,7 @@ static int read_all(int fd, char **out, size_t *len_out)
 
 int swapio_config_load(const char *path, struct swapio_config *cfg)
 {
+	SWAPIO_KEEP_ERRNO;
 	struct stat st;
 	size_t len = 0;
 	char *text = NULL;
@@ -365,6 +367,7 @@ static int write_all(int fd, const char *p, size_t n)
 
 int swapio_config_save(const char *path, const struct swapio_config *cfg)
 {
+	SWAPIO_KEEP_ERRNO;
 	char text[512], *tmp;
 	int fd, len, ret;
 

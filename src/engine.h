@@ -39,6 +39,7 @@ struct swapio_req {
 	unsigned char		*buf;		/* I/O memory: user or bounce */
 	unsigned char		*user;		/* bounced: the user's memory */
 	unsigned char		*bounce;	/* this slot's block, lazily made */
+	size_t			bounce_len;	/* its size */
 	uint64_t		off;
 	size_t			len;
 	size_t			done;		/* bytes moved so far */

@@ -13,6 +13,7 @@
 
 const char *swapio_strerror(int err)
 {
+	SWAPIO_KEEP_ERRNO;
 	const char *msg;
 
 	if (err >= 0)

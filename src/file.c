@@ -5,8 +5,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -15,7 +17,10 @@
 
 #define FALLBACK_ALIGN	4096u	/* a multiple of every logical block */
 
-/* The logical block size of the device under @fd, from sysfs; 0 if none. */
+/*
+ * The logical block size of the device under @fd (for a block device, of
+ * the device itself), from sysfs; 0 if none.
+ */
 static uint32_t sysfs_logical_block(int fd)
 {
 	static const char *const fmts[] = {
@@ -25,15 +30,17 @@ static uint32_t sysfs_logical_block(int fd)
 	struct stat st;
 	char path[96];
 	unsigned int v;
+	dev_t dev;
 
 	if (fstat(fd, &st))
 		return 0;
+	/* A device node's st_dev is the devtmpfs it lives on. */
+	dev = S_ISBLK(st.st_mode) ? st.st_rdev : st.st_dev;
 	for (size_t i = 0; i < SWAPIO_ARRAY_SIZE(fmts); i++) {
 		FILE *fp;
 		int n;
 
-		snprintf(path, sizeof(path), fmts[i], major(st.st_dev),
-			 minor(st.st_dev));
+		snprintf(path, sizeof(path), fmts[i], major(dev), minor(dev));
 		fp = fopen(path, "re");
 		if (!fp)
 			continue;
@@ -79,17 +86,25 @@ static void learn_alignment(swapio_file *f)
  * Anything else (a FIFO, a socket, a terminal) would leave an io_uring or
  * libaio read waiting forever instead of failing.
  */
-static int check_type(int fd)
+static int check_type(const struct stat *st)
 {
-	struct stat st;
-
-	if (fstat(fd, &st))
-		return -errno;
-	if (S_ISDIR(st.st_mode))
+	if (S_ISDIR(st->st_mode))
 		return -EISDIR;
-	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+	if (!S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode))
 		return -ESPIPE;
 	return 0;
+}
+
+/* What @fd (described by @st) holds: st_size is 0 for a block device. */
+static int64_t stat_size(int fd, const struct stat *st)
+{
+	uint64_t n;
+
+	if (!S_ISBLK(st->st_mode))
+		return st->st_size;
+	if (ioctl(fd, BLKGETSIZE64, &n))
+		return -errno;
+	return n > INT64_MAX ? -EOVERFLOW : (int64_t)n;
 }
 
 static int open_flags(unsigned int flags)
@@ -109,13 +124,99 @@ static int open_flags(unsigned int flags)
 	return o;
 }
 
+/*
+ * The primary descriptor: O_DIRECT if *@direct, else (or where the
+ * filesystem refuses O_DIRECT with EINVAL, unless strict) buffered. Fills
+ * @st and *@direct with what was opened. Returns the fd or -errno.
+ */
+static int open_primary(int dirfd, const char *path, int o,
+			uint32_t cfg_flags, bool *direct, struct stat *st)
+{
+	int fd = -1, ret;
+
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+	if (*direct) {
+		fd = openat(dirfd, path, o | O_DIRECT | O_NONBLOCK, 0644);
+		if (fd < 0 && (errno != EINVAL ||
+			       (cfg_flags & SWAPIO_CFG_DIRECT_STRICT)))
+			return -errno;
+		*direct = fd >= 0;
+	}
+	if (fd < 0 && (fd = openat(dirfd, path, o | O_NONBLOCK, 0644)) < 0)
+		return -errno;
+	/* A directory opens read-only; refuse it here, not at the first read.
+	 * Then drop O_NONBLOCK, which would make io_uring fail with EAGAIN
+	 * what it should wait for. */
+	ret = fstat(fd, st) ? -errno : check_type(st);
+	if (!ret && fcntl(fd, F_SETFL, *direct ? O_DIRECT : 0))
+		ret = -errno;
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+/*
+ * The buffered twin of @fd (described by @st) for the unaligned edges: a
+ * second open file description of the same inode. Reopening through
+ * /proc/self/fd follows the descriptor, not the path, so a rename or
+ * replace of the path since the first open cannot slip in another file;
+ * the inode check makes that certain (-ESTALE if it ever differed).
+ * Returns the fd or -errno; -ENOENT means /proc is not mounted.
+ */
+static int open_twin(int fd, int o, const struct stat *st)
+{
+	char link[32];
+	struct stat tw;
+	int bfd, ret;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	/* The twin must not create or truncate again what the first made. */
+	bfd = open(link, o & ~(O_CREAT | O_EXCL | O_TRUNC));
+	if (bfd < 0)
+		return -errno;
+	ret = fstat(bfd, &tw) ? -errno : 0;
+	if (!ret && (tw.st_dev != st->st_dev || tw.st_ino != st->st_ino ||
+		     tw.st_rdev != st->st_rdev))
+		ret = -ESTALE;
+	if (ret) {
+		close(bfd);
+		return ret;
+	}
+	return bfd;
+}
+
+/*
+ * Give a direct @f its twin and alignment. Without /proc there is no safe
+ * twin, so the file goes wholly through the page cache instead (unless
+ * strict), as a filesystem without O_DIRECT does.
+ */
+static int attach_twin(swapio_file *f, int o, const struct stat *st)
+{
+	const bool strict = f->h->cfg.flags & SWAPIO_CFG_DIRECT_STRICT;
+	int bfd = open_twin(f->fd, o, st);
+
+	if (bfd == -ENOENT && !strict) {
+		if (fcntl(f->fd, F_SETFL, 0))
+			return -errno;
+		f->direct = false;
+		return 0;
+	}
+	if (bfd < 0)
+		return bfd;
+	f->bfd = bfd;
+	learn_alignment(f);
+	return 0;
+}
+
 int swapio__file_openat(swapio_handle *h, int dirfd, const char *path,
 			unsigned int flags, swapio_file **out)
 {
 	const unsigned int known = SWAPIO_O_READ | SWAPIO_O_WRITE |
 				   SWAPIO_O_CREATE | SWAPIO_O_TRUNC;
-	bool want_direct = !(h->cfg.flags & SWAPIO_CFG_BUFFERED);
-	int o = open_flags(flags);
+	const int o = open_flags(flags);
+	struct stat st;
 	swapio_file *f;
 	int ret;
 
@@ -127,43 +228,19 @@ int swapio__file_openat(swapio_handle *h, int dirfd, const char *path,
 	f->h = h;
 	f->readable = flags & SWAPIO_O_READ;
 	f->writable = flags & SWAPIO_O_WRITE;
-	f->fd = -1;
-
-	if (want_direct) {
-		/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
-		f->fd = openat(dirfd, path, o | O_DIRECT | O_NONBLOCK, 0644);
-		/* EINVAL: this filesystem has no direct I/O. */
-		if (f->fd < 0 && errno == EINVAL &&
-		    !(h->cfg.flags & SWAPIO_CFG_DIRECT_STRICT))
-			want_direct = false;
-		else if (f->fd < 0)
-			goto err_errno;
+	f->direct = !(h->cfg.flags & SWAPIO_CFG_BUFFERED);
+	f->fd = open_primary(dirfd, path, o, h->cfg.flags, &f->direct, &st);
+	if (f->fd < 0) {
+		ret = f->fd;
+		goto err_free;
 	}
-	if (!want_direct) {
-		f->fd = openat(dirfd, path, o | O_NONBLOCK, 0644);
-		if (f->fd < 0)
-			goto err_errno;
-	}
-	f->direct = want_direct;
 	f->bfd = f->fd;
-	/* A directory opens read-only; refuse it here, not at the first read.
-	 * Then drop O_NONBLOCK, which would make io_uring fail with EAGAIN
-	 * what it should wait for. */
-	ret = check_type(f->fd);
-	if (!ret && fcntl(f->fd, F_SETFL, want_direct ? O_DIRECT : 0))
-		ret = -errno;
-	if (ret) {
-		errno = -ret;
-		goto err_close_fd;
-	}
+	f->blkdev = S_ISBLK(st.st_mode);
+	f->mem_align = f->off_align = f->edge_align = 1;
 	if (f->direct) {
-		/* The twin must not truncate again what the first open made. */
-		f->bfd = openat(dirfd, path, o & ~(O_CREAT | O_TRUNC));
-		if (f->bfd < 0)
+		ret = attach_twin(f, o, &st);
+		if (ret)
 			goto err_close_fd;
-		learn_alignment(f);
-	} else {
-		f->mem_align = f->off_align = f->edge_align = 1;
 	}
 	atomic_init(&f->size_hint, 0);
 	f->gen = swapio__fork_gen();
@@ -172,12 +249,8 @@ int swapio__file_openat(swapio_handle *h, int dirfd, const char *path,
 	return 0;
 
 err_close_fd:
-	ret = -errno;
 	close(f->fd);
-	free(f);
-	return ret;
-err_errno:
-	ret = -errno;
+err_free:
 	free(f);
 	return ret;
 }
@@ -197,7 +270,9 @@ int swapio__file_prepare_write(swapio_file *f, uint64_t off, size_t len)
 	uint64_t end = off + len, seen;
 	struct stat st;
 
-	if (!f->direct || !len ||
+	/* A block device has its size; fallocate(2) there wants other modes
+	 * and aligned ranges, and would fail odd writes with EINVAL. */
+	if (!f->direct || f->blkdev || !len ||
 	    end <= atomic_load_explicit(&f->size_hint, memory_order_relaxed))
 		return 0;
 	if (fstat(f->fd, &st))
@@ -328,12 +403,15 @@ int64_t swapio_file_size(const swapio_file *f)
 		return SWAPIO_EFORKED;
 	if (fstat(f->fd, &st))
 		return -errno;
-	return st.st_size;
+	return stat_size(f->fd, &st);
 }
 
 int64_t swapio_path_size(const char *path)
 {
+	SWAPIO_KEEP_ERRNO;
 	struct stat st;
+	int64_t ret;
+	int fd;
 
 	if (!path)
 		return -EINVAL;
@@ -341,5 +419,13 @@ int64_t swapio_path_size(const char *path)
 		return -errno;
 	if (S_ISDIR(st.st_mode))
 		return -EISDIR;
-	return st.st_size;
+	if (!S_ISBLK(st.st_mode))
+		return st.st_size;
+	/* A device's size takes an open descriptor to ask. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	ret = fstat(fd, &st) ? -errno : stat_size(fd, &st);
+	close(fd);
+	return ret;
 }

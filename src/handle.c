@@ -431,7 +431,7 @@ static void workers_stop(swapio_handle *h, unsigned int n)
 			pthread_join(w->thread, NULL);
 		w->started = false;
 		for (unsigned int j = 0; w->reqs && j < h->cfg.queue_depth; j++)
-			swapio__bounce_free(w, &w->reqs[j]);
+			swapio__bounce_free(&w->reqs[j]);
 		free(w->reqs);
 		free(w->events);
 		pthread_cond_destroy(&w->cv);
@@ -832,12 +832,14 @@ static int op_submit(swapio_handle *h, swapio_file *f, swapio_file *owned,
 int swapio_submit_read(swapio_handle *h, swapio_file *f, void *buf,
 		       size_t len, uint64_t off, swapio_op **op)
 {
+	SWAPIO_KEEP_ERRNO;
 	return op_submit(h, f, NULL, false, buf, len, off, op);
 }
 
 int swapio_submit_write(swapio_handle *h, swapio_file *f, const void *buf,
 			size_t len, uint64_t off, swapio_op **op)
 {
+	SWAPIO_KEEP_ERRNO;
 	/* Writes only read from @buf; the cast never leads to a store. */
 	return op_submit(h, f, NULL, true, (void *)buf, len, off, op);
 }
@@ -870,6 +872,7 @@ static int submit_path(swapio_handle *h, const char *path, bool write,
 int swapio_submit_read_path(swapio_handle *h, const char *path, void *buf,
 			    size_t len, uint64_t off, swapio_op **op)
 {
+	SWAPIO_KEEP_ERRNO;
 	return submit_path(h, path, false, buf, len, off, op);
 }
 
@@ -877,6 +880,7 @@ int swapio_submit_write_path(swapio_handle *h, const char *path,
 			     const void *buf, size_t len, uint64_t off,
 			     swapio_op **op)
 {
+	SWAPIO_KEEP_ERRNO;
 	return submit_path(h, path, true, (void *)buf, len, off, op);
 }
 
@@ -892,6 +896,7 @@ static ssize_t finish_sync(swapio_op *op)
 ssize_t swapio_pread(swapio_handle *h, swapio_file *f, void *buf, size_t len,
 		     uint64_t off)
 {
+	SWAPIO_KEEP_ERRNO;
 	swapio_op *op;
 	int ret = swapio_submit_read(h, f, buf, len, off, &op);
 
@@ -901,6 +906,7 @@ ssize_t swapio_pread(swapio_handle *h, swapio_file *f, void *buf, size_t len,
 ssize_t swapio_pwrite(swapio_handle *h, swapio_file *f, const void *buf,
 		      size_t len, uint64_t off)
 {
+	SWAPIO_KEEP_ERRNO;
 	swapio_op *op;
 	int ret = swapio_submit_write(h, f, buf, len, off, &op);
 
@@ -910,6 +916,7 @@ ssize_t swapio_pwrite(swapio_handle *h, swapio_file *f, const void *buf,
 ssize_t swapio_pread_path(swapio_handle *h, const char *path, void *buf,
 			  size_t len, uint64_t off)
 {
+	SWAPIO_KEEP_ERRNO;
 	swapio_op *op;
 	int ret = swapio_submit_read_path(h, path, buf, len, off, &op);
 
@@ -919,6 +926,7 @@ ssize_t swapio_pread_path(swapio_handle *h, const char *path, void *buf,
 ssize_t swapio_pwrite_path(swapio_handle *h, const char *path,
 			   const void *buf, size_t len, uint64_t off)
 {
+	SWAPIO_KEEP_ERRNO;
 	swapio_op *op;
 	int ret = swapio_submit_write_path(h, path, buf, len, off, &op);
 
@@ -954,6 +962,7 @@ static bool sleep_until(swapio_handle *h, int timeout_ms,
 
 ssize_t swapio_op_wait(swapio_op *op, int timeout_ms)
 {
+	SWAPIO_KEEP_ERRNO;
 	struct timespec dl;
 	bool done;
 
@@ -982,6 +991,7 @@ static int first_done(swapio_op *const *ops, unsigned int n)
 
 int swapio_wait_any(swapio_op *const *ops, unsigned int n, int timeout_ms)
 {
+	SWAPIO_KEEP_ERRNO;
 	swapio_handle *h;
 	struct timespec dl;
 	int idx;
@@ -1017,6 +1027,7 @@ static bool running_before(const swapio_handle *h, uint64_t seq)
  */
 int swapio_wait_all(swapio_handle *h, int timeout_ms)
 {
+	SWAPIO_KEEP_ERRNO;
 	struct timespec dl;
 	uint64_t seq;
 	int ret;
@@ -1039,6 +1050,7 @@ int swapio_wait_all(swapio_handle *h, int timeout_ms)
 /* In a child of fork() the op is the parent's: leave it alone. */
 void swapio_op_free(swapio_op *op)
 {
+	SWAPIO_KEEP_ERRNO;
 	swapio_handle *h;
 
 	if (!op || swapio__forked(op->h->gen))
@@ -1084,6 +1096,7 @@ int64_t swapio__fault_injected(const swapio_handle *h)
 
 void swapio_handle_stats(swapio_handle *h, struct swapio_stats *out)
 {
+	SWAPIO_KEEP_ERRNO;
 	uint64_t hist[SWAPIO_LAT_BUCKETS] = { 0 };
 
 	if (!h || !out)
@@ -1119,6 +1132,7 @@ void swapio_handle_stats(swapio_handle *h, struct swapio_stats *out)
 
 void swapio_handle_stats_reset(swapio_handle *h)
 {
+	SWAPIO_KEEP_ERRNO;
 	if (!h)
 		return;
 	for (unsigned int i = 0; i < h->cfg.threads; i++) {

@@ -38,6 +38,7 @@ struct swapio_file {
 	int		fd;		/* O_DIRECT when direct */
 	int		bfd;		/* buffered twin for edges; fd if !direct */
 	bool		direct;
+	bool		blkdev;		/* a block device: its size is fixed */
 	bool		readable;
 	bool		writable;
 	uint32_t	mem_align;	/* direct I/O: buffer address */
@@ -140,7 +141,7 @@ unsigned int swapio__split(const swapio_handle *h, struct swapio_op *op,
 			   unsigned char *mem, size_t len, uint64_t off);
 int swapio__plan_next(struct swapio_worker *w, struct swapio_part *p,
 		      struct swapio_req *rq);
-void swapio__bounce_free(struct swapio_worker *w, struct swapio_req *rq);
+void swapio__bounce_free(struct swapio_req *rq);
 
 /* handle.c: the one place that decides what a request's result means. */
 void swapio__complete(struct swapio_worker *w, struct swapio_req *rq,

@@ -39,14 +39,24 @@ static void part_bounds(const swapio_file *f, struct swapio_part *p)
 }
 
 /*
+ * The request size for @f: block_size, rounded up to whole edge units. A
+ * device whose logical block is larger than block_size (16 KiB sectors
+ * and 4 KiB blocks) would otherwise get misaligned direct requests.
+ */
+static uint64_t file_block(const swapio_handle *h, const swapio_file *f)
+{
+	return SWAPIO_ALIGN_UP(h->cfg.block_size, (uint64_t)f->edge_align);
+}
+
+/*
  * Cut [off, off + len) into at most nr_workers contiguous parts whose
- * inner boundaries fall on block_size multiples of the file offset, so
+ * inner boundaries fall on file_block() multiples of the file offset, so
  * that every part but the first starts aligned. Returns the part count.
  */
 unsigned int swapio__split(const swapio_handle *h, struct swapio_op *op,
 			   unsigned char *mem, size_t len, uint64_t off)
 {
-	const uint64_t bs = h->cfg.block_size;
+	const uint64_t bs = file_block(h, op->f);
 	const uint64_t end = off + len;
 	uint64_t nr_blocks = (len + bs - 1) / bs;
 	uint64_t n = SWAPIO_MIN((uint64_t)h->cfg.threads, nr_blocks);
@@ -80,31 +90,34 @@ unsigned int swapio__split(const swapio_handle *h, struct swapio_op *op,
 }
 
 /*
- * A slot's bounce block, made at its first unaligned request and kept
- * until the handle goes. Page-aligned, which satisfies every memory
- * alignment below it, and not copied into a child of fork().
+ * A bounce block of at least @len bytes for @rq's slot, kept for the
+ * slot's next requests and grown when a file with larger edge units needs
+ * more. Page-aligned, which satisfies every memory alignment below it,
+ * and not copied into a child of fork().
  */
-static int bounce_block(struct swapio_worker *w, struct swapio_req *rq)
+static int bounce_block(struct swapio_req *rq, size_t len)
 {
-	const size_t bs = w->h->cfg.block_size;
 	void *p;
 
-	if (rq->bounce)
+	if (rq->bounce && rq->bounce_len >= len)
 		return 0;
-	p = mmap(NULL, bs, PROT_READ | PROT_WRITE,
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return -ENOMEM;
-	(void)madvise(p, bs, MADV_DONTFORK);
+	(void)madvise(p, len, MADV_DONTFORK);
+	swapio__bounce_free(rq);
 	rq->bounce = p;
+	rq->bounce_len = len;
 	return 0;
 }
 
-void swapio__bounce_free(struct swapio_worker *w, struct swapio_req *rq)
+void swapio__bounce_free(struct swapio_req *rq)
 {
 	if (rq->bounce)
-		munmap(rq->bounce, w->h->cfg.block_size);
+		munmap(rq->bounce, rq->bounce_len);
 	rq->bounce = NULL;
+	rq->bounce_len = 0;
 }
 
 /*
@@ -115,7 +128,7 @@ int swapio__plan_next(struct swapio_worker *w, struct swapio_part *p,
 		      struct swapio_req *rq)
 {
 	const swapio_file *f = p->op->f;
-	const uint64_t bs = w->h->cfg.block_size;
+	const uint64_t bs = file_block(w->h, f);
 	uint64_t left = p->end - p->pos;
 	size_t n;
 
@@ -144,7 +157,7 @@ int swapio__plan_next(struct swapio_worker *w, struct swapio_part *p,
 		/* Body: whole pages, direct when the file is. */
 		n = SWAPIO_MIN(bs, p->tail - p->pos);
 		if ((uintptr_t)p->mem % f->mem_align) {
-			int ret = bounce_block(w, rq);
+			int ret = bounce_block(rq, bs);
 
 			if (ret)
 				return ret;

@@ -106,9 +106,9 @@ static struct swapio_pool *pool_alloc(size_t buf_size, unsigned int count)
 int swapio_pool_create(size_t buf_size, unsigned int count,
 		       unsigned int flags, swapio_pool **out)
 {
+	SWAPIO_KEEP_ERRNO;
 	const unsigned int known = SWAPIO_BUF_LOCKED | SWAPIO_BUF_HUGE |
 				   SWAPIO_POOL_REQUIRE_LOCKED;
-	SWAPIO_KEEP_ERRNO;
 	struct swapio_pool *p;
 	int ret;
 
@@ -157,6 +157,7 @@ void swapio_pool_destroy(swapio_pool *p)
 
 int swapio_pool_get(swapio_pool *p, int timeout_ms, void **buf)
 {
+	SWAPIO_KEEP_ERRNO;
 	struct timespec dl;
 	unsigned int i;
 	int ret = 0;
@@ -191,6 +192,7 @@ int swapio_pool_get(swapio_pool *p, int timeout_ms, void **buf)
 
 int swapio_pool_put(swapio_pool *p, void *buf)
 {
+	SWAPIO_KEEP_ERRNO;
 	unsigned char *b = buf;
 	size_t i;
 	int ret = 0;
@@ -225,6 +227,7 @@ unsigned int swapio_pool_count(const swapio_pool *p)
 
 unsigned int swapio_pool_available(swapio_pool *p)
 {
+	SWAPIO_KEEP_ERRNO;
 	unsigned int n;
 
 	if (!p || swapio__forked(p->gen))
