@@ -15,3 +15,12 @@ swapio_add_test(NAME engine SOURCES test_engine.c PER_ENGINE LABELS tsan
 # worker, direct and buffered. Uses a 640 MiB sparse file.
 swapio_add_test(NAME hol SOURCES test_hol.c PER_ENGINE LABELS tsan
                 TIMEOUT 120)
+# Fork: children forked while ops are in flight get SWAPIO_EFORKED from
+# every inherited object, none of the parent's pinned memory or files,
+# and a working handle of their own. TSan must let a child start threads.
+swapio_add_test(NAME fork SOURCES test_fork.c PER_ENGINE LABELS tsan
+                TIMEOUT 60)
+foreach(e ${SWAPIO_TEST_ENGINES})
+  set_property(TEST fork.${e} APPEND PROPERTY ENVIRONMENT
+               "TSAN_OPTIONS=die_after_fork=0")
+endforeach()

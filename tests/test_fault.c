@@ -3,7 +3,8 @@
  * Faults injected under real I/O (SWAPIO_FAULT, src/engine_fault.c): every
  * op completes, exactly once, with the injected error or, for EINTR,
  * EAGAIN and short transfers, with the full byte count and the right
- * bytes on disk; stats.retries counts the retries. Runs once per engine.
+ * bytes on disk; stats.retries counts the retries. An engine that fails
+ * for good fails what it held and all that follows. Runs once per engine.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -357,6 +358,29 @@ static void eio_batch_modes(void **state)
 	free(src);
 }
 
+/*
+ * An engine that fails for good (fatal=: its reap returns an error, as a
+ * broken ring would): the ops in flight fail with that error and so does
+ * every later op on that worker; nothing waits forever, and destroy
+ * returns.
+ */
+static void fatal_engine_error(void **state)
+{
+	struct t_env *env = *state;
+	const size_t len = 6 * BS;
+	unsigned char *src = t_random_buf(len, 12);
+	swapio_handle *h = tf_handle("fatal=EBADR", cfg_of(1, 4, 0));
+	swapio_file *f = tf_open(h, env->path);
+
+	assert_int_equal(tf_pwrite(h, f, src, len, 0), -EBADR);
+	assert_int_equal(tf_pwrite(h, f, src, 4096, 0), -EBADR);
+	assert_int_equal(tf_pread(h, f, src, 100, 1), -EBADR);
+	assert_int_equal(swapio__fault_injected(h), 1);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+	free(src);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -374,6 +398,7 @@ int main(void)
 		cmocka_unit_test(eio_many_async),
 		cmocka_unit_test(destroy_in_flight),
 		cmocka_unit_test(eio_batch_modes),
+		cmocka_unit_test(fatal_engine_error),
 	};
 
 	t_engine();	/* skip (77) at once if the engine cannot run here */
