@@ -15,12 +15,14 @@ swapio_add_test(NAME badinput SOURCES test_badinput.c PER_ENGINE TIMEOUT 60)
 
 # The soak: tools/swapio-stress.c, several threads of mixed reads and
 # writes at random sizes and offsets over several files, every byte read
-# checked against a shadow copy. ~10 s per engine.
+# checked against a shadow copy, with a store beside them and a thread
+# checking wait_all, remove-after-put order, head-of-line order and fork
+# under that load (--contracts). 20 s per engine.
 add_executable(swapio-stress ${PROJECT_SOURCE_DIR}/tools/swapio-stress.c)
 target_link_libraries(swapio-stress swapio_static)
 foreach(e ${SWAPIO_TEST_ENGINES})
-  add_test(NAME soak.${e} COMMAND swapio-stress --seconds 10 --engine ${e}
-           --threads 4 --files 4 --file-mib 4 --watchdog 30)
+  add_test(NAME soak.${e} COMMAND swapio-stress --seconds 20 --engine ${e}
+           --threads 4 --files 4 --file-mib 4 --watchdog 30 --contracts)
   set_tests_properties(soak.${e} PROPERTIES
     SKIP_RETURN_CODE 77 TIMEOUT 180 LABELS "soak;tsan")
 endforeach()

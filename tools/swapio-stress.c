@@ -19,6 +19,8 @@
  * Beside the files, --store-threads threads put, get and remove keys of
  * a store, each checking its own keys against a model; at the end every
  * key is checked, then again after the store is closed and reopened.
+ * With --contracts one more thread checks the handle's and the store's
+ * promises under that load (see "Contracts").
  *
  * Uses only swapio.h, like every tool.
  */
@@ -35,6 +37,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,6 +63,7 @@ struct opts {
 	const char	*fault;
 	uint64_t	seed;
 	bool		buffered;
+	bool		contracts;
 };
 
 struct sfile {
@@ -81,6 +86,7 @@ struct counters {
 	atomic_uint_least64_t	failed_ops;	/* by injected faults */
 	atomic_uint_least64_t	bad;		/* unexpected */
 	atomic_uint_least64_t	store_ops;
+	atomic_uint_least64_t	contracts;	/* probes of --contracts */
 };
 
 static struct opts o = {
@@ -407,7 +413,8 @@ static void print_report(const char *how, double secs)
 	printf("swapio-stress: %s engine=%s seconds=%.1f threads=%u files=%u "
 	       "ops=%llu ops/s=%.0f reads=%llu writes=%llu "
 	       "bytes_written=%llu bytes_verified=%llu mismatches=%llu "
-	       "failed_ops=%llu unexpected=%llu retries=%llu store_ops=%llu\n",
+	       "failed_ops=%llu unexpected=%llu retries=%llu store_ops=%llu "
+	       "contracts=%llu\n",
 	       how, swapio_handle_engine(h), secs, o.threads, o.files,
 	       (unsigned long long)GET(ops), (double)GET(ops) / secs,
 	       (unsigned long long)GET(reads), (unsigned long long)GET(writes),
@@ -417,7 +424,8 @@ static void print_report(const char *how, double secs)
 	       (unsigned long long)GET(failed_ops),
 	       (unsigned long long)GET(bad),
 	       (unsigned long long)st.retries,
-	       (unsigned long long)GET(store_ops));
+	       (unsigned long long)GET(store_ops),
+	       (unsigned long long)GET(contracts));
 	fflush(stdout);
 }
 
@@ -736,6 +744,216 @@ static void store_teardown(void)
 }
 
 /* ------------------------------------------------------------------ */
+/* Contracts (--contracts)                                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * One more thread walks, in turn and under the load of all the others,
+ * the promises that concurrency tends to break:
+ *   barrier  a 4 KiB write, then swapio_wait_all(): it returns 0 with
+ *            that write done, while the other threads keep the handle
+ *            busy throughout;
+ *   order    put a key, submit a second put, remove the key before that
+ *            put is waited for: the key stays removed, and still is after
+ *            the store is reopened at the end;
+ *   hol      on a one-worker handle of its own, a 4 KiB read submitted
+ *            after a 64 MiB one (a single request) finishes first;
+ *   fork     a child (no allocation, no threads) gets SWAPIO_EFORKED
+ *            from the shared handle and store, and exits.
+ */
+#define HOL_BIG		(64u << 20)
+
+static unsigned int nr_order_keys;
+
+static void contract_broken(const char *what, long long got)
+{
+	complain("CONTRACT %s: got %lld", what, got);
+	ADD(bad, 1);
+}
+
+static void contract_barrier(swapio_file *bf, const unsigned char *buf)
+{
+	swapio_op *op;
+	int ret;
+
+	ret = swapio_submit_write(h, bf, buf, 4096, 0, &op);
+	if (ret) {
+		contract_broken("barrier submit", ret);
+		return;
+	}
+	ret = swapio_wait_all(h, (int)o.watchdog_s * 1000);
+	if (ret || !swapio_op_done(op))
+		contract_broken("wait_all returned before its op", ret);
+	else if (swapio_op_wait(op, 0) != 4096)
+		contract_broken("barrier write", swapio_op_wait(op, 0));
+	swapio_op_free(op);
+}
+
+static void order_key(char *key, size_t n, unsigned int i)
+{
+	snprintf(key, n, "contract/order.%u", i);
+}
+
+static void contract_order(const unsigned char *buf)
+{
+	swapio_store_op *op;
+	char key[64];
+	int64_t res;
+	int ret;
+
+	if (!store)
+		return;
+	order_key(key, sizeof(key), nr_order_keys++);
+	ret = swapio_store_put(store, key, buf, 4096);
+	if (!ret)
+		ret = swapio_store_submit_put(store, key, buf + 1, 8192, &op);
+	if (ret) {
+		contract_broken("order put", ret);
+		return;
+	}
+	ret = swapio_store_remove(store, key);
+	res = swapio_store_op_wait(op, -1);
+	swapio_store_op_free(op);
+	if (ret || res < 0)
+		contract_broken("order remove/put", ret ? ret : res);
+	else if ((res = swapio_store_size(store, key)) != -ENOENT)
+		contract_broken("remove after put did not win", res);
+}
+
+static void contract_order_final(void)
+{
+	char key[64];
+	int64_t res;
+
+	for (unsigned int i = 0; store && i < nr_order_keys; i++) {
+		order_key(key, sizeof(key), i);
+		res = swapio_store_size(store, key);
+		if (res != -ENOENT)
+			contract_broken("removed key back after reopen", res);
+	}
+}
+
+static void contract_hol(swapio_handle *hh, swapio_file *hf,
+			 unsigned char *big, unsigned char *small)
+{
+	swapio_op *b, *s;
+	ssize_t res;
+
+	if (swapio_submit_read(hh, hf, big, HOL_BIG, 0, &b)) {
+		contract_broken("hol submit", 0);
+		return;
+	}
+	if (swapio_submit_read(hh, hf, small, 4096, HOL_BIG, &s)) {
+		contract_broken("hol submit", 0);
+		swapio_op_free(b);
+		return;
+	}
+	res = swapio_op_wait(s, -1);
+	if (res != 4096)
+		contract_broken("hol small read", res);
+	else if (swapio_op_done(b))
+		contract_broken("4 KiB read waited for the 64 MiB one", 0);
+	res = swapio_op_wait(b, -1);
+	if (res != HOL_BIG)
+		contract_broken("hol big read", res);
+	swapio_op_free(s);
+	swapio_op_free(b);
+}
+
+/* The child only calls what must fail at once, and never allocates. */
+static void contract_fork(swapio_file *bf, unsigned char *buf)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		contract_broken("fork", -errno);
+		return;
+	}
+	if (!pid) {
+		alarm(10);
+		if (swapio_pwrite(h, bf, buf, 4096, 0) != SWAPIO_EFORKED ||
+		    swapio_wait_all(h, -1) != SWAPIO_EFORKED ||
+		    (store && swapio_store_put(store, "contract/child", buf,
+					       1) != SWAPIO_EFORKED))
+			_exit(1);
+		_exit(0);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status))
+		contract_broken("forked child", status);
+}
+
+static int contract_files(swapio_handle **hh, swapio_file **hf,
+			  swapio_file **bf)
+{
+	struct swapio_config cfg = { .block_size = HOL_BIG, .threads = 1,
+				     .engine = o.engine,
+				     .flags = SWAPIO_CFG_BUFFERED };
+	char path[4096];
+	int ret, fd;
+
+	snprintf(path, sizeof(path), "%s/barrier", scratch);
+	ret = swapio_file_open(h, path, SWAPIO_O_WRITE | SWAPIO_O_CREATE, bf);
+	if (!ret)
+		ret = swapio_handle_create(&cfg, hh);
+	snprintf(path, sizeof(path), "%s/hol", scratch);
+	if (!ret)
+		ret = swapio_file_open(*hh, path, SWAPIO_O_READ |
+				       SWAPIO_O_WRITE | SWAPIO_O_CREATE, hf);
+	/* Sparse: the page cache copies zeros, no disk I/O at all. */
+	if (!ret) {
+		fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || ftruncate(fd, HOL_BIG * 2))
+			ret = -errno;
+		if (fd >= 0)
+			close(fd);
+	}
+	return ret;
+}
+
+static void contract_unlink(const char *name)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", scratch, name);
+	if (unlink(path) && errno != ENOENT)
+		complain("unlink %s: %s", path, strerror(errno));
+}
+
+static void *contract_worker(void *arg)
+{
+	unsigned char *big = xmalloc(HOL_BIG), *small = xmalloc(8192 + 1);
+	swapio_handle *hh = NULL;
+	swapio_file *hf = NULL, *bf = NULL;
+	int ret;
+
+	(void)arg;
+	memset(small, 0x5a, 8192 + 1);
+	ret = contract_files(&hh, &hf, &bf);
+	if (ret)
+		contract_broken("set-up", ret);
+	for (unsigned int i = 0; !ret && !atomic_load(&stop); i++) {
+		switch (i % 4) {
+		case 0: contract_barrier(bf, small); break;
+		case 1: contract_order(small); break;
+		case 2: contract_hol(hh, hf, big, small); break;
+		default: contract_fork(bf, small); break;
+		}
+		ADD(contracts, 1);
+		atomic_fetch_add(&progress, 1);
+	}
+	swapio_file_close(hf);
+	swapio_file_close(bf);
+	swapio_handle_destroy(hh);
+	contract_unlink("barrier");
+	contract_unlink("hol");
+	free(big);
+	free(small);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
 /* Options and main                                                    */
 /* ------------------------------------------------------------------ */
 
@@ -754,6 +972,8 @@ static const char usage[] =
 "  --watchdog N    seconds without progress that count as a hang (20)\n"
 "  --seed N        random seed (default 1)\n"
 "  --buffered      no O_DIRECT\n"
+"  --contracts     one more thread checks wait_all, the order of a remove\n"
+"                  after a put, head-of-line order and fork, in turn\n"
 "exit: 0 clean, 1 mismatch or error, 2 usage, 3 hang, 77 engine unavailable\n";
 
 static bool parse_uint(const char *s, unsigned int min, unsigned int max,
@@ -809,6 +1029,9 @@ static int parse_opt(int c, const char *arg)
 	case 'b':
 		o.buffered = true;
 		return 0;
+	case 'c':
+		o.contracts = true;
+		return 0;
 	default:
 		return -1;
 	}
@@ -822,7 +1045,7 @@ static int parse_args(int argc, char **argv)
 		{ "engine", 1, NULL, 'e' },	{ "dir", 1, NULL, 'd' },
 		{ "fault", 1, NULL, 'F' },	{ "watchdog", 1, NULL, 'w' },
 		{ "seed", 1, NULL, 'r' },	{ "buffered", 0, NULL, 'b' },
-		{ "store-threads", 1, NULL, 'S' },
+		{ "store-threads", 1, NULL, 'S' }, { "contracts", 0, NULL, 'c' },
 		{ "help", 0, NULL, 'h' },	{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -873,7 +1096,7 @@ static int handle_setup(void)
  * Returns the seconds that took. */
 static double run(void)
 {
-	pthread_t th[MAX_THREADS], sth[MAX_THREADS];
+	pthread_t th[MAX_THREADS], sth[MAX_THREADS], cth;
 	double t0 = now_s();
 
 	for (unsigned int i = 0; i < o.threads; i++)
@@ -881,6 +1104,8 @@ static double run(void)
 	for (unsigned int i = 0; i < o.store_threads; i++)
 		pthread_create(&sth[i], NULL, store_worker,
 			       (void *)(uintptr_t)i);
+	if (o.contracts)
+		pthread_create(&cth, NULL, contract_worker, NULL);
 	while (now_s() - t0 < o.seconds)
 		usleep(100000);
 	atomic_store(&stop, true);
@@ -888,10 +1113,13 @@ static double run(void)
 		pthread_join(th[i], NULL);
 	for (unsigned int i = 0; i < o.store_threads; i++)
 		pthread_join(sth[i], NULL);
+	if (o.contracts)
+		pthread_join(cth, NULL);
 	for (unsigned int i = 0; i < o.files; i++)
 		final_check(&files[i]);
 	if (o.store_threads)
 		store_final_check();
+	contract_order_final();
 	return now_s() - t0;
 }
 
