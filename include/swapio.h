@@ -11,6 +11,24 @@
  * - Asynchronous contract: if a submit returns an error, no completion will
  *   ever arrive for it; if it succeeds, the op completes exactly once,
  *   carrying the byte count or the first error any of its requests met.
+ *
+ * Processes and fork: every object (handle, file, op, store, store op,
+ * pool, pipeline) belongs to the process that created it. A child of
+ * fork() inherits copies without the threads behind them, so in a child
+ * every call on an inherited object returns SWAPIO_EFORKED at once,
+ * instead of waiting for work that will never run; the release calls
+ * (swapio_handle_destroy, swapio_file_close, swapio_op_free,
+ * swapio_store_close, swapio_pool_destroy...) do nothing there, and the
+ * child's copies go with its exit or exec. The library closes the
+ * descriptors of every inherited swapio_file in the child as it forks,
+ * so a child never keeps the parent's files open. Memory from
+ * swapio_buf_alloc(SWAPIO_BUF_LOCKED), a pool's buffers and the library's
+ * bounce blocks are not mapped in a child at all (MADV_DONTFORK): the
+ * child gets no copy-on-write image of the parent's pinned window. A
+ * child may create objects of its own and use them as any process does.
+ * The store's lock is a POSIX record lock, which a child does not
+ * inherit, so the parent may close and reopen its store while children
+ * live. posix_spawn() and vfork()+exec are unaffected.
  */
 #ifndef SWAPIO_H
 #define SWAPIO_H
@@ -346,8 +364,10 @@ SWAPIO_API int swapio_wait_any(swapio_op *const *ops, unsigned int n,
 			       int timeout_ms);
 
 /*
- * swapio_wait_all() - wait until every op submitted on @h so far has
- * completed. Returns 0, or -ETIMEDOUT with ops still in flight.
+ * swapio_wait_all() - a barrier: wait until every op submitted on @h
+ * before this call has completed. Ops that other threads submit meanwhile
+ * are not waited for, so a stream on another thread cannot starve it.
+ * Returns 0, or -ETIMEDOUT with one of those ops still in flight.
  */
 SWAPIO_API int swapio_wait_all(swapio_handle *h, int timeout_ms);
 
