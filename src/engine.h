@@ -35,10 +35,10 @@ struct swapio_part;
  */
 struct swapio_req {
 	struct swapio_part	*part;		/* core only */
-	struct swapio_req	*next;		/* core only: free, retry lists */
+	struct swapio_req	*next;		/* core only: free, retry */
 	unsigned char		*buf;		/* I/O memory: user or bounce */
 	unsigned char		*user;		/* bounced: the user's memory */
-	unsigned char		*bounce;	/* this slot's block, lazily made */
+	unsigned char		*bounce;	/* this slot's block, lazily */
 	size_t			bounce_len;	/* its size */
 	uint64_t		off;
 	size_t			len;
@@ -161,8 +161,9 @@ int swapio__engine_check(const struct swapio_engine_ops *ops);
  * the handle runs the real table, so the hot path never sees the filter.
  * Otherwise *@e becomes a table that forwards to the real one and rewrites
  * the events it returns. Returns 0, or -EINVAL for a bad spec, -ENOMEM.
- * swapio__fault_unwrap() drops the reference the wrap itself held; each
- * context that set up holds its own until ->exit(). Accepts any table.
+ * swapio__fault_unwrap() drops the reference the wrap itself made (the
+ * handle keeps it for its whole life); each context that set up holds its
+ * own until ->exit(). Accepts any table.
  */
 int swapio__fault_wrap(unsigned int id, unsigned int nr_workers,
 		       const struct swapio_engine_ops **e);

@@ -17,7 +17,7 @@
  * Each wrapped handle gets its own copy of the table, embedded in a
  * struct fault_engine, so that a hook finds its state from ctx->ops. Each
  * context keeps the real engine's context inside its own. The copy lives
- * as long as something uses it: the wrap while workers start, then each
+ * as long as something uses it: the handle that wrapped it, and each
  * context that set up, until its ->exit().
  */
 #include <errno.h>

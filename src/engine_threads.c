@@ -39,7 +39,7 @@ _Static_assert(sizeof(struct thr_req) <= sizeof(((struct swapio_req *)0)->priv),
 struct swapio_tpool {
 	pthread_mutex_t		lock;
 	pthread_cond_t		work_cv;	/* todo became non-empty */
-	pthread_cond_t		done_cv;	/* a request finished, or wake */
+	pthread_cond_t		done_cv;	/* a request done, or wake */
 	struct swapio_req	*todo_head, *todo_tail;	/* under lock */
 	struct swapio_req	*done;			/* under lock */
 	unsigned int		nr_done;		/* under lock */

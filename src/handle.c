@@ -357,7 +357,7 @@ static void worker_reap(struct swapio_worker *w)
 	}
 	ret = swapio__engine_reap(w, min);
 	if (wakeable) {
-		/* Cleared under the lock: no wake-up can reach a dead engine. */
+		/* Cleared under the lock: no wake-up reaches a dead engine. */
 		pthread_mutex_lock(&w->lock);
 		w->reaping = false;
 		pthread_mutex_unlock(&w->lock);
@@ -551,8 +551,9 @@ static int engine_try(swapio_handle *h, unsigned int id)
 		ret = swapio__fault_wrap(id, h->cfg.threads, &e); /* tests */
 	if (!ret)
 		ret = workers_start(h, e);
-	swapio__fault_unwrap(e);	/* running workers keep their own ref */
-	if (!ret)
+	if (ret)
+		swapio__fault_unwrap(e);	/* the handle's ref, if any */
+	else
 		h->cfg.engine = id;
 	return ret;
 }
@@ -680,6 +681,7 @@ void swapio_handle_destroy(swapio_handle *h)
 		return;
 	swapio_wait_all(h, -1);
 	workers_stop(h, h->cfg.threads);
+	swapio__fault_unwrap(h->engine);
 	ops_free(h->live);
 	ops_free(h->free_ops);
 	efd = atomic_load(&h->efd);

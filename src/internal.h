@@ -97,7 +97,7 @@ struct swapio_worker {
 	pthread_cond_t		cv;
 	struct swapio_part	*in_head, *in_tail;
 	bool			stop;
-	bool			reaping;	/* may block in ->reap(): wake */
+	bool			reaping;	/* may sleep in ->reap() */
 
 	/* Owned by the worker thread. */
 	struct swapio_part	*cur_head, *cur_tail;

@@ -174,11 +174,11 @@ static void children_while_ops_in_flight(void **state)
 
 	fk_start(&e);
 	for (int i = 0; i < NR_OPS; i++) {
-		assert_int_equal(swapio_submit_write(e.h, e.f,
-						     e.src + (size_t)i * OP_SIZE,
-						     OP_SIZE,
-						     (uint64_t)i * OP_SIZE,
-						     &e.ops[i]), 0);
+		const size_t at = (size_t)i * OP_SIZE;
+
+		assert_int_equal(swapio_submit_write(e.h, e.f, e.src + at,
+						     OP_SIZE, at, &e.ops[i]),
+				 0);
 		if (i % (NR_OPS / NR_CHILDREN) != NR_OPS / NR_CHILDREN - 1)
 			continue;
 		pids[i / (NR_OPS / NR_CHILDREN)] = fork();

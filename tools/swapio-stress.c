@@ -1045,7 +1045,8 @@ static int parse_args(int argc, char **argv)
 		{ "engine", 1, NULL, 'e' },	{ "dir", 1, NULL, 'd' },
 		{ "fault", 1, NULL, 'F' },	{ "watchdog", 1, NULL, 'w' },
 		{ "seed", 1, NULL, 'r' },	{ "buffered", 0, NULL, 'b' },
-		{ "store-threads", 1, NULL, 'S' }, { "contracts", 0, NULL, 'c' },
+		{ "store-threads", 1, NULL, 'S' },
+		{ "contracts", 0, NULL, 'c' },
 		{ "help", 0, NULL, 'h' },	{ NULL, 0, NULL, 0 },
 	};
 	int c;
