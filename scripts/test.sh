@@ -51,14 +51,20 @@ run_stage() {
 	fi
 	# shellcheck disable=SC2086
 	(cd "$dir" && ctest --output-on-failure -j"$jobs" $targs) | tee "$log"
-	line=$(grep -E 'tests passed, [0-9]+ tests failed out of' "$log" | tail -1)
+	# "N% tests passed, F tests failed out of T"; CTest 4 drops the
+	# middle when nothing failed: "100% tests passed out of T".
+	line=$(grep -E 'tests passed(, [0-9]+ tests failed)? out of [0-9]+' \
+		"$log" | tail -1)
 	if [ -z "$line" ]; then
 		echo "$name: no ctest summary"
 		total_fail=$((total_fail + 1))
 		return
 	fi
-	failed=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")
-	total=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\2/' <<<"$line")
+	total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$line")
+	failed=0
+	if [[ $line =~ ([0-9]+)\ tests\ failed ]]; then
+		failed=${BASH_REMATCH[1]}
+	fi
 	passed=$((total - failed))
 	total_pass=$((total_pass + passed))
 	total_fail=$((total_fail + failed))

@@ -372,12 +372,6 @@ static bool fault_trim(const struct fault_engine *fe,
 /* The hooks                                                           */
 /* ------------------------------------------------------------------ */
 
-static int fault_probe(void)
-{
-	/* Never called: probes go to the real table, cached per process. */
-	return 0;
-}
-
 static void fault_put(struct fault_engine *fe)
 {
 	if (atomic_fetch_sub(&fe->refs, 1) == 1)
@@ -539,7 +533,7 @@ int swapio__fault_wrap(unsigned int id, unsigned int nr_workers,
 		return -ENOMEM;
 	fe->ops = (struct swapio_engine_ops){
 		.version	= SWAPIO_ENGINE_OPS_VERSION,
-		.probe		= fault_probe,
+		.probe		= (*e)->probe,	/* cached per process anyway */
 		.init		= fault_init,
 		.exit		= fault_exit,
 		.queue		= fault_queue,

@@ -628,7 +628,7 @@ static void op_unget(swapio_store *s, struct swapio_store_op *op)
 	s->free_ops = op;
 }
 
-static struct swapio_store_op *op_get(swapio_store *s, bool put)
+static struct swapio_store_op *sop_get(swapio_store *s, bool put)
 {
 	struct swapio_store_op *op;
 
@@ -823,7 +823,7 @@ int swapio_store_submit_put(swapio_store *s, const char *key,
 	if (store_forked(s))
 		return SWAPIO_EFORKED;
 	e = put_entry(s, key, n, buf, len);
-	op = e ? op_get(s, true) : NULL;
+	op = e ? sop_get(s, true) : NULL;
 	if (!op) {
 		free(e);
 		return -ENOMEM;
@@ -879,7 +879,7 @@ int swapio_store_submit_get(swapio_store *s, const char *key, void *buf,
 		return -EINVAL;
 	if (store_forked(s))
 		return SWAPIO_EFORKED;
-	op = op_get(s, false);
+	op = sop_get(s, false);
 	if (!op)
 		return -ENOMEM;
 	ret = get_pin(s, op, key, n, len);
@@ -940,7 +940,7 @@ static int get_verify(struct swapio_store_op *op, int ret)
 }
 
 /* Have the op's transfers completed within the waiter's own timeout? */
-static bool io_wait(struct swapio_store_op *op, int timeout_ms,
+static bool sop_io_wait(struct swapio_store_op *op, int timeout_ms,
 		    uint64_t start_ns)
 {
 	for (unsigned int i = 0; i < op->nr_io; i++) {
@@ -1003,7 +1003,7 @@ int64_t swapio_store_op_wait(swapio_store_op *op, int timeout_ms)
 		return SWAPIO_EFORKED;
 	if (atomic_load(&op->finished))
 		return op->result;
-	if (!io_wait(op, timeout_ms, start))
+	if (!sop_io_wait(op, timeout_ms, start))
 		return atomic_load(&op->finished) ? op->result : -ETIMEDOUT;
 	pthread_mutex_lock(&op->lock);
 	if (!op->finishing) {

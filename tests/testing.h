@@ -15,11 +15,13 @@
 #endif
 #include <dirent.h>
 #include <errno.h>
+#include <ftw.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "swapio.h"
@@ -133,16 +135,19 @@ static inline char *t_tmpdir(void)
 	return path;
 }
 
-/* rm -rf @path, then free it. */
+static inline int t_rm_one(const char *path, const struct stat *st,
+			   int type, struct FTW *ftw)
+{
+	(void)st, (void)ftw;
+	return type == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+/* rm -rf @path (without following links), then free it. */
 static inline void t_rmdir(char *path)
 {
-	char *cmd;
-
-	if (asprintf(&cmd, "rm -rf '%s'", path) >= 0) {
-		if (system(cmd) != 0)
-			fprintf(stderr, "warning: could not remove %s\n", path);
-		free(cmd);
-	}
+	if (nftw(path, t_rm_one, 16, FTW_DEPTH | FTW_PHYS) && errno != ENOENT)
+		fprintf(stderr, "warning: could not remove %s: %s\n", path,
+			strerror(errno));
 	free(path);
 }
 

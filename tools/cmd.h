@@ -10,7 +10,7 @@
  * argv[0] is the subcommand's name.
  */
 int cmd_demo(int argc, char **argv);	/* tools/demo.c */
-int cmd_bench(int argc, char **argv);	/* tools/bench.c */
+int cmd_bench(int argc, char **argv);	/* tools/bench_cmd.c */
 int cmd_sweep(int argc, char **argv);	/* tools/sweep.c */
 int cmd_info(int argc, char **argv);	/* tools/info.c */
 

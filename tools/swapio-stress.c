@@ -757,11 +757,13 @@ static void store_teardown(void)
  *            put is waited for: the key stays removed, and still is after
  *            the store is reopened at the end;
  *   hol      on a one-worker handle of its own, a 4 KiB read submitted
- *            after a 64 MiB one (a single request) finishes first;
+ *            after a 512 MiB buffered one of a sparse file (a single
+ *            request, long enough that no scheduling delay on a loaded
+ *            machine covers it) finishes first;
  *   fork     a child (no allocation, no threads) gets SWAPIO_EFORKED
  *            from the shared handle and store, and exits.
  */
-#define HOL_BIG		(64u << 20)
+#define HOL_BIG		(512u << 20)	/* ~0.1 s of copying zeros */
 
 static unsigned int nr_order_keys;
 
@@ -852,7 +854,7 @@ static void contract_hol(swapio_handle *hh, swapio_file *hf,
 	if (res != 4096)
 		contract_broken("hol small read", res);
 	else if (swapio_op_done(b))
-		contract_broken("4 KiB read waited for the 64 MiB one", 0);
+		contract_broken("4 KiB read waited for the 512 MiB one", 0);
 	res = swapio_op_wait(b, -1);
 	if (res != HOL_BIG)
 		contract_broken("hol big read", res);
