@@ -34,6 +34,9 @@
 #define MAX_BLOCK	(1u << 20)
 #define MAX_LEN		(1ull << 56)	/* keeps extent arithmetic exact */
 #define GEN_BATCH	(1ull << 20)	/* generations reserved per GEN */
+/* No store hands out 2^62 generations: a record beyond is forged, and
+ * believing it would let later generations wrap around. */
+#define GEN_MAX		(1ull << 62)
 
 enum { ENT_TOMB = 1u << 8 };	/* entry flag: a removed key's marker */
 

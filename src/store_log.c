@@ -445,6 +445,8 @@ static int replay_put(swapio_store *s, const struct irec *r)
 
 static int replay_one(swapio_store *s, const struct irec *r)
 {
+	if (r->gen > GEN_MAX)
+		return SWAPIO_EBADSTORE;
 	if (r->gen > s->gen)
 		s->gen = r->gen;
 	switch (r->type) {
@@ -467,7 +469,8 @@ static int head_check(swapio_store *s, const struct irec *r)
 	if (!rec_valid(r) || r->type != REC_HEAD)
 		return SWAPIO_EBADSTORE;
 	if (r->len < IDX_VERSION_MIN || r->len > IDX_VERSION ||
-	    r->off < MIN_BLOCK || r->off > MAX_BLOCK || (r->off & (r->off - 1)))
+	    r->off < MIN_BLOCK || r->off > MAX_BLOCK ||
+	    (r->off & (r->off - 1)) || r->gen > GEN_MAX)
 		return SWAPIO_EBADSTORE;
 	s->block = (uint32_t)r->off;
 	s->gen = r->gen;

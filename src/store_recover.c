@@ -58,7 +58,8 @@ static uint64_t scan_take(swapio_store *s, const struct vhdr *v, uint64_t off)
 	struct entry *e;
 
 	if (v->block != s->block || v->ext != ext_bytes(s, v->len) ||
-	    off % s->block || off + v->ext > s->data_size)
+	    off % s->block || off + v->ext > s->data_size ||
+	    v->gen > GEN_MAX)
 		return 0;
 	e = swapio__entry_new(v->key, v->keylen);
 	if (!e)

@@ -25,6 +25,12 @@ if(SWAPIO_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
            COMMAND fuzz_store_index -max_total_time=20 -max_len=8192
                    -rss_limit_mb=2048)
   set_tests_properties(fuzz_store_index PROPERTIES TIMEOUT 120 LABELS fuzz)
+  # Inputs that once crashed the target, run once each: they must not.
+  file(GLOB fuzz_regress ${CMAKE_CURRENT_SOURCE_DIR}/fuzz_regress/store_index-*)
+  add_test(NAME fuzz_store_index_regress
+           COMMAND fuzz_store_index ${fuzz_regress})
+  set_tests_properties(fuzz_store_index_regress PROPERTIES TIMEOUT 60
+                       LABELS fuzz)
 elseif(SWAPIO_FUZZ)
   message(STATUS "SWAPIO_FUZZ: fuzz_store_index needs clang; not built")
 endif()
