@@ -53,6 +53,13 @@ swapio_add_test(NAME store_order SOURCES test_store_order.c PER_ENGINE
 # The log under fd-level faults and torn pages; the allocator alone.
 swapio_add_test(NAME store_log SOURCES test_store_log.c TIMEOUT 120)
 swapio_add_test(NAME store_space SOURCES test_store_space.c TIMEOUT 60)
+# A put killed between its data and its record; RECOVER must not let its
+# header tie with a later put's (generations are reserved in the log).
+swapio_add_test(NAME store_gen SOURCES test_store_gen.c PER_ENGINE
+                TIMEOUT 120)
+# swapio_file_allocate(), the data file's growth; ramfs as root only.
+swapio_add_test(NAME file_allocate SOURCES test_file_allocate.c PER_ENGINE
+                TIMEOUT 60)
 # A small ext4 filled to ENOSPC, then remove + put cycles; ramfs with a
 # fixed capacity (root only); `ctest -R full`.
 swapio_add_test(NAME store_full SOURCES test_store_full.c TIMEOUT 300)

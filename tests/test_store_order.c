@@ -3,9 +3,9 @@
  * The store's ordering promises, checked by order of events, never by
  * timing: a remove submitted after a put wins, now and after a reopen;
  * each waiter on one op keeps its own timeout; a get and a put complete
- * while a sync is held up in fdatasync; a forked child gets
- * SWAPIO_EFORKED from the parent's store while the parent closes and
- * reopens it.
+ * while a sync is held up in fdatasync, and while a compaction is held
+ * up in its new log's fdatasync; a forked child gets SWAPIO_EFORKED from
+ * the parent's store while the parent closes and reopens it.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -182,6 +182,121 @@ static void sync_does_not_block(void **state)
 	swapio_handle_destroy(h);
 }
 
+/* Keys 0..NK-1 live through the compaction; key CHURN fills the log. */
+#define NK	16
+#define CHURN	100
+
+struct churner {
+	swapio_store	*s;
+	atomic_uint	*seq;
+	unsigned int	last;	/* CHURN's value: the last put done */
+	unsigned int	done_seq;	/* the compacting put returned; 0: no */
+	int		ret;
+	atomic_bool	done;
+};
+
+/* Replace CHURN until a put returns with the log shorter: it compacted. */
+static void *churn(void *arg)
+{
+	struct churner *c = arg;
+	struct swapio_store_info a, b;
+
+	for (unsigned int i = 1; i <= 4000; i++) {
+		swapio_store_info(c->s, &a);
+		c->ret = ts_put(c->s, CHURN, i, LEN);
+		if (c->ret)
+			break;
+		c->last = i;
+		swapio_store_info(c->s, &b);
+		if (b.index_bytes < a.index_bytes) {
+			c->done_seq = atomic_fetch_add(c->seq, 1);
+			break;
+		}
+	}
+	atomic_store(&c->done, true);
+	return NULL;
+}
+
+/* Key @id holds value @gen, or @id is CHURN and holds its last one. */
+static void check_all(swapio_store *s, unsigned int last)
+{
+	for (unsigned int i = 0; i <= NK; i++)
+		assert_int_equal(ts_get_check(s, i, i == 5 ? 2 : 1, LEN), 0);
+	assert_int_equal(ts_get_check(s, CHURN, last, LEN), 0);
+}
+
+/*
+ * A compaction held up 2 s in each fdatasync of its new log: a get and a
+ * put submitted from another thread meanwhile complete while the new log
+ * is still index.tmp, and the put, appended to the old log after the
+ * snapshot, is carried into the new one.
+ */
+static void compaction_does_not_block(void **state)
+{
+	struct env *env = *state;
+	swapio_handle *h = t_handle((struct swapio_config){ 0 });
+	unsigned char *got = t_malloc(LEN), *b5 = t_malloc(LEN);
+	unsigned char *bn = t_malloc(LEN);
+	char *tmp = t_path(env->dir, "index.tmp");
+	struct churner c = { .ret = 0 };
+	swapio_store_op *get, *put_new, *put_old;
+	atomic_uint seq = 1;
+	unsigned int mine;
+	char key[64];
+	pthread_t t;
+	swapio_store *s = ts_open(h, env->dir, NULL);
+
+	for (unsigned int i = 0; i < NK; i++)
+		assert_int_equal(ts_put(s, i, 1, LEN), 0);
+	swapio_store_close(s);
+	/* Reopened: the open itself has nothing to compact. */
+	setenv("SWAPIO_FAULT_FD", "call=fdatasync,file=tmp,delay_ms=2000", 1);
+	c.s = s = ts_open(h, env->dir, NULL);
+	unsetenv("SWAPIO_FAULT_FD");
+	c.seq = &seq;
+	assert_int_equal(pthread_create(&t, NULL, churn, &c), 0);
+	while (access(tmp, F_OK) && !atomic_load(&c.done))
+		usleep(100);
+	assert_false(atomic_load(&c.done));	/* a compaction under way */
+
+	ts_key(key, sizeof(key), 3);
+	assert_int_equal(swapio_store_submit_get(s, key, got, LEN, &get), 0);
+	ts_key(key, sizeof(key), NK);
+	ts_fill(bn, LEN, NK, 1);
+	assert_int_equal(swapio_store_submit_put(s, key, bn, LEN, &put_new),
+			 0);
+	ts_key(key, sizeof(key), 5);
+	ts_fill(b5, LEN, 5, 2);
+	assert_int_equal(swapio_store_submit_put(s, key, b5, LEN, &put_old),
+			 0);
+	assert_int_equal(swapio_store_op_wait(get, -1), LEN);
+	assert_int_equal(swapio_store_op_wait(put_new, -1), LEN);
+	assert_int_equal(swapio_store_op_wait(put_old, -1), LEN);
+	swapio_store_op_free(get);
+	swapio_store_op_free(put_new);
+	swapio_store_op_free(put_old);
+	mine = atomic_fetch_add(&seq, 1);
+	/* All of it before the compaction's rename. */
+	assert_int_equal(access(tmp, F_OK), 0);
+	assert_false(atomic_load(&c.done));
+	assert_int_equal(ts_check(got, LEN, 3, 1), 0);
+
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_int_equal(c.ret, 0);
+	assert_true(c.done_seq > mine);		/* 0: it never compacted */
+	assert_int_equal(access(tmp, F_OK), -1);
+	check_all(s, c.last);
+	swapio_store_close(s);
+	s = ts_open(h, env->dir, NULL);		/* from the compacted log */
+	check_all(s, c.last);
+	swapio_store_close(s);
+	swapio_handle_destroy(h);
+	free(tmp);
+	free(got);
+	free(b5);
+	free(bn);
+}
+
 /* The child's side: every call on the inherited store is refused. */
 static int child_calls(swapio_store *s, int fd_go)
 {
@@ -238,6 +353,7 @@ int main(void)
 		T(remove_after_put_wins),
 		T(waiters_keep_their_timeouts),
 		T(sync_does_not_block),
+		T(compaction_does_not_block),
 		T(fork_child_refused),
 #undef T
 	};
