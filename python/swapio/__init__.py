@@ -166,12 +166,10 @@ class Pipeline:
         held = None
         try:
             while True:
-                item = self._p.next()
                 if held is not None and not held.released:
                     held.release(True)
-                    held = None
-                    if item is None:
-                        item = self._p.next()
+                held = None
+                item = self._p.next()
                 if item is None:
                     break
                 held = Group(self._p, item[0], item[1])

@@ -223,9 +223,19 @@ static int dl_on_host(const DLTensor *t)
 
 static int xbuf_from_dlpack(PyObject *meth, struct xbuf *b)
 {
-	PyObject *cap = PyObject_CallNoArgs(meth);
+	PyObject *cap = PyObject_CallNoArgs(meth), *type, *value, *tb;
 	DLTensor *t;
 
+	if (!cap && PyErr_ExceptionMatches(PyExc_BufferError)) {
+		/* torch says BufferError for meta, sparse... tensors */
+		PyErr_Fetch(&type, &value, &tb);
+		PyErr_Format(PyExc_ValueError, "cannot take the tensor's "
+			     "memory: %S", value ? value : Py_None);
+		Py_XDECREF(type);
+		Py_XDECREF(value);
+		Py_XDECREF(tb);
+		return -1;
+	}
 	if (!cap)
 		return -1;
 	b->dl = PyCapsule_GetPointer(cap, "dltensor");
