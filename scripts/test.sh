@@ -45,7 +45,8 @@ run_stage() {
 	local name=$1 dir=$2 cargs=$3 targs=$4 line passed failed total
 	echo "=== $name"
 	# shellcheck disable=SC2086
-	if ! cmake -S . -B "$dir" -DSWAPIO_WERROR=ON $cargs >"$log" 2>&1 ||
+	if ! cmake -S . -B "$dir" -DSWAPIO_WERROR=ON -DSWAPIO_BUILD_TESTS=ON \
+		$cargs >"$log" 2>&1 ||
 	   ! cmake --build "$dir" -j"$jobs" >>"$log" 2>&1; then
 		cat "$log"
 		echo "$name: build failed"
