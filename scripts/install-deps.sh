@@ -7,9 +7,12 @@ set -eu
 # dependencies of build-essential's libgcc-N-dev; clang's and libFuzzer
 # are in libclang-rt-dev, only a Recommends of clang, which
 # --no-install-recommends skips. mount has losetup (the loop-device tests).
+# The Python package: python3-dev (headers, for whichever python3 builds
+# it), python3-venv (the test venv) and DLPack's header; liburing-dev,
+# libaio-dev and libxxhash-dev bring the static archives it links.
 pkgs="build-essential cmake pkg-config liburing-dev libaio-dev libxxhash-dev
 libcmocka-dev fio clang libclang-rt-dev strace python3 util-linux mount
-e2fsprogs"
+e2fsprogs python3-dev python3-venv libdlpack-dev"
 
 missing=""
 for p in $pkgs; do

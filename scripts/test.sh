@@ -6,7 +6,10 @@
 #   3. ThreadSanitizer, the concurrency tests (label "tsan");
 #   4. with clang: the libFuzzer targets, briefly;
 #   5. builds only (no tests): Release and MinSizeRel with gcc, Release
-#      with clang, since optimisers find warnings the others do not.
+#      with clang, since optimisers find warnings the others do not;
+#   6. the Python package: a wheel built by pip (scikit-build-core over
+#      this CMake), installed into .venv with pytest, NumPy and torch,
+#      then tests/python under pytest.
 # Every stage builds with -Werror (SWAPIO_WERROR=ON); a build that fails
 # counts as one failed test.
 # Installs missing Debian packages first. The last line is the total:
@@ -42,7 +45,8 @@ run_stage() {
 	local name=$1 dir=$2 cargs=$3 targs=$4 line passed failed total
 	echo "=== $name"
 	# shellcheck disable=SC2086
-	if ! cmake -S . -B "$dir" -DSWAPIO_WERROR=ON $cargs >"$log" 2>&1 ||
+	if ! cmake -S . -B "$dir" -DSWAPIO_WERROR=ON -DSWAPIO_BUILD_TESTS=ON \
+		$cargs >"$log" 2>&1 ||
 	   ! cmake --build "$dir" -j"$jobs" >>"$log" 2>&1; then
 		cat "$log"
 		echo "$name: build failed"
@@ -86,6 +90,58 @@ CC=gcc build_stage "MinSizeRel build (gcc)" build-minsize-gcc \
 	"-DCMAKE_BUILD_TYPE=MinSizeRel"
 CC=clang build_stage "Release build (clang)" build-rel-clang \
 	"-DCMAKE_BUILD_TYPE=Release"
+
+# python_stage: the Python package in the project's own venv (.venv, made
+# once and reused while complete): build the wheel, install it, run pytest,
+# and count its tests. A failed set-up, build or install counts as one
+# failed test, never as a skip.
+python_stage() {
+	local venv=.venv reqs="pytest numpy torch==2.13.0" whl line n
+	echo "=== Python package (pytest)"
+	if [ "$(cat "$venv/.complete" 2>/dev/null)" != "$reqs" ]; then
+		rm -rf "$venv"
+		# shellcheck disable=SC2086
+		if ! python3 -m venv "$venv" >"$log" 2>&1 ||
+		   ! "$venv/bin/pip" install -q $reqs >>"$log" 2>&1; then
+			cat "$log"
+			echo "python: venv set-up failed"
+			total_fail=$((total_fail + 1))
+			return
+		fi
+		echo "$reqs" >"$venv/.complete"
+	fi
+	rm -rf build-py/dist
+	if ! CMAKE_BUILD_PARALLEL_LEVEL=$jobs "$venv/bin/pip" wheel -q \
+		--no-deps -w build-py/dist . >"$log" 2>&1 ||
+	   ! whl=$(ls build-py/dist/swapio-*.whl) ||
+	   ! "$venv/bin/pip" install -q --no-deps --force-reinstall "$whl" \
+		>>"$log" 2>&1; then
+		cat "$log"
+		echo "python: wheel build or install failed"
+		total_fail=$((total_fail + 1))
+		return
+	fi
+	# From the tests' directory, so that "import swapio" is the installed
+	# package, not python/swapio of the source tree.
+	(cd tests/python && SWAPIO_WHEEL="$PWD/../../$whl" \
+		"../../$venv/bin/python" -m pytest -q -p no:cacheprovider .) |
+		tee "$log"
+	line=$(grep -E '^[=[:space:]]*[0-9]+ (passed|failed|error)' "$log" |
+		tail -1)
+	if [ -z "$line" ]; then
+		echo "python: no pytest summary"
+		total_fail=$((total_fail + 1))
+		return
+	fi
+	n=$(grep -oE '[0-9]+ passed' <<<"$line" | cut -d' ' -f1)
+	total_pass=$((total_pass + ${n:-0}))
+	n=$(grep -oE '[0-9]+ failed' <<<"$line" | cut -d' ' -f1)
+	total_fail=$((total_fail + ${n:-0}))
+	n=$(grep -oE '[0-9]+ errors?' <<<"$line" | cut -d' ' -f1)
+	total_fail=$((total_fail + ${n:-0}))
+}
+
+python_stage
 
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

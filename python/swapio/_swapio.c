@@ -1,0 +1,2450 @@
+// SPDX-License-Identifier: MIT
+/*
+ * _swapio: the CPython extension under the swapio package, written against
+ * swapio.h and CPython's stable ABI (3.11) only.
+ *
+ * Lifetimes, which decide everything here:
+ * - An Op owns its swapio_op and the buffer it moves (a Py_buffer view or
+ *   a DLPack managed tensor) until the op completes and is observed (a
+ *   wait, done() or result that sees it finished). Dropping an Op still
+ *   in flight waits for it in the destructor, with the GIL released, so
+ *   the kernel never writes into memory that Python has freed.
+ * - Handles, files and stores count their users (files, stores, ops not
+ *   yet observed, calls in progress on another thread). close() marks
+ *   the object closed at once, so nothing new starts, and the C object
+ *   is released when the last user goes: no call ever runs on a freed
+ *   C object, whatever the order in which Python drops references.
+ * - Every call that can block (I/O, submit, wait, sync, open, close)
+ *   releases the GIL. Counters above change only under the GIL.
+ */
+#ifndef Py_LIMITED_API
+#define Py_LIMITED_API 0x030B0000
+#endif
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#include <dlpack/dlpack.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <swapio.h>
+
+/* Method and attribute tables. */
+#define KW	(METH_VARARGS | METH_KEYWORDS)
+#define M(name, fn, flags, doc) { name, (PyCFunction)(void (*)(void))fn, \
+				  flags, PyDoc_STR(doc) }
+#define G(name, fn, doc) { name, (getter)fn, NULL, PyDoc_STR(doc), NULL }
+
+static PyObject *Error;		/* swapio.Error(OSError) */
+static PyObject *Timeout;	/* swapio.Timeout(Error, TimeoutError) */
+static PyObject *await_hook;	/* swapio._aio.await_op, set at import */
+static PyTypeObject *HandleType, *FileType, *OpType, *BufferType;
+static PyTypeObject *StoreType, *StoreOpType, *PipelineType;
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+/* errno for a swapio result: itself, or the nearest for swapio's own. */
+static int err_errno(int err)
+{
+	switch (err) {
+	case SWAPIO_EMEMLOCK:
+		return ENOMEM;
+	case SWAPIO_EBADSTORE:
+		return EUCLEAN;
+	case SWAPIO_EFORKED:
+		return EPERM;
+	}
+	if (err < 0 && err > SWAPIO_ERRNO_BASE)
+		return -err;
+	return EIO;
+}
+
+/* Raise swapio.Error for @err (negative); returns NULL for the caller. */
+static PyObject *raise_err(int err, PyObject *filename)
+{
+	PyObject *type = err == -ETIMEDOUT ? Timeout : Error;
+	PyObject *exc, *code;
+	int e = err_errno(err);
+
+	if (filename)
+		exc = PyObject_CallFunction(type, "isO", e,
+					    swapio_strerror(err), filename);
+	else
+		exc = PyObject_CallFunction(type, "is", e,
+					    swapio_strerror(err));
+	if (!exc)
+		return NULL;
+	code = PyLong_FromLong(err);
+	if (!code || PyObject_SetAttrString(exc, "code", code) < 0) {
+		Py_XDECREF((PyObject *)code);
+		Py_DECREF((PyObject *)exc);
+		return NULL;
+	}
+	Py_DECREF((PyObject *)code);
+	PyErr_SetObject(type, exc);
+	Py_DECREF((PyObject *)exc);
+	return NULL;
+}
+
+/* Seconds (None: forever) to the milliseconds swapio's waits take. */
+static int timeout_ms(PyObject *t, int *ms)
+{
+	double s, m;
+
+	*ms = -1;
+	if (!t || t == Py_None)
+		return 0;
+	s = PyFloat_AsDouble(t);
+	if (s == -1.0 && PyErr_Occurred())
+		return -1;
+	if (!(s >= 0)) {
+		PyErr_SetString(PyExc_ValueError,
+				"timeout must be >= 0 seconds, or None");
+		return -1;
+	}
+	m = s * 1000.0;
+	if (m >= (double)INT_MAX) {
+		*ms = INT_MAX;
+		return 0;
+	}
+	*ms = (int)m;
+	if ((double)*ms < m)
+		(*ms)++;	/* round up: never return before the time */
+	return 0;
+}
+
+static int check_offset(long long off)
+{
+	if (off < 0) {
+		PyErr_SetString(PyExc_ValueError, "offset must be >= 0");
+		return -1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Buffers: the buffer protocol or DLPack                              */
+/* ------------------------------------------------------------------ */
+
+struct xbuf {
+	void *ptr;
+	size_t len;
+	int has_view;
+	Py_buffer view;
+	DLManagedTensor *dl;	/* consumed capsule: ours to delete */
+};
+
+static char empty_byte;		/* a valid address for 0-byte transfers */
+
+static void xbuf_release(struct xbuf *b)
+{
+	if (b->has_view)
+		PyBuffer_Release(&b->view);
+	b->has_view = 0;
+	if (b->dl && b->dl->deleter)
+		b->dl->deleter(b->dl);
+	b->dl = NULL;
+}
+
+static int xbuf_from_view(PyObject *obj, int writable, struct xbuf *b)
+{
+	if (PyObject_GetBuffer(obj, &b->view, PyBUF_RECORDS_RO) < 0) {
+		if (PyErr_ExceptionMatches(PyExc_BufferError)) {
+			PyErr_Clear();
+			PyErr_SetString(PyExc_ValueError,
+					"buffer cannot be exported as a "
+					"contiguous block of memory");
+		}
+		return -1;
+	}
+	b->has_view = 1;
+	if (writable && b->view.readonly) {
+		xbuf_release(b);
+		PyErr_SetString(PyExc_TypeError,
+				"cannot read into a read-only buffer");
+		return -1;
+	}
+	if (!PyBuffer_IsContiguous(&b->view, 'A')) {
+		xbuf_release(b);
+		PyErr_SetString(PyExc_ValueError,
+				"buffer is not contiguous; pass a contiguous "
+				"array (e.g. numpy.ascontiguousarray)");
+		return -1;
+	}
+	b->ptr = b->view.buf;
+	b->len = (size_t)b->view.len;
+	return 0;
+}
+
+/* Bytes of a compact row-major DLPack tensor, or -1 with an exception. */
+static int dl_extent(const DLTensor *t, size_t *len)
+{
+	uint64_t elem = ((uint64_t)t->dtype.bits * t->dtype.lanes + 7) / 8;
+	uint64_t n = 1, expect = 1;
+	int i;
+
+	for (i = 0; i < t->ndim; i++) {
+		if (t->shape[i] < 0 ||
+		    (t->shape[i] && n > UINT64_MAX / (uint64_t)t->shape[i]))
+			goto bad_shape;
+		n *= (uint64_t)t->shape[i];
+	}
+	for (i = t->ndim - 1; t->strides && n > 1 && i >= 0; i--) {
+		if (t->shape[i] != 1 && t->strides[i] != (int64_t)expect) {
+			PyErr_SetString(PyExc_ValueError,
+					"tensor is not contiguous; call "
+					".contiguous() first");
+			return -1;
+		}
+		expect *= (uint64_t)t->shape[i];
+	}
+	if (elem && n > SIZE_MAX / elem)
+		goto bad_shape;
+	*len = (size_t)(n * elem);
+	return 0;
+
+bad_shape:
+	PyErr_SetString(PyExc_ValueError, "DLPack tensor has a bad shape");
+	return -1;
+}
+
+static int dl_on_host(const DLTensor *t)
+{
+	return t->device.device_type == kDLCPU ||
+	       t->device.device_type == kDLCUDAHost ||
+	       t->device.device_type == kDLROCMHost;
+}
+
+static int xbuf_from_dlpack(PyObject *meth, struct xbuf *b)
+{
+	PyObject *cap = PyObject_CallNoArgs(meth), *type, *value, *tb;
+	DLTensor *t;
+
+	if (!cap && PyErr_ExceptionMatches(PyExc_BufferError)) {
+		/* torch says BufferError for meta, sparse... tensors */
+		PyErr_Fetch(&type, &value, &tb);
+		PyErr_Format(PyExc_ValueError, "cannot take the tensor's "
+			     "memory: %S", value ? value : Py_None);
+		Py_XDECREF(type);
+		Py_XDECREF(value);
+		Py_XDECREF(tb);
+		return -1;
+	}
+	if (!cap)
+		return -1;
+	b->dl = PyCapsule_GetPointer(cap, "dltensor");
+	if (!b->dl) {
+		Py_DECREF((PyObject *)cap);
+		PyErr_Clear();
+		PyErr_SetString(PyExc_TypeError,
+				"__dlpack__() did not return a DLPack capsule");
+		return -1;
+	}
+	/* Consumed, as the protocol says: the deleter is ours to call. */
+	if (PyCapsule_SetName(cap, "used_dltensor") < 0) {
+		b->dl = NULL;
+		Py_DECREF((PyObject *)cap);
+		return -1;
+	}
+	Py_DECREF((PyObject *)cap);
+	t = &b->dl->dl_tensor;
+	if (!dl_on_host(t)) {
+		xbuf_release(b);
+		PyErr_Format(PyExc_ValueError,
+			     "tensor lives in device memory (DLPack device "
+			     "type %d); swapio moves host memory only",
+			     (int)t->device.device_type);
+		return -1;
+	}
+	if (dl_extent(t, &b->len) < 0) {
+		xbuf_release(b);
+		return -1;
+	}
+	b->ptr = (char *)t->data + t->byte_offset;
+	return 0;
+}
+
+/*
+ * xbuf_get() - the memory of @obj, held until xbuf_release(). @writable:
+ * swapio will write into it (a read).
+ */
+static int xbuf_get(PyObject *obj, int writable, struct xbuf *b)
+{
+	PyObject *meth;
+	int ret;
+
+	memset(b, 0, sizeof(*b));
+	if (PyObject_CheckBuffer(obj)) {
+		ret = xbuf_from_view(obj, writable, b);
+	} else {
+		meth = PyObject_GetAttrString(obj, "__dlpack__");
+		if (!meth) {
+			PyErr_Clear();
+			PyErr_Format(PyExc_TypeError,
+				     "expected a buffer (bytearray, memoryview, "
+				     "NumPy array, mmap) or a CPU tensor with "
+				     "__dlpack__, not %R", Py_TYPE((PyObject *)obj));
+			return -1;
+		}
+		ret = xbuf_from_dlpack(meth, b);
+		Py_DECREF((PyObject *)meth);
+	}
+	if (!ret && !b->ptr)
+		b->ptr = &empty_byte;
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Handle                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+	PyObject_HEAD
+	swapio_handle *h;
+	int closed;
+	Py_ssize_t users;	/* files, stores, live path ops, calls */
+	PyObject *weakrefs;	/* asyncio keeps a hub per handle */
+} HandleObject;
+
+static void handle_release(HandleObject *ho)
+{
+	swapio_handle *h = ho->h;
+
+	ho->h = NULL;
+	if (!h)
+		return;
+	Py_BEGIN_ALLOW_THREADS
+	swapio_handle_destroy(h);
+	Py_END_ALLOW_THREADS
+}
+
+static int handle_use(HandleObject *ho)
+{
+	if (ho->closed || !ho->h) {
+		PyErr_SetString(PyExc_ValueError, "the handle is closed");
+		return -1;
+	}
+	ho->users++;
+	return 0;
+}
+
+static void handle_unuse(HandleObject *ho)
+{
+	if (--ho->users == 0 && ho->closed)
+		handle_release(ho);
+}
+
+static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = { "block_size", "queue_depth", "threads",
+				  "engine", "direct", "direct_strict",
+				  "single_submit", "overlap", NULL };
+	unsigned long long bs = 0;
+	unsigned int qd = 0, threads = 0;
+	const char *engine = "auto";
+	int direct = 1, strict = 0, single = 0, overlap = 1, e, ret;
+	struct swapio_config cfg = { 0 };
+	swapio_handle *h;
+
+	if (self->h) {
+		PyErr_SetString(PyExc_RuntimeError, "handle already set up");
+		return -1;
+	}
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|KIIspppp", kwlist, &bs,
+					 &qd, &threads, &engine, &direct,
+					 &strict, &single, &overlap))
+		return -1;
+	e = swapio_engine_parse(engine);
+	if (e < 0) {
+		PyErr_Format(PyExc_ValueError, "unknown engine %s: expected "
+			     "auto, uring, aio or threads", engine);
+		return -1;
+	}
+	cfg.block_size = bs;
+	cfg.queue_depth = qd;
+	cfg.threads = threads;
+	cfg.engine = (uint32_t)e;
+	cfg.flags = (direct ? 0 : SWAPIO_CFG_BUFFERED) |
+		    (strict ? SWAPIO_CFG_DIRECT_STRICT : 0) |
+		    (single ? SWAPIO_CFG_SINGLE_SUBMIT : 0) |
+		    (overlap ? 0 : SWAPIO_CFG_NO_OVERLAP);
+	Py_BEGIN_ALLOW_THREADS
+	ret = swapio_handle_create(&cfg, &h);
+	Py_END_ALLOW_THREADS
+	if (ret < 0) {
+		raise_err(ret, NULL);
+		return -1;
+	}
+	self->h = h;
+	return 0;
+}
+
+static void handle_dealloc(HandleObject *self)
+{
+	PyTypeObject *tp = Py_TYPE((PyObject *)self);
+
+	if (self->weakrefs)
+		PyObject_ClearWeakRefs((PyObject *)self);
+	handle_release(self);
+	PyObject_Free(self);
+	Py_DECREF((PyObject *)tp);
+}
+
+static PyObject *handle_close(HandleObject *self, PyObject *unused)
+{
+	self->closed = 1;
+	if (self->users == 0)
+		handle_release(self);
+	Py_RETURN_NONE;
+}
+
+static PyObject *self_enter(PyObject *self, PyObject *unused)
+{
+	Py_INCREF((PyObject *)self);
+	return self;
+}
+
+static PyObject *handle_exit(HandleObject *self, PyObject *args)
+{
+	return handle_close(self, NULL);
+}
+
+static int handle_check(HandleObject *self)
+{
+	if (!self->h) {
+		PyErr_SetString(PyExc_ValueError, "the handle is closed");
+		return -1;
+	}
+	return 0;
+}
+
+static PyObject *handle_engine(HandleObject *self, void *unused)
+{
+	if (handle_check(self))
+		return NULL;
+	return PyUnicode_FromString(swapio_handle_engine(self->h));
+}
+
+static PyObject *handle_engine_note(HandleObject *self, void *unused)
+{
+	if (handle_check(self))
+		return NULL;
+	return PyUnicode_FromString(swapio_handle_engine_note(self->h));
+}
+
+static PyObject *handle_config(HandleObject *self, void *unused)
+{
+	struct swapio_config c;
+
+	if (handle_check(self))
+		return NULL;
+	swapio_handle_config(self->h, &c);
+	return Py_BuildValue("{sKsIsIsssOsOsOsO}",
+		"block_size", (unsigned long long)c.block_size,
+		"queue_depth", c.queue_depth, "threads", c.threads,
+		"engine", swapio_engine_name(c.engine) ?
+			  swapio_engine_name(c.engine) : "auto",
+		"direct", (c.flags & SWAPIO_CFG_BUFFERED) ? Py_False : Py_True,
+		"direct_strict",
+		(c.flags & SWAPIO_CFG_DIRECT_STRICT) ? Py_True : Py_False,
+		"single_submit",
+		(c.flags & SWAPIO_CFG_SINGLE_SUBMIT) ? Py_True : Py_False,
+		"overlap",
+		(c.flags & SWAPIO_CFG_NO_OVERLAP) ? Py_False : Py_True);
+}
+
+static PyObject *handle_closed(HandleObject *self, void *unused)
+{
+	return PyBool_FromLong(self->closed || !self->h);
+}
+
+static PyObject *handle_stats(HandleObject *self, PyObject *unused)
+{
+	struct swapio_stats s;
+
+	if (handle_check(self))
+		return NULL;
+	swapio_handle_stats(self->h, &s);
+	return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsK}",
+		"bytes_read", (unsigned long long)s.bytes_read,
+		"bytes_written", (unsigned long long)s.bytes_written,
+		"ops", (unsigned long long)s.ops,
+		"requests", (unsigned long long)s.requests,
+		"syscalls", (unsigned long long)s.syscalls,
+		"retries", (unsigned long long)s.retries,
+		"bounced_bytes", (unsigned long long)s.bounced_bytes,
+		"busy_ns", (unsigned long long)s.busy_ns,
+		"lat_p50_ns", (unsigned long long)s.lat_p50_ns,
+		"lat_p99_ns", (unsigned long long)s.lat_p99_ns,
+		"lat_max_ns", (unsigned long long)s.lat_max_ns);
+}
+
+static PyObject *handle_reset_stats(HandleObject *self, PyObject *unused)
+{
+	if (handle_check(self))
+		return NULL;
+	swapio_handle_stats_reset(self->h);
+	Py_RETURN_NONE;
+}
+
+static PyObject *handle_fileno(HandleObject *self, PyObject *unused)
+{
+	int fd;
+
+	if (handle_check(self))
+		return NULL;
+	fd = swapio_handle_eventfd(self->h);
+	if (fd < 0)
+		return raise_err(fd, NULL);
+	return PyLong_FromLong(fd);
+}
+
+static PyObject *handle_wait_all(HandleObject *self, PyObject *args,
+				 PyObject *kw)
+{
+	static char *kwlist[] = { "timeout", NULL };
+	PyObject *t = Py_None;
+	int ms, ret;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O", kwlist, &t) ||
+	    timeout_ms(t, &ms) < 0 || handle_use(self) < 0)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	ret = swapio_wait_all(self->h, ms);
+	Py_END_ALLOW_THREADS
+	handle_unuse(self);
+	if (ret < 0)
+		return raise_err(ret, NULL);
+	Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ */
+/* File                                                                */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+	PyObject_HEAD
+	HandleObject *owner;
+	swapio_file *f;
+	PyObject *path;		/* as given, for messages */
+	int closed;
+	int close_err;		/* error of a deferred close(2) */
+	Py_ssize_t users;	/* ops not yet observed, calls in progress */
+} FileObject;
+
+static int file_release(FileObject *fo)
+{
+	swapio_file *f = fo->f;
+	int ret;
+
+	fo->f = NULL;
+	if (!f)
+		return 0;
+	Py_BEGIN_ALLOW_THREADS
+	ret = swapio_file_close(f);
+	Py_END_ALLOW_THREADS
+	handle_unuse(fo->owner);
+	return ret;
+}
+
+static int file_use(FileObject *fo)
+{
+	if (fo->closed || !fo->f) {
+		PyErr_SetString(PyExc_ValueError, "I/O on a closed file");
+		return -1;
+	}
+	fo->users++;
+	return 0;
+}
+
+static void file_unuse(FileObject *fo)
+{
+	if (--fo->users == 0 && fo->closed)
+		fo->close_err = file_release(fo);
+}
+
+/* Open flags for a Python-style mode: r, r+, w, w+, a (create, keep). */
+static int mode_flags(const char *mode, unsigned int *flags)
+{
+	static const struct {
+		const char *mode;
+		unsigned int flags;
+	} modes[] = {
+		{ "r", SWAPIO_O_READ },
+		{ "r+", SWAPIO_O_READ | SWAPIO_O_WRITE },
+		{ "w", SWAPIO_O_WRITE | SWAPIO_O_CREATE | SWAPIO_O_TRUNC },
+		{ "w+", SWAPIO_O_READ | SWAPIO_O_WRITE | SWAPIO_O_CREATE |
+			SWAPIO_O_TRUNC },
+		{ "a", SWAPIO_O_WRITE | SWAPIO_O_CREATE },
+		{ "a+", SWAPIO_O_READ | SWAPIO_O_WRITE | SWAPIO_O_CREATE },
+	};
+	char m[4];
+	size_t i, j = 0;
+
+	for (i = 0; mode[i] && j < sizeof(m) - 1; i++)
+		if (mode[i] != 'b')
+			m[j++] = mode[i];
+	m[j] = '\0';
+	for (i = 0; i < sizeof(modes) / sizeof(*modes); i++) {
+		if (!strcmp(m, modes[i].mode)) {
+			*flags = modes[i].flags;
+			return 0;
+		}
+	}
+	PyErr_Format(PyExc_ValueError, "invalid mode %s: expected r, r+, w, "
+		     "w+, a or a+", mode);
+	return -1;
+}
+
+static PyObject *handle_open(HandleObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = { "path", "mode", NULL };
+	PyObject *path, *bytes = NULL;
+	const char *mode = "r";
+	unsigned int flags;
+	FileObject *fo;
+	swapio_file *f;
+	int ret;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|s", kwlist, &path,
+					 &mode) || mode_flags(mode, &flags))
+		return NULL;
+	if (!PyUnicode_FSConverter(path, &bytes))
+		return NULL;
+	if (handle_use(self) < 0)
+		goto err_bytes;
+	Py_BEGIN_ALLOW_THREADS
+	ret = swapio_file_open(self->h, PyBytes_AsString(bytes), flags, &f);
+	Py_END_ALLOW_THREADS
+	if (ret < 0) {
+		raise_err(ret, path);
+		goto err_unuse;
+	}
+	fo = PyObject_New(FileObject, FileType);
+	if (!fo)
+		goto err_close;
+	Py_INCREF((PyObject *)self);
+	fo->owner = self;
+	fo->f = f;
+	Py_INCREF((PyObject *)path);
+	fo->path = path;
+	fo->closed = 0;
+	fo->close_err = 0;
+	fo->users = 0;
+	Py_DECREF((PyObject *)bytes);
+	return (PyObject *)fo;
+
+err_close:
+	swapio_file_close(f);
+err_unuse:
+	handle_unuse(self);
+err_bytes:
+	Py_DECREF((PyObject *)bytes);
+	return NULL;
+}
+
+static void file_dealloc(FileObject *self)
+{
+	PyTypeObject *tp = Py_TYPE((PyObject *)self);
+
+	self->closed = 1;
+	file_release(self);
+	Py_XDECREF((PyObject *)self->path);
+	Py_XDECREF((PyObject *)self->owner);
+	PyObject_Free(self);
+	Py_DECREF((PyObject *)tp);
+}
+
+static PyObject *file_close(FileObject *self, PyObject *unused)
+{
+	int ret;
+
+	if (self->closed)
+		Py_RETURN_NONE;
+	self->closed = 1;
+	if (self->users)
+		Py_RETURN_NONE;	/* the last op or call closes it */
+	ret = file_release(self);
+	if (ret < 0)
+		return raise_err(ret, self->path);
+	Py_RETURN_NONE;
+}
+
+static PyObject *file_exit(FileObject *self, PyObject *args)
+{
+	return file_close(self, NULL);
+}
+
+static PyObject *file_closed(FileObject *self, void *unused)
+{
+	return PyBool_FromLong(self->closed);
+}
+
+static PyObject *file_name(FileObject *self, void *unused)
+{
+	Py_INCREF((PyObject *)self->path);
+	return self->path;
+}
+
+static PyObject *file_handle(FileObject *self, void *unused)
+{
+	Py_INCREF((PyObject *)self->owner);
+	return (PyObject *)self->owner;
+}
+
+static int file_check(FileObject *self)
+{
+	if (self->closed || !self->f) {
+		PyErr_SetString(PyExc_ValueError, "I/O on a closed file");
+		return -1;
+	}
+	return 0;
+}
+
+static PyObject *file_size(FileObject *self, void *unused)
+{
+	int64_t n;
+
+	if (file_check(self))
+		return NULL;
+	n = swapio_file_size(self->f);
+	if (n < 0)
+		return raise_err((int)n, self->path);
+	return PyLong_FromLongLong(n);
+}
+
+static PyObject *file_direct(FileObject *self, void *unused)
+{
+	if (file_check(self))
+		return NULL;
+	return PyBool_FromLong(swapio_file_direct(self->f) == 1);
+}
+
+static PyObject *file_alignment(FileObject *self, void *unused)
+{
+	uint32_t mem, off;
+
+	if (file_check(self))
+		return NULL;
+	swapio_file_alignment(self->f, &mem, &off);
+	return Py_BuildValue("(II)", mem, off);
+}
+
+static PyObject *file_sync(FileObject *self, PyObject *unused)
+{
+	int ret;
+
+	if (file_use(self) < 0)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	ret = swapio_file_sync(self->f);
+	Py_END_ALLOW_THREADS
+	file_unuse(self);
+	if (ret < 0)
+		return raise_err(ret, self->path);
+	Py_RETURN_NONE;
+}
+
+static PyObject *file_allocate(FileObject *self, PyObject *args)
+{
+	long long off, len;
+	int ret;
+
+	if (!PyArg_ParseTuple(args, "LL", &off, &len) || check_offset(off) ||
+	    check_offset(len) || file_use(self) < 0)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	ret = swapio_file_allocate(self->f, (uint64_t)off, (uint64_t)len);
+	Py_END_ALLOW_THREADS
+	file_unuse(self);
+	if (ret < 0)
+		return raise_err(ret, self->path);
+	Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Transfers, sync and async                                           */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+	PyObject_HEAD
+	swapio_op *op;		/* NULL once finished */
+	HandleObject *owner;
+	FileObject *file;	/* NULL for a path op */
+	struct xbuf buf;
+	ssize_t result;
+	int finished;
+	int waiters;		/* threads inside swapio_op_wait() */
+	int write;
+} OpObject;
+
+/* The target of one transfer: an open file, or a path on a handle. */
+struct target {
+	HandleObject *ho;
+	FileObject *fo;		/* or NULL, then path */
+	PyObject *path;		/* as given */
+	PyObject *bytes;	/* its file system encoding */
+};
+
+static int target_use(struct target *t)
+{
+	if (t->fo)
+		return file_use(t->fo);
+	return handle_use(t->ho);
+}
+
+static void target_unuse(struct target *t)
+{
+	if (t->fo)
+		file_unuse(t->fo);
+	else
+		handle_unuse(t->ho);
+}
+
+static ssize_t target_sync(struct target *t, struct xbuf *b, uint64_t off,
+			   int write)
+{
+	swapio_handle *h = t->ho->h;
+	swapio_file *f = t->fo ? t->fo->f : NULL;
+	const char *p = t->bytes ? PyBytes_AsString(t->bytes) : NULL;
+	ssize_t n;
+
+	Py_BEGIN_ALLOW_THREADS
+	if (f && write)
+		n = swapio_pwrite(h, f, b->ptr, b->len, off);
+	else if (f)
+		n = swapio_pread(h, f, b->ptr, b->len, off);
+	else if (write)
+		n = swapio_pwrite_path(h, p, b->ptr, b->len, off);
+	else
+		n = swapio_pread_path(h, p, b->ptr, b->len, off);
+	Py_END_ALLOW_THREADS
+	return n;
+}
+
+static int target_submit(struct target *t, struct xbuf *b, uint64_t off,
+			 int write, swapio_op **op)
+{
+	swapio_handle *h = t->ho->h;
+	swapio_file *f = t->fo ? t->fo->f : NULL;
+	const char *p = t->bytes ? PyBytes_AsString(t->bytes) : NULL;
+	int ret;
+
+	Py_BEGIN_ALLOW_THREADS
+	if (f && write)
+		ret = swapio_submit_write(h, f, b->ptr, b->len, off, op);
+	else if (f)
+		ret = swapio_submit_read(h, f, b->ptr, b->len, off, op);
+	else if (write)
+		ret = swapio_submit_write_path(h, p, b->ptr, b->len, off, op);
+	else
+		ret = swapio_submit_read_path(h, p, b->ptr, b->len, off, op);
+	Py_END_ALLOW_THREADS
+	return ret;
+}
+
+static PyObject *transfer(struct target *t, PyObject *bufobj, long long off,
+			  int write, int async)
+{
+	struct xbuf b;
+	swapio_op *op;
+	OpObject *o;
+	ssize_t n;
+
+	if (check_offset(off) || xbuf_get(bufobj, !write, &b) < 0)
+		return NULL;
+	if (target_use(t) < 0)
+		goto err_buf;
+	if (!async) {
+		n = target_sync(t, &b, (uint64_t)off, write);
+		target_unuse(t);
+		xbuf_release(&b);
+		if (n < 0)
+			return raise_err((int)n, t->path);
+		return PyLong_FromSsize_t(n);
+	}
+	o = PyObject_New(OpObject, OpType);
+	if (!o)
+		goto err_unuse;
+	n = target_submit(t, &b, (uint64_t)off, write, &op);
+	if (n < 0) {
+		o->op = NULL;
+		o->owner = NULL;
+		o->file = NULL;
+		o->finished = 1;
+		o->buf.has_view = 0;
+		o->buf.dl = NULL;
+		Py_DECREF((PyObject *)o);
+		raise_err((int)n, t->path);
+		goto err_unuse;
+	}
+	o->op = op;
+	Py_INCREF((PyObject *)t->ho);
+	o->owner = t->ho;
+	Py_XINCREF((PyObject *)t->fo);
+	o->file = t->fo;
+	o->buf = b;
+	o->result = 0;
+	o->finished = 0;
+	o->waiters = 0;
+	o->write = write;
+	return (PyObject *)o;
+
+err_unuse:
+	target_unuse(t);
+err_buf:
+	xbuf_release(&b);
+	return NULL;
+}
+
+static PyObject *file_xfer(FileObject *self, PyObject *args, PyObject *kw,
+			   int write, int async)
+{
+	static char *kwlist[] = { "buf", "offset", NULL };
+	struct target t = { self->owner, self, self->path, NULL };
+	PyObject *buf;
+	long long off = 0;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|L", kwlist, &buf, &off))
+		return NULL;
+	return transfer(&t, buf, off, write, async);
+}
+
+static PyObject *file_pread(FileObject *s, PyObject *a, PyObject *k)
+{
+	return file_xfer(s, a, k, 0, 0);
+}
+
+static PyObject *file_pwrite(FileObject *s, PyObject *a, PyObject *k)
+{
+	return file_xfer(s, a, k, 1, 0);
+}
+
+static PyObject *file_read_async(FileObject *s, PyObject *a, PyObject *k)
+{
+	return file_xfer(s, a, k, 0, 1);
+}
+
+static PyObject *file_write_async(FileObject *s, PyObject *a, PyObject *k)
+{
+	return file_xfer(s, a, k, 1, 1);
+}
+
+static PyObject *path_xfer(HandleObject *self, PyObject *args, PyObject *kw,
+			   int write, int async)
+{
+	static char *kwlist[] = { "path", "buf", "offset", NULL };
+	struct target t = { self, NULL, NULL, NULL };
+	PyObject *buf, *ret;
+	long long off = 0;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|L", kwlist, &t.path,
+					 &buf, &off))
+		return NULL;
+	if (!PyUnicode_FSConverter(t.path, &t.bytes))
+		return NULL;
+	ret = transfer(&t, buf, off, write, async);
+	Py_DECREF((PyObject *)t.bytes);
+	return ret;
+}
+
+static PyObject *handle_pread(HandleObject *s, PyObject *a, PyObject *k)
+{
+	return path_xfer(s, a, k, 0, 0);
+}
+
+static PyObject *handle_pwrite(HandleObject *s, PyObject *a, PyObject *k)
+{
+	return path_xfer(s, a, k, 1, 0);
+}
+
+static PyObject *handle_read_async(HandleObject *s, PyObject *a, PyObject *k)
+{
+	return path_xfer(s, a, k, 0, 1);
+}
+
+static PyObject *handle_write_async(HandleObject *s, PyObject *a, PyObject *k)
+{
+	return path_xfer(s, a, k, 1, 1);
+}
+
+/* ------------------------------------------------------------------ */
+/* Op                                                                  */
+/* ------------------------------------------------------------------ */
+
+/* @o completed with @res and nobody waits in C: release all it holds. */
+static void op_finish(OpObject *o, ssize_t res)
+{
+	o->result = res;
+	o->finished = 1;
+	swapio_op_free(o->op);	/* complete: does not block */
+	o->op = NULL;
+	xbuf_release(&o->buf);
+	if (o->file)
+		file_unuse(o->file);
+	else
+		handle_unuse(o->owner);
+}
+
+/* Wait up to @ms for @o (GIL released); the result, or -ETIMEDOUT. */
+static ssize_t op_wait_ms(OpObject *o, int ms)
+{
+	swapio_op *op = o->op;
+	ssize_t ret;
+
+	if (o->finished)
+		return o->result;
+	o->waiters++;
+	if (ms == 0) {
+		ret = swapio_op_wait(op, 0);
+	} else {
+		Py_BEGIN_ALLOW_THREADS
+		ret = swapio_op_wait(op, ms);
+		Py_END_ALLOW_THREADS
+	}
+	/* The last thread out frees the op: no one else is inside it. */
+	if (--o->waiters == 0 && !o->finished && ret != -ETIMEDOUT)
+		op_finish(o, ret);
+	return ret;
+}
+
+static void op_dealloc(OpObject *self)
+{
+	PyTypeObject *tp = Py_TYPE((PyObject *)self);
+
+	/*
+	 * Still in flight: the kernel may be writing into the buffer we hold,
+	 * so wait (GIL released) before letting it go.
+	 */
+	if (!self->finished && self->op)
+		op_wait_ms(self, -1);
+	Py_XDECREF((PyObject *)self->file);
+	Py_XDECREF((PyObject *)self->owner);
+	PyObject_Free(self);
+	Py_DECREF((PyObject *)tp);
+}
+
+static PyObject *op_wait(OpObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = { "timeout", NULL };
+	PyObject *t = Py_None;
+	ssize_t ret;
+	int ms;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O", kwlist, &t) ||
+	    timeout_ms(t, &ms) < 0)
+		return NULL;
+	ret = op_wait_ms(self, ms);
+	if (ret < 0)
+		return raise_err((int)ret, NULL);
+	return PyLong_FromSsize_t(ret);
+}
+
+static PyObject *op_done(OpObject *self, PyObject *unused)
+{
+	if (self->finished)
+		Py_RETURN_TRUE;
+	return PyBool_FromLong(op_wait_ms(self, 0) != -ETIMEDOUT);
+}
+
+static PyObject *op_result(OpObject *self, void *unused)
+{
+	ssize_t ret = op_wait_ms(self, 0);
+
+	if (ret == -ETIMEDOUT && !self->finished)
+		Py_RETURN_NONE;
+	if (ret < 0)
+		return raise_err((int)ret, NULL);
+	return PyLong_FromSsize_t(ret);
+}
+
+static PyObject *op_nbytes(OpObject *self, void *unused)
+{
+	return PyLong_FromSize_t(self->buf.len);
+}
+
+static PyObject *op_handle(OpObject *self, void *unused)
+{
+	if (!self->owner)
+		Py_RETURN_NONE;
+	Py_INCREF((PyObject *)self->owner);
+	return (PyObject *)self->owner;
+}
+
+static PyObject *op_is_write(OpObject *self, void *unused)
+{
+	return PyBool_FromLong(self->write);
+}
+
+static PyObject *op_await(OpObject *self)
+{
+	if (!await_hook) {
+		PyErr_SetString(PyExc_RuntimeError, "swapio._aio not loaded");
+		return NULL;
+	}
+	return PyObject_CallFunctionObjArgs(await_hook, (PyObject *)self,
+					    NULL);
+}
+
+static PyObject *wait_any(PyObject *mod, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = { "ops", "timeout", NULL };
+	PyObject *seq, *list, *t = Py_None, *ret = NULL;
+	swapio_op **cops = NULL;
+	OpObject *o;
+	Py_ssize_t i, n;
+	int ms, r = 0;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O", kwlist, &seq, &t) ||
+	    timeout_ms(t, &ms) < 0)
+		return NULL;
+	list = PySequence_List(seq);
+	if (!list)
+		return NULL;
+	n = PyList_Size(list);
+	if (n == 0 || n > UINT_MAX) {
+		PyErr_SetString(PyExc_ValueError, "wait_any() needs 1 or more "
+				"ops");
+		goto out;
+	}
+	cops = PyMem_Calloc((size_t)n, sizeof(*cops));
+	if (!cops) {
+		PyErr_NoMemory();
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		o = (OpObject *)PyList_GetItem(list, i);
+		if (!PyObject_TypeCheck((PyObject *)o, OpType)) {
+			PyErr_SetString(PyExc_TypeError, "wait_any() takes "
+					"swapio.Op objects");
+			goto out;
+		}
+		if (o->finished) {
+			ret = PyLong_FromSsize_t(i);
+			goto out;
+		}
+		if (o->owner != ((OpObject *)PyList_GetItem(list, 0))->owner) {
+			PyErr_SetString(PyExc_ValueError, "wait_any(): all ops "
+					"must belong to one handle");
+			goto out;
+		}
+		cops[i] = o->op;
+	}
+	for (i = 0; i < n; i++)
+		((OpObject *)PyList_GetItem(list, i))->waiters++;
+	Py_BEGIN_ALLOW_THREADS
+	r = swapio_wait_any(cops, (unsigned int)n, ms);
+	Py_END_ALLOW_THREADS
+	for (i = 0; i < n; i++)
+		((OpObject *)PyList_GetItem(list, i))->waiters--;
+	if (r < 0) {
+		raise_err(r, NULL);
+		goto out;
+	}
+	op_wait_ms((OpObject *)PyList_GetItem(list, r), 0);
+	ret = PyLong_FromLong(r);
+out:
+	PyMem_Free(cops);
+	Py_DECREF((PyObject *)list);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* Buffer: memory from swapio_buf_alloc(), or a view of a pipeline's    */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+	PyObject_HEAD
+	void *ptr;
+	size_t size;		/* bytes exposed */
+	size_t alloc;		/* bytes to swapio_buf_free(); 0: not ours */
+	PyObject *owner;	/* keeps ptr alive when not ours */
+	int locked;
+} BufferObject;
+
+static int buffer_getbuffer(BufferObject *self, Py_buffer *view, int flags)
+{
+	return PyBuffer_FillInfo(view, (PyObject *)self, self->ptr,
+				 (Py_ssize_t)self->size, 0, flags);
+}
+
+static void buffer_releasebuffer(BufferObject *self, Py_buffer *view)
+{
+}
+
+static void buffer_dealloc(BufferObject *self)
+{
+	PyTypeObject *tp = Py_TYPE((PyObject *)self);
+
+	if (self->alloc)
+		swapio_buf_free(self->ptr, self->alloc);
+	Py_XDECREF((PyObject *)self->owner);
+	PyObject_Free(self);
+	Py_DECREF((PyObject *)tp);
+}
+
+static PyObject *buffer_new_view(void *ptr, size_t size, PyObject *owner)
+{
+	BufferObject *b = PyObject_New(BufferObject, BufferType);
+
+	if (!b)
+		return NULL;
+	b->ptr = ptr;
+	b->size = size;
+	b->alloc = 0;
+	Py_XINCREF((PyObject *)owner);
+	b->owner = owner;
+	b->locked = 0;
+	return (PyObject *)b;
+}
+
+static PyObject *buffer_alloc(size_t size, unsigned int flags)
+{
+	size_t alloc = size ? size : 1;
+	BufferObject *b;
+	void *p;
+	int ret;
+
+	Py_BEGIN_ALLOW_THREADS
+	ret = swapio_buf_alloc(alloc, flags, &p);
+	Py_END_ALLOW_THREADS
+	if (ret < 0)
+		return raise_err(ret, NULL);
+	b = (BufferObject *)buffer_new_view(p, size, NULL);
+	if (!b) {
+		swapio_buf_free(p, alloc);
+		return NULL;
+	}
+	b->alloc = alloc;
+	b->locked = !!(flags & SWAPIO_BUF_LOCKED);
+	return (PyObject *)b;
+}
+
+static PyObject *mod_alloc(PyObject *mod, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = { "nbytes", "pinned", "huge", NULL };
+	unsigned long long n;
+	int pinned = 1, huge = 1;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "K|pp", kwlist, &n,
+					 &pinned, &huge))
+		return NULL;
+	if (n > PY_SSIZE_T_MAX) {
+		PyErr_SetString(PyExc_OverflowError, "nbytes too large");
+		return NULL;
+	}
+	return buffer_alloc((size_t)n, (pinned ? SWAPIO_BUF_LOCKED : 0) |
+				       (huge ? SWAPIO_BUF_HUGE : 0));
+}
+
+static Py_ssize_t buffer_len(BufferObject *self)
+{
+	return (Py_ssize_t)self->size;
+}
+
+static PyObject *buffer_pinned(BufferObject *self, void *unused)
+{
+	return PyBool_FromLong(self->locked);
+}
+
+static PyObject *buffer_address(BufferObject *self, void *unused)
+{
+	return PyLong_FromVoidPtr(self->ptr);
+}
+
+/* ------------------------------------------------------------------ */
+/* Module functions                                                    */
+/* ------------------------------------------------------------------ */
+
+static PyObject *mod_strerror(PyObject *mod, PyObject *arg)
+{
+	long err = PyLong_AsLong(arg);
+
+	if (err == -1 && PyErr_Occurred())
+		return NULL;
+	return PyUnicode_FromString(swapio_strerror((int)err));
+}
+
+static PyObject *mod_version(PyObject *mod, PyObject *unused)
+{
+	unsigned int v = swapio_version();
+
+	return Py_BuildValue("(III)", v / 10000, v / 100 % 100, v % 100);
+}
+
+static PyObject *mod_probe(PyObject *mod, PyObject *arg)
+{
+	const char *name = PyUnicode_AsUTF8AndSize(arg, NULL);
+	int e, ret;
+
+	if (!name)
+		return NULL;
+	e = swapio_engine_parse(name);
+	if (e < 0) {
+		PyErr_Format(PyExc_ValueError, "unknown engine %s", name);
+		return NULL;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	ret = swapio_engine_probe((unsigned int)e);
+	Py_END_ALLOW_THREADS
+	return PyLong_FromLong(ret);
+}
+
+static PyObject *mod_checksum(PyObject *mod, PyObject *arg)
+{
+	struct xbuf b;
+	uint64_t sum;
+
+	if (xbuf_get(arg, 0, &b) < 0)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	sum = swapio_store_checksum(b.ptr, b.len);
+	Py_END_ALLOW_THREADS
+	xbuf_release(&b);
+	return PyLong_FromUnsignedLongLong(sum);
+}
+
+static PyObject *mod_set_await_hook(PyObject *mod, PyObject *fn)
+{
+	PyObject *old = await_hook;
+
+	Py_INCREF((PyObject *)fn);
+	await_hook = fn;
+	Py_XDECREF((PyObject *)old);
+	Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Store                                                               */
+/* ------------------------------------------------------------------ */
+
+static PyObject *NoSuchKey;	/* swapio.NoSuchKey(Error, KeyError) */
+
+typedef struct {
+	PyObject_HEAD
+	HandleObject *owner;
+	swapio_store *s;
+	PyObject *dir;
+	int closed;
+	Py_ssize_t users;	/* ops not yet observed, pipelines, calls */
+} StoreObject;
+
+static void store_release(StoreObject *so)
+{
+	swapio_store *s = so->s;
+
+	so->s = NULL;
+	if (!s)
+		return;
+	Py_BEGIN_ALLOW_THREADS
+	swapio_store_close(s);
+	Py_END_ALLOW_THREADS
+	handle_unuse(so->owner);
+}
+
+static int store_use(StoreObject *so)
+{
+	if (so->closed || !so->s) {
+		PyErr_SetString(PyExc_ValueError, "the store is closed");
+		return -1;
+	}
+	so->users++;
+	return 0;
+}
+
+static void store_unuse(StoreObject *so)
+{
+	if (--so->users == 0 && so->closed)
+		store_release(so);
+}
+
+/* Raise for a store error about @key: a missing key is a KeyError too. */
+static PyObject *store_err(int err, PyObject *key)
+{
+	PyObject *exc;
+
+	if (err != -ENOENT || !key)
+		return raise_err(err, NULL);
+	exc = PyObject_CallFunction(NoSuchKey, "isO", ENOENT,
+				    "no such key", key);
+	if (!exc)
+		return NULL;
+	PyErr_SetObject(NoSuchKey, exc);
+	Py_DECREF((PyObject *)exc);
+	return NULL;
+}
+
+static const char *key_str(PyObject *key)
+{
+	const char *s;
+	Py_ssize_t n;
+
+	if (PyUnicode_Check(key)) {
+		s = PyUnicode_AsUTF8AndSize(key, &n);
+	} else if (PyBytes_Check(key)) {
+		s = PyBytes_AsString(key);
+		n = PyBytes_Size(key);
+	} else {
+		PyErr_SetString(PyExc_TypeError, "a key is a str or bytes");
+		return NULL;
+	}
+	if (s && (size_t)n != strlen(s)) {
+		PyErr_SetString(PyExc_ValueError, "a key has no NUL byte");
+		return NULL;
+	}
+	return s;
+}
+
+static int store_init(StoreObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = { "dir", "handle", "capacity", "grow_bytes",
+				  "checksum", "create", "recover", NULL };
+	struct swapio_store_config cfg = { 0 };
+	unsigned long long cap = 0, grow = 0;
+	int sum = 1, create = 1, recover = 0, ret;
+	PyObject *dir, *bytes;
+	HandleObject *ho;
+	swapio_store *s;
+
+	if (self->s) {
+		PyErr_SetString(PyExc_RuntimeError, "store already open");
+		return -1;
+	}
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "OO!|KKppp", kwlist, &dir,
+					 HandleType, &ho, &cap, &grow, &sum,
+					 &create, &recover) ||
+	    !PyUnicode_FSConverter(dir, &bytes))
+		return -1;
+	cfg.capacity = cap;
+	cfg.grow_bytes = grow;
+	cfg.flags = (sum ? 0 : SWAPIO_STORE_NO_CHECKSUM) |
+		    (create ? 0 : SWAPIO_STORE_NO_CREATE) |
+		    (recover ? SWAPIO_STORE_RECOVER : 0);
+	if (handle_use(ho) < 0) {
+		Py_DECREF((PyObject *)bytes);
+		return -1;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	ret = swapio_store_open(ho->h, PyBytes_AsString(bytes), &cfg, &s);
+	Py_END_ALLOW_THREADS
+	Py_DECREF((PyObject *)bytes);
+	if (ret < 0) {
+		handle_unuse(ho);
+		raise_err(ret, dir);
+		return -1;
+	}
+	Py_INCREF((PyObject *)ho);
+	self->owner = ho;
+	self->s = s;
+	Py_INCREF((PyObject *)dir);
+	self->dir = dir;
+	return 0;
+}
+
+static void store_dealloc(StoreObject *self)
+{
+	PyTypeObject *tp = Py_TYPE((PyObject *)self);
+
+	self->closed = 1;
+	store_release(self);
+	Py_XDECREF((PyObject *)self->dir);
+	Py_XDECREF((PyObject *)self->owner);
+	PyObject_Free(self);
+	Py_DECREF((PyObject *)tp);
+}
+
+static PyObject *store_close(StoreObject *self, PyObject *unused)
+{
+	self->closed = 1;
+	if (self->users == 0)
+		store_release(self);
+	Py_RETURN_NONE;
+}
+
+static PyObject *store_exit(StoreObject *self, PyObject *args)
+{
+	return store_close(self, NULL);
+}
+
+static PyObject *store_put(StoreObject *self, PyObject *args)
+{
+	PyObject *key, *buf;
+	const char *k;
+	struct xbuf b;
+	int ret;
+
+	if (!PyArg_ParseTuple(args, "OO", &key, &buf) ||
+	    !(k = key_str(key)) || xbuf_get(buf, 0, &b) < 0)
+		return NULL;
+	if (store_use(self) < 0) {
+		xbuf_release(&b);
+		return NULL;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	ret = swapio_store_put(self->s, k, b.ptr, b.len);
+	Py_END_ALLOW_THREADS
+	store_unuse(self);
+	xbuf_release(&b);
+	if (ret < 0)
+		return store_err(ret, key);
+	Py_RETURN_NONE;
+}
+
+/* The buffer a get reads into: @out, or new aligned memory of the size. */
+static PyObject *get_target(StoreObject *self, PyObject *key, const char *k,
+			    PyObject *out)
+{
+	int64_t n;
+
+	if (out && out != Py_None) {
+		Py_INCREF((PyObject *)out);
+		return out;
+	}
+	if (!self->s)
+		return store_use(self) < 0 ? NULL : NULL;
+	n = swapio_store_size(self->s, k);
+	if (n < 0)
+		return store_err((int)n, key);
+	return buffer_alloc((size_t)n, (size_t)n >= (2u << 20) ?
+				       SWAPIO_BUF_HUGE : 0);
+}
+
+static PyObject *as_result(PyObject *out, PyObject *given)
+{
+	PyObject *mv;
+
+	if (given && given != Py_None)
+		return out;
+	mv = PyMemoryView_FromObject(out);
+	Py_DECREF((PyObject *)out);
+	return mv;
+}
+
+static PyObject *store_get(StoreObject *self, PyObject *args)
+{
+	PyObject *key, *given = Py_None, *out;
+	const char *k;
+	struct xbuf b;
+	int ret;
+
+	if (!PyArg_ParseTuple(args, "O|O", &key, &given) ||
+	    !(k = key_str(key)) || !(out = get_target(self, key, k, given)))
+		return NULL;
+	if (xbuf_get(out, 1, &b) < 0)
+		goto err_out;
+	if (store_use(self) < 0)
+		goto err_buf;
+	Py_BEGIN_ALLOW_THREADS
+	ret = swapio_store_get(self->s, k, b.ptr, b.len);
+	Py_END_ALLOW_THREADS
+	store_unuse(self);
+	xbuf_release(&b);
+	if (ret < 0) {
+		store_err(ret, key);
+		goto err_out;
+	}
+	return as_result(out, given);
+
+err_buf:
+	xbuf_release(&b);
+err_out:
+	Py_DECREF((PyObject *)out);
+	return NULL;
+}
+
+typedef struct {
+	PyObject_HEAD
+	swapio_store_op *op;	/* NULL once finished */
+	StoreObject *owner;
+	struct xbuf buf;
+	PyObject *out;		/* a get's buffer, else None */
+	PyObject *key;
+	int64_t result;
+	int finished;
+	int waiters;
+	int put;
+} StoreOpObject;
+
+static void sop_finish(StoreOpObject *o, int64_t res)
+{
+	o->result = res;
+	o->finished = 1;
+	swapio_store_op_free(o->op);	/* already finished: no wait */
+	o->op = NULL;
+	xbuf_release(&o->buf);
+	store_unuse(o->owner);
+}
+
+static int64_t sop_wait_ms(StoreOpObject *o, int ms)
+{
+	swapio_store_op *op = o->op;
+	int64_t ret;
+
+	if (o->finished)
+		return o->result;
+	o->waiters++;
+	Py_BEGIN_ALLOW_THREADS
+	ret = swapio_store_op_wait(op, ms);
+	Py_END_ALLOW_THREADS
+	if (--o->waiters == 0 && !o->finished && ret != -ETIMEDOUT)
+		sop_finish(o, ret);
+	return ret;
+}
+
+static void sop_dealloc(StoreOpObject *self)
+{
+	PyTypeObject *tp = Py_TYPE((PyObject *)self);
+
+	if (!self->finished && self->op)
+		sop_wait_ms(self, -1);
+	Py_XDECREF((PyObject *)self->out);
+	Py_XDECREF((PyObject *)self->key);
+	Py_XDECREF((PyObject *)self->owner);
+	PyObject_Free(self);
+	Py_DECREF((PyObject *)tp);
+}
+
+static PyObject *store_submit(StoreObject *self, PyObject *key,
+			      PyObject *bufobj, PyObject *out, int put)
+{
+	StoreOpObject *o;
+	const char *k;
+	int ret;
+
+	if (!(k = key_str(key)))
+		return NULL;
+	o = PyObject_New(StoreOpObject, StoreOpType);
+	if (!o)
+		return NULL;
+	o->op = NULL;
+	o->owner = NULL;
+	o->finished = 1;
+	o->waiters = 0;
+	o->put = put;
+	o->out = NULL;
+	Py_INCREF((PyObject *)key);
+	o->key = key;
+	memset(&o->buf, 0, sizeof(o->buf));
+	if (!put && !(out = get_target(self, key, k, out)))
+		goto err;
+	if (xbuf_get(put ? bufobj : out, !put, &o->buf) < 0)
+		goto err_out;
+	if (store_use(self) < 0)
+		goto err_out;
+	Py_BEGIN_ALLOW_THREADS
+	if (put)
+		ret = swapio_store_submit_put(self->s, k, o->buf.ptr,
+					      o->buf.len, &o->op);
+	else
+		ret = swapio_store_submit_get(self->s, k, o->buf.ptr,
+					      o->buf.len, &o->op);
+	Py_END_ALLOW_THREADS
+	if (ret < 0) {
+		store_unuse(self);
+		store_err(ret, key);
+		goto err_out;
+	}
+	Py_INCREF((PyObject *)self);
+	o->owner = self;
+	o->finished = 0;
+	o->out = put ? (Py_INCREF((PyObject *)Py_None), Py_None) : out;
+	return (PyObject *)o;
+
+err_out:
+	if (!put)
+		Py_DECREF((PyObject *)out);
+err:
+	xbuf_release(&o->buf);
+	Py_DECREF((PyObject *)o);
+	return NULL;
+}
+
+static PyObject *store_put_async(StoreObject *self, PyObject *args)
+{
+	PyObject *key, *buf;
+
+	if (!PyArg_ParseTuple(args, "OO", &key, &buf))
+		return NULL;
+	return store_submit(self, key, buf, NULL, 1);
+}
+
+static PyObject *store_get_async(StoreObject *self, PyObject *args)
+{
+	PyObject *key, *out = Py_None;
+
+	if (!PyArg_ParseTuple(args, "O|O", &key, &out))
+		return NULL;
+	return store_submit(self, key, NULL, out, 0);
+}
+
+static PyObject *store_remove(StoreObject *self, PyObject *key)
+{
+	const char *k = key_str(key);
+	int ret;
+
+	if (!k || store_use(self) < 0)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	ret = swapio_store_remove(self->s, k);
+	Py_END_ALLOW_THREADS
+	store_unuse(self);
+	if (ret < 0)
+		return store_err(ret, key);
+	Py_RETURN_NONE;
+}
+
+static PyObject *store_size(StoreObject *self, PyObject *key)
+{
+	const char *k = key_str(key);
+	int64_t n;
+
+	if (!k || store_use(self) < 0)
+		return NULL;
+	n = swapio_store_size(self->s, k);
+	store_unuse(self);
+	if (n < 0)
+		return store_err((int)n, key);
+	return PyLong_FromLongLong(n);
+}
+
+static int store_contains(StoreObject *self, PyObject *key)
+{
+	const char *k = key_str(key);
+	int64_t n;
+
+	if (!k || store_use(self) < 0)
+		return -1;
+	n = swapio_store_size(self->s, k);
+	store_unuse(self);
+	if (n < 0 && n != -ENOENT && n != -EINVAL) {
+		raise_err((int)n, NULL);
+		return -1;
+	}
+	return n >= 0;
+}
+
+static Py_ssize_t store_len(StoreObject *self)
+{
+	struct swapio_store_info in;
+
+	if (store_use(self) < 0)
+		return -1;
+	swapio_store_info(self->s, &in);
+	store_unuse(self);
+	return (Py_ssize_t)in.keys;
+}
+
+static PyObject *store_keys(StoreObject *self, PyObject *unused)
+{
+	PyObject *list = NULL, *k;
+	char **keys;
+	size_t i, n;
+	int ret;
+
+	if (store_use(self) < 0)
+		return NULL;
+	ret = swapio_store_list(self->s, &keys, &n);
+	store_unuse(self);
+	if (ret < 0)
+		return raise_err(ret, NULL);
+	list = PyList_New((Py_ssize_t)n);
+	for (i = 0; list && i < n; i++) {
+		k = PyUnicode_DecodeFSDefault(keys[i]);
+		if (!k) {
+			Py_CLEAR(list);
+			break;
+		}
+		PyList_SetItem(list, (Py_ssize_t)i, k);
+	}
+	free(keys);
+	return list;
+}
+
+static PyObject *store_sync(StoreObject *self, PyObject *unused)
+{
+	int ret;
+
+	if (store_use(self) < 0)
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	ret = swapio_store_sync(self->s);
+	Py_END_ALLOW_THREADS
+	store_unuse(self);
+	if (ret < 0)
+		return raise_err(ret, NULL);
+	Py_RETURN_NONE;
+}
+
+static PyObject *store_info(StoreObject *self, PyObject *unused)
+{
+	struct swapio_store_info in;
+
+	if (store_use(self) < 0)
+		return NULL;
+	swapio_store_info(self->s, &in);
+	store_unuse(self);
+	return Py_BuildValue("{sKsKsKsKsKsKsI}",
+		"keys", (unsigned long long)in.keys,
+		"value_bytes", (unsigned long long)in.value_bytes,
+		"used_bytes", (unsigned long long)in.used_bytes,
+		"file_bytes", (unsigned long long)in.file_bytes,
+		"free_bytes", (unsigned long long)in.free_bytes,
+		"index_bytes", (unsigned long long)in.index_bytes,
+		"block", in.block);
+}
+
+static PyObject *store_closed(StoreObject *self, void *unused)
+{
+	return PyBool_FromLong(self->closed);
+}
+
+static PyObject *sop_wait(StoreOpObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = { "timeout", NULL };
+	PyObject *t = Py_None;
+	int64_t ret;
+	int ms;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O", kwlist, &t) ||
+	    timeout_ms(t, &ms) < 0)
+		return NULL;
+	ret = sop_wait_ms(self, ms);
+	if (ret < 0)
+		return store_err((int)ret, self->key);
+	return PyLong_FromLongLong(ret);
+}
+
+static PyObject *sop_done(StoreOpObject *self, PyObject *unused)
+{
+	int r;
+
+	if (self->finished)
+		Py_RETURN_TRUE;
+	r = swapio_store_op_done(self->op);
+	if (r < 0)
+		return raise_err(r, NULL);
+	return PyBool_FromLong(r);
+}
+
+static PyObject *sop_out(StoreOpObject *self, void *unused)
+{
+	if (self->out && self->out != Py_None && !self->put &&
+	    PyObject_TypeCheck(self->out, BufferType))
+		return PyMemoryView_FromObject(self->out);
+	if (!self->out)
+		Py_RETURN_NONE;
+	Py_INCREF((PyObject *)self->out);
+	return self->out;
+}
+
+/* ------------------------------------------------------------------ */
+/* Pipeline                                                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+	PyObject_HEAD
+	StoreObject *store;
+	swapio_pipeline *p;
+} PipelineObject;
+
+static void pipe_release(PipelineObject *po)
+{
+	swapio_pipeline *p = po->p;
+
+	po->p = NULL;
+	if (!p)
+		return;
+	Py_BEGIN_ALLOW_THREADS
+	swapio_pipeline_destroy(p);
+	Py_END_ALLOW_THREADS
+	store_unuse(po->store);
+}
+
+/* One group: a sequence of (key, nbytes[, read_only]). */
+static int pipe_group(PyObject *g, struct swapio_pipe_group *out,
+		      struct swapio_pipe_tensor *t, PyObject *keep)
+{
+	PyObject *list = PySequence_List(g), *item, *key;
+	Py_ssize_t i, n;
+	unsigned long long len;
+	int ro;
+
+	if (!list)
+		return -1;
+	n = PyList_Size(list);
+	for (i = 0; i < n; i++) {
+		item = PyList_GetItem(list, i);
+		ro = 0;
+		if (!PyArg_ParseTuple(item, "OK|p", &key, &len, &ro) ||
+		    !(t[i].key = key_str(key)) ||
+		    PyList_Append(keep, key) < 0) {
+			Py_DECREF((PyObject *)list);
+			return -1;
+		}
+		t[i].len = len;
+		t[i].flags = ro ? SWAPIO_PIPE_READ_ONLY : 0;
+		t[i].reserved = 0;
+	}
+	Py_DECREF((PyObject *)list);
+	out->tensors = t;
+	out->nr_tensors = (unsigned int)n;
+	return 0;
+}
+
+static Py_ssize_t count_tensors(PyObject *groups)
+{
+	Py_ssize_t i, n, total = 0, k;
+
+	n = PyList_Size(groups);
+	for (i = 0; i < n; i++) {
+		k = PySequence_Size(PyList_GetItem(groups, i));
+		if (k < 0)
+			return -1;
+		total += k;
+	}
+	return total;
+}
+
+static int pipe_init(PipelineObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = { "store", "groups", "budget_bytes", "depth",
+				  "pinned", "huge", NULL };
+	struct swapio_pipeline_config cfg = { 0 };
+	struct swapio_pipe_tensor *t = NULL;
+	struct swapio_pipe_group *g = NULL;
+	PyObject *groups, *list = NULL, *keep = NULL;
+	unsigned long long budget = 0;
+	unsigned int depth = 0;
+	int pinned = 1, huge = 1, ret = -1, r;
+	Py_ssize_t i, n, nt, at = 0;
+	StoreObject *so;
+	swapio_pipeline *p;
+
+	if (self->p) {
+		PyErr_SetString(PyExc_RuntimeError, "pipeline already made");
+		return -1;
+	}
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O|KIpp", kwlist,
+					 StoreType, &so, &groups, &budget,
+					 &depth, &pinned, &huge) ||
+	    !(list = PySequence_List(groups)) || !(keep = PyList_New(0)))
+		goto out;
+	n = PyList_Size(list);
+	nt = count_tensors(list);
+	if (nt < 0 || n > UINT_MAX)
+		goto out;
+	g = PyMem_Calloc((size_t)n + 1, sizeof(*g));
+	t = PyMem_Calloc((size_t)nt + 1, sizeof(*t));
+	if (!g || !t) {
+		PyErr_NoMemory();
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (pipe_group(PyList_GetItem(list, i), &g[i], t + at,
+			       keep) < 0)
+			goto out;
+		at += g[i].nr_tensors;
+	}
+	cfg.budget_bytes = budget;
+	cfg.depth = depth;
+	cfg.buf_flags = (pinned ? SWAPIO_BUF_LOCKED : 0) |
+			(huge ? SWAPIO_BUF_HUGE : 0);
+	if (store_use(so) < 0)
+		goto out;
+	Py_BEGIN_ALLOW_THREADS
+	r = swapio_pipeline_create(so->s, g, (unsigned int)n, &cfg, &p);
+	Py_END_ALLOW_THREADS
+	if (r < 0) {
+		store_unuse(so);
+		raise_err(r, NULL);
+		goto out;
+	}
+	Py_INCREF((PyObject *)so);
+	self->store = so;
+	self->p = p;
+	ret = 0;
+out:
+	PyMem_Free(g);
+	PyMem_Free(t);
+	Py_XDECREF((PyObject *)keep);
+	Py_XDECREF((PyObject *)list);
+	return ret;
+}
+
+static void pipe_dealloc(PipelineObject *self)
+{
+	PyTypeObject *tp = Py_TYPE((PyObject *)self);
+
+	pipe_release(self);
+	Py_XDECREF((PyObject *)self->store);
+	PyObject_Free(self);
+	Py_DECREF((PyObject *)tp);
+}
+
+static int pipe_check(PipelineObject *self)
+{
+	if (!self->p) {
+		PyErr_SetString(PyExc_ValueError, "the pipeline is closed");
+		return -1;
+	}
+	return 0;
+}
+
+static PyObject *pipe_begin(PipelineObject *self, PyObject *unused)
+{
+	int ret;
+
+	if (pipe_check(self))
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	ret = swapio_pipeline_begin(self->p);
+	Py_END_ALLOW_THREADS
+	if (ret < 0)
+		return raise_err(ret, NULL);
+	Py_RETURN_NONE;
+}
+
+/* next() -> (group, [Buffer...]) or None at the end of the pass. */
+static PyObject *pipe_next(PipelineObject *self, PyObject *unused)
+{
+	struct swapio_pipe_view v;
+	PyObject *bufs, *b;
+	unsigned int i;
+	int ret;
+
+	if (pipe_check(self))
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	ret = swapio_pipeline_next(self->p, &v);
+	Py_END_ALLOW_THREADS
+	if (ret < 0)
+		return raise_err(ret, NULL);
+	if (ret == 0)
+		Py_RETURN_NONE;
+	bufs = PyList_New(v.nr_tensors);
+	for (i = 0; bufs && i < v.nr_tensors; i++) {
+		b = buffer_new_view(v.bufs[i], v.tensors[i].len,
+				    (PyObject *)self);
+		if (!b) {
+			Py_CLEAR(bufs);
+			break;
+		}
+		PyList_SetItem(bufs, i, b);
+	}
+	if (!bufs) {
+		swapio_pipeline_release(self->p, v.group, 0);
+		return NULL;
+	}
+	return Py_BuildValue("(IN)", v.group, bufs);
+}
+
+static PyObject *pipe_release_group(PipelineObject *self, PyObject *args)
+{
+	unsigned int group;
+	int wb = 1, ret;
+
+	if (!PyArg_ParseTuple(args, "I|p", &group, &wb) || pipe_check(self))
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	ret = swapio_pipeline_release(self->p, group, wb);
+	Py_END_ALLOW_THREADS
+	if (ret < 0)
+		return raise_err(ret, NULL);
+	Py_RETURN_NONE;
+}
+
+static PyObject *pipe_flush(PipelineObject *self, PyObject *unused)
+{
+	int ret;
+
+	if (pipe_check(self))
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	ret = swapio_pipeline_flush(self->p);
+	Py_END_ALLOW_THREADS
+	if (ret < 0)
+		return raise_err(ret, NULL);
+	Py_RETURN_NONE;
+}
+
+static PyObject *pipe_stats(PipelineObject *self, PyObject *unused)
+{
+	struct swapio_pipeline_stats s;
+
+	if (pipe_check(self))
+		return NULL;
+	swapio_pipeline_stats(self->p, &s);
+	return Py_BuildValue("{sKsKsKsKsIsIsO}",
+		"bytes_read", (unsigned long long)s.bytes_read,
+		"bytes_written", (unsigned long long)s.bytes_written,
+		"stall_ns", (unsigned long long)s.stall_ns,
+		"buf_bytes", (unsigned long long)s.buf_bytes,
+		"buffers", s.buffers, "depth", s.depth,
+		"locked", s.locked ? Py_True : Py_False);
+}
+
+static PyObject *pipe_close(PipelineObject *self, PyObject *unused)
+{
+	pipe_release(self);
+	Py_RETURN_NONE;
+}
+
+static PyMethodDef store_methods[] = {
+	M("put", store_put, METH_VARARGS, "put(key, buf)\n\nStore buf under "
+	  "key (copy-on-write, checksummed), GIL released."),
+	M("get", store_get, METH_VARARGS, "get(key, out=None)\n\nRead key's "
+	  "value into out (its size must match), or into new page-aligned "
+	  "memory returned as a memoryview. Missing key: NoSuchKey."),
+	M("put_async", store_put_async, METH_VARARGS,
+	  "put_async(key, buf) -> StoreOp\n\nStart a put; it takes effect "
+	  "when waited for."),
+	M("get_async", store_get_async, METH_VARARGS,
+	  "get_async(key, out=None) -> StoreOp\n\nStart a get; .out is the "
+	  "buffer it fills."),
+	M("remove", store_remove, METH_O, "remove(key)\n\nDelete key."),
+	M("size", store_size, METH_O, "size(key) -> int\n\nStored length."),
+	M("keys", store_keys, METH_NOARGS, "keys() -> list\n\nThe keys, "
+	  "sorted."),
+	M("sync", store_sync, METH_NOARGS, "sync()\n\nMake every finished "
+	  "put and remove survive a power loss."),
+	M("info", store_info, METH_NOARGS, "info() -> dict\n\nCounters."),
+	M("close", store_close, METH_NOARGS, "close()\n\nClose the store "
+	  "(once its ops and pipelines are gone)."),
+	M("__enter__", self_enter, METH_NOARGS, NULL),
+	M("__exit__", store_exit, METH_VARARGS, NULL),
+	{ NULL }
+};
+
+static PyGetSetDef store_getset[] = {
+	G("closed", store_closed, "True once close() was called."),
+	{ NULL }
+};
+
+static PyType_Slot store_slots[] = {
+	{ Py_tp_doc, (void *)PyDoc_STR(
+	  "Store(dir, handle, capacity=0, grow_bytes=0, checksum=True, "
+	  "create=True, recover=False)\n\nTensors by key in one directory: "
+	  "a mapping-like swap space. A context manager.") },
+	{ Py_tp_new, PyType_GenericNew },
+	{ Py_tp_init, store_init },
+	{ Py_tp_dealloc, store_dealloc },
+	{ Py_tp_methods, store_methods },
+	{ Py_tp_getset, store_getset },
+	{ Py_sq_contains, store_contains },
+	{ Py_sq_length, store_len },
+	{ 0, NULL }
+};
+
+static PyMethodDef sop_methods[] = {
+	M("wait", sop_wait, KW, "wait(timeout=None) -> int\n\nWait for the "
+	  "put or get and finish it; returns the value's length."),
+	M("done", sop_done, METH_NOARGS, "done() -> bool"),
+	{ NULL }
+};
+
+static PyGetSetDef sop_getset[] = {
+	G("out", sop_out, "The buffer a get reads into (None for a put)."),
+	{ NULL }
+};
+
+static PyType_Slot sop_slots[] = {
+	{ Py_tp_doc, (void *)PyDoc_STR("An asynchronous put or get.") },
+	{ Py_tp_dealloc, sop_dealloc },
+	{ Py_tp_methods, sop_methods },
+	{ Py_tp_getset, sop_getset },
+	{ 0, NULL }
+};
+
+static PyMethodDef pipe_methods[] = {
+	M("begin", pipe_begin, METH_NOARGS, "begin()\n\nStart a pass."),
+	M("next", pipe_next, METH_NOARGS, "next() -> (group, buffers) or "
+	  "None\n\nWait for the next group in memory."),
+	M("release", pipe_release_group, METH_VARARGS,
+	  "release(group, write_back=True)"),
+	M("flush", pipe_flush, METH_NOARGS, "flush()\n\nWait for every "
+	  "write-back."),
+	M("stats", pipe_stats, METH_NOARGS, "stats() -> dict"),
+	M("close", pipe_close, METH_NOARGS, "close()"),
+	{ NULL }
+};
+
+static PyType_Slot pipe_slots[] = {
+	{ Py_tp_doc, (void *)PyDoc_STR("The C pipeline; see "
+	  "swapio.Pipeline.") },
+	{ Py_tp_new, PyType_GenericNew },
+	{ Py_tp_init, pipe_init },
+	{ Py_tp_dealloc, pipe_dealloc },
+	{ Py_tp_methods, pipe_methods },
+	{ 0, NULL }
+};
+
+static int store_add_types(PyObject *m);
+
+/* ------------------------------------------------------------------ */
+/* Types                                                               */
+/* ------------------------------------------------------------------ */
+
+
+static PyMethodDef handle_methods[] = {
+	M("open", handle_open, KW, "open(path, mode='r') -> File\n\n"
+	  "Open a file for transfers: r, r+, w, w+ as for open(); a and a+ "
+	  "create a missing file and keep an existing one."),
+	M("pread", handle_pread, KW, "pread(path, buf, offset=0) -> int\n\n"
+	  "Read len(buf) bytes of the file at path into buf; returns the "
+	  "bytes read (fewer only at end of file)."),
+	M("pwrite", handle_pwrite, KW, "pwrite(path, buf, offset=0) -> int\n\n"
+	  "Write buf to the file at path (created if missing); returns the "
+	  "bytes written."),
+	M("read_async", handle_read_async, KW,
+	  "read_async(path, buf, offset=0) -> Op\n\nStart a read by path."),
+	M("write_async", handle_write_async, KW,
+	  "write_async(path, buf, offset=0) -> Op\n\nStart a write by path."),
+	M("wait_all", handle_wait_all, KW, "wait_all(timeout=None)\n\n"
+	  "Wait until every op submitted before this call has completed. "
+	  "Raises swapio.Timeout if timeout seconds pass first."),
+	M("fileno", handle_fileno, METH_NOARGS, "fileno() -> int\n\n"
+	  "An eventfd that becomes readable when ops complete (asyncio, "
+	  "selectors). Owned by the handle."),
+	M("stats", handle_stats, METH_NOARGS, "stats() -> dict\n\n"
+	  "Counters since creation or reset_stats()."),
+	M("reset_stats", handle_reset_stats, METH_NOARGS,
+	  "reset_stats()\n\nZero the counters."),
+	M("close", handle_close, METH_NOARGS, "close()\n\nClose the handle: "
+	  "nothing new starts; it is released once its files, stores and "
+	  "ops are gone (ops in flight complete first)."),
+	M("__enter__", self_enter, METH_NOARGS, NULL),
+	M("__exit__", handle_exit, METH_VARARGS, NULL),
+	{ NULL }
+};
+
+static PyGetSetDef handle_getset[] = {
+	G("engine", handle_engine, "The engine in use: uring, aio or threads."),
+	G("engine_note", handle_engine_note, "Why that engine was chosen."),
+	G("config", handle_config, "The configuration in force, defaults "
+	  "filled in, as a dict."),
+	G("closed", handle_closed, "True once close() was called."),
+	{ NULL }
+};
+
+static PyMemberDef handle_members[] = {
+	{ "__weaklistoffset__", T_PYSSIZET, offsetof(HandleObject, weakrefs),
+	  READONLY, NULL },
+	{ NULL }
+};
+
+static PyType_Slot handle_slots[] = {
+	{ Py_tp_members, handle_members },
+	{ Py_tp_doc, (void *)PyDoc_STR(
+	  "Handle(block_size=0, queue_depth=0, threads=0, engine='auto', "
+	  "direct=True, direct_strict=False, single_submit=False, "
+	  "overlap=True)\n\n"
+	  "The engines and workers that move data. 0 means the default "
+	  "(1 MiB blocks, queue depth 32, 1 thread). A context manager; "
+	  "safe to use from many threads.") },
+	{ Py_tp_new, PyType_GenericNew },
+	{ Py_tp_init, handle_init },
+	{ Py_tp_dealloc, handle_dealloc },
+	{ Py_tp_methods, handle_methods },
+	{ Py_tp_getset, handle_getset },
+	{ 0, NULL }
+};
+
+static PyMethodDef file_methods[] = {
+	M("pread", file_pread, KW, "pread(buf, offset=0) -> int\n\n"
+	  "Read len(buf) bytes at offset into buf (GIL released); returns "
+	  "the bytes read, fewer only at end of file."),
+	M("pwrite", file_pwrite, KW, "pwrite(buf, offset=0) -> int\n\n"
+	  "Write buf at offset; returns the bytes written."),
+	M("read_async", file_read_async, KW,
+	  "read_async(buf, offset=0) -> Op\n\nStart reading into buf; buf "
+	  "is held until the op completes."),
+	M("write_async", file_write_async, KW,
+	  "write_async(buf, offset=0) -> Op\n\nStart writing buf."),
+	M("sync", file_sync, METH_NOARGS, "sync()\n\nfdatasync the file."),
+	M("allocate", file_allocate, METH_VARARGS, "allocate(offset, length)"
+	  "\n\nReserve disk space for the range and grow the file over it."),
+	M("close", file_close, METH_NOARGS, "close()\n\nClose the file; if "
+	  "ops on it are still held, it closes when the last completes."),
+	M("__enter__", self_enter, METH_NOARGS, NULL),
+	M("__exit__", file_exit, METH_VARARGS, NULL),
+	{ NULL }
+};
+
+static PyGetSetDef file_getset[] = {
+	G("size", file_size, "The file's size in bytes."),
+	G("direct", file_direct, "True if transfers use O_DIRECT."),
+	G("alignment", file_alignment, "(memory, offset) alignment of "
+	  "direct I/O, in bytes."),
+	G("closed", file_closed, "True once close() was called."),
+	G("name", file_name, "The path it was opened with."),
+	G("handle", file_handle, "The Handle it belongs to."),
+	{ NULL }
+};
+
+static PyType_Slot file_slots[] = {
+	{ Py_tp_doc, (void *)PyDoc_STR("A file opened by Handle.open().") },
+	{ Py_tp_dealloc, file_dealloc },
+	{ Py_tp_methods, file_methods },
+	{ Py_tp_getset, file_getset },
+	{ 0, NULL }
+};
+
+static PyMethodDef op_methods[] = {
+	M("wait", op_wait, KW, "wait(timeout=None) -> int\n\n"
+	  "Wait for the op (GIL released); returns the bytes moved or raises "
+	  "swapio.Error, or swapio.Timeout when timeout seconds pass."),
+	M("done", op_done, METH_NOARGS, "done() -> bool\n\n"
+	  "True if the op has completed. Never blocks."),
+	{ NULL }
+};
+
+static PyGetSetDef op_getset[] = {
+	G("result", op_result, "Bytes moved once complete, None while in "
+	  "flight; raises the op's error if it failed."),
+	G("nbytes", op_nbytes, "Bytes asked for."),
+	G("handle", op_handle, "The Handle it runs on."),
+	G("is_write", op_is_write, "True for a write."),
+	{ NULL }
+};
+
+static PyType_Slot op_slots[] = {
+	{ Py_tp_doc, (void *)PyDoc_STR(
+	  "One asynchronous transfer. It holds its buffer until it completes; "
+	  "dropping it while in flight waits for it. Awaitable.") },
+	{ Py_tp_dealloc, op_dealloc },
+	{ Py_tp_methods, op_methods },
+	{ Py_tp_getset, op_getset },
+	{ Py_am_await, op_await },
+	{ 0, NULL }
+};
+
+static PyGetSetDef buffer_getset[] = {
+	G("pinned", buffer_pinned, "True if the memory is locked."),
+	G("address", buffer_address, "The memory's address."),
+	{ NULL }
+};
+
+static PyType_Slot buffer_slots[] = {
+	{ Py_tp_doc, (void *)PyDoc_STR(
+	  "Page-aligned memory from swapio, exported through the buffer "
+	  "protocol; freed when the last view goes.") },
+	{ Py_tp_dealloc, buffer_dealloc },
+	{ Py_tp_getset, buffer_getset },
+	{ Py_bf_getbuffer, buffer_getbuffer },
+	{ Py_bf_releasebuffer, buffer_releasebuffer },
+	{ Py_sq_length, buffer_len },
+	{ 0, NULL }
+};
+
+static PyMethodDef mod_methods[] = {
+	M("wait_any", wait_any, KW, "wait_any(ops, timeout=None) -> int\n\n"
+	  "Wait until one of ops (all of one handle) has completed; returns "
+	  "the lowest index of a completed op."),
+	M("_alloc", mod_alloc, KW, "_alloc(nbytes, pinned=True, huge=True)"
+	  " -> Buffer\n\nPage-aligned, zeroed memory."),
+	M("strerror", mod_strerror, METH_O, "strerror(code) -> str\n\n"
+	  "swapio's message for a negative errno or swapio code."),
+	M("version", mod_version, METH_NOARGS, "version() -> (major, minor, "
+	  "patch) of the C library."),
+	M("probe", mod_probe, METH_O, "probe(engine) -> int\n\n0 if the "
+	  "engine can run here, else the negative errno its set-up met."),
+	M("checksum", mod_checksum, METH_O, "checksum(buf) -> int\n\n"
+	  "The store's checksum (XXH3-64) of buf."),
+	M("_set_await_hook", mod_set_await_hook, METH_O, NULL),
+	{ NULL }
+};
+
+static struct PyModuleDef moddef = {
+	PyModuleDef_HEAD_INIT, "_swapio",
+	PyDoc_STR("The C core of the swapio package; import swapio instead."),
+	-1, mod_methods,
+};
+
+static PyTypeObject *add_type(PyObject *m, const char *name, size_t size,
+			      PyType_Slot *slots)
+{
+	/* The spec's name must outlive the type: a string literal. */
+	PyType_Spec spec = { name, (int)size, 0, Py_TPFLAGS_DEFAULT, slots };
+	PyObject *tp;
+
+	if (!strcmp(name, "swapio.Handle"))
+		spec.flags |= Py_TPFLAGS_BASETYPE;
+	tp = PyType_FromSpec(&spec);
+	if (!tp)
+		return NULL;
+	if (PyModule_AddObjectRef(m, strchr(name, '.') + 1, tp) < 0) {
+		Py_DECREF((PyObject *)tp);
+		return NULL;
+	}
+	return (PyTypeObject *)tp;
+}
+
+static int add_errors(PyObject *m)
+{
+	PyObject *bases;
+
+	Error = PyErr_NewExceptionWithDoc("swapio.Error",
+		"An error from swapio: an OSError whose errno and strerror say "
+		"what failed; .code is swapio's own (negative) code.",
+		PyExc_OSError, NULL);
+	if (!Error || PyModule_AddObjectRef(m, "Error", Error) < 0)
+		return -1;
+	bases = PyTuple_Pack(2, Error, PyExc_TimeoutError);
+	if (!bases)
+		return -1;
+	Timeout = PyErr_NewExceptionWithDoc("swapio.Timeout",
+		"A wait ran out of time; the op is still in flight.",
+		bases, NULL);
+	Py_DECREF((PyObject *)bases);
+	if (!Timeout || PyModule_AddObjectRef(m, "Timeout", Timeout) < 0)
+		return -1;
+	return 0;
+}
+
+static int store_add_types(PyObject *m)
+{
+	PyObject *bases = PyTuple_Pack(2, Error, PyExc_KeyError);
+
+	if (!bases)
+		return -1;
+	NoSuchKey = PyErr_NewExceptionWithDoc("swapio.NoSuchKey",
+		"The store has no such key (errno ENOENT; also a KeyError).",
+		bases, NULL);
+	Py_DECREF((PyObject *)bases);
+	if (!NoSuchKey || PyModule_AddObjectRef(m, "NoSuchKey", NoSuchKey) < 0)
+		return -1;
+	StoreType = add_type(m, "swapio.Store", sizeof(StoreObject), store_slots);
+	StoreOpType = add_type(m, "swapio.StoreOp", sizeof(StoreOpObject), sop_slots);
+	PipelineType = add_type(m, "swapio._Pipeline", sizeof(PipelineObject),
+				pipe_slots);
+	return StoreType && StoreOpType && PipelineType ? 0 : -1;
+}
+
+PyMODINIT_FUNC PyInit__swapio(void)
+{
+	PyObject *m = PyModule_Create(&moddef);
+
+	if (!m)
+		return NULL;
+	if (add_errors(m) < 0 ||
+	    !(HandleType = add_type(m, "swapio.Handle", sizeof(HandleObject),
+				    handle_slots)) ||
+	    !(FileType = add_type(m, "swapio.File", sizeof(FileObject), file_slots)) ||
+	    !(OpType = add_type(m, "swapio.Op", sizeof(OpObject), op_slots)) ||
+	    !(BufferType = add_type(m, "swapio.Buffer", sizeof(BufferObject),
+				    buffer_slots)) ||
+	    store_add_types(m) < 0 ||
+	    PyModule_AddIntConstant(m, "EMEMLOCK", SWAPIO_EMEMLOCK) < 0 ||
+	    PyModule_AddIntConstant(m, "EBADSTORE", SWAPIO_EBADSTORE) < 0 ||
+	    PyModule_AddIntConstant(m, "EFORKED", SWAPIO_EFORKED) < 0) {
+		Py_DECREF((PyObject *)m);
+		return NULL;
+	}
+	return m;
+}

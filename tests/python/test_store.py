@@ -1,0 +1,86 @@
+"""The store and the pipeline in Python's shapes."""
+
+import numpy as np
+import pytest
+
+import swapio
+
+
+@pytest.fixture
+def store(handle, tmp_path):
+    with swapio.Store(str(tmp_path / "st"), handle) as s:
+        yield s
+
+
+def test_store_roundtrip(store):
+    a = np.arange(100_003, dtype=np.float32)
+    store.put("a", a)
+    store.put("b", b"hello")
+    assert "a" in store and "zz" not in store and len(store) == 2
+    assert store.keys() == ["a", "b"]
+    assert store.size("a") == a.nbytes
+    out = np.zeros_like(a)
+    assert store.get("a", out) is out
+    assert np.array_equal(out, a)
+    assert bytes(store.get("b")) == b"hello"
+    op = store.put_async("c", a * 2)
+    assert op.wait() == a.nbytes
+    g = store.get_async("c")
+    assert g.wait() == a.nbytes
+    assert np.array_equal(np.frombuffer(g.out, np.float32), a * 2)
+    store.remove("b")
+    assert "b" not in store
+    with pytest.raises(KeyError):
+        store.get("b")
+    with pytest.raises(swapio.NoSuchKey):
+        store.remove("b")
+    store.sync()
+    info = store.info()
+    assert info["keys"] == 2 and info["value_bytes"] == 2 * a.nbytes
+
+
+def test_store_size_mismatch(store):
+    store.put("k", bytes(100))
+    with pytest.raises(swapio.Error) as e:
+        store.get("k", bytearray(99))
+    import errno
+    assert e.value.errno == errno.EMSGSIZE
+
+
+def test_store_busy(handle, tmp_path):
+    d = str(tmp_path / "st")
+    with swapio.Store(d, handle):
+        with pytest.raises(swapio.Error) as e:
+            swapio.Store(d, handle)
+        import errno
+        assert e.value.errno == errno.EBUSY
+
+
+def test_pipeline(store):
+    groups = []
+    for g in range(5):
+        keys = []
+        for t in range(2):
+            k = f"g{g}t{t}"
+            store.put(k, np.full(1000 + t, g, dtype=np.float32))
+            keys.append((k, (1000 + t) * 4))
+        groups.append(keys)
+    pipe = swapio.Pipeline(store, groups, pinned=False)
+    seen = []
+    for grp in pipe:
+        a, b = grp.arrays(np.float32)
+        assert (a == grp.index).all() and (b == grp.index).all()
+        a += 10
+        b += 10
+        seen.append(grp.index)
+    assert seen == list(range(5))
+    seen = []
+    for grp in pipe:
+        assert (grp.arrays(np.float32)[0] == grp.index + 10).all()
+        grp.release(write_back=False)
+        seen.append(grp.index)
+    assert seen == list(range(5))
+    pipe.close()
+    out = np.zeros(1000, np.float32)
+    store.get("g3t0", out)
+    assert (out == 13).all()
