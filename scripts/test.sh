@@ -91,24 +91,21 @@ CC=gcc build_stage "MinSizeRel build (gcc)" build-minsize-gcc \
 CC=clang build_stage "Release build (clang)" build-rel-clang \
 	"-DCMAKE_BUILD_TYPE=Release"
 
+# shellcheck source=scripts/venv.sh
+. scripts/venv.sh
+
 # python_stage: the Python package in the project's own venv (.venv, made
 # once and reused while complete): build the wheel, install it, run pytest,
 # and count its tests. A failed set-up, build or install counts as one
 # failed test, never as a skip.
 python_stage() {
-	local venv=.venv reqs="pytest numpy torch==2.13.0" whl line n
+	local venv=$SWAPIO_VENV whl line n
 	echo "=== Python package (pytest)"
-	if [ "$(cat "$venv/.complete" 2>/dev/null)" != "$reqs" ]; then
-		rm -rf "$venv"
-		# shellcheck disable=SC2086
-		if ! python3 -m venv "$venv" >"$log" 2>&1 ||
-		   ! "$venv/bin/pip" install -q $reqs >>"$log" 2>&1; then
-			cat "$log"
-			echo "python: venv set-up failed"
-			total_fail=$((total_fail + 1))
-			return
-		fi
-		echo "$reqs" >"$venv/.complete"
+	if ! swapio_venv "$log"; then
+		cat "$log"
+		echo "python: venv set-up failed"
+		total_fail=$((total_fail + 1))
+		return
 	fi
 	rm -rf build-py/dist
 	if ! CMAKE_BUILD_PARALLEL_LEVEL=$jobs "$venv/bin/pip" wheel -q \
