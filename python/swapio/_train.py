@@ -250,7 +250,7 @@ def report(r):
           f"{r['io_wait_s']:.3f} s + other {r['optimizer_other_s']:.3f} s")
     print(f"I/O-only pass {r['io_only_s']:.3f} s; overlap efficiency "
           f"{100 * r['overlap_efficiency']:.0f}% = max(I/O only, "
-          f"compute) / optimizer step (1.0 = perfect)")
+          f"compute) / optimizer step (100% = perfect)")
     print(f"I/O {r['bytes_per_step'] / 1e9:.2f} GB per step: "
           f"{r['gb_per_s']:.2f} GB/s over the optimizer step, "
           f"{r['io_only_gb_per_s']:.2f} GB/s I/O only")
