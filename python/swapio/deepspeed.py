@@ -548,10 +548,37 @@ def _module(name, **attrs):
     return m
 
 
+def cast_to_byte_tensor(src_tensor):
+    """DeepSpeed's utils op: a tensor's bytes as a 1-D uint8 tensor over the
+    same memory (a list gives a list); one byte or less comes back as is."""
+    if isinstance(src_tensor, (list, tuple)):
+        return [cast_to_byte_tensor(t) for t in src_tensor]
+    if _nbytes(src_tensor) <= 1:
+        return src_tensor
+    if not src_tensor.is_contiguous():
+        raise ValueError("cast_to_byte_tensor: tensor is not contiguous")
+    return src_tensor.detach().reshape(-1).view(_torch().uint8)
+
+
+class _UtilsBuilder:
+    """What FastPersist's writer gets for UtilsBuilder once installed (on
+    the CPU accelerator DeepSpeed hands it a NotImplementedBuilder)."""
+
+    NAME = "utils"
+
+    def load(self, verbose=False):
+        return utils
+
+    def is_compatible(self, verbose=False):
+        return True
+
+
 async_io = _module("swapio.deepspeed.async_io", aio_handle=aio_handle,
                    aio_read=aio_read, aio_write=aio_write,
                    deepspeed_memcpy=deepspeed_memcpy)
 pin_memory = _module("swapio.deepspeed.pin_memory", pin_handle=pin_handle)
+utils = _module("swapio.deepspeed.utils",
+                cast_to_byte_tensor=cast_to_byte_tensor)
 
 
 # ----------------------------------------------------------------- install
@@ -606,7 +633,8 @@ def install(engine=None):
     """Make DeepSpeed's AsyncIOBuilder().load() and PinMemoryBuilder().load()
     return swapio's modules, process-wide. Call it before DeepSpeed builds
     its swappers (before deepspeed.initialize). Idempotent; returns the
-    async_io module. *engine* ("uring", "aio", "threads") is the swapio
+    async_io module. FastPersist's writer also gets a Python
+    cast_to_byte_tensor, its only other op. *engine* ("uring", "aio", "threads") is the swapio
     engine the handles use; default "auto" or $SWAPIO_DS_ENGINE."""
     global _engine
     import importlib
@@ -639,6 +667,11 @@ def install(engine=None):
         ops = b.OpBuilder._loaded_ops
         _saved.append((ops, "async_io", ops.get("async_io", _MISSING)))
         ops["async_io"] = async_io
+    try:
+        ffw = importlib.import_module("deepspeed.io.fast_file_writer")
+        _set(ffw, "UtilsBuilder", _UtilsBuilder)
+    except ImportError:
+        pass
     _saved.append((sys, "_deepspeed_pin_memory_op_module",
                    getattr(sys, "_deepspeed_pin_memory_op_module", _MISSING)))
     sys._deepspeed_pin_memory_op_module = pin_memory
