@@ -8,8 +8,8 @@
 #   5. builds only (no tests): Release and MinSizeRel with gcc, Release
 #      with clang, since optimisers find warnings the others do not;
 #   6. the Python package: a wheel built by pip (scikit-build-core over
-#      this CMake), installed into .venv with pytest, NumPy and torch,
-#      then tests/python under pytest.
+#      this CMake), installed into .venv with pytest, NumPy, torch and
+#      DeepSpeed (built without its ops), then tests/python under pytest.
 # Every stage builds with -Werror (SWAPIO_WERROR=ON); a build that fails
 # counts as one failed test.
 # Installs missing Debian packages first. The last line is the total:
@@ -96,19 +96,29 @@ CC=clang build_stage "Release build (clang)" build-rel-clang \
 # and count its tests. A failed set-up, build or install counts as one
 # failed test, never as a skip.
 python_stage() {
-	local venv=.venv reqs="pytest numpy torch==2.13.0" whl line n
+	local venv=.venv reqs="pytest numpy torch==2.13.0" ds="deepspeed==0.19.8"
+	local whl line n cons
 	echo "=== Python package (pytest)"
-	if [ "$(cat "$venv/.complete" 2>/dev/null)" != "$reqs" ]; then
+	if [ "$(cat "$venv/.complete" 2>/dev/null)" != "$reqs $ds" ]; then
 		rm -rf "$venv"
+		# DeepSpeed is an sdist whose setup imports torch: build it
+		# against the torch already installed (no build isolation, no
+		# ops compiled), with torch pinned so that nothing pulls a
+		# newer (CUDA) torch.
+		cons="$venv/constraints.txt"
 		# shellcheck disable=SC2086
 		if ! python3 -m venv "$venv" >"$log" 2>&1 ||
-		   ! "$venv/bin/pip" install -q $reqs >>"$log" 2>&1; then
+		   ! printf 'torch==2.13.0\n' >"$cons" ||
+		   ! "$venv/bin/pip" install -q -c "$cons" $reqs >>"$log" 2>&1 ||
+		   ! DS_BUILD_OPS=0 "$venv/bin/pip" install -q -c "$cons" \
+			--no-build-isolation "$ds" >>"$log" 2>&1 ||
+		   "$venv/bin/pip" list 2>/dev/null | grep -qi '^nvidia-'; then
 			cat "$log"
 			echo "python: venv set-up failed"
 			total_fail=$((total_fail + 1))
 			return
 		fi
-		echo "$reqs" >"$venv/.complete"
+		echo "$reqs $ds" >"$venv/.complete"
 	fi
 	rm -rf build-py/dist
 	if ! CMAKE_BUILD_PARALLEL_LEVEL=$jobs "$venv/bin/pip" wheel -q \

@@ -226,9 +226,17 @@ class aio_handle:
         self._intra_op_parallelism = int(intra_op_parallelism)
         if self._intra_op_parallelism < 1:
             raise ValueError("intra_op_parallelism must be >= 1")
+        if self._block_size < 1 or self._queue_depth < 1:
+            raise ValueError("block_size and queue_depth must be >= 1")
+        # The getters echo DeepSpeed's values; swapio's core gets them
+        # within its bounds (blocks of 4 KiB multiples up to 1 GiB, queue
+        # depth up to 4096, up to 64 threads): they tune, never change
+        # what is read or written.
+        blk = min(max(4096, (self._block_size + 4095) // 4096 * 4096),
+                  1 << 30)
         self._h = _swapio.Handle(
-            block_size=self._block_size, queue_depth=self._queue_depth,
-            threads=self._intra_op_parallelism,
+            block_size=blk, queue_depth=min(self._queue_depth, 4096),
+            threads=min(self._intra_op_parallelism, 64),
             engine=engine or _engine, direct=True,
             single_submit=self._single_submit,
             overlap=self._overlap_events)
@@ -438,9 +446,15 @@ class aio_handle:
     def async_pread(self, buffer, filename, file_offset=0):
         return self._submit(buffer, filename, True, False, file_offset)
 
-    def async_pwrite(self, buffer, filename, file_offset=0):
-        """By path, or by a caller's int fd (FastPersist), which stays
-        open."""
+    def async_pwrite(self, buffer, filename=None, file_offset=0, *, fd=None):
+        """By path, or by a caller's int fd (FastPersist; positional or
+        ``fd=``), which stays open."""
+        if fd is not None:
+            if filename is not None:
+                raise TypeError("async_pwrite: both filename and fd given")
+            filename = int(fd)
+        elif filename is None:
+            raise TypeError("async_pwrite: filename or fd is required")
         return self._submit(buffer, filename, False, False, file_offset)
 
     # Locked tensors.

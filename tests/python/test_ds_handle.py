@@ -189,3 +189,20 @@ def test_no_stdout(h, tmp_path, capfd):
     h.read(a, p, True)
     h.pwrite(a, p, True, False)
     assert capfd.readouterr().out == ""
+
+
+def test_small_block_and_fd_keyword(engine, tmp_path):
+    # DeepSpeed's own tests use 1 KiB blocks and QD 2; the getters echo
+    # them while swapio's core runs within its bounds.
+    h = sd.aio_handle(1024, 2, False, False, 2, engine=engine)
+    assert h.get_block_size() == 1024 and h.get_queue_depth() == 2
+    p = str(tmp_path / "k")
+    a = rand(4096)
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT)
+    try:
+        assert h.async_pwrite(buffer=a, fd=fd, file_offset=0) == 0
+        assert h.wait() == 1
+    finally:
+        os.close(fd)
+    r = torch.empty_like(a)
+    assert h.pread(r, p, False, False, 0) == 1 and torch.equal(r, a)
