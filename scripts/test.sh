@@ -8,8 +8,8 @@
 #   5. builds only (no tests): Release and MinSizeRel with gcc, Release
 #      with clang, since optimisers find warnings the others do not;
 #   6. the Python package: a wheel built by pip (scikit-build-core over
-#      this CMake), installed into .venv with pytest, NumPy and torch,
-#      then tests/python under pytest.
+#      this CMake), installed into .venv with pytest, NumPy, torch and
+#      DeepSpeed (built without its ops), then tests/python under pytest.
 # Every stage builds with -Werror (SWAPIO_WERROR=ON); a build that fails
 # counts as one failed test.
 # Installs missing Debian packages first. The last line is the total:
