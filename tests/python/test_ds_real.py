@@ -28,7 +28,12 @@ def _free_port():
 @pytest.fixture(scope="module", autouse=True)
 def ds_world():
     import deepspeed.comm as dist
+    import deepspeed.ops
 
+    # On a CPU, DeepSpeed's communication backend JIT-compiles its shared
+    # memory all-reduce op when it thinks it can (ninja present), or fails
+    # when it cannot. One process needs no all-reduce: no op is built.
+    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
     for k, v in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"),
                  ("MASTER_ADDR", "127.0.0.1"),
                  ("MASTER_PORT", str(_free_port()))):
