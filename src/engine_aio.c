@@ -61,7 +61,8 @@ struct aio_ctx {
 	struct swapio_event	*refused;	/* queue_depth */
 	struct swapio_tpool	*pool;		/* buffered requests; lazy */
 	int			wake_fd;
-	bool			wake_armed;
+	bool			wake_staged;	/* wake_cb in pending[] */
+	bool			wake_armed;	/* wake_cb in the kernel */
 	struct iocb		wake_cb;
 };
 
@@ -182,10 +183,12 @@ static void aio_drop_front(struct aio_ctx *a, unsigned int n)
 static void aio_took(struct aio_ctx *a, unsigned int n)
 {
 	for (unsigned int i = 0; i < n; i++) {
-		if (a->pending[i] == &a->wake_cb)
+		if (a->pending[i] == &a->wake_cb) {
+			a->wake_staged = false;
 			a->wake_armed = true;
-		else
+		} else {
 			a->in_kernel++;
+		}
 	}
 	aio_drop_front(a, n);
 }
@@ -208,6 +211,7 @@ static int aio_submit(struct swapio_ectx *ctx)
 			break;		/* out of resources: reap first */
 		} else if (a->pending[0] == &a->wake_cb) {
 			/* No wake-up this time: reaps still end at @min. */
+			a->wake_staged = false;
 			aio_drop_front(a, 1);
 		} else {
 			/* The first iocb was refused: that is its result. */
@@ -221,14 +225,12 @@ static int aio_submit(struct swapio_ectx *ctx)
 /* Stage the poll on the wake-up eventfd, unless it stands already. */
 static void aio_arm_wake(struct aio_ctx *a)
 {
-	for (unsigned int i = 0; i < a->staged; i++)
-		if (a->pending[i] == &a->wake_cb)
-			return;
-	if (a->wake_armed)
+	if (a->wake_staged || a->wake_armed)
 		return;
 	io_prep_poll(&a->wake_cb, a->wake_fd, POLLIN);
 	a->wake_cb.data = NULL;
 	a->pending[a->staged++] = &a->wake_cb;
+	a->wake_staged = true;
 }
 
 /* One kernel event into @ev; false for the wake-up's. */

@@ -21,28 +21,6 @@
 
 #include "test_store_common.h"
 
-struct env {
-	char	*dir;
-};
-
-static int setup(void **state)
-{
-	struct env *env = t_zalloc(sizeof(*env));
-
-	env->dir = t_tmpdir();
-	*state = env;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct env *env = *state;
-
-	t_rmdir(env->dir);
-	free(env);
-	return 0;
-}
-
 /* A small growth step keeps the data file small enough to search. */
 static const struct swapio_store_config cfg = { .grow_bytes = 1u << 20 };
 
@@ -120,7 +98,7 @@ static void damage_index(const char *dir)
  */
 static void gen_not_reused_after_crash(void **state)
 {
-	struct env *env = *state;
+	struct t_env *env = *state;
 	const struct swapio_store_config rcfg = {
 		.grow_bytes = cfg.grow_bytes, .flags = SWAPIO_STORE_RECOVER,
 	};
@@ -206,7 +184,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(gen_not_reused_after_crash,
-						setup, teardown),
+						t_env_setup, t_env_teardown),
 	};
 
 	t_engine();

@@ -21,33 +21,16 @@
 
 #define LEN	8192
 
-struct env {
-	char	*dir;
-};
-
-static int setup(void **state)
-{
-	struct env *env = t_zalloc(sizeof(*env));
-
-	env->dir = t_tmpdir();
-	*state = env;
-	return 0;
-}
-
 static int teardown(void **state)
 {
-	struct env *env = *state;
-
 	unsetenv("SWAPIO_FAULT_FD");
-	t_rmdir(env->dir);
-	free(env);
-	return 0;
+	return t_env_teardown(state);
 }
 
 /* put k; submit put k (held back); remove k: k stays removed. */
 static void remove_after_put_wins(void **state)
 {
-	struct env *env = *state;
+	struct t_env *env = *state;
 	swapio_handle *h = tf_handle("delay_ms=400,dir=write",
 				     (struct swapio_config){ 0 });
 	unsigned char *buf = t_malloc(LEN);
@@ -107,7 +90,7 @@ static void *wait_forever(void *arg)
 /* While one thread waits without limit, another's 50 ms wait times out. */
 static void waiters_keep_their_timeouts(void **state)
 {
-	struct env *env = *state;
+	struct t_env *env = *state;
 	swapio_handle *h = tf_handle("delay_ms=1500,dir=write",
 				     (struct swapio_config){ 0 });
 	unsigned char *buf = t_malloc(LEN);
@@ -157,7 +140,7 @@ static void *do_sync(void *arg)
 /* The index's fdatasync held up 3 s: gets and puts go on meanwhile. */
 static void sync_does_not_block(void **state)
 {
-	struct env *env = *state;
+	struct t_env *env = *state;
 	swapio_handle *h = t_handle((struct swapio_config){ 0 });
 	struct syncer y = { .ret = 1 };
 	pthread_t t;
@@ -233,7 +216,7 @@ static void check_all(swapio_store *s, unsigned int last)
  */
 static void compaction_does_not_block(void **state)
 {
-	struct env *env = *state;
+	struct t_env *env = *state;
 	swapio_handle *h = t_handle((struct swapio_config){ 0 });
 	unsigned char *got = t_malloc(LEN), *b5 = t_malloc(LEN);
 	unsigned char *bn = t_malloc(LEN);
@@ -320,7 +303,7 @@ static int child_calls(swapio_store *s, int fd_go)
 /* The parent closes and reopens its store while a child lives. */
 static void fork_child_refused(void **state)
 {
-	struct env *env = *state;
+	struct t_env *env = *state;
 	swapio_handle *h = t_handle((struct swapio_config){ 0 });
 	swapio_store *s = ts_open(h, env->dir, NULL);
 	int go[2], status;
@@ -349,7 +332,7 @@ static void fork_child_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, t_env_setup, teardown)
 		T(remove_after_put_wins),
 		T(waiters_keep_their_timeouts),
 		T(sync_does_not_block),

@@ -74,43 +74,36 @@ def test_eight_threads(handle, tmp_path):
     assert not errors
 
 
+def _runs_meanwhile(call):
+    """True if another Python thread ran while call() blocked."""
+    order = []
+    started = threading.Event()
+
+    def other():
+        started.wait()
+        order.append("other")
+
+    t = threading.Thread(target=other)
+    t.start()
+    started.set()
+    call()
+    order.append("call")
+    t.join()
+    return order == ["other", "call"]
+
+
 def test_gil_released_during_wait(monkeypatch, path):
     # Completions held 300 ms: the other thread must run meanwhile.
     monkeypatch.setenv("SWAPIO_FAULT", "delay_ms=300")
-    order = []
-    started = threading.Event()
     with swapio.Handle(engine="threads") as h, h.open(path, "w+") as f:
         op = f.write_async(bytes(4096), 0)
-
-        def other():
-            started.wait()
-            order.append("other")
-
-        t = threading.Thread(target=other)
-        t.start()
-        started.set()
-        op.wait()
-        order.append("wait")
-        t.join()
-    assert order == ["other", "wait"]
+        assert _runs_meanwhile(op.wait)
 
 
 def test_gil_released_during_sync_io(monkeypatch, path):
     monkeypatch.setenv("SWAPIO_FAULT", "delay_ms=300")
-    order = []
-    started = threading.Event()
     with swapio.Handle(engine="threads") as h, h.open(path, "w+") as f:
-        def other():
-            started.wait()
-            order.append("other")
-
-        t = threading.Thread(target=other)
-        t.start()
-        started.set()
-        f.pwrite(bytes(4096), 0)
-        order.append("pwrite")
-        t.join()
-    assert order == ["other", "pwrite"]
+        assert _runs_meanwhile(lambda: f.pwrite(bytes(4096), 0))
 
 
 def test_fork_child_gets_eforked(path):
