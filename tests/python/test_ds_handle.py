@@ -206,3 +206,48 @@ def test_small_block_and_fd_keyword(engine, tmp_path):
         os.close(fd)
     r = torch.empty_like(a)
     assert h.pread(r, p, False, False, 0) == 1 and torch.equal(r, a)
+
+
+def test_io_error_after_submission_raises_and_keeps_the_handle(
+        engine, tmp_path, monkeypatch):
+    """A request that fails inside the engine, after async_pwrite returned
+    0: wait() raises the errno (no abort), still waits for every op, and
+    leaves nothing pending; later ops on the handle work."""
+    import errno
+
+    monkeypatch.setenv("SWAPIO_FAULT", "errno=EIO,dir=write,nth=2")
+    h = sd.aio_handle(65536, 8, False, True, 1, engine=engine)
+    a, b = rand(300001), rand(70001)
+    pa, pb = str(tmp_path / "a"), str(tmp_path / "b")
+    assert h.async_pwrite(a, pa) == 0
+    assert h.async_pwrite(b, pb) == 0
+    with pytest.raises(swapio.Error) as e:
+        h.wait()
+    assert e.value.errno == errno.EIO
+    assert h.wait() == 0
+    # The fault was the second request only: a rewrite and reads succeed.
+    assert h.sync_pwrite(a, pa) == 1 and h.sync_pwrite(b, pb) == 1
+    ra, rb = torch.empty_like(a), torch.empty_like(b)
+    assert h.async_pread(ra, pa) == 0 and h.async_pread(rb, pb) == 0
+    assert h.wait() == 2
+    assert torch.equal(ra, a) and torch.equal(rb, b)
+
+
+def test_read_error_raises_and_leaves_the_tensor_alone(engine, tmp_path,
+                                                        monkeypatch):
+    """A failed read through the bounce path (a non-contiguous tensor)
+    raises and copies nothing into the caller's tensor."""
+    import errno
+
+    p = str(tmp_path / "x")
+    src = rand(2 * 40001)
+    sd.aio_handle(engine=engine).sync_pwrite(src, p)
+    monkeypatch.setenv("SWAPIO_FAULT", "errno=EIO,dir=read")
+    h = sd.aio_handle(1 << 20, 8, False, True, 1, engine=engine)
+    base = torch.full((2 * 40001, 2), 7.0)
+    dst = base[:, 0]                      # a strided view: bounced
+    assert not dst.is_contiguous()
+    with pytest.raises(swapio.Error) as e:
+        h.sync_pread(dst, p)
+    assert e.value.errno == errno.EIO
+    assert torch.equal(base, torch.full_like(base, 7.0))
