@@ -90,6 +90,7 @@ class AdamW(torch.optim.Optimizer):
         self._tmpdir = None
         self._handle = None
         self._pipes = {}
+        self._ahead = None      # the _Pass begun at the end of a step
         self._layout = None
         self._inited = set()
         self.budget = int(budget)
@@ -138,6 +139,7 @@ class AdamW(torch.optim.Optimizer):
             raise
 
     def _teardown(self):
+        self._ahead = None
         for p in self._pipes.values():
             p.close()
         self._pipes.clear()
@@ -214,6 +216,7 @@ class AdamW(torch.optim.Optimizer):
             layout.append([(o, min(c, n - o)) for o in range(0, n, c)]
                           or [])
         self._layout = layout
+        self._ahead = None
         for pipe in self._pipes.values():
             pipe.close()
         self._pipes.clear()
@@ -257,16 +260,44 @@ class AdamW(torch.optim.Optimizer):
             p = _swapio._Pipeline(self._store, groups, budget,
                                   self.prefetch, False, True)
         while len(self._pipes) >= 2:
-            self._pipes.pop(next(iter(self._pipes))).close()
+            old = self._pipes.pop(next(iter(self._pipes)))
+            if old is self._ahead:
+                self._ahead = None
+            old.close()
         pipe = _Pass(p, chunks)
         self._pipes[key] = pipe
         return pipe
 
     # -- state in the store ---------------------------------------------
 
+    def _drop_ahead(self, keep=None):
+        """Drain the pass begun ahead unless it is *keep*: its groups
+        were read before whatever comes next changes the store."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead is not keep:
+            ahead.drain()
+        elif ahead is not None:
+            self._ahead = ahead
+
+    def _run_pass(self, pipe, update):
+        """Run *pipe* (its reads may have started at the end of the last
+        step), then begin its next pass at once, so that the first groups
+        are read while the model runs forward and backward. A failure to
+        begin is left for the next step to meet and report."""
+        self._drop_ahead(keep=pipe)
+        self._ahead = None
+        st = pipe.run(update)
+        try:
+            pipe.begin_ahead()
+            self._ahead = pipe
+        except swapio.Error:
+            pass
+        return st
+
     def _init_state(self, todo):
         """Zero moments (and the fp32 master copy) in the store for the
         parameter indices in *todo*."""
+        self._drop_ahead()
         params = self._params()
         zero = None
         for i in todo:
@@ -300,6 +331,7 @@ class AdamW(torch.optim.Optimizer):
             None if w is None else w.view(p.shape)]
 
     def _write_param_state(self, i, exp_avg, exp_avg_sq, master):
+        self._drop_ahead()
         p = self._params()[i]
         src = [exp_avg, exp_avg_sq]
         if p.dtype != torch.float32:
@@ -316,7 +348,11 @@ class AdamW(torch.optim.Optimizer):
     def step(self, closure=None):
         """One AdamW step over every parameter with a gradient; parameters
         whose ``grad`` is None are skipped (their state untouched), as
-        torch does."""
+        torch does. When it returns, the first ``prefetch`` groups of the
+        next step are already being read, so that they arrive while the
+        model runs forward and backward; anything that changes the state
+        in between (a step over other parameters, load_state_dict) drops
+        them first."""
         self._check_open()
         loss = None
         if closure is not None:
@@ -375,7 +411,7 @@ class AdamW(torch.optim.Optimizer):
                     p.detach().view(-1)[off:off + n].copy_(w)
                 del views, w, g
 
-        st = pipe.run(update)
+        st = self._run_pass(pipe, update)
         st["step_s"] = time.perf_counter() - t_start
         self.stats = st
         return loss
@@ -383,13 +419,15 @@ class AdamW(torch.optim.Optimizer):
     def io_pass(self):
         """One pass of the pipeline over every initialised parameter's
         state without the update (each group is read and written back
-        unchanged): the I/O-only time of a step, for measurements.
-        Returns the pass's counters as :meth:`step` leaves them in
-        :attr:`stats`."""
+        unchanged): the I/O-only time of a step, for measurements. It is
+        a cold pass: groups read ahead at the end of the last step are
+        dropped first. Returns the pass's counters as :meth:`step` leaves
+        them in :attr:`stats`."""
         self._check_open()
         active = sorted(self._inited)
         if not active:
             return {}
+        self._drop_ahead()
         return self._pipeline(active).run(None)
 
     # -- durability and state_dict --------------------------------------
@@ -531,9 +569,29 @@ class _Pass:
     def __init__(self, pipe, chunks):
         self.pipe = pipe
         self.chunks = chunks
+        self.begun = False      # begin_ahead() ran; run() goes on from it
 
     def close(self):
+        self.begun = False
         self.pipe.close()
+
+    def begin_ahead(self):
+        """Start the next pass now: the first groups are read ahead."""
+        self.pipe.begin()
+        self.begun = True
+
+    def drain(self):
+        """End a pass begun ahead without using it: every group is given
+        back unwritten. Errors of its reads are dropped with it."""
+        self.begun = False
+        while True:
+            try:
+                item = self.pipe.next()
+            except swapio.Error:
+                continue        # the pass is over: next() returns None
+            if item is None:
+                break
+            self.pipe.release(item[0], False)
 
     def run(self, update):
         p = self.pipe
@@ -541,7 +599,9 @@ class _Pass:
         held = None
         t0 = time.perf_counter()
         try:
-            p.begin()
+            if not self.begun:
+                p.begin()
+            self.begun = False
             while True:
                 a = time.perf_counter()
                 item = p.next()

@@ -241,3 +241,78 @@ def test_failure_raises_and_leaks_nothing(tmp_path):
     assert not os.path.exists(tmp)
     with pytest.raises(ValueError):
         t.step()
+
+
+def _set_grads(ms, step, skip=()):
+    """The same random gradients on each model's parameters; parameters
+    whose index is in *skip* get none."""
+    g = torch.Generator().manual_seed(5000 + step)
+    for i, ps in enumerate(zip(*(m.parameters() for m in ms))):
+        grad = torch.randn(ps[0].shape, generator=g)
+        for p in ps:
+            p.grad = None if i in skip else grad.clone()
+
+
+def test_read_ahead_across_steps_starts_after_each_step(tmp_path):
+    """After step() returns, the first groups of the next step are being
+    read already (while the model would run forward and backward)."""
+    import time
+
+    m = model()
+    h = swapio.Handle()
+    with st.AdamW(m.parameters(), store=str(tmp_path / "s"), handle=h,
+                  budget=256 << 10, prefetch=2) as o:
+        for step in range(2):
+            _set_grads([m], step)
+            o.step()
+        one_pass = o.stats["bytes_read"]
+        # The handle counts bytes as reads complete: they grow with no
+        # call into the optimizer, up to the first two groups' worth.
+        before = h.stats()["bytes_read"]
+        for _ in range(500):
+            if h.stats()["bytes_read"] > before:
+                break
+            time.sleep(0.01)
+        ahead = h.stats()["bytes_read"] - before
+        assert 0 < ahead <= 2 * o._group_bytes()
+        _set_grads([m], 2)
+        o.step()
+        # That step's pass took the groups read ahead and read the rest.
+        assert o.stats["bytes_read"] == one_pass
+    h.close()
+
+
+def test_read_ahead_never_serves_stale_state(engine, tmp_path):
+    """Whatever happens between steps (another set of parameters with
+    gradients, an I/O-only pass, a state dict loaded), the groups read
+    ahead at the end of a step never stand in for newer state: every
+    step equals torch.optim.AdamW's, bit for bit."""
+    ref, m = model(), model()
+    ro = torch.optim.AdamW(ref.parameters(), lr=1e-3, foreach=False)
+    with st.AdamW(m.parameters(), lr=1e-3, store=str(tmp_path / "s"),
+                  budget=64 << 10, prefetch=2, engine=engine) as o:
+        n = len(list(m.parameters()))
+        plan = [(), (), tuple(range(0, n, 2)), (), (1,), (), "io", (),
+                "load", (), tuple(range(n // 2)), ()]
+        for step, what in enumerate(plan):
+            if what == "io":
+                o.io_pass()
+                continue
+            if what == "load":
+                # Another run's state: the read-ahead groups are stale.
+                other, oro = model(seed=3), None
+                oro = torch.optim.AdamW(other.parameters(), lr=1e-3,
+                                        foreach=False)
+                _set_grads([other], 99)
+                oro.step()
+                ro.load_state_dict(oro.state_dict())
+                o.load_state_dict(oro.state_dict())
+                continue
+            _set_grads([ref, m], step, what)
+            ro.step()
+            o.step()
+            assert same(ref, m), step
+        sd, rs = o.state_dict(full=True), ro.state_dict()
+        for i, s in rs["state"].items():
+            for k in ("step", "exp_avg", "exp_avg_sq"):
+                assert torch.equal(s[k], sd["state"][i][k]), (i, k)
