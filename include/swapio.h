@@ -406,6 +406,24 @@ SWAPIO_API int swapio_buf_alloc(size_t size, unsigned int flags, void **out);
 /* Free memory from swapio_buf_alloc(); @size as allocated. NULL: no-op. */
 SWAPIO_API void swapio_buf_free(void *buf, size_t size);
 
+/*
+ * swapio_mem_hugepages() - back the caller's own memory [@addr, @addr +
+ * @len) (a tensor from malloc, say) with transparent huge pages now, in
+ * place: MADV_HUGEPAGE, MADV_POPULATE_WRITE (pages never touched are
+ * faulted in, as huge pages), then MADV_COLLAPSE over the whole 2 MiB
+ * pages inside the range; the partial pages at its ends stay as they
+ * are. The content is kept; the pages move, once, at about the cost of
+ * copying them. O_DIRECT from memory in 4 KiB pages costs the kernel a pinned
+ * page and often a separate segment per 4 KiB; from huge pages, one per
+ * 2 MiB (docs/PERFORMANCE.md measures the difference). Worth it for large
+ * regions that move many times, such as swap buffers. Returns the bytes
+ * now in huge pages (0: the range holds no whole 2 MiB page), or -EINVAL
+ * (bad arguments, a mapping that cannot hold huge pages, or a kernel
+ * older than 6.1 or with THP off), -EAGAIN (pages pinned, for instance
+ * registered with a device, or busy; some may be collapsed), -ENOMEM.
+ */
+SWAPIO_API int64_t swapio_mem_hugepages(void *addr, size_t len);
+
 /* ------------------------------------------------------------------ */
 /* Statistics                                                          */
 /* ------------------------------------------------------------------ */

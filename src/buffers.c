@@ -5,9 +5,19 @@
  * arena, and hands the pages straight back on free.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <sys/mman.h>
 
 #include "internal.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE	23	/* Linux 5.14 */
+#endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE		25	/* Linux 6.1 */
+#endif
+
+#define HPAGE_SIZE	(2u << 20)
 
 int swapio_buf_alloc(size_t size, unsigned int flags, void **out)
 {
@@ -50,4 +60,28 @@ void swapio_buf_free(void *buf, size_t size)
 
 	if (buf)
 		munmap(buf, size);	/* also drops any lock */
+}
+
+int64_t swapio_mem_hugepages(void *addr, size_t len)
+{
+	SWAPIO_KEEP_ERRNO;
+	uintptr_t a = (uintptr_t)addr, lo, hi;
+
+	if (!addr || a + len < a)
+		return -EINVAL;
+	lo = (a + HPAGE_SIZE - 1) & ~(uintptr_t)(HPAGE_SIZE - 1);
+	hi = (a + len) & ~(uintptr_t)(HPAGE_SIZE - 1);
+	if (hi <= lo)
+		return 0;
+	if (madvise((void *)lo, hi - lo, MADV_HUGEPAGE))
+		return errno == ENOMEM ? -ENOMEM : -EINVAL;
+	/*
+	 * Collapsing needs pages to move: fault in what was never touched
+	 * (as huge pages now, under the advice) without changing any byte.
+	 * A kernel without MADV_POPULATE_WRITE leaves that to the collapse.
+	 */
+	(void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+	if (madvise((void *)lo, hi - lo, MADV_COLLAPSE))
+		return errno == EAGAIN || errno == ENOMEM ? -errno : -EINVAL;
+	return (int64_t)(hi - lo);
 }

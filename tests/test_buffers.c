@@ -3,13 +3,14 @@
  * swapio_buf_alloc(): page alignment, zero fill, locking (checked in
  * /proc/self/status), huge-page advice, argument errors, SWAPIO_EMEMLOCK
  * when RLIMIT_MEMLOCK forbids the lock, and I/O through such buffers with
- * the engine under test.
+ * the engine under test; swapio_mem_hugepages() on the caller's memory.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 
@@ -248,6 +249,133 @@ static void io_through_buffers(void **state)
 	t_rmdir(dir);
 }
 
+/* Whether the kernel collapses anonymous memory on request: THP not
+ * "never" (MADV_COLLAPSE works in "madvise" mode too). */
+static bool thp_available(void)
+{
+	char line[128] = "";
+	FILE *fp = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "re");
+
+	if (!fp)
+		return false;
+	if (!fgets(line, sizeof(line), fp))
+		line[0] = 0;
+	fclose(fp);
+	return line[0] && !strstr(line, "[never]");
+}
+
+/* AnonHugePages, in bytes, of the mappings inside [lo, hi). */
+static uint64_t huge_bytes_in(uintptr_t lo, uintptr_t hi)
+{
+	char line[512];
+	uint64_t sum = 0;
+	bool inside = false;
+	FILE *fp = fopen("/proc/self/smaps", "re");
+
+	if (!fp)
+		t_die("/proc/self/smaps: %s", strerror(errno));
+	while (fgets(line, sizeof(line), fp)) {
+		unsigned long a, b, kib;
+
+		if (sscanf(line, "%lx-%lx ", &a, &b) == 2 && strchr(line, '-') <
+		    strchr(line, ' '))
+			inside = a >= lo && b <= hi;
+		else if (inside &&
+			 sscanf(line, "AnonHugePages: %lu kB", &kib) == 1)
+			sum += (uint64_t)kib * 1024;
+	}
+	fclose(fp);
+	return sum;
+}
+
+/*
+ * The caller's own malloc memory, collapsed into huge pages in place: the
+ * whole 2 MiB pages inside the range become huge pages, the content does
+ * not change, and I/O through it (at an odd offset too) is exact.
+ */
+static void caller_memory_hugepages(void **state)
+{
+	const size_t n = 9 * MiB + 123, hp = 2 * MiB;
+	struct swapio_config cfg = { .block_size = 1 * MiB, .threads = 2 };
+	char *dir, *path;
+	unsigned char *mem = malloc(n), *copy = t_random_buf(n, 5), *back;
+	uintptr_t lo, hi;
+	swapio_handle *h;
+	swapio_file *f;
+	int64_t got;
+
+	(void)state;
+	assert_non_null(mem);
+	memcpy(mem, copy, n);
+	lo = ((uintptr_t)mem + hp - 1) & ~(uintptr_t)(hp - 1);
+	hi = ((uintptr_t)mem + n) & ~(uintptr_t)(hp - 1);
+	got = swapio_mem_hugepages(mem, n);
+	if (!thp_available()) {
+		assert_int_equal(got, -EINVAL);
+	} else {
+		assert_int_equal(got, (int64_t)(hi - lo));
+		assert_int_equal(huge_bytes_in(lo, hi), hi - lo);
+	}
+	assert_int_equal(t_first_diff(mem, copy, n), SIZE_MAX);
+
+	/* Memory never touched: faulted in as huge pages, still zero. */
+	back = mmap(NULL, n, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(back != MAP_FAILED);
+	lo = ((uintptr_t)back + hp - 1) & ~(uintptr_t)(hp - 1);
+	hi = ((uintptr_t)back + n) & ~(uintptr_t)(hp - 1);
+	got = swapio_mem_hugepages(back, n);
+	if (thp_available()) {
+		assert_int_equal(got, (int64_t)(hi - lo));
+		assert_int_equal(huge_bytes_in(lo, hi), hi - lo);
+	}
+	for (size_t i = 0; i < n; i += 4096)
+		assert_int_equal(back[i], 0);
+	assert_int_equal(munmap(back, n), 0);
+
+	dir = t_tmpdir();
+	path = t_path(dir, "data");
+	back = malloc(n);
+	assert_non_null(back);
+	h = t_handle(cfg);
+	assert_int_equal(swapio_file_open(h, path, SWAPIO_O_READ |
+					  SWAPIO_O_WRITE | SWAPIO_O_CREATE,
+					  &f), 0);
+	assert_int_equal(swapio_pwrite(h, f, mem + 1, n - 1, 4096), n - 1);
+	assert_int_equal(swapio_pread(h, f, back, n - 1, 4096), n - 1);
+	assert_int_equal(t_first_diff(back, copy + 1, n - 1), SIZE_MAX);
+	assert_int_equal(swapio_file_close(f), 0);
+	swapio_handle_destroy(h);
+	free(back);
+	free(mem);
+	free(copy);
+	free(path);
+	t_rmdir(dir);
+}
+
+static void hugepages_arguments(void **state)
+{
+	const size_t hp = 2 * MiB;
+	char small[64];
+	void *p;
+	uintptr_t aligned;
+
+	(void)state;
+	assert_int_equal(swapio_mem_hugepages(NULL, 4096), -EINVAL);
+	assert_int_equal(swapio_mem_hugepages(small, 0), 0);
+	/* No whole huge page inside: nothing to do. */
+	assert_int_equal(swapio_mem_hugepages(small, sizeof(small)), 0);
+	assert_int_equal(swapio_mem_hugepages((void *)(UINTPTR_MAX - 10), 4096),
+			 -EINVAL);
+	/* A hole in the address space. */
+	p = mmap(NULL, 3 * hp, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(p != MAP_FAILED);
+	aligned = ((uintptr_t)p + hp - 1) & ~(uintptr_t)(hp - 1);
+	assert_int_equal(munmap(p, 3 * hp), 0);
+	assert_int_equal(swapio_mem_hugepages((void *)aligned, hp), -ENOMEM);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -256,6 +384,8 @@ int main(void)
 		cmocka_unit_test(invalid_arguments),
 		cmocka_unit_test(lock_refused),
 		cmocka_unit_test(io_through_buffers),
+		cmocka_unit_test(caller_memory_hugepages),
+		cmocka_unit_test(hugepages_arguments),
 	};
 
 	t_engine();	/* exit 77 now if the engine cannot run here */

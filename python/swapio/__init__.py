@@ -33,6 +33,7 @@ from ._swapio import (
     Timeout,
     _Pipeline,
     checksum,
+    hugepages,
     probe,
     strerror,
     version,
@@ -43,8 +44,8 @@ from . import _swapio
 __all__ = [
     "EBADSTORE", "EFORKED", "EMEMLOCK", "Buffer", "Error", "File", "Group",
     "Handle", "NoSuchKey", "Op", "Pipeline", "Store", "StoreOp", "Timeout",
-    "alloc", "checksum", "empty", "empty_torch", "engines", "probe",
-    "strerror", "version", "wait_any",
+    "alloc", "checksum", "empty", "empty_torch", "engines", "hugepages",
+    "probe", "strerror", "version", "wait_any",
 ]
 
 __version__ = "%d.%d.%d" % version()
