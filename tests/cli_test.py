@@ -194,6 +194,22 @@ def case_no_prealloc(d):
     check("every byte read matched" in out, out)
 
 
+def case_memory(d):
+    # Caller memory (one malloc'd region), plain and collapsed into huge
+    # pages, carries verified data both ways; a bad kind is a usage error.
+    f = os.path.join(d, "f")
+    for kind in ("caller", "caller-huge"):
+        out, _ = run("bench", "-f", f, "-s", str(8 * 2**20 + 4096),
+                     "--memory", kind, "--verify", "--json", "-b", "256K")
+        r = json.loads(out)
+        check(r["memory"] == kind and not r["pinned"], r)
+        check(r["read"]["bytes"] == 8 * 2**20 + 4096, r)
+        if kind == "caller-huge":
+            check(r["huge_bytes"] >= 0, r)
+    usage_error("bench", "-f", f, "--memory", "gpu")
+    check(os.listdir(d) == [], f"left behind: {os.listdir(d)}")
+
+
 def case_sweep(d):
     f = os.path.join(d, "f")
     conf = os.path.join(d, "best.conf")
@@ -259,6 +275,7 @@ CASES = {
     "verify.threads": lambda d: case_verify(d, "threads"),
     "verify_corrupt": case_verify_corrupt,
     "no_prealloc": case_no_prealloc,
+    "memory": case_memory,
     "sweep": case_sweep,
     "info": case_info,
 }

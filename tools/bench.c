@@ -25,6 +25,8 @@
 #define PATTERN_SEED		0x5eedc0ffee15ba5eull
 
 const char *const bench_phase_name[NR_PHASES] = { "write", "read" };
+const char *const bench_memory_name[3] = { "swapio", "caller",
+					   "caller-huge" };
 
 /* Ctrl-C stops new ops; those in flight finish, and the file goes. */
 static volatile sig_atomic_t interrupted;
@@ -41,6 +43,7 @@ struct bench {
 	swapio_handle		*h;
 	swapio_file		*f;
 	unsigned char		*bufs[WINDOW_MAX];
+	unsigned char		*region;	/* caller memory: all bufs */
 	swapio_op		*ops[WINDOW_MAX];
 	uint64_t		offs[WINDOW_MAX];
 	bool			created;
@@ -192,11 +195,48 @@ static void window_size(struct bench_result *r)
 	r->window = n < 2 ? (nchunks < 2 ? 1 : 2) : (unsigned int)n;
 }
 
+/*
+ * Caller memory: one malloc'd region holding every op's buffer at 4 KiB
+ * boundaries, never advised, locked or allocated by swapio, as a runtime's
+ * tensors are; with BENCH_MEM_CALLER_HUGE, collapsed into huge pages by
+ * swapio_mem_hugepages() first.
+ */
+static int region_alloc(struct bench *b)
+{
+	struct bench_result *r = b->r;
+	uintptr_t at;
+
+	window_size(r);
+	r->pinned = false;
+	r->huge = false;
+	r->memory = b->o->memory;
+	b->region = malloc(r->window * r->chunk + 4096);
+	if (!b->region)
+		return tool_fail("buffers", -ENOMEM);
+	at = ((uintptr_t)b->region + 4095) & ~(uintptr_t)4095;
+	for (unsigned int i = 0; i < r->window; i++) {
+		b->bufs[i] = (unsigned char *)at + (size_t)i * r->chunk;
+		pattern_fill(b->bufs[i], r->chunk, i * r->chunk);
+	}
+	if (r->memory == BENCH_MEM_CALLER_HUGE) {
+		r->huge_bytes = swapio_mem_hugepages((void *)at,
+						     r->window * r->chunk);
+		if (r->huge_bytes < 0)
+			return tool_fail("swapio_mem_hugepages",
+					 (int)r->huge_bytes);
+		r->huge = r->huge_bytes > 0;
+	}
+	return 0;
+}
+
 static int window_alloc(struct bench *b)
 {
 	struct bench_result *r = b->r;
 	unsigned int flags = 0;
 	int ret;
+
+	if (b->o->memory != BENCH_MEM_SWAPIO)
+		return region_alloc(b);
 
 	if (!b->o->no_pin)
 		flags |= SWAPIO_BUF_LOCKED;
@@ -251,8 +291,11 @@ static int bench_open(struct bench *b)
 
 static void bench_close(struct bench *b)
 {
-	for (unsigned int i = 0; i < WINDOW_MAX; i++)
-		swapio_buf_free(b->bufs[i], b->r->chunk);
+	if (b->region)
+		free(b->region);
+	else
+		for (unsigned int i = 0; i < WINDOW_MAX; i++)
+			swapio_buf_free(b->bufs[i], b->r->chunk);
 	swapio_file_close(b->f);
 	swapio_handle_destroy(b->h);
 }

@@ -14,6 +14,13 @@ enum { PH_WRITE, PH_READ, NR_PHASES };
 #define BENCH_WRITE	(1u << PH_WRITE)
 #define BENCH_READ	(1u << PH_READ)
 
+/* Where the buffers come from. */
+enum {
+	BENCH_MEM_SWAPIO,	/* swapio_buf_alloc, one per op */
+	BENCH_MEM_CALLER,	/* one malloc'd region, as a runtime's */
+	BENCH_MEM_CALLER_HUGE,	/* that region after swapio_mem_hugepages */
+};
+
 struct bench_opts {
 	const char *path;
 	uint64_t size;			/* 0: file size (read) or 1 GiB */
@@ -25,6 +32,7 @@ struct bench_opts {
 	bool quiet;			/* no progress line */
 	bool no_pin;			/* do not mlock the buffers */
 	bool no_huge;			/* do not ask for THP */
+	unsigned int memory;		/* BENCH_MEM_* */
 	bool no_prealloc;		/* let the writes grow the file */
 };
 
@@ -43,6 +51,8 @@ struct bench_result {
 	bool direct;			/* the file really is O_DIRECT */
 	bool pinned;			/* buffers locked in memory */
 	bool huge;			/* buffers advised MADV_HUGEPAGE */
+	unsigned int memory;		/* BENCH_MEM_* */
+	int64_t huge_bytes;		/* caller-huge: bytes collapsed */
 	uint64_t size;
 	uint64_t chunk;			/* bytes per op */
 	unsigned int window;		/* ops in flight */
@@ -67,5 +77,6 @@ void bench_json_string(FILE *fp, const char *s);
 void bench_print_json(FILE *fp, const struct bench_result *r);
 
 extern const char *const bench_phase_name[NR_PHASES];
+extern const char *const bench_memory_name[3];
 
 #endif

@@ -30,6 +30,10 @@ static const char usage[] =
 "      --keep              keep the file\n"
 "      --no-pin            do not lock the buffers in memory\n"
 "      --no-huge           do not ask for transparent huge pages\n"
+"      --memory KIND       swapio (default: swapio_buf_alloc buffers),\n"
+"                          caller (one malloc'd region, 4 KiB pages, not\n"
+"                          locked: a runtime's tensors) or caller-huge\n"
+"                          (that region after swapio_mem_hugepages)\n"
 "      --no-prealloc       do not allocate a new file before timing it:\n"
 "                          the writes grow it, as a runtime's would\n"
 "      --json              print one JSON object\n"
@@ -39,7 +43,7 @@ static const char usage[] =
 
 enum {
 	OPT_DIRECT = 256, OPT_NO_DIRECT, OPT_VERIFY, OPT_KEEP, OPT_JSON,
-	OPT_NO_PIN, OPT_NO_HUGE, OPT_NO_PREALLOC,
+	OPT_NO_PIN, OPT_NO_HUGE, OPT_NO_PREALLOC, OPT_MEMORY,
 };
 
 static const struct option long_opts[] = {
@@ -58,6 +62,7 @@ static const struct option long_opts[] = {
 	{ "json",	 no_argument,	    NULL, OPT_JSON },
 	{ "no-pin",	 no_argument,	    NULL, OPT_NO_PIN },
 	{ "no-huge",	 no_argument,	    NULL, OPT_NO_HUGE },
+	{ "memory",	 required_argument, NULL, OPT_MEMORY },
 	{ "no-prealloc", no_argument,	    NULL, OPT_NO_PREALLOC },
 	{ "config",	 required_argument, NULL, 'c' },
 	{ "help",	 no_argument,	    NULL, 'h' },
@@ -141,14 +146,16 @@ void bench_print_json(FILE *fp, const struct bench_result *r)
 	fprintf(fp, ", \"block_size\": %llu, \"queue_depth\": %u, "
 		"\"threads\": %u, \"direct\": %s, \"single_submit\": %s, "
 		"\"overlap_events\": %s, \"size\": %llu, \"op_bytes\": %llu, "
-		"\"ops_in_flight\": %u, \"pinned\": %s, \"huge\": %s",
+		"\"ops_in_flight\": %u, \"pinned\": %s, \"huge\": %s, "
+		"\"memory\": \"%s\", \"huge_bytes\": %lld",
 		(unsigned long long)r->cfg.block_size, r->cfg.queue_depth,
 		r->cfg.threads, r->direct ? "true" : "false",
 		fl & SWAPIO_CFG_SINGLE_SUBMIT ? "true" : "false",
 		fl & SWAPIO_CFG_NO_OVERLAP ? "false" : "true",
 		(unsigned long long)r->size, (unsigned long long)r->chunk,
 		r->window, r->pinned ? "true" : "false",
-		r->huge ? "true" : "false");
+		r->huge ? "true" : "false", bench_memory_name[r->memory],
+		(long long)r->huge_bytes);
 	for (unsigned int p = 0; p < NR_PHASES; p++) {
 		fprintf(fp, ", \"%s\": ", bench_phase_name[p]);
 		json_phase(fp, &r->ph[p]);
@@ -167,10 +174,10 @@ static void print_text(const struct bench_opts *o,
 	printf("swapio bench: %s, %s bytes, engine %s (%s)\n", o->path, size,
 	       r->engine, r->note);
 	printf("block %s, queue depth %u, threads %u, %s, ops of %s, %u in "
-	       "flight, buffers %s%s\n", bs, r->cfg.queue_depth,
+	       "flight, %s memory, %s%s\n", bs, r->cfg.queue_depth,
 	       r->cfg.threads, r->direct ? "O_DIRECT" : "buffered (page cache)",
-	       chunk, r->window, r->pinned ? "pinned" : "not pinned",
-	       r->huge ? ", THP" : "");
+	       chunk, r->window, bench_memory_name[r->memory],
+	       r->pinned ? "pinned" : "not pinned", r->huge ? ", THP" : "");
 	printf("%-6s %8s %9s %12s %9s %9s\n", "", "GB/s", "CPU s/GB",
 	       "syscalls/GB", "p50 us", "p99 us");
 	for (unsigned int p = 0; p < NR_PHASES; p++) {
@@ -227,6 +234,16 @@ static int parse_opt(struct bench_args *a, int c, const char *arg)
 	case OPT_NO_PIN: a->o.no_pin = true; return 0;
 	case OPT_NO_HUGE: a->o.no_huge = true; return 0;
 	case OPT_NO_PREALLOC: a->o.no_prealloc = true; return 0;
+	case OPT_MEMORY:
+		if (!strcmp(arg, "swapio"))
+			a->o.memory = BENCH_MEM_SWAPIO;
+		else if (!strcmp(arg, "caller"))
+			a->o.memory = BENCH_MEM_CALLER;
+		else if (!strcmp(arg, "caller-huge"))
+			a->o.memory = BENCH_MEM_CALLER_HUGE;
+		else
+			return -1;
+		return 0;
 	case 'm': return parse_mode(arg, &a->o.modes);
 	case 'l': return tool_parse_uint(arg, 1, 1000000, &a->o.loops);
 	case 'q': return tool_parse_uint(arg, 1, 4096, &s->queue_depth);
