@@ -9,7 +9,8 @@
  * stream is a worker thread that runs its queue in order, so copies really
  * happen later than cudaMemcpyAsync() returns, and events complete when
  * the worker reaches them. The stand-in checks what a real device cannot
- * report: a copy's source must not change between the call and the copy
+ * report: a host-to-device copy's source must not change between the call
+ * and the copy
  * (else a staging buffer was reused before its event completed), and
  * counts copies from host memory that was never cudaHostRegister()ed.
  *
@@ -17,7 +18,8 @@
  * devices (number of devices, 0: none), copy_delay_us, fail_memcpy (the
  * Nth cudaMemcpyAsync from now fails), fail_register, fail_event_record
  * (the Nth from now), cufile_fail (the Nth cuFileRead/Write from now),
- * cufile_delay_us, cufile_driver_fail. Environment names are
+ * cufile_delay_us, cufile_driver_fail, copy_hold (while nonzero, streams
+ * hold their copies back). Environment names are
  * SWAPIO_STANDIN_ and the knob in capitals.
  */
 #define _GNU_SOURCE
@@ -53,7 +55,7 @@ static struct knob knobs[] = {
 	{ "devices", 1 }, { "copy_delay_us", 0 }, { "fail_memcpy", 0 },
 	{ "fail_register", 0 }, { "fail_event_record", 0 },
 	{ "cufile_fail", 0 }, { "cufile_delay_us", 0 },
-	{ "cufile_driver_fail", 0 },
+	{ "cufile_driver_fail", 0 }, { "copy_hold", 0 },
 	/* Counters, read back by the tests. */
 	{ "violations", 0 }, { "copies", 0 }, { "unpinned_copies", 0 },
 	{ "registered", 0 }, { "cufile_calls", 0 }, { "waits", 0 },
@@ -251,7 +253,12 @@ API const char *cudaGetErrorString(int e)
 /* Events and streams                                                  */
 /* ------------------------------------------------------------------ */
 
+/*
+ * An event may be destroyed while a stream still holds a record or a wait
+ * of it (CUDA allows that): each queued command holds a reference.
+ */
 struct event {
+	atomic_int	refs;
 	pthread_mutex_t	lock;
 	pthread_cond_t	cv;
 	uint64_t	recorded;	/* generation of the last record */
@@ -266,6 +273,7 @@ struct cmd {
 	void		*dst;
 	const void	*src;
 	size_t		n;
+	bool		check;		/* host source: must not change */
 	uint64_t	src_hash;
 	struct event	*ev;
 	uint64_t	gen;
@@ -287,6 +295,7 @@ API int cudaEventCreateWithFlags(struct event **out, unsigned int flags)
 	(void)flags;
 	if (!e)
 		return E_NO_MEMORY;
+	atomic_init(&e->refs, 1);
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_cond_init(&e->cv, NULL);
 	*out = e;
@@ -298,13 +307,20 @@ API int cudaEventCreate(struct event **out)
 	return cudaEventCreateWithFlags(out, 0);
 }
 
+static void event_put(struct event *e)
+{
+	if (atomic_fetch_sub(&e->refs, 1) != 1)
+		return;
+	pthread_cond_destroy(&e->cv);
+	pthread_mutex_destroy(&e->lock);
+	free(e);
+}
+
 API int cudaEventDestroy(struct event *e)
 {
 	if (!e)
 		return E_INVALID_VALUE;
-	pthread_cond_destroy(&e->cv);
-	pthread_mutex_destroy(&e->lock);
-	free(e);
+	event_put(e);
 	return E_OK;
 }
 
@@ -341,8 +357,10 @@ API int cudaEventSynchronize(struct event *e)
 static void run_copy(const struct cmd *c)
 {
 	sleep_us(K("copy_delay_us"));
-	/* The source changed since the call: someone reused it early. */
-	if (hash(c->src, c->n) != c->src_hash)
+	while (K("copy_hold"))
+		sleep_us(100);
+	/* The staging source changed since the call: reused too early. */
+	if (c->check && hash(c->src, c->n) != c->src_hash)
 		atomic_fetch_add(knob("violations"), 1);
 	memcpy(c->dst, c->src, c->n);
 }
@@ -385,6 +403,8 @@ static void *stream_main(void *arg)
 			s->tail = NULL;
 		pthread_mutex_unlock(&s->lock);
 		run_cmd(c);
+		if (c->ev)
+			event_put(c->ev);
 		free(c);
 		pthread_mutex_lock(&s->lock);
 		s->busy--;
@@ -491,6 +511,7 @@ API int cudaEventRecord(struct event *e, struct stream *s)
 		return E_NO_MEMORY;
 	c->type = CMD_RECORD;
 	c->ev = e;
+	atomic_fetch_add(&e->refs, 1);
 	pthread_mutex_lock(&e->lock);
 	c->gen = ++e->recorded;
 	pthread_mutex_unlock(&e->lock);
@@ -508,6 +529,7 @@ API int cudaStreamWaitEvent(struct stream *s, struct event *e,
 	atomic_fetch_add(knob("waits"), 1);
 	c->type = CMD_WAIT;
 	c->ev = e;
+	atomic_fetch_add(&e->refs, 1);
 	pthread_mutex_lock(&e->lock);
 	c->gen = e->recorded;
 	pthread_mutex_unlock(&e->lock);
@@ -534,7 +556,11 @@ API int cudaMemcpyAsync(void *dst, const void *src, size_t n, int kind,
 	c->dst = dst;
 	c->src = src;
 	c->n = n;
-	c->src_hash = hash(src, n);
+	/* A device source may still be written by work queued before the
+	 * copy; a host source is the caller's to leave alone from now. */
+	c->check = kind == 1;
+	if (c->check)
+		c->src_hash = hash(src, n);
 	return enqueue(s, c);
 }
 

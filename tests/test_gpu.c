@@ -229,27 +229,31 @@ static void copies_overlap_file_io(void **state)
 	const size_t n = 16 * CHUNK;
 	unsigned char *src = dev_random(n, 11), *dst = dev_alloc(n);
 	struct swapio__gpu_stats st;
+	uint64_t w_overlapped;
 	swapio_handle *h;
 	swapio_file *f;
 
 	knobs_reset();
-	sd.set("copy_delay_us", 2000);
-	setenv("SWAPIO_FAULT", "delay_ms=3", 1);
+	sd.set("copy_delay_us", 5000);
+	setenv("SWAPIO_FAULT", "delay_ms=20", 1);
 	h = handle(0, 0);
 	unsetenv("SWAPIO_FAULT");
 	f = open_rw(h, env->path);
 	assert_int_equal(swapio_dev_pwrite(h, f, 0, src, n, 0, NULL), n);
 	swapio__gpu_stats(h, &st);
+	print_message("overlapped: %llu of 16\n",
+		      (unsigned long long)st.overlapped);
+	w_overlapped = st.overlapped;
 	assert_int_equal(st.copies, 16);
-	/* Every copy after the first runs beside an earlier write. */
-	assert_true(st.overlapped >= 14);
+	/* Copies run beside earlier writes (all but two, unless slowed). */
+	assert_true(st.overlapped >= 8);
 	assert_int_equal(swapio_dev_pread(h, f, 0, dst, n, 0, NULL), n);
 	swapio__gpu_stats(h, &st);
 	assert_int_equal(st.copies, 32);
 	/* Most copies run beside reads ahead. */
 	print_message("overlapped: %llu of 32\n",
 		      (unsigned long long)st.overlapped);
-	assert_true(st.overlapped >= 14 + 8);
+	assert_true(st.overlapped >= w_overlapped + 8);
 	assert_int_equal(t_first_diff(dst, src, n), SIZE_MAX);
 	assert_int_equal(sd.get("violations"), 0);
 	assert_int_equal(st.staged_bytes, 2 * n);
@@ -268,10 +272,11 @@ static void standin_detects_early_reuse(void **state)
 
 	(void)state;
 	knobs_reset();
-	sd.set("copy_delay_us", 20000);
+	sd.set("copy_hold", 1);
 	assert_int_equal(sd.stream_create(&s), 0);
 	assert_int_equal(sd.memcpy_async(dev, host, 4096, 1, s), 0);
 	host[17] ^= 1;	/* reused before the copy's event completed */
+	sd.set("copy_hold", 0);
 	assert_int_equal(sd.stream_sync(s), 0);
 	assert_int_equal(sd.get("violations"), 1);
 	assert_int_equal(sd.get("unpinned_copies"), 1);
