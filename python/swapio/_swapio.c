@@ -2642,7 +2642,9 @@ PyMODINIT_FUNC PyInit__swapio(void)
 	    store_add_types(m) < 0 ||
 	    PyModule_AddIntConstant(m, "EMEMLOCK", SWAPIO_EMEMLOCK) < 0 ||
 	    PyModule_AddIntConstant(m, "EBADSTORE", SWAPIO_EBADSTORE) < 0 ||
-	    PyModule_AddIntConstant(m, "EFORKED", SWAPIO_EFORKED) < 0) {
+	    PyModule_AddIntConstant(m, "EFORKED", SWAPIO_EFORKED) < 0 ||
+	    PyModule_AddIntConstant(m, "ENOCUDA", SWAPIO_ENOCUDA) < 0 ||
+	    PyModule_AddIntConstant(m, "ECUDA", SWAPIO_ECUDA) < 0) {
 		Py_DECREF((PyObject *)m);
 		return NULL;
 	}
