@@ -61,6 +61,16 @@ typedef struct swapio_op swapio_op;		/* one asynchronous transfer */
 /* Configuration                                                       */
 /* ------------------------------------------------------------------ */
 
+/*
+ * How device (CUDA) memory reaches a file; see "Device memory" below and
+ * docs/GPU.md. SWAPIO_GPU_PATH=auto|staging|gds overrides the config.
+ */
+enum swapio_gpu_path {
+	SWAPIO_GPU_AUTO		= 0,	/* time both at first use, keep the faster */
+	SWAPIO_GPU_STAGING	= 1,	/* through pinned host staging buffers */
+	SWAPIO_GPU_GDS		= 2,	/* GPUDirect Storage (cuFile) */
+};
+
 enum swapio_engine {
 	SWAPIO_ENGINE_AUTO	= 0,	/* uring, then aio, then threads */
 	SWAPIO_ENGINE_URING	= 1,	/* io_uring through liburing */
@@ -98,7 +108,9 @@ struct swapio_config {
 	uint32_t threads;	/* workers one transfer is split over; 0: 1 */
 	uint32_t engine;	/* enum swapio_engine; 0: auto */
 	uint32_t flags;		/* SWAPIO_CFG_* */
-	uint64_t reserved[6];	/* must be zero (room to grow) */
+	uint32_t gpu_path;	/* enum swapio_gpu_path; 0: auto */
+	uint32_t reserved32;	/* must be zero */
+	uint64_t reserved[5];	/* must be zero (room to grow) */
 };
 
 /* ------------------------------------------------------------------ */
@@ -118,6 +130,7 @@ struct swapio_config {
  *   direct_strict  = false	true sets SWAPIO_CFG_DIRECT_STRICT
  *   single_submit  = false	true sets SWAPIO_CFG_SINGLE_SUBMIT
  *   overlap_events = true	false sets SWAPIO_CFG_NO_OVERLAP
+ *   gpu_path       = auto	auto, staging or gds (enum swapio_gpu_path)
  *
  * Booleans are true/false (also yes/no, on/off, 1/0). A number of 0 means
  * "default", as in struct swapio_config; values outside its bounds are
@@ -386,6 +399,108 @@ SWAPIO_API void swapio_op_free(swapio_op *op);
 SWAPIO_API int swapio_handle_eventfd(swapio_handle *h);
 
 /* ------------------------------------------------------------------ */
+/* Device memory (CUDA)                                                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Transfers between a file and CUDA device memory. swapio neither links
+ * against CUDA nor needs its headers: the CUDA runtime (libcudart.so.13,
+ * .12, or libcudart.so; SWAPIO_CUDA_LIBRARY names another) is loaded with
+ * dlopen() at the first device call, and cuFile (libcufile.so.0;
+ * SWAPIO_CUFILE_LIBRARY, "none" to skip it) with it. Where the runtime
+ * cannot be loaded every device call returns SWAPIO_ENOCUDA; where one of
+ * its calls fails, SWAPIO_ECUDA, and swapio_handle_gpu_note() names the
+ * call and CUDA's message.
+ *
+ * Paths (docs/GPU.md): data moves through pinned host staging buffers,
+ * chunk by chunk, the copies on a stream of swapio's own overlapping the
+ * file I/O; or, where cuFile's driver and the file allow it (an O_DIRECT
+ * file, offset and length multiples of 4096), by GPUDirect Storage. With
+ * SWAPIO_GPU_AUTO the first eligible op of each direction is timed both
+ * ways and the faster path kept. Any cuFile error makes the handle fall
+ * back to staging for good, and the op is redone that way; the note says
+ * why.
+ *
+ * Streams: @stream is the cudaStream_t the caller last used @dev_buf on
+ * (NULL: the legacy default stream). The op's copies are ordered after
+ * all work enqueued on @stream before the submit call (an event recorded
+ * there at submission, waited for by swapio's stream); pass
+ * SWAPIO_DEV_NO_SYNC to skip that when the memory is known to be ready,
+ * or swapio_dev_stream()'s stream after making it wait yourself. A read
+ * has landed in device memory, visible to every stream, when its op
+ * completes: no further synchronisation is needed. @device is the CUDA
+ * device ordinal @dev_buf belongs to. A handle's device ops run one at a
+ * time per handle, in submission order, each one overlapped inside.
+ */
+#define SWAPIO_DEV_NO_SYNC	((void *)-1)
+#define SWAPIO_DEV_MAX		64	/* device ordinals 0..SWAPIO_DEV_MAX-1 */
+
+/*
+ * swapio_dev_submit_read() / swapio_dev_submit_write() - as
+ * swapio_submit_read() / _write(), for @len bytes of device memory at
+ * @dev_buf on device @device. The op is waited for, polled and freed as
+ * any other. Returns 0 and *op, or the errors of swapio_submit_read(),
+ * -EINVAL for a device out of range, SWAPIO_ENOCUDA, SWAPIO_ECUDA (the
+ * device's set-up or the stream event failed). The op's result is the
+ * bytes moved (a read short only at end of file) or the first error: an
+ * I/O error, or SWAPIO_ECUDA for a failed copy. Thread-safe.
+ */
+SWAPIO_API int swapio_dev_submit_read(swapio_handle *h, swapio_file *f,
+				      int device, void *dev_buf, size_t len,
+				      uint64_t off, void *stream,
+				      swapio_op **op);
+SWAPIO_API int swapio_dev_submit_write(swapio_handle *h, swapio_file *f,
+				       int device, const void *dev_buf,
+				       size_t len, uint64_t off, void *stream,
+				       swapio_op **op);
+
+/* By path, as swapio_submit_read_path() / _write_path(). */
+SWAPIO_API int swapio_dev_submit_read_path(swapio_handle *h, const char *path,
+					   int device, void *dev_buf,
+					   size_t len, uint64_t off,
+					   void *stream, swapio_op **op);
+SWAPIO_API int swapio_dev_submit_write_path(swapio_handle *h,
+					    const char *path, int device,
+					    const void *dev_buf, size_t len,
+					    uint64_t off, void *stream,
+					    swapio_op **op);
+
+/* Synchronous: submit, wait, free. Bytes moved or -errno. Thread-safe. */
+SWAPIO_API ssize_t swapio_dev_pread(swapio_handle *h, swapio_file *f,
+				    int device, void *dev_buf, size_t len,
+				    uint64_t off, void *stream);
+SWAPIO_API ssize_t swapio_dev_pwrite(swapio_handle *h, swapio_file *f,
+				     int device, const void *dev_buf,
+				     size_t len, uint64_t off, void *stream);
+
+/*
+ * swapio_dev_stream() - the cudaStream_t swapio copies on for @device
+ * (set up on first call: CUDA loaded, stream made, staging pinned), for
+ * a caller or DLPack producer that orders its own work before swapio's
+ * (DLPack's __dlpack__(stream=...)). Passing it as @stream above then
+ * costs no event. Returns 0 and *stream, SWAPIO_ENOCUDA, SWAPIO_ECUDA,
+ * -EINVAL, -ENOMEM. Thread-safe.
+ */
+SWAPIO_API int swapio_dev_stream(swapio_handle *h, int device, void **stream);
+
+/*
+ * swapio_dev_path() - the path device ops on @device take in direction
+ * @write now: SWAPIO_GPU_STAGING or SWAPIO_GPU_GDS, or SWAPIO_GPU_AUTO
+ * while an auto choice has yet to be measured; -EINVAL, or -ENODEV for a
+ * device not used yet on @h.
+ */
+SWAPIO_API int swapio_dev_path(swapio_handle *h, int device, int write);
+
+/*
+ * swapio_handle_gpu_note() - what the device layer chose and why, and
+ * every fallback it took ("cuFileRead: error 5010; gds off, staging
+ * used"), copied into @buf (at most @len bytes, NUL included). Returns the
+ * note's full length. Empty before the first device call. Thread-safe.
+ */
+SWAPIO_API size_t swapio_handle_gpu_note(swapio_handle *h, char *buf,
+					 size_t len);
+
+/* ------------------------------------------------------------------ */
 /* Buffers                                                             */
 /* ------------------------------------------------------------------ */
 
@@ -461,6 +576,10 @@ SWAPIO_API void swapio_handle_stats_reset(swapio_handle *h);
  * across fork(). See "Processes and fork" above.
  */
 #define SWAPIO_EFORKED		(SWAPIO_ERRNO_BASE - 3)
+/* A device call, but the CUDA runtime library could not be loaded. */
+#define SWAPIO_ENOCUDA		(SWAPIO_ERRNO_BASE - 4)
+/* A CUDA runtime call failed; swapio_handle_gpu_note() says which. */
+#define SWAPIO_ECUDA		(SWAPIO_ERRNO_BASE - 5)
 
 /* A static message for @err (negative errno or SWAPIO_E*). Thread-safe. */
 SWAPIO_API const char *swapio_strerror(int err);

@@ -153,6 +153,19 @@ static int set_bool_key(struct swapio_config *c, struct span key,
 	return -EINVAL;
 }
 
+static const char *const gpu_paths[] = { "auto", "staging", "gds" };
+
+static int parse_gpu_path(struct span s, uint32_t *out)
+{
+	for (uint32_t i = 0; i < SWAPIO_ARRAY_SIZE(gpu_paths); i++) {
+		if (span_eq(s, gpu_paths[i])) {
+			*out = i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
 static int set_key(struct swapio_config *c, struct span key, struct span val)
 {
 	uint64_t bs;
@@ -169,6 +182,8 @@ static int set_key(struct swapio_config *c, struct span key, struct span val)
 		return parse_u32(val, SWAPIO_MAX_THREADS, &c->threads);
 	if (span_eq(key, "engine"))
 		return parse_engine(val, &c->engine);
+	if (span_eq(key, "gpu_path"))
+		return parse_gpu_path(val, &c->gpu_path);
 	return set_bool_key(c, key, val);
 }
 
@@ -304,7 +319,8 @@ static bool config_valid(const struct swapio_config *c)
 	     i++)
 		if (c->reserved[i])
 			return false;
-	return block_size_ok(c->block_size) &&
+	return block_size_ok(c->block_size) && !c->reserved32 &&
+	       c->gpu_path < SWAPIO_ARRAY_SIZE(gpu_paths) &&
 	       c->queue_depth <= SWAPIO_MAX_QD &&
 	       c->threads <= SWAPIO_MAX_THREADS &&
 	       c->engine <= SWAPIO_ENGINE_THREADS && !(c->flags & ~known);
@@ -336,8 +352,9 @@ static int render(const struct swapio_config *c, char *buf, size_t n)
 	len = snprintf(buf, n,
 		       "# swapio configuration (swapio.h); 0 means default\n"
 		       "block_size = %s\nqueue_depth = %u\nthreads = %u\n"
-		       "engine = %s\n", bs, c->queue_depth, c->threads,
-		       swapio_engine_name(c->engine));
+		       "engine = %s\ngpu_path = %s\n", bs, c->queue_depth,
+		       c->threads, swapio_engine_name(c->engine),
+		       gpu_paths[c->gpu_path]);
 	for (size_t i = 0; i < NR_BOOL_KEYS && len > 0 && (size_t)len < n;
 	     i++) {
 		bool set = c->flags & bool_keys[i].flag;

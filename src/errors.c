@@ -9,7 +9,11 @@
 			   "too low, or no CAP_IPC_LOCK)")			\
 	X(SWAPIO_EBADSTORE, "store index damaged, or not a swapio store")	\
 	X(SWAPIO_EFORKED, "object belongs to the process that created it "	\
-			  "(inherited across fork)")
+			  "(inherited across fork)")				\
+	X(SWAPIO_ENOCUDA, "device memory, but no CUDA runtime could be "	\
+			  "loaded (libcudart.so; set SWAPIO_CUDA_LIBRARY)")	\
+	X(SWAPIO_ECUDA, "a CUDA runtime call failed (the handle's GPU "	\
+			"note names it)")
 
 const char *swapio_strerror(int err)
 {

@@ -41,6 +41,8 @@ static int config_resolve(const struct swapio_config *in,
 	for (size_t i = 0; i < SWAPIO_ARRAY_SIZE(c->reserved); i++)
 		if (c->reserved[i])
 			return -EINVAL;
+	if (c->reserved32 || c->gpu_path > SWAPIO_GPU_GDS)
+		return -EINVAL;
 	if (!c->block_size)
 		c->block_size = SWAPIO_DEF_BLOCK;
 	if (!c->queue_depth)
@@ -680,6 +682,7 @@ void swapio_handle_destroy(swapio_handle *h)
 	if (!h || swapio__forked(h->gen))
 		return;
 	swapio_wait_all(h, -1);
+	swapio__gpu_destroy(h);
 	workers_stop(h, h->cfg.threads);
 	swapio__fault_unwrap(h->engine);
 	ops_free(h->live);
@@ -829,6 +832,62 @@ static int op_submit(swapio_handle *h, swapio_file *f, swapio_file *owned,
 	}
 	*out = op;
 	return 0;
+}
+
+int swapio__op_begin(swapio_handle *h, swapio_file *f, swapio_file *owned,
+		     bool write, const void *buf, size_t len, uint64_t off,
+		     struct swapio_op **out)
+{
+	struct swapio_op *op;
+	int ret;
+
+	ret = op_check(h, f, write, buf, len, off);
+	if (ret)
+		return ret;
+	op = op_get(h);
+	if (!op)
+		return -ENOMEM;
+	op->h = h;
+	op->f = f;
+	op->owned = owned;
+	op->write = write;
+	atomic_init(&op->done, false);
+	atomic_init(&op->bytes, 0);
+	atomic_init(&op->error, 0);
+	op->result = 0;
+	op->nr_parts = 0;
+	atomic_init(&op->parts_left, 0);
+	op_link(h, op);
+	*out = op;
+	return 0;
+}
+
+void swapio__op_end(struct swapio_op *op, ssize_t res)
+{
+	if (res < 0)
+		op_set_error(op, (int)res);
+	else
+		atomic_store(&op->bytes, (uint64_t)res);
+	op_finish(op);
+}
+
+void swapio__op_cancel(struct swapio_op *op)
+{
+	op->owned = NULL;	/* the caller closes it: submit failed */
+	op_finish(op);
+	swapio_op_free(op);
+}
+
+int swapio__path_open(swapio_handle *h, const char *path, bool write,
+		      swapio_file **out)
+{
+	if (!h || !path)
+		return -EINVAL;
+	if (swapio__forked(h->gen))
+		return SWAPIO_EFORKED;
+	return swapio__file_open(h, path, write ?
+				 SWAPIO_O_WRITE | SWAPIO_O_CREATE :
+				 SWAPIO_O_READ, out);
 }
 
 int swapio_submit_read(swapio_handle *h, swapio_file *f, void *buf,

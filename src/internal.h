@@ -134,6 +134,7 @@ struct swapio_handle {
 	uint64_t			busy_since_ns;
 	uint64_t			busy_ns;
 	uint64_t			ops_done;
+	struct swapio_gpu		*gpu;	/* device layer; gpu.c */
 };
 
 /* plan.c */
@@ -142,6 +143,24 @@ unsigned int swapio__split(const swapio_handle *h, struct swapio_op *op,
 int swapio__plan_next(struct swapio_worker *w, struct swapio_part *p,
 		      struct swapio_req *rq);
 void swapio__bounce_free(struct swapio_req *rq);
+
+/*
+ * handle.c: ops that another layer runs itself (gpu.c's device ops). Begin
+ * checks the arguments as a submit does and makes a live, running op that
+ * no worker sees; end publishes its result, closes @owned, wakes waiters.
+ */
+int swapio__op_begin(swapio_handle *h, swapio_file *f, swapio_file *owned,
+		     bool write, const void *buf, size_t len, uint64_t off,
+		     struct swapio_op **out);
+void swapio__op_end(struct swapio_op *op, ssize_t res);
+/* Drops an op from swapio__op_begin() that was never run (set-up failed). */
+void swapio__op_cancel(struct swapio_op *op);
+/* Opens @path for one path op, as submit_path() does. */
+int swapio__path_open(swapio_handle *h, const char *path, bool write,
+		      swapio_file **out);
+
+/* gpu.c: stop the device layer's thread and free it; nothing in flight. */
+void swapio__gpu_destroy(swapio_handle *h);
 
 /* handle.c: the one place that decides what a request's result means. */
 void swapio__complete(struct swapio_worker *w, struct swapio_req *rq,

@@ -61,7 +61,8 @@ static void handle_config(void **state)
 		{ .queue_depth = 4097 }, { .queue_depth = UINT32_MAX },
 		{ .threads = 65 }, { .threads = UINT32_MAX },
 		{ .engine = 4 }, { .engine = UINT32_MAX },
-		{ .flags = 1u << 31 }, { .reserved = { 0, 0, 0, 0, 0, 1 } },
+		{ .flags = 1u << 31 }, { .reserved = { 0, 0, 0, 0, 1 } },
+		{ .reserved32 = 1 }, { .gpu_path = 3 },
 	};
 	struct swapio_config cfg = { 0 };
 	swapio_handle *h = (swapio_handle *)1;

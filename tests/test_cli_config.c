@@ -148,6 +148,8 @@ static void save_load_round_trip(void **state)
 			   SWAPIO_CFG_DIRECT_STRICT },
 		{ .block_size = 1u << 30, .engine = SWAPIO_ENGINE_AIO,
 		  .flags = SWAPIO_CFG_NO_OVERLAP },
+		{ .gpu_path = SWAPIO_GPU_STAGING },
+		{ .gpu_path = SWAPIO_GPU_GDS, .threads = 3 },
 	};
 	char *path = path_in(state, "swapio.conf");
 	struct swapio_config got;
@@ -170,7 +172,11 @@ static void save_rejects_bad_config(void **state)
 	struct stat st;
 
 	assert_int_equal(swapio_config_save(path, &c), -EINVAL);
-	c = (struct swapio_config){ .reserved[5] = 1 };
+	c = (struct swapio_config){ .reserved[4] = 1 };
+	assert_int_equal(swapio_config_save(path, &c), -EINVAL);
+	c = (struct swapio_config){ .reserved32 = 1 };
+	assert_int_equal(swapio_config_save(path, &c), -EINVAL);
+	c = (struct swapio_config){ .gpu_path = 3 };
 	assert_int_equal(swapio_config_save(path, &c), -EINVAL);
 	c = (struct swapio_config){ .engine = 9 };
 	assert_int_equal(swapio_config_save(path, &c), -EINVAL);

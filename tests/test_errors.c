@@ -486,7 +486,9 @@ static void invalid_configs(void **state)
 		{ "flags 1 << 31", { .flags = 1u << 31 } },
 		{ "reserved[0]", { .reserved = { 1 } } },
 		{ "reserved[3]", { .reserved = { 0, 0, 0, 1ull << 40 } } },
-		{ "reserved[5]", { .reserved = { 0, 0, 0, 0, 0, 1 } } },
+		{ "reserved[4]", { .reserved = { 0, 0, 0, 0, 1 } } },
+		{ "reserved32", { .reserved32 = 1 } },
+		{ "gpu_path 3", { .gpu_path = 3 } },
 	};
 	swapio_handle *h;
 

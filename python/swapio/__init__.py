@@ -12,7 +12,8 @@ Quick start::
         op.wait()                                   # or: await op
 
 Buffers are anything with the buffer protocol (NumPy arrays, bytearray,
-memoryview, mmap) or with ``__dlpack__`` (CPU torch tensors and others).
+memoryview, mmap) or with ``__dlpack__`` (CPU torch tensors and others;
+CUDA tensors go through the device path of docs/GPU.md).
 Errors raise :class:`swapio.Error`, an :class:`OSError`.
 See docs/PYTHON.md for the rules on buffers, threads and fork.
 """
@@ -20,8 +21,10 @@ See docs/PYTHON.md for the rules on buffers, threads and fork.
 from . import _aio
 from ._swapio import (
     EBADSTORE,
+    ECUDA,
     EFORKED,
     EMEMLOCK,
+    ENOCUDA,
     Buffer,
     Error,
     File,
@@ -42,7 +45,7 @@ from ._swapio import (
 from . import _swapio
 
 __all__ = [
-    "EBADSTORE", "EFORKED", "EMEMLOCK", "Buffer", "Error", "File", "Group",
+    "EBADSTORE", "ECUDA", "EFORKED", "EMEMLOCK", "ENOCUDA", "Buffer", "Error", "File", "Group",
     "Handle", "NoSuchKey", "Op", "Pipeline", "Store", "StoreOp", "Timeout",
     "alloc", "checksum", "empty", "empty_torch", "engines", "hugepages",
     "probe", "strerror", "version", "wait_any",

@@ -59,25 +59,25 @@ static int err_errno(int err)
 		return EUCLEAN;
 	case SWAPIO_EFORKED:
 		return EPERM;
+	case SWAPIO_ENOCUDA:
+		return ENODEV;
 	}
 	if (err < 0 && err > SWAPIO_ERRNO_BASE)
 		return -err;
 	return EIO;
 }
 
-/* Raise swapio.Error for @err (negative); returns NULL for the caller. */
-static PyObject *raise_err(int err, PyObject *filename)
+/* swapio.Error for @err with message @text; returns NULL. */
+static PyObject *raise_err_text(int err, const char *text, PyObject *filename)
 {
 	PyObject *type = err == -ETIMEDOUT ? Timeout : Error;
 	PyObject *exc, *code;
 	int e = err_errno(err);
 
 	if (filename)
-		exc = PyObject_CallFunction(type, "isO", e,
-					    swapio_strerror(err), filename);
+		exc = PyObject_CallFunction(type, "isO", e, text, filename);
 	else
-		exc = PyObject_CallFunction(type, "is", e,
-					    swapio_strerror(err));
+		exc = PyObject_CallFunction(type, "is", e, text);
 	if (!exc)
 		return NULL;
 	code = PyLong_FromLong(err);
@@ -90,6 +90,26 @@ static PyObject *raise_err(int err, PyObject *filename)
 	PyErr_SetObject(type, exc);
 	Py_DECREF((PyObject *)exc);
 	return NULL;
+}
+
+/* Raise swapio.Error for @err (negative); returns NULL for the caller. */
+static PyObject *raise_err(int err, PyObject *filename)
+{
+	return raise_err_text(err, swapio_strerror(err), filename);
+}
+
+/* As raise_err(), with @h's GPU note after a CUDA error: which call. */
+static PyObject *raise_dev_err(int err, swapio_handle *h, PyObject *filename)
+{
+	char text[768];
+	size_t n;
+
+	if ((err != SWAPIO_ECUDA && err != SWAPIO_ENOCUDA) || !h)
+		return raise_err(err, filename);
+	n = (size_t)snprintf(text, sizeof(text), "%s: ", swapio_strerror(err));
+	if (n < sizeof(text))
+		swapio_handle_gpu_note(h, text + n, sizeof(text) - n);
+	return raise_err_text(err, text, filename);
 }
 
 /* Seconds (None: forever) to the milliseconds swapio's waits take. */
@@ -135,6 +155,8 @@ static int check_offset(long long off)
 struct xbuf {
 	void *ptr;
 	size_t len;
+	int device;		/* CUDA device ordinal, or -1: host memory */
+	void *stream;		/* the stream the producer readied it on */
 	int has_view;
 	Py_buffer view;
 	DLManagedTensor *dl;	/* consumed capsule: ours to delete */
@@ -214,6 +236,11 @@ bad_shape:
 	return -1;
 }
 
+static int dl_on_cuda(int type)
+{
+	return type == kDLCUDA || type == kDLCUDAManaged;
+}
+
 static int dl_on_host(const DLTensor *t)
 {
 	return t->device.device_type == kDLCPU ||
@@ -221,9 +248,37 @@ static int dl_on_host(const DLTensor *t)
 	       t->device.device_type == kDLROCMHost;
 }
 
-static int xbuf_from_dlpack(PyObject *meth, struct xbuf *b)
+/*
+ * __dlpack__() of the producer; for device memory with stream=@stream
+ * (DLPack: the producer makes that stream wait for its work on the
+ * tensor). A producer without the stream argument is called without it,
+ * and its memory is taken as ready on the legacy default stream.
+ */
+static PyObject *dlpack_call(PyObject *meth, struct xbuf *b, void *stream)
 {
-	PyObject *cap = PyObject_CallNoArgs(meth), *type, *value, *tb;
+	PyObject *args, *kw, *s, *cap;
+
+	if (b->device < 0)
+		return PyObject_CallNoArgs(meth);
+	args = PyTuple_New(0);
+	s = PyLong_FromVoidPtr(stream);
+	kw = s ? Py_BuildValue("{sO}", "stream", s) : NULL;
+	cap = args && kw ? PyObject_Call(meth, args, kw) : NULL;
+	Py_XDECREF(args);
+	Py_XDECREF(s);
+	Py_XDECREF(kw);
+	b->stream = stream;
+	if (!cap && PyErr_ExceptionMatches(PyExc_TypeError)) {
+		PyErr_Clear();
+		b->stream = NULL;
+		cap = PyObject_CallNoArgs(meth);
+	}
+	return cap;
+}
+
+static int xbuf_from_dlpack(PyObject *meth, struct xbuf *b, void *stream)
+{
+	PyObject *cap = dlpack_call(meth, b, stream), *type, *value, *tb;
 	DLTensor *t;
 
 	if (!cap && PyErr_ExceptionMatches(PyExc_BufferError)) {
@@ -254,7 +309,14 @@ static int xbuf_from_dlpack(PyObject *meth, struct xbuf *b)
 	}
 	Py_DECREF((PyObject *)cap);
 	t = &b->dl->dl_tensor;
-	if (!dl_on_host(t)) {
+	if (b->device >= 0 && (!dl_on_cuda((int)t->device.device_type) ||
+			       t->device.device_id != b->device)) {
+		xbuf_release(b);
+		PyErr_SetString(PyExc_ValueError, "__dlpack__() gave another "
+				"device than __dlpack_device__() said");
+		return -1;
+	}
+	if (b->device < 0 && !dl_on_host(t)) {
 		xbuf_release(b);
 		PyErr_Format(PyExc_ValueError,
 			     "tensor lives in device memory (DLPack device "
@@ -271,15 +333,67 @@ static int xbuf_from_dlpack(PyObject *meth, struct xbuf *b)
 }
 
 /*
- * xbuf_get() - the memory of @obj, held until xbuf_release(). @writable:
- * swapio will write into it (a read).
+ * The CUDA device @obj's memory is on, from __dlpack_device__(): 0 and
+ * *device (-1 for host memory or no such method), or -1 with an exception.
  */
-static int xbuf_get(PyObject *obj, int writable, struct xbuf *b)
+static int dl_device(PyObject *obj, int *device)
+{
+	PyObject *r;
+	int type = 0, id = 0;
+
+	*device = -1;
+	r = PyObject_CallMethod(obj, "__dlpack_device__", NULL);
+	if (!r) {
+		if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+			return -1;
+		PyErr_Clear();
+		return 0;
+	}
+	if (!PyArg_ParseTuple(r, "ii;__dlpack_device__() must return "
+			      "(device_type, device_id)", &type, &id)) {
+		Py_DECREF(r);
+		return -1;
+	}
+	Py_DECREF(r);
+	if (dl_on_cuda(type)) {
+		if (id < 0 || id >= SWAPIO_DEV_MAX) {
+			PyErr_Format(PyExc_ValueError, "CUDA device %d out of "
+				     "range", id);
+			return -1;
+		}
+		*device = id;
+	}
+	return 0;
+}
+
+/*
+ * xbuf_get() - the memory of @obj, held until xbuf_release(). @writable:
+ * swapio will write into it (a read). With @h, CUDA device memory is
+ * taken too (b->device >= 0), readied on @h's stream for that device;
+ * without, it is refused.
+ */
+static int xbuf_get_on(PyObject *obj, int writable, swapio_handle *h,
+		       struct xbuf *b)
 {
 	PyObject *meth;
+	void *stream = NULL;
 	int ret;
 
 	memset(b, 0, sizeof(*b));
+	b->device = -1;
+	if (h && !PyObject_CheckBuffer(obj)) {
+		if (dl_device(obj, &b->device) < 0)
+			return -1;
+		if (b->device >= 0) {
+			Py_BEGIN_ALLOW_THREADS
+			ret = swapio_dev_stream(h, b->device, &stream);
+			Py_END_ALLOW_THREADS
+			if (ret < 0) {
+				raise_dev_err(ret, h, NULL);
+				return -1;
+			}
+		}
+	}
 	if (PyObject_CheckBuffer(obj)) {
 		ret = xbuf_from_view(obj, writable, b);
 	} else {
@@ -292,12 +406,17 @@ static int xbuf_get(PyObject *obj, int writable, struct xbuf *b)
 				     "__dlpack__, not %R", Py_TYPE((PyObject *)obj));
 			return -1;
 		}
-		ret = xbuf_from_dlpack(meth, b);
+		ret = xbuf_from_dlpack(meth, b, stream);
 		Py_DECREF((PyObject *)meth);
 	}
 	if (!ret && !b->ptr)
 		b->ptr = &empty_byte;
 	return ret;
+}
+
+static int xbuf_get(PyObject *obj, int writable, struct xbuf *b)
+{
+	return xbuf_get_on(obj, writable, NULL, b);
 }
 
 /* ------------------------------------------------------------------ */
@@ -344,7 +463,9 @@ static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { "block_size", "queue_depth", "threads",
 				  "engine", "direct", "direct_strict",
-				  "single_submit", "overlap", NULL };
+				  "single_submit", "overlap", "gpu_path", NULL };
+	static const char *const gpu_paths[] = { "auto", "staging", "gds" };
+	const char *gpu_path = "auto";
 	unsigned long long bs = 0;
 	unsigned int qd = 0, threads = 0;
 	const char *engine = "auto";
@@ -356,10 +477,22 @@ static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
 		PyErr_SetString(PyExc_RuntimeError, "handle already set up");
 		return -1;
 	}
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|KIIspppp", kwlist, &bs,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|KIIsppppz", kwlist, &bs,
 					 &qd, &threads, &engine, &direct,
-					 &strict, &single, &overlap))
+					 &strict, &single, &overlap,
+					 &gpu_path))
 		return -1;
+	cfg.gpu_path = UINT32_MAX;
+	for (uint32_t i = 0; i < 3; i++)
+		if (gpu_path && !strcmp(gpu_path, gpu_paths[i]))
+			cfg.gpu_path = i;
+	if (!gpu_path)
+		cfg.gpu_path = 0;
+	if (cfg.gpu_path == UINT32_MAX) {
+		PyErr_Format(PyExc_ValueError, "unknown gpu_path %s: expected "
+			     "auto, staging or gds", gpu_path);
+		return -1;
+	}
 	e = swapio_engine_parse(engine);
 	if (e < 0) {
 		PyErr_Format(PyExc_ValueError, "unknown engine %s: expected "
@@ -438,14 +571,45 @@ static PyObject *handle_engine_note(HandleObject *self, void *unused)
 	return PyUnicode_FromString(swapio_handle_engine_note(self->h));
 }
 
+static PyObject *handle_gpu_note(HandleObject *self, void *unused)
+{
+	char text[1024];
+
+	if (handle_check(self))
+		return NULL;
+	swapio_handle_gpu_note(self->h, text, sizeof(text));
+	return PyUnicode_FromString(text);
+}
+
+static PyObject *handle_gpu_path(HandleObject *self, PyObject *args,
+				 PyObject *kw)
+{
+	static char *kwlist[] = { "device", "write", NULL };
+	static const char *const names[] = { "auto", "staging", "gds" };
+	int device = 0, write = 0, r;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|ip", kwlist, &device,
+					 &write))
+		return NULL;
+	if (handle_check(self))
+		return NULL;
+	r = swapio_dev_path(self->h, device, write);
+	if (r == -ENODEV)
+		Py_RETURN_NONE;
+	if (r < 0)
+		return raise_err(r, NULL);
+	return PyUnicode_FromString(names[r]);
+}
+
 static PyObject *handle_config(HandleObject *self, void *unused)
 {
+	static const char *const gpu_paths[] = { "auto", "staging", "gds" };
 	struct swapio_config c;
 
 	if (handle_check(self))
 		return NULL;
 	swapio_handle_config(self->h, &c);
-	return Py_BuildValue("{sKsIsIsssOsOsOsO}",
+	return Py_BuildValue("{sKsIsIsssOsOsOsOss}",
 		"block_size", (unsigned long long)c.block_size,
 		"queue_depth", c.queue_depth, "threads", c.threads,
 		"engine", swapio_engine_name(c.engine) ?
@@ -456,7 +620,8 @@ static PyObject *handle_config(HandleObject *self, void *unused)
 		"single_submit",
 		(c.flags & SWAPIO_CFG_SINGLE_SUBMIT) ? Py_True : Py_False,
 		"overlap",
-		(c.flags & SWAPIO_CFG_NO_OVERLAP) ? Py_False : Py_True);
+		(c.flags & SWAPIO_CFG_NO_OVERLAP) ? Py_False : Py_True,
+		"gpu_path", gpu_paths[c.gpu_path % 3]);
 }
 
 static PyObject *handle_closed(HandleObject *self, void *unused)
@@ -807,6 +972,9 @@ static void target_unuse(struct target *t)
 		handle_unuse(t->ho);
 }
 
+static int target_submit(struct target *t, struct xbuf *b, uint64_t off,
+			 int write, swapio_op **op);
+
 static ssize_t target_sync(struct target *t, struct xbuf *b, uint64_t off,
 			   int write)
 {
@@ -815,6 +983,19 @@ static ssize_t target_sync(struct target *t, struct xbuf *b, uint64_t off,
 	const char *p = t->bytes ? PyBytes_AsString(t->bytes) : NULL;
 	ssize_t n;
 
+	if (b->device >= 0) {
+		swapio_op *op;
+		int ret;
+
+		ret = target_submit(t, b, off, write, &op);
+		if (ret < 0)
+			return ret;
+		Py_BEGIN_ALLOW_THREADS
+		n = swapio_op_wait(op, -1);
+		swapio_op_free(op);
+		Py_END_ALLOW_THREADS
+		return n;
+	}
 	Py_BEGIN_ALLOW_THREADS
 	if (f && write)
 		n = swapio_pwrite(h, f, b->ptr, b->len, off);
@@ -834,10 +1015,22 @@ static int target_submit(struct target *t, struct xbuf *b, uint64_t off,
 	swapio_handle *h = t->ho->h;
 	swapio_file *f = t->fo ? t->fo->f : NULL;
 	const char *p = t->bytes ? PyBytes_AsString(t->bytes) : NULL;
-	int ret;
+	int ret, d = b->device;
 
 	Py_BEGIN_ALLOW_THREADS
-	if (f && write)
+	if (d >= 0 && f && write)
+		ret = swapio_dev_submit_write(h, f, d, b->ptr, b->len, off,
+					      b->stream, op);
+	else if (d >= 0 && f)
+		ret = swapio_dev_submit_read(h, f, d, b->ptr, b->len, off,
+					     b->stream, op);
+	else if (d >= 0 && write)
+		ret = swapio_dev_submit_write_path(h, p, d, b->ptr, b->len,
+						   off, b->stream, op);
+	else if (d >= 0)
+		ret = swapio_dev_submit_read_path(h, p, d, b->ptr, b->len, off,
+						  b->stream, op);
+	else if (f && write)
 		ret = swapio_submit_write(h, f, b->ptr, b->len, off, op);
 	else if (f)
 		ret = swapio_submit_read(h, f, b->ptr, b->len, off, op);
@@ -857,7 +1050,8 @@ static PyObject *transfer(struct target *t, PyObject *bufobj, long long off,
 	OpObject *o;
 	ssize_t n;
 
-	if (check_offset(off) || xbuf_get(bufobj, !write, &b) < 0)
+	if (check_offset(off) ||
+	    xbuf_get_on(bufobj, !write, t->ho->h, &b) < 0)
 		return NULL;
 	if (target_use(t) < 0)
 		goto err_buf;
@@ -866,7 +1060,7 @@ static PyObject *transfer(struct target *t, PyObject *bufobj, long long off,
 		target_unuse(t);
 		xbuf_release(&b);
 		if (n < 0)
-			return raise_err((int)n, t->path);
+			return raise_dev_err((int)n, t->ho->h, t->path);
 		return PyLong_FromSsize_t(n);
 	}
 	o = PyObject_New(OpObject, OpType);
@@ -881,7 +1075,7 @@ static PyObject *transfer(struct target *t, PyObject *bufobj, long long off,
 		o->buf.has_view = 0;
 		o->buf.dl = NULL;
 		Py_DECREF((PyObject *)o);
-		raise_err((int)n, t->path);
+		raise_dev_err((int)n, t->ho->h, t->path);
 		goto err_unuse;
 	}
 	o->op = op;
@@ -2224,6 +2418,10 @@ static PyMethodDef handle_methods[] = {
 	M("wait_all", handle_wait_all, KW, "wait_all(timeout=None)\n\n"
 	  "Wait until every op submitted before this call has completed. "
 	  "Raises swapio.Timeout if timeout seconds pass first."),
+	M("gpu_path", handle_gpu_path, KW, "gpu_path(device=0, write=False) "
+	  "-> str | None\n\nThe path device ops on that CUDA device take: "
+	  "'staging' or 'gds', 'auto' while not yet measured, None before "
+	  "the device's first use."),
 	M("fileno", handle_fileno, METH_NOARGS, "fileno() -> int\n\n"
 	  "An eventfd that becomes readable when ops complete (asyncio, "
 	  "selectors). Owned by the handle."),
@@ -2242,6 +2440,8 @@ static PyMethodDef handle_methods[] = {
 static PyGetSetDef handle_getset[] = {
 	G("engine", handle_engine, "The engine in use: uring, aio or threads."),
 	G("engine_note", handle_engine_note, "Why that engine was chosen."),
+	G("gpu_note", handle_gpu_note, "What the device (CUDA) layer chose "
+	  "and why, and every fallback it took; empty before its first use."),
 	G("config", handle_config, "The configuration in force, defaults "
 	  "filled in, as a dict."),
 	G("closed", handle_closed, "True once close() was called."),
@@ -2259,7 +2459,7 @@ static PyType_Slot handle_slots[] = {
 	{ Py_tp_doc, (void *)PyDoc_STR(
 	  "Handle(block_size=0, queue_depth=0, threads=0, engine='auto', "
 	  "direct=True, direct_strict=False, single_submit=False, "
-	  "overlap=True)\n\n"
+	  "overlap=True, gpu_path='auto')\n\n"
 	  "The engines and workers that move data. 0 means the default "
 	  "(1 MiB blocks, queue depth 32, 1 thread). A context manager; "
 	  "safe to use from many threads.") },
@@ -2463,7 +2663,9 @@ PyMODINIT_FUNC PyInit__swapio(void)
 	    store_add_types(m) < 0 ||
 	    PyModule_AddIntConstant(m, "EMEMLOCK", SWAPIO_EMEMLOCK) < 0 ||
 	    PyModule_AddIntConstant(m, "EBADSTORE", SWAPIO_EBADSTORE) < 0 ||
-	    PyModule_AddIntConstant(m, "EFORKED", SWAPIO_EFORKED) < 0) {
+	    PyModule_AddIntConstant(m, "EFORKED", SWAPIO_EFORKED) < 0 ||
+	    PyModule_AddIntConstant(m, "ENOCUDA", SWAPIO_ENOCUDA) < 0 ||
+	    PyModule_AddIntConstant(m, "ECUDA", SWAPIO_ECUDA) < 0) {
 		Py_DECREF((PyObject *)m);
 		return NULL;
 	}

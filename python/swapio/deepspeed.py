@@ -12,8 +12,10 @@ codes (0, -1 or a count of ops). What differs is what hurt users: errors
 raise instead of asserting or aborting, every op's result is checked (the C
 core retries short I/O), nothing is printed on stdout, ``wait()`` with
 nothing pending returns 0, the GIL is released in every blocking call,
-contiguous CPU tensors are read and written in place (pinned or not) and
-other tensors go through a pooled bounce buffer, not an mlock per op.
+contiguous CPU tensors are read and written in place (pinned or not),
+contiguous CUDA tensors go through swapio's device path (pinned staging
+chunks overlapped with the file I/O, or GPUDirect Storage; docs/GPU.md)
+and other tensors through a pooled bounce buffer, not an mlock per op.
 """
 
 import bisect
@@ -48,7 +50,29 @@ def _torch():
 
 
 def _nbytes(t):
+    if not hasattr(t, "numel"):         # a DLPack device buffer
+        return int(t.nbytes)
     return t.numel() * t.element_size()
+
+
+# DLPack device types of memory swapio moves by its device path.
+_DL_CUDA, _DL_CUDA_MANAGED = 2, 13
+
+
+def _cuda_device(t):
+    """The CUDA device ordinal of a contiguous device buffer (a torch CUDA
+    tensor or any DLPack producer on kDLCUDA / kDLCUDAManaged), else None:
+    such buffers go to swapio's device path, not the bounce buffer."""
+    torch = _torch()
+    if isinstance(t, torch.Tensor):
+        if t.device.type != "cuda" or not t.is_contiguous():
+            return None
+        return t.device.index or 0
+    dev = getattr(t, "__dlpack_device__", None)
+    if dev is None:
+        return None
+    kind, index = dev()
+    return index if kind in (_DL_CUDA, _DL_CUDA_MANAGED) else None
 
 
 def _direct_view(t):
@@ -273,7 +297,8 @@ class aio_handle:
                 whole_file=False):
         """Queue one op; 0 on success, -1 where DeepSpeed returns it."""
         torch = _torch()
-        if not isinstance(buffer, torch.Tensor):
+        device = _cuda_device(buffer)
+        if device is None and not isinstance(buffer, torch.Tensor):
             raise TypeError("buffer must be a torch.Tensor")
         file_offset = int(file_offset)
         if file_offset < 0:
@@ -329,7 +354,17 @@ class aio_handle:
             p.offset = file_offset
             p.bounce = None
             p.op = None
-            if nbytes:
+            if nbytes and device is not None:
+                # Device memory: swapio's device path, on the stream the
+                # tensor's producer readies it on (DLPack).
+                view = buffer.detach() if hasattr(buffer, "detach") \
+                    else buffer
+                p.bview = view
+                if is_read:
+                    p.op = f.read_async(view, file_offset)
+                else:
+                    p.op = f.write_async(view, file_offset)
+            elif nbytes:
                 view = _direct_view(buffer)
                 if view is None:
                     p.bounce = _bounce.get(nbytes)

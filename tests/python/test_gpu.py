@@ -1,0 +1,277 @@
+"""CUDA device memory through the Python API and swapio.deepspeed, with no
+GPU: tests/cuda_standin.c (the CUDA runtime and cuFile over host memory) is
+compiled here and injected by SWAPIO_CUDA_LIBRARY / SWAPIO_CUFILE_LIBRARY,
+and a test-only DLPack producer claims kDLCUDA over its "device" memory.
+Every transfer is checked bit for bit against the file."""
+
+import ctypes
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import swapio
+
+SRC = pathlib.Path(__file__).resolve().parent.parent / "cuda_standin.c"
+CHUNK = 64 << 10
+SIZES = (1, 4095, 4097, 3 * CHUNK + 17)
+OFFSETS = (0, 7, 65536)
+
+
+@pytest.fixture(scope="module")
+def standin(tmp_path_factory):
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None or not SRC.exists():
+        pytest.skip("no C compiler or no tests/cuda_standin.c")
+    lib = tmp_path_factory.mktemp("standin") / "libswapio_cuda_standin.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-pthread", "-o",
+                    str(lib), str(SRC)], check=True)
+    old = {k: os.environ.get(k) for k in
+           ("SWAPIO_CUDA_LIBRARY", "SWAPIO_CUFILE_LIBRARY",
+            "SWAPIO_GPU_CHUNK", "SWAPIO_GPU_PATH")}
+    # Loaded once per process, at the first device call: before it.
+    os.environ["SWAPIO_CUDA_LIBRARY"] = str(lib)
+    os.environ["SWAPIO_CUFILE_LIBRARY"] = str(lib)
+    os.environ["SWAPIO_GPU_CHUNK"] = str(CHUNK)
+    os.environ.pop("SWAPIO_GPU_PATH", None)
+    so = ctypes.CDLL(str(lib))
+    so.swapio_standin_set.argtypes = (ctypes.c_char_p, ctypes.c_long)
+    so.swapio_standin_get.argtypes = (ctypes.c_char_p,)
+    so.swapio_standin_get.restype = ctypes.c_long
+    so.cudaMalloc.argtypes = (ctypes.POINTER(ctypes.c_void_p),
+                              ctypes.c_size_t)
+    so.cudaFree.argtypes = (ctypes.c_void_p,)
+    yield so
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture
+def sd(standin):
+    for k in ("fail_memcpy", "cufile_fail", "cufile_delay_us",
+              "violations", "unpinned_copies", "cufile_calls"):
+        standin.swapio_standin_set(k.encode(), 0)
+    return standin
+
+
+class _Dev(ctypes.Structure):
+    _fields_ = [("device_type", ctypes.c_int), ("device_id", ctypes.c_int)]
+
+
+class _Type(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8),
+                ("lanes", ctypes.c_uint16)]
+
+
+class _Tensor(ctypes.Structure):
+    _fields_ = [("data", ctypes.c_void_p), ("device", _Dev),
+                ("ndim", ctypes.c_int), ("dtype", _Type),
+                ("shape", ctypes.POINTER(ctypes.c_int64)),
+                ("strides", ctypes.POINTER(ctypes.c_int64)),
+                ("byte_offset", ctypes.c_uint64)]
+
+
+class _Managed(ctypes.Structure):
+    _fields_ = [("dl_tensor", _Tensor), ("manager_ctx", ctypes.c_void_p),
+                ("deleter", ctypes.c_void_p)]
+
+
+class DevTensor:
+    """A test-only DLPack producer: a 1-D uint8 tensor that says it lives on
+    CUDA device 0 (kDLCUDA, or *device_type*), over stand-in memory. Records
+    the stream each consumer asked for."""
+
+    def __init__(self, so, nbytes, device_type=2, device_id=0):
+        self.so = so
+        self.nbytes = nbytes
+        self.device_type, self.device_id = device_type, device_id
+        p = ctypes.c_void_p()
+        assert so.cudaMalloc(ctypes.byref(p), max(nbytes, 1)) == 0
+        self.ptr = p.value
+        self.shape = (ctypes.c_int64 * 1)(nbytes)
+        t = _Tensor(self.ptr, _Dev(device_type, device_id), 1,
+                    _Type(1, 8, 1), self.shape, None, 0)
+        self.m = _Managed(t, None, None)
+        self.streams = []
+
+    def __dlpack_device__(self):
+        return (self.device_type, self.device_id)
+
+    def __dlpack__(self, stream=None):
+        self.streams.append(stream)
+        new = ctypes.pythonapi.PyCapsule_New
+        new.restype = ctypes.py_object
+        new.argtypes = (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)
+        return new(ctypes.addressof(self.m), b"dltensor", None)
+
+    def fill(self, data):
+        ctypes.memmove(self.ptr, data, len(data))
+
+    def bytes(self):
+        return ctypes.string_at(self.ptr, self.nbytes)
+
+    def __del__(self):
+        self.so.cudaFree(self.ptr)
+
+
+def disk(path, off, n):
+    with open(path, "rb") as f:
+        f.seek(off)
+        return f.read(n)
+
+
+@pytest.fixture
+def ghandle(engine):
+    with swapio.Handle(engine=engine, block_size=16 << 10,
+                       gpu_path="staging") as h:
+        yield h
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("off", OFFSETS)
+def test_device_round_trip(sd, ghandle, path, n, off):
+    data = os.urandom(n)
+    src, dst = DevTensor(sd, n), DevTensor(sd, n)
+    src.fill(data)
+    with ghandle.open(path, "w+") as f:
+        assert f.pwrite(src, off) == n
+        assert disk(path, off, n) == data
+        assert f.pread(dst, off) == n
+    assert dst.bytes() == data
+    # DLPack: the producer was asked to ready its memory on swapio's stream.
+    assert len(src.streams) == 1 and isinstance(src.streams[0], int)
+    assert src.streams[0] not in (None, 0, -1)
+    assert dst.streams == src.streams
+    assert sd.swapio_standin_get(b"violations") == 0
+    assert sd.swapio_standin_get(b"unpinned_copies") == 0
+    assert ghandle.gpu_path(0, True) == "staging"
+
+
+def test_device_async_and_by_path(sd, ghandle, tmp_path):
+    ops, bufs = [], []
+    for i in range(6):
+        n = 50_000 * (i + 1) + i
+        t = DevTensor(sd, n)
+        data = os.urandom(n)
+        t.fill(data)
+        p = str(tmp_path / ("f%d" % i))
+        ops.append(ghandle.write_async(p, t, 3))
+        bufs.append((p, n, data, t))    # the producer outlives its op
+    for op, (p, n, _, _) in zip(ops, bufs):
+        assert op.wait(timeout=60) == n
+    ghandle.wait_all()
+    for p, n, data, _ in bufs:
+        assert disk(p, 3, n) == data
+        back = DevTensor(sd, n)
+        with ghandle.open(p, "r") as f:
+            assert f.read_async(back, 3).wait() == n
+        assert back.bytes() == data
+        back = DevTensor(sd, n)
+        assert ghandle.pread(p, back, 3) == n
+        assert back.bytes() == data
+
+
+def test_cuda_error_names_the_call(sd, ghandle, path):
+    t = DevTensor(sd, 4 * CHUNK)
+    t.fill(os.urandom(4 * CHUNK))
+    sd.swapio_standin_set(b"fail_memcpy", 2)
+    with ghandle.open(path, "w+") as f:
+        with pytest.raises(swapio.Error, match="cudaMemcpyAsync"):
+            f.pwrite(t, 0)
+        assert f.pwrite(t, 0) == 4 * CHUNK       # the handle goes on
+    assert "cudaMemcpyAsync" in ghandle.gpu_note
+
+
+def test_pinned_host_memory_is_host(sd, ghandle, path):
+    """kDLCUDAHost is host memory: the ordinary path, no CUDA call."""
+    t = DevTensor(sd, 5000, device_type=3)
+    t.fill(b"x" * 5000)
+    with ghandle.open(path, "w+") as f:
+        assert f.pwrite(t, 0) == 5000
+    assert t.streams == [None] or t.streams == []
+    assert disk(path, 0, 5000) == b"x" * 5000
+
+
+def test_gds_and_its_fallback(sd, engine, path):
+    n = 4 * CHUNK
+    data = os.urandom(n)
+    with swapio.Handle(engine=engine, gpu_path="gds") as h:
+        assert h.config["gpu_path"] == "gds"
+        src, dst = DevTensor(sd, n), DevTensor(sd, n)
+        src.fill(data)
+        with h.open(path, "w+") as f:
+            if not f.direct:
+                pytest.skip("no O_DIRECT here: gds is not eligible")
+            assert f.pwrite(src, 0) == n
+            assert f.pread(dst, 0) == n
+            assert dst.bytes() == data
+            assert h.gpu_path(0, False) == "gds"
+            assert sd.swapio_standin_get(b"cufile_calls") >= 2
+            sd.swapio_standin_set(b"cufile_fail", 1)
+            dst = DevTensor(sd, n)
+            assert f.pread(dst, 0) == n           # restaged, not failed
+            assert dst.bytes() == data
+        assert "gds off, staging used" in h.gpu_note
+        assert h.gpu_path(0, False) == "staging"
+
+
+def test_bad_gpu_path():
+    with pytest.raises(ValueError, match="gpu_path"):
+        swapio.Handle(gpu_path="fast")
+
+
+def test_deepspeed_handle_device_tensors(sd, tmp_path):
+    ds = pytest.importorskip("swapio.deepspeed")
+    h = ds.aio_handle(block_size=1 << 16, queue_depth=8,
+                      intra_op_parallelism=1)
+    try:
+        for n in (4096, 3 * CHUNK + 1, 1_000_003):
+            p = str(tmp_path / ("ds%d" % n))
+            data = os.urandom(n)
+            src, dst = DevTensor(sd, n), DevTensor(sd, n)
+            src.fill(data)
+            assert h.sync_pwrite(src, p) == 1
+            assert disk(p, 0, n) == data
+            assert h.async_pread(dst, p) == 0
+            assert h.wait() == 1
+            assert dst.bytes() == data
+            dst = DevTensor(sd, n)
+            assert h.pread(dst, p, False, True) == 0
+            assert h.wait() == 1
+            assert dst.bytes() == data
+        assert sd.swapio_standin_get(b"violations") == 0
+    finally:
+        h.close()
+
+
+def test_missing_cuda_is_a_clear_error(tmp_path):
+    """A fresh process whose CUDA library cannot be loaded."""
+    code = r"""
+import errno, sys
+sys.path[:0] = [%r]
+import swapio
+class Fake:
+    nbytes = 16
+    def __dlpack_device__(self): return (2, 0)
+    def __dlpack__(self, stream=None): raise AssertionError("not reached")
+with swapio.Handle() as h, h.open(%r, "w+") as f:
+    try:
+        f.pwrite(Fake(), 0)
+    except swapio.Error as e:
+        assert e.errno == errno.ENODEV, e.errno
+        assert "SWAPIO_CUDA_LIBRARY" in str(e), str(e)
+        assert "not loaded" in str(e), str(e)
+        assert f.pwrite(b"host memory still works", 0) == 23
+        print("ok")
+""" % (str(pathlib.Path(__file__).parent), str(tmp_path / "x"))
+    env = dict(os.environ, SWAPIO_CUDA_LIBRARY="/nonexistent/libcudart.so")
+    r = subprocess.run([sys.executable, "-c", code], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "ok"

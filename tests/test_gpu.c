@@ -1,0 +1,794 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Device memory through the CUDA stand-in (tests/cuda_standin.c, loaded
+ * by SWAPIO_CUDA_LIBRARY and SWAPIO_CUFILE_LIBRARY as swapio loads the
+ * real libraries): odd sizes and offsets byte for byte both ways, async
+ * ops in flight together and from four threads, copies overlapping file
+ * I/O, staging buffers never reused before their events completed (the
+ * stand-in checks every copy's source), the caller's stream waited for,
+ * CUDA errors and a missing device reported with the failed call named,
+ * cuFile used when asked, its errors falling back to staging with a note,
+ * the auto probe, and the override by config and environment.
+ *
+ * With SWAPIO_TEST_GPU=missing (its own ctest) the CUDA library cannot be
+ * loaded: every device call says SWAPIO_ENOCUDA and host I/O still works.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <dlfcn.h>
+#include <pthread.h>
+
+#include "gpu.h"
+#include "testing.h"
+
+#define KiB	1024u
+#define CHUNK	(64u * KiB)
+
+/* The stand-in, reached the way a test program reaches CUDA. */
+static struct {
+	void *lib;
+	int (*malloc_)(void **p, size_t n);
+	int (*free_)(void *p);
+	int (*set)(const char *name, long v);
+	long (*get)(const char *name);
+	int (*stream_create)(void **s);
+	int (*memcpy_async)(void *d, const void *s, size_t n, int kind,
+			    void *st);
+	int (*stream_sync)(void *s);
+	int (*stream_destroy)(void *s);
+} sd;
+
+static void *sym(const char *name)
+{
+	void *p = dlsym(sd.lib, name);
+
+	if (!p)
+		t_die("stand-in lacks %s", name);
+	return p;
+}
+
+static void standin_load(void)
+{
+	const char *path = getenv("SWAPIO_CUDA_LIBRARY");
+	void *p;
+
+	if (!path)
+		t_die("SWAPIO_CUDA_LIBRARY is not set (run under ctest)");
+	sd.lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!sd.lib)
+		t_die("dlopen %s: %s", path, dlerror());
+#define LOAD(field, name)	(p = sym(name), memcpy(&sd.field, &p, sizeof(p)))
+	LOAD(malloc_, "cudaMalloc");
+	LOAD(free_, "cudaFree");
+	LOAD(set, "swapio_standin_set");
+	LOAD(get, "swapio_standin_get");
+	LOAD(stream_create, "cudaStreamCreate");
+	LOAD(memcpy_async, "cudaMemcpyAsync");
+	LOAD(stream_sync, "cudaStreamSynchronize");
+	LOAD(stream_destroy, "cudaStreamDestroy");
+#undef LOAD
+}
+
+static void knobs_reset(void)
+{
+	static const char *const names[] = {
+		"copy_delay_us", "fail_memcpy", "fail_register",
+		"fail_event_record", "cufile_fail", "cufile_delay_us",
+		"violations", "copies", "unpinned_copies", "cufile_calls",
+		"waits",
+	};
+
+	for (size_t i = 0; i < T_ARRAY_SIZE(names); i++)
+		sd.set(names[i], 0);
+	sd.set("devices", 1);
+	setenv("SWAPIO_GPU_CHUNK", "65536", 1);
+	setenv("SWAPIO_GPU_PATH", "staging", 1);
+	unsetenv("SWAPIO_FAULT");
+}
+
+static unsigned char *dev_alloc(size_t n)
+{
+	void *p;
+
+	assert_int_equal(sd.malloc_(&p, n), 0);
+	return p;
+}
+
+static unsigned char *dev_random(size_t n, uint64_t seed)
+{
+	unsigned char *p = dev_alloc(n);
+
+	t_fill_random(p, n, seed);
+	return p;
+}
+
+static swapio_handle *handle(unsigned int gpu_path, uint32_t flags)
+{
+	struct swapio_config cfg = { .block_size = 16 * KiB, .flags = flags,
+				     .gpu_path = gpu_path };
+
+	return t_handle(cfg);
+}
+
+static swapio_file *open_rw(swapio_handle *h, const char *path)
+{
+	swapio_file *f;
+
+	assert_int_equal(swapio_file_open(h, path, SWAPIO_O_READ |
+					  SWAPIO_O_WRITE | SWAPIO_O_CREATE,
+					  &f), 0);
+	return f;
+}
+
+static char *note(swapio_handle *h)
+{
+	static char buf[1024];
+
+	swapio_handle_gpu_note(h, buf, sizeof(buf));
+	return buf;
+}
+
+static void expect_note(swapio_handle *h, const char *what)
+{
+	const char *n = note(h);
+
+	if (!strstr(n, what))
+		fail_msg("note \"%s\" lacks \"%s\"", n, what);
+}
+
+/* Write @src from "device" memory, check the file, read it back. */
+static void roundtrip(swapio_handle *h, swapio_file *f, const char *path,
+		      size_t n, uint64_t off, uint64_t seed)
+{
+	unsigned char *src = dev_random(n, seed), *dst = dev_alloc(n);
+	unsigned char *disk;
+	size_t size;
+
+	ssize_t got = swapio_dev_pwrite(h, f, 0, src, n, off, NULL);
+
+	if (got != (ssize_t)n)
+		fail_msg("dev_pwrite of %zu at %llu: %zd (%s); note: %s", n,
+			 (unsigned long long)off, got, swapio_strerror((int)got),
+			 note(h));
+	disk = t_read_file(path, &size);
+	assert_true(size >= off + n);
+	assert_int_equal(t_first_diff(disk + off, src, n), SIZE_MAX);
+	assert_int_equal(swapio_dev_pread(h, f, 0, dst, n, off, NULL), n);
+	assert_int_equal(t_first_diff(dst, src, n), SIZE_MAX);
+	free(disk);
+	sd.free_(src);
+	sd.free_(dst);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void odd_sizes_both_ways(void **state)
+{
+	static const size_t sizes[] = { 1, 4095, 4097, CHUNK, CHUNK + 1,
+					3 * CHUNK + 17, 9 * CHUNK - 5 };
+	static const uint64_t offs[] = { 0, 7, 4096, 65536 + 511 };
+	struct t_env *env = *state;
+	swapio_handle *h;
+	swapio_file *f;
+
+	knobs_reset();
+	sd.set("copy_delay_us", 100);
+	h = handle(0, 0);
+	f = open_rw(h, env->path);
+	for (size_t i = 0; i < T_ARRAY_SIZE(sizes); i++)
+		for (size_t j = 0; j < T_ARRAY_SIZE(offs); j++)
+			roundtrip(h, f, env->path, sizes[i], offs[j],
+				  i * 10 + j);
+	assert_int_equal(sd.get("violations"), 0);
+	assert_int_equal(sd.get("unpinned_copies"), 0);
+	assert_int_equal(swapio_dev_path(h, 0, 1), SWAPIO_GPU_STAGING);
+	assert_int_equal(swapio_dev_path(h, 1, 1), -ENODEV);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+	assert_int_equal(sd.get("registered"), 0);	/* all unregistered */
+}
+
+static void read_past_end_is_short(void **state)
+{
+	struct t_env *env = *state;
+	unsigned char *src = dev_random(3 * CHUNK + 100, 5);
+	unsigned char *dst = dev_alloc(8 * CHUNK);
+	swapio_handle *h;
+	swapio_file *f;
+	char *path = t_path(env->dir, "short");
+
+	knobs_reset();
+	h = handle(0, 0);
+	f = open_rw(h, path);
+	free(path);
+	assert_int_equal(swapio_dev_pwrite(h, f, 0, src, 3 * CHUNK + 100, 0,
+					   NULL), 3 * CHUNK + 100);
+	assert_int_equal(swapio_dev_pread(h, f, 0, dst, 8 * CHUNK, 0, NULL),
+			 3 * CHUNK + 100);
+	assert_int_equal(t_first_diff(dst, src, 3 * CHUNK + 100), SIZE_MAX);
+	assert_int_equal(dst[3 * CHUNK + 100], 0xa5);	/* untouched */
+	assert_int_equal(swapio_dev_pread(h, f, 0, dst, 100,
+					  4 * CHUNK, NULL), 0);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+	sd.free_(src);
+	sd.free_(dst);
+}
+
+/*
+ * Slow copies and slow writes: each chunk's copy must be queued while
+ * file ops of the same op are still running, both ways, and no staging
+ * buffer may be refilled before its copy ran (the stand-in counts).
+ */
+static void copies_overlap_file_io(void **state)
+{
+	struct t_env *env = *state;
+	const size_t n = 16 * CHUNK;
+	unsigned char *src = dev_random(n, 11), *dst = dev_alloc(n);
+	struct swapio__gpu_stats st;
+	uint64_t w_overlapped;
+	swapio_handle *h;
+	swapio_file *f;
+
+	knobs_reset();
+	sd.set("copy_delay_us", 5000);
+	setenv("SWAPIO_FAULT", "delay_ms=20", 1);
+	h = handle(0, 0);
+	unsetenv("SWAPIO_FAULT");
+	f = open_rw(h, env->path);
+	assert_int_equal(swapio_dev_pwrite(h, f, 0, src, n, 0, NULL), n);
+	swapio__gpu_stats(h, &st);
+	print_message("overlapped: %llu of 16\n",
+		      (unsigned long long)st.overlapped);
+	w_overlapped = st.overlapped;
+	assert_int_equal(st.copies, 16);
+	/* Copies run beside earlier writes (all but two, unless slowed). */
+	assert_true(st.overlapped >= 8);
+	assert_int_equal(swapio_dev_pread(h, f, 0, dst, n, 0, NULL), n);
+	swapio__gpu_stats(h, &st);
+	assert_int_equal(st.copies, 32);
+	/* Most copies run beside reads ahead. */
+	print_message("overlapped: %llu of 32\n",
+		      (unsigned long long)st.overlapped);
+	assert_true(st.overlapped >= w_overlapped + 8);
+	assert_int_equal(t_first_diff(dst, src, n), SIZE_MAX);
+	assert_int_equal(sd.get("violations"), 0);
+	assert_int_equal(st.staged_bytes, 2 * n);
+	assert_int_equal(st.jobs, 2);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+	sd.free_(src);
+	sd.free_(dst);
+}
+
+/* The stand-in's own check can fail: a source changed before its copy. */
+static void standin_detects_early_reuse(void **state)
+{
+	unsigned char *host = t_random_buf(4096, 3), *dev = dev_alloc(4096);
+	void *s;
+
+	(void)state;
+	knobs_reset();
+	sd.set("copy_hold", 1);
+	assert_int_equal(sd.stream_create(&s), 0);
+	assert_int_equal(sd.memcpy_async(dev, host, 4096, 1, s), 0);
+	host[17] ^= 1;	/* reused before the copy's event completed */
+	sd.set("copy_hold", 0);
+	assert_int_equal(sd.stream_sync(s), 0);
+	assert_int_equal(sd.get("violations"), 1);
+	assert_int_equal(sd.get("unpinned_copies"), 1);
+	sd.stream_destroy(s);
+	sd.free_(dev);
+	free(host);
+}
+
+/*
+ * The caller's stream is still filling the buffer (a slow copy queued on
+ * it) when the write is submitted: what reaches the file is what the
+ * stream wrote, not what was there before.
+ */
+static void caller_stream_is_waited_for(void **state)
+{
+	struct t_env *env = *state;
+	const size_t n = 5 * CHUNK + 3;
+	unsigned char *want = t_random_buf(n, 21), *dev = dev_alloc(n);
+	unsigned char *disk;
+	size_t size;
+	swapio_handle *h;
+	swapio_file *f;
+	void *s;
+
+	knobs_reset();
+	h = handle(0, 0);
+	f = open_rw(h, env->path);
+	assert_int_equal(sd.stream_create(&s), 0);
+	sd.set("copy_delay_us", 50000);
+	assert_int_equal(sd.memcpy_async(dev, want, n, 1, s), 0);
+	assert_int_equal(swapio_dev_pwrite(h, f, 0, dev, n, 0, s), n);
+	sd.set("copy_delay_us", 0);
+	assert_true(sd.get("waits") >= 1);
+	disk = t_read_file(env->path, &size);
+	assert_true(size >= n);
+	assert_int_equal(t_first_diff(disk, want, n), SIZE_MAX);
+	free(disk);
+	sd.stream_destroy(s);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+	sd.free_(dev);
+	free(want);
+}
+
+static void own_stream_needs_no_event(void **state)
+{
+	struct t_env *env = *state;
+	unsigned char *src = dev_random(CHUNK, 2);
+	swapio_handle *h;
+	swapio_file *f;
+	void *s, *s2;
+
+	knobs_reset();
+	h = handle(0, 0);
+	f = open_rw(h, env->path);
+	assert_int_equal(swapio_dev_stream(h, 0, &s), 0);
+	assert_non_null(s);
+	assert_int_equal(swapio_dev_stream(h, 0, &s2), 0);
+	assert_ptr_equal(s, s2);
+	assert_int_equal(swapio_dev_pwrite(h, f, 0, src, CHUNK, 0, s), CHUNK);
+	assert_int_equal(swapio_dev_pwrite(h, f, 0, src, CHUNK, 0,
+					   SWAPIO_DEV_NO_SYNC), CHUNK);
+	assert_int_equal(sd.get("waits"), 0);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+	sd.free_(src);
+}
+
+#define NR_ASYNC	12
+
+static void async_ops_in_flight(void **state)
+{
+	struct t_env *env = *state;
+	unsigned char *src[NR_ASYNC], *dst[NR_ASYNC];
+	swapio_op *op[NR_ASYNC];
+	size_t len[NR_ASYNC];
+	swapio_handle *h;
+	swapio_file *f;
+	char *path2 = t_path(env->dir, "bypath");
+
+	knobs_reset();
+	sd.set("copy_delay_us", 200);
+	h = handle(0, 0);
+	f = open_rw(h, env->path);
+	for (int i = 0; i < NR_ASYNC; i++) {
+		len[i] = (size_t)(i + 1) * 9000 + 13;
+		src[i] = dev_random(len[i], 100 + i);
+		dst[i] = dev_alloc(len[i]);
+		assert_int_equal(swapio_dev_submit_write(h, f, 0, src[i],
+							 len[i], (uint64_t)i *
+							 200000 + 3, NULL,
+							 &op[i]), 0);
+	}
+	for (int i = NR_ASYNC - 1; i >= 0; i--) {
+		assert_int_equal(swapio_op_wait(op[i], -1), len[i]);
+		swapio_op_free(op[i]);
+	}
+	for (int i = 0; i < NR_ASYNC; i++)
+		assert_int_equal(swapio_dev_submit_read(h, f, 0, dst[i],
+							len[i], (uint64_t)i *
+							200000 + 3, NULL,
+							&op[i]), 0);
+	assert_int_equal(swapio_wait_all(h, -1), 0);
+	for (int i = 0; i < NR_ASYNC; i++) {
+		assert_int_equal(swapio_op_done(op[i]), 1);
+		assert_int_equal(swapio_op_wait(op[i], 0), len[i]);
+		assert_int_equal(t_first_diff(dst[i], src[i], len[i]), SIZE_MAX);
+		swapio_op_free(op[i]);
+	}
+	/* By path: the file is opened at submission, closed at the end. */
+	assert_int_equal(swapio_dev_submit_write_path(h, path2, 0, src[3],
+						      len[3], 5, NULL, &op[0]),
+			 0);
+	assert_int_equal(swapio_op_wait(op[0], -1), len[3]);
+	swapio_op_free(op[0]);
+	memset(dst[3], 0, len[3]);
+	assert_int_equal(swapio_dev_submit_read_path(h, path2, 0, dst[3],
+						     len[3], 5, NULL, &op[0]),
+			 0);
+	assert_int_equal(swapio_op_wait(op[0], -1), len[3]);
+	swapio_op_free(op[0]);
+	assert_int_equal(t_first_diff(dst[3], src[3], len[3]), SIZE_MAX);
+	assert_int_equal(swapio_dev_submit_read_path(h, "/nonexistent/x", 0,
+						     dst[3], 1, 0, NULL,
+						     &op[0]), -ENOENT);
+	assert_null(op[0]);
+	assert_int_equal(sd.get("violations"), 0);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+	for (int i = 0; i < NR_ASYNC; i++) {
+		sd.free_(src[i]);
+		sd.free_(dst[i]);
+	}
+	free(path2);
+}
+
+struct mt_arg {
+	swapio_handle	*h;
+	swapio_file	*f;
+	unsigned int	id;
+	int		bad;
+};
+
+static void *mt_main(void *p)
+{
+	struct mt_arg *a = p;
+	size_t n = 3 * CHUNK + a->id * 1000 + 1;
+	uint64_t off = (uint64_t)a->id * 1000000 + a->id;
+	unsigned char *src, *dst;
+
+	for (unsigned int round = 0; round < 6; round++) {
+		src = dev_random(n, a->id * 100 + round);
+		dst = dev_alloc(n);
+		if (swapio_dev_pwrite(a->h, a->f, 0, src, n, off, NULL) !=
+		    (ssize_t)n ||
+		    swapio_dev_pread(a->h, a->f, 0, dst, n, off, NULL) !=
+		    (ssize_t)n || t_first_diff(dst, src, n) != SIZE_MAX)
+			a->bad++;
+		sd.free_(src);
+		sd.free_(dst);
+	}
+	return NULL;
+}
+
+static void threads_share_a_handle(void **state)
+{
+	struct t_env *env = *state;
+	struct mt_arg args[4];
+	pthread_t th[4];
+	swapio_handle *h;
+	swapio_file *f;
+
+	knobs_reset();
+	sd.set("copy_delay_us", 50);
+	h = handle(0, 0);
+	f = open_rw(h, env->path);
+	for (unsigned int i = 0; i < 4; i++) {
+		args[i] = (struct mt_arg){ h, f, i, 0 };
+		assert_int_equal(pthread_create(&th[i], NULL, mt_main,
+						&args[i]), 0);
+	}
+	for (unsigned int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(args[i].bad, 0);
+	}
+	assert_int_equal(sd.get("violations"), 0);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+}
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+static void bad_arguments(void **state)
+{
+	struct t_env *env = *state;
+	unsigned char *dev = dev_alloc(4096);
+	swapio_handle *h;
+	swapio_file *f, *ro;
+	swapio_op *op = (swapio_op *)1;
+	void *s;
+
+	knobs_reset();
+	h = handle(0, 0);
+	f = open_rw(h, env->path);
+	assert_int_equal(swapio_file_open(h, env->path, SWAPIO_O_READ, &ro),
+			 0);
+	assert_int_equal(swapio_dev_submit_write(h, f, -1, dev, 1, 0, NULL,
+						 &op), -EINVAL);
+	assert_null(op);
+	assert_int_equal(swapio_dev_submit_write(h, f, SWAPIO_DEV_MAX, dev, 1,
+						 0, NULL, &op), -EINVAL);
+	assert_int_equal(swapio_dev_submit_write(h, NULL, 0, dev, 1, 0, NULL,
+						 &op), -EINVAL);
+	assert_int_equal(swapio_dev_submit_write(NULL, f, 0, dev, 1, 0, NULL,
+						 &op), -EINVAL);
+	assert_int_equal(swapio_dev_submit_write(h, f, 0, dev, 1, 0, NULL,
+						 NULL), -EINVAL);
+	assert_int_equal(swapio_dev_pwrite(h, ro, 0, dev, 1, 0, NULL), -EBADF);
+	assert_int_equal(swapio_dev_pread(h, f, 0, NULL, 1, 0, NULL), -EINVAL);
+	assert_int_equal(swapio_dev_pread(h, f, 0, dev, 1, INT64_MAX, NULL),
+			 -EINVAL);
+	assert_int_equal(swapio_dev_stream(h, 0, NULL), -EINVAL);
+	assert_int_equal(swapio_dev_path(h, -1, 0), -EINVAL);
+	/* A device the stand-in does not have: the call is named. */
+	assert_int_equal(swapio_dev_stream(h, 3, &s), SWAPIO_ECUDA);
+	expect_note(h, "cudaSetDevice: invalid device ordinal");
+	assert_int_equal(swapio_dev_pwrite(h, f, 0, dev, 0, 0, NULL), 0);
+	swapio_file_close(ro);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+	sd.free_(dev);
+}
+
+static void failed_copy_fails_the_op(void **state)
+{
+	struct t_env *env = *state;
+	const size_t n = 6 * CHUNK;
+	unsigned char *src = dev_random(n, 31), *dst = dev_alloc(n);
+	swapio_handle *h;
+	swapio_file *f;
+
+	knobs_reset();
+	h = handle(0, 0);
+	f = open_rw(h, env->path);
+	sd.set("fail_memcpy", 3);
+	assert_int_equal(swapio_dev_pwrite(h, f, 0, src, n, 0, NULL),
+			 SWAPIO_ECUDA);
+	expect_note(h, "cudaMemcpyAsync: invalid argument");
+	assert_non_null(strstr(swapio_strerror(SWAPIO_ECUDA), "CUDA"));
+	/* The handle goes on working. */
+	assert_int_equal(swapio_dev_pwrite(h, f, 0, src, n, 0, NULL), n);
+	sd.set("fail_memcpy", 2);
+	assert_int_equal(swapio_dev_pread(h, f, 0, dst, n, 0, NULL),
+			 SWAPIO_ECUDA);
+	assert_int_equal(swapio_dev_pread(h, f, 0, dst, n, 0, NULL), n);
+	assert_int_equal(t_first_diff(dst, src, n), SIZE_MAX);
+	/* A failing stream event fails the submit, and nothing runs. */
+	sd.set("fail_event_record", 1);
+	assert_int_equal(swapio_dev_pwrite(h, f, 0, src, n, 0, NULL),
+			 SWAPIO_ECUDA);
+	expect_note(h, "cudaEventRecord");
+	assert_int_equal(swapio_wait_all(h, 0), 0);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+	sd.free_(src);
+	sd.free_(dst);
+}
+
+static void io_error_fails_the_op(void **state)
+{
+	struct t_env *env = *state;
+	const size_t n = 6 * CHUNK;
+	unsigned char *src = dev_random(n, 32);
+	swapio_handle *h;
+	swapio_file *f;
+
+	knobs_reset();
+	setenv("SWAPIO_FAULT", "errno=EIO,nth=3", 1);
+	h = handle(0, 0);
+	unsetenv("SWAPIO_FAULT");
+	f = open_rw(h, env->path);
+	assert_int_equal(swapio_dev_pwrite(h, f, 0, src, n, 0, NULL), -EIO);
+	assert_int_equal(swapio_dev_pwrite(h, f, 0, src, n, 0, NULL), n);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+	sd.free_(src);
+}
+
+static void unpinned_staging_still_works(void **state)
+{
+	struct t_env *env = *state;
+	swapio_handle *h;
+	swapio_file *f;
+
+	knobs_reset();
+	sd.set("fail_register", 1);
+	h = handle(0, 0);
+	f = open_rw(h, env->path);
+	roundtrip(h, f, env->path, 3 * CHUNK + 9, 1, 40);
+	expect_note(h, "cudaHostRegister: out of memory");
+	expect_note(h, "staging left unpinned");
+	assert_true(sd.get("unpinned_copies") > 0);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+}
+
+static void no_device(void **state)
+{
+	struct t_env *env = *state;
+	unsigned char *dev = dev_alloc(4096);
+	swapio_handle *h;
+	swapio_file *f;
+	void *s;
+
+	knobs_reset();
+	sd.set("devices", 0);
+	h = handle(0, 0);
+	f = open_rw(h, env->path);
+	assert_int_equal(swapio_dev_pwrite(h, f, 0, dev, 4096, 0, NULL),
+			 SWAPIO_ECUDA);
+	assert_int_equal(swapio_dev_stream(h, 0, &s), SWAPIO_ECUDA);
+	expect_note(h, "cudaGetDevice: no CUDA-capable device");
+	assert_int_equal(swapio_dev_path(h, 0, 0), -ENODEV);
+	sd.set("devices", 1);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+	sd.free_(dev);
+}
+
+/* ------------------------------------------------------------------ */
+/* GPUDirect Storage and the choice of path                            */
+/* ------------------------------------------------------------------ */
+
+static swapio_file *direct_or_skip(swapio_handle *h, const char *path)
+{
+	swapio_file *f = open_rw(h, path);
+
+	if (!swapio_file_direct(f)) {
+		swapio_file_close(f);
+		swapio_handle_destroy(h);
+		skip();
+	}
+	return f;
+}
+
+static void gds_when_asked(void **state)
+{
+	struct t_env *env = *state;
+	struct swapio__gpu_stats st;
+	swapio_handle *h;
+	swapio_file *f;
+
+	knobs_reset();
+	setenv("SWAPIO_GPU_PATH", "gds", 1);
+	h = handle(0, 0);
+	f = direct_or_skip(h, env->path);
+	roundtrip(h, f, env->path, 5 * CHUNK, 8192, 50);
+	swapio__gpu_stats(h, &st);
+	assert_int_equal(st.gds_bytes, 2 * 5 * CHUNK);
+	assert_int_equal(st.staged_bytes, 0);
+	assert_true(sd.get("cufile_calls") >= 2);
+	assert_int_equal(swapio_dev_path(h, 0, 0), SWAPIO_GPU_GDS);
+	/* Unaligned: staging, whatever was asked. */
+	roundtrip(h, f, env->path, 5 * CHUNK + 1, 8192, 51);
+	swapio__gpu_stats(h, &st);
+	assert_int_equal(st.staged_bytes, 2 * (5 * CHUNK + 1));
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+}
+
+static void gds_error_falls_back(void **state)
+{
+	struct t_env *env = *state;
+	struct swapio__gpu_stats st;
+	swapio_handle *h;
+	swapio_file *f;
+
+	knobs_reset();
+	setenv("SWAPIO_GPU_PATH", "gds", 1);
+	h = handle(0, 0);
+	f = direct_or_skip(h, env->path);
+	sd.set("cufile_fail", 1);
+	roundtrip(h, f, env->path, 4 * CHUNK, 0, 60);
+	expect_note(h, "cuFileWrite: error -5011; gds off, staging used");
+	swapio__gpu_stats(h, &st);
+	assert_int_equal(st.gds_fallbacks, 1);
+	assert_int_equal(st.gds_bytes, 0);
+	assert_int_equal(st.staged_bytes, 2 * 4 * CHUNK);
+	assert_int_equal(swapio_dev_path(h, 0, 1), SWAPIO_GPU_STAGING);
+	assert_int_equal(sd.get("cufile_calls"), 1);	/* never again */
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+}
+
+/* Auto: cuFile made slow here, so the probe must keep staging. */
+static void auto_probe_keeps_the_faster(void **state)
+{
+	struct t_env *env = *state;
+	swapio_handle *h;
+	swapio_file *f;
+
+	knobs_reset();
+	setenv("SWAPIO_GPU_PATH", "auto", 1);
+	sd.set("cufile_delay_us", 200000);
+	h = handle(SWAPIO_GPU_STAGING, 0);	/* env wins over config */
+	f = direct_or_skip(h, env->path);
+	assert_int_equal(swapio_dev_path(h, 0, 1), -ENODEV);
+	roundtrip(h, f, env->path, 4 * CHUNK, 0, 70);
+	assert_int_equal(swapio_dev_path(h, 0, 1), SWAPIO_GPU_STAGING);
+	assert_int_equal(swapio_dev_path(h, 0, 0), SWAPIO_GPU_STAGING);
+	expect_note(h, "auto: writes gds");
+	expect_note(h, "chose staging");
+	assert_int_equal(sd.get("cufile_calls"), 2);	/* one probe each */
+	roundtrip(h, f, env->path, 4 * CHUNK, 0, 71);
+	assert_int_equal(sd.get("cufile_calls"), 2);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+}
+
+static void config_path_override(void **state)
+{
+	struct t_env *env = *state;
+	struct swapio_config cfg;
+	swapio_handle *h;
+	swapio_file *f;
+	static const char text[] = "gpu_path = gds\n";
+
+	knobs_reset();
+	unsetenv("SWAPIO_GPU_PATH");
+	assert_int_equal(swapio_config_parse(text, sizeof(text) - 1, &cfg), 0);
+	assert_int_equal(cfg.gpu_path, SWAPIO_GPU_GDS);
+	assert_int_equal(swapio_config_parse("gpu_path = fast", 15, &cfg),
+			 -EINVAL);
+	cfg = (struct swapio_config){ .gpu_path = 3 };
+	assert_int_equal(swapio_handle_create(&cfg, &h), -EINVAL);
+	cfg = (struct swapio_config){ .reserved32 = 1 };
+	assert_int_equal(swapio_handle_create(&cfg, &h), -EINVAL);
+
+	h = handle(SWAPIO_GPU_STAGING, 0);
+	f = open_rw(h, env->path);
+	roundtrip(h, f, env->path, 4 * CHUNK, 0, 80);
+	assert_int_equal(sd.get("cufile_calls"), 0);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+}
+
+/* ------------------------------------------------------------------ */
+/* Without CUDA (SWAPIO_TEST_GPU=missing)                              */
+/* ------------------------------------------------------------------ */
+
+static void missing_cuda(void **state)
+{
+	struct t_env *env = *state;
+	unsigned char *buf = t_random_buf(8192, 1), *back = t_zalloc(8192);
+	char text[512];
+	swapio_handle *h = handle(0, 0);
+	swapio_file *f = open_rw(h, env->path);
+	swapio_op *op;
+	void *s;
+
+	assert_int_equal(swapio_handle_gpu_note(h, text, sizeof(text)), 0);
+	assert_int_equal(swapio_dev_pwrite(h, f, 0, buf, 8192, 0, NULL),
+			 SWAPIO_ENOCUDA);
+	assert_int_equal(swapio_dev_submit_read(h, f, 0, buf, 1, 0, NULL,
+						&op), SWAPIO_ENOCUDA);
+	assert_null(op);
+	assert_int_equal(swapio_dev_stream(h, 0, &s), SWAPIO_ENOCUDA);
+	assert_non_null(strstr(swapio_strerror(SWAPIO_ENOCUDA),
+			       "SWAPIO_CUDA_LIBRARY"));
+	expect_note(h, "CUDA runtime not loaded");
+	expect_note(h, "/nonexistent/libcudart.so");
+	/* Host memory is unaffected. */
+	assert_int_equal(swapio_pwrite(h, f, buf, 8192, 0), 8192);
+	assert_int_equal(swapio_pread(h, f, back, 8192, 0), 8192);
+	assert_memory_equal(buf, back, 8192);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+	free(buf);
+	free(back);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(odd_sizes_both_ways),
+		cmocka_unit_test(read_past_end_is_short),
+		cmocka_unit_test(copies_overlap_file_io),
+		cmocka_unit_test(standin_detects_early_reuse),
+		cmocka_unit_test(caller_stream_is_waited_for),
+		cmocka_unit_test(own_stream_needs_no_event),
+		cmocka_unit_test(async_ops_in_flight),
+		cmocka_unit_test(threads_share_a_handle),
+		cmocka_unit_test(bad_arguments),
+		cmocka_unit_test(failed_copy_fails_the_op),
+		cmocka_unit_test(io_error_fails_the_op),
+		cmocka_unit_test(unpinned_staging_still_works),
+		cmocka_unit_test(no_device),
+		cmocka_unit_test(gds_when_asked),
+		cmocka_unit_test(gds_error_falls_back),
+		cmocka_unit_test(auto_probe_keeps_the_faster),
+		cmocka_unit_test(config_path_override),
+	};
+	const struct CMUnitTest without[] = {
+		cmocka_unit_test(missing_cuda),
+	};
+	const char *mode = getenv("SWAPIO_TEST_GPU");
+
+	if (mode && !strcmp(mode, "missing"))
+		return cmocka_run_group_tests(without, t_env_setup,
+					      t_env_teardown);
+	standin_load();
+	return cmocka_run_group_tests(tests, t_env_setup, t_env_teardown);
+}
