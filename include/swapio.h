@@ -95,6 +95,13 @@ enum {
 	 * falling back to buffered I/O for that file.
 	 */
 	SWAPIO_CFG_DIRECT_STRICT	= 1u << 3,
+	/*
+	 * Do not register swapio's locked buffers with io_uring: requests
+	 * from them then pin their pages one by one, as from any memory.
+	 * Registered memory also counts against RLIMIT_MEMLOCK without
+	 * CAP_IPC_LOCK; a registration refused for that is skipped anyway.
+	 */
+	SWAPIO_CFG_NO_REGISTER		= 1u << 4,
 };
 
 /*
@@ -130,6 +137,7 @@ struct swapio_config {
  *   direct_strict  = false	true sets SWAPIO_CFG_DIRECT_STRICT
  *   single_submit  = false	true sets SWAPIO_CFG_SINGLE_SUBMIT
  *   overlap_events = true	false sets SWAPIO_CFG_NO_OVERLAP
+ *   register_buffers = true	false sets SWAPIO_CFG_NO_REGISTER
  *   gpu_path       = auto	auto, staging or gds (enum swapio_gpu_path)
  *
  * Booleans are true/false (also yes/no, on/off, 1/0). A number of 0 means
@@ -555,7 +563,9 @@ struct swapio_stats {
 	uint64_t lat_p50_ns;	/* request latency, queue to completion */
 	uint64_t lat_p99_ns;
 	uint64_t lat_max_ns;
-	uint64_t reserved[5];
+	uint64_t registered;	/* requests from buffers registered with
+				 * the kernel (io_uring fixed buffers) */
+	uint64_t reserved[4];
 };
 
 /* Counters since creation or the last reset. Thread-safe. */

@@ -111,6 +111,12 @@ static void take_syscalls(struct swapio_worker *w)
 					  memory_order_relaxed);
 		w->ectx.syscalls = 0;
 	}
+	if (w->ectx.registered) {
+		atomic_fetch_add_explicit(&w->stats.registered,
+					  w->ectx.registered,
+					  memory_order_relaxed);
+		w->ectx.registered = 0;
+	}
 }
 
 void swapio__engine_queue(struct swapio_worker *w, struct swapio_req *rq)

@@ -82,10 +82,13 @@ struct swapio_ectx {
 	const struct swapio_engine_ops	*ops;	/* the table it runs */
 	unsigned int	queue_depth;	/* never more requests held at once */
 	unsigned int	worker;		/* index of the worker it serves */
+	bool		no_register;	/* SWAPIO_CFG_NO_REGISTER */
 	void		*data;		/* the engine's own state */
 	uint64_t	syscalls;	/* I/O system calls made; the core
 					 * adds them to its statistics and
 					 * zeroes the count */
+	uint64_t	registered;	/* requests queued from registered
+					 * buffers; counted the same way */
 };
 
 struct swapio_engine_ops {
@@ -151,6 +154,30 @@ void swapio__tpool_wake(struct swapio_tpool *t);
 int swapio__engine_nth(size_t i);
 const struct swapio_engine_ops *swapio__engine_get(unsigned int id);
 int swapio__engine_check(const struct swapio_engine_ops *ops);
+
+/*
+ * buffers.c: the locked buffers of this process that an engine may
+ * register with the kernel (io_uring fixed buffers), in at most
+ * SWAPIO_REG_SLOTS slots of at most SWAPIO_REG_SLOT_MAX bytes; a free slot
+ * has len 0. A slot is the same memory only while its id is the same. swapio_buf_alloc(SWAPIO_BUF_LOCKED) fills slots and
+ * swapio_buf_free() empties them, each bumping the generation. An engine
+ * that registers slots must compare swapio__reg_gen() with the generation
+ * of its copy before it uses one for a request: the memory of an emptied
+ * slot may be mapped again at the same address.
+ */
+#define SWAPIO_REG_SLOTS	64
+#define SWAPIO_REG_SLOT_MAX	(1ull << 30)
+
+struct swapio_reg_slot {
+	uintptr_t	start;
+	size_t		len;
+	uint64_t	id;	/* unique per allocation: the same address
+				 * and length may come back as new memory */
+};
+
+uint64_t swapio__reg_gen(void);
+/* Copy the table into @out; returns the generation of that copy. */
+uint64_t swapio__reg_copy(struct swapio_reg_slot out[SWAPIO_REG_SLOTS]);
 
 /*
  * engine_fault.c: fault injection for tests, switched on by the

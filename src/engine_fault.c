@@ -452,6 +452,8 @@ static void take_syscalls(struct swapio_ectx *ctx)
 
 	ctx->syscalls += real->syscalls;
 	real->syscalls = 0;
+	ctx->registered += real->registered;
+	real->registered = 0;
 }
 
 static int fault_submit(struct swapio_ectx *ctx)

@@ -20,14 +20,22 @@
  * stay inline: io-wq runs the forced-async requests of a ring one after
  * another, so a punted 4 KiB read would wait behind the large one.
  *
- * Registered files and buffers are not used: every op brings its own
- * file and user memory, and registration would cost a system call per op
- * to save a reference count per 1 MiB request (see docs/ARCHITECTURE.md).
+ * Registered buffers: each ring keeps a sparse table of SWAPIO_REG_SLOTS
+ * fixed buffers mirroring swapio's locked buffers (buffers.c), so that a
+ * request from swapio_buf_alloc(SWAPIO_BUF_LOCKED) memory, the pool, the
+ * pipeline or Python's pinned arrays goes as READ_FIXED/WRITE_FIXED and
+ * the kernel pins no pages for it. The table is brought up to date, on the
+ * worker's thread (the ring's single issuer), before a request is queued
+ * whenever the registry's generation moved; a slot that fails to register
+ * is left empty, and its requests go the ordinary way. The caller's own
+ * memory is never registered (see docs/ARCHITECTURE.md). Registered files
+ * are not used: every op brings its own file.
  */
 #include <errno.h>
 #include <liburing.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -41,6 +49,9 @@ struct uring_ctx {
 	int		wake_fd;
 	bool		wake_armed;
 	uint64_t	wake_buf;
+	bool		reg_ok;		/* the sparse buffer table exists */
+	uint64_t	reg_gen;	/* generation of reg[] */
+	struct swapio_reg_slot reg[SWAPIO_REG_SLOTS];
 };
 
 static int uring_setup(struct io_uring *ring, unsigned int entries)
@@ -106,6 +117,10 @@ static int uring_init(struct swapio_ectx *ctx)
 	ret = uring_setup(&c->ring, ctx->queue_depth + 1);
 	if (ret)
 		goto err_close;
+	/* Without it (old kernel, memlock limit) no request is fixed. */
+	c->reg_ok = !ctx->no_register &&
+		    io_uring_register_buffers_sparse(&c->ring,
+						     SWAPIO_REG_SLOTS) == 0;
 	ctx->data = c;
 	return 0;
 
@@ -144,19 +159,78 @@ static void uring_exit(struct swapio_ectx *ctx)
 	ctx->data = NULL;
 }
 
+/*
+ * Bring the ring's fixed buffers level with the registry. A slot whose new
+ * region cannot be registered (RLIMIT_MEMLOCK, say) is cleared instead and
+ * stays empty here: nothing ever uses a slot that may hold old pages.
+ */
+static void uring_reg_sync(struct swapio_ectx *ctx, struct uring_ctx *c)
+{
+	struct swapio_reg_slot now[SWAPIO_REG_SLOTS];
+	uint64_t gen = swapio__reg_copy(now);
+
+	for (unsigned int i = 0; i < SWAPIO_REG_SLOTS; i++) {
+		struct iovec iov = { (void *)now[i].start, now[i].len };
+
+		if (now[i].id == c->reg[i].id)
+			continue;
+		c->reg[i] = (struct swapio_reg_slot){ 0 };
+		ctx->syscalls++;
+		if (io_uring_register_buffers_update_tag(&c->ring, i, &iov,
+							 NULL, 1) == 1) {
+			c->reg[i] = now[i];
+			continue;
+		}
+		iov = (struct iovec){ NULL, 0 };
+		ctx->syscalls++;
+		(void)io_uring_register_buffers_update_tag(&c->ring, i, &iov,
+							   NULL, 1);
+	}
+	c->reg_gen = gen;
+}
+
+/* The fixed buffer holding [buf, buf + len), or -1. */
+static int uring_reg_find(struct swapio_ectx *ctx, struct uring_ctx *c,
+			  const void *buf, size_t len)
+{
+	uintptr_t a = (uintptr_t)buf;
+
+	if (!c->reg_ok)
+		return -1;
+	if (swapio__reg_gen() != c->reg_gen)
+		uring_reg_sync(ctx, c);
+	for (unsigned int i = 0; i < SWAPIO_REG_SLOTS; i++)
+		if (c->reg[i].len && a >= c->reg[i].start &&
+		    a - c->reg[i].start <= c->reg[i].len - len &&
+		    len <= c->reg[i].len)
+			return (int)i;
+	return -1;
+}
+
 static void uring_queue(struct swapio_ectx *ctx, struct swapio_req *rq)
 {
 	struct uring_ctx *c = ctx->data;
 	/* queue_depth + 1 entries: the core never stages more than qd. */
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&c->ring);
 	unsigned int len = (unsigned int)swapio__req_len(rq);
+	void *buf = swapio__req_buf(rq);
+	int fixed = uring_reg_find(ctx, c, buf, len);
 
-	if (rq->write)
-		io_uring_prep_write(sqe, rq->fd, swapio__req_buf(rq), len,
+	if (fixed >= 0) {
+		if (rq->write)
+			io_uring_prep_write_fixed(sqe, rq->fd, buf, len,
+						  swapio__req_off(rq), fixed);
+		else
+			io_uring_prep_read_fixed(sqe, rq->fd, buf, len,
+						 swapio__req_off(rq), fixed);
+		ctx->registered++;
+	} else if (rq->write) {
+		io_uring_prep_write(sqe, rq->fd, buf, len,
 				    swapio__req_off(rq));
-	else
-		io_uring_prep_read(sqe, rq->fd, swapio__req_buf(rq), len,
+	} else {
+		io_uring_prep_read(sqe, rq->fd, buf, len,
 				   swapio__req_off(rq));
+	}
 	if (len > URING_PUNT_BYTES)
 		sqe->flags |= IOSQE_ASYNC;
 	io_uring_sqe_set_data(sqe, rq);

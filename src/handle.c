@@ -35,7 +35,8 @@ static int config_resolve(const struct swapio_config *in,
 			  struct swapio_config *c)
 {
 	const uint32_t known = SWAPIO_CFG_BUFFERED | SWAPIO_CFG_SINGLE_SUBMIT |
-			       SWAPIO_CFG_NO_OVERLAP | SWAPIO_CFG_DIRECT_STRICT;
+			       SWAPIO_CFG_NO_OVERLAP | SWAPIO_CFG_DIRECT_STRICT |
+			       SWAPIO_CFG_NO_REGISTER;
 
 	*c = *in;
 	for (size_t i = 0; i < SWAPIO_ARRAY_SIZE(c->reserved); i++)
@@ -451,8 +452,9 @@ static int worker_setup(swapio_handle *h, struct swapio_worker *w,
 	int ret;
 
 	w->h = h;
-	w->ectx = (struct swapio_ectx){ .ops = e, .queue_depth = qd,
-					.worker = id };
+	w->ectx = (struct swapio_ectx){
+		.ops = e, .queue_depth = qd, .worker = id,
+		.no_register = h->cfg.flags & SWAPIO_CFG_NO_REGISTER };
 	ret = pthread_mutex_init(&w->lock, NULL);
 	if (ret)
 		return -ret;
@@ -1170,6 +1172,7 @@ void swapio_handle_stats(swapio_handle *h, struct swapio_stats *out)
 		out->bytes_written += LOAD(st->bytes_written);
 		out->requests += LOAD(st->requests);
 		out->syscalls += LOAD(st->syscalls);
+		out->registered += LOAD(st->registered);
 		out->retries += LOAD(st->retries);
 		out->bounced_bytes += LOAD(st->bounced);
 		for (unsigned int b = 0; b < SWAPIO_LAT_BUCKETS; b++)
@@ -1203,6 +1206,7 @@ void swapio_handle_stats_reset(swapio_handle *h)
 		RESET(st->bytes_written);
 		RESET(st->requests);
 		RESET(st->syscalls);
+		RESET(st->registered);
 		RESET(st->retries);
 		RESET(st->bounced);
 		for (unsigned int b = 0; b < SWAPIO_LAT_BUCKETS; b++)

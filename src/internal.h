@@ -82,6 +82,7 @@ struct swapio_worker_stats {
 	atomic_uint_least64_t	bytes_written;
 	atomic_uint_least64_t	requests;
 	atomic_uint_least64_t	syscalls;
+	atomic_uint_least64_t	registered;
 	atomic_uint_least64_t	retries;
 	atomic_uint_least64_t	bounced;
 	atomic_uint_least64_t	lat[SWAPIO_LAT_BUCKETS];

@@ -3,7 +3,8 @@
  * swapio_buf_alloc(): page alignment, zero fill, locking (checked in
  * /proc/self/status), huge-page advice, argument errors, SWAPIO_EMEMLOCK
  * when RLIMIT_MEMLOCK forbids the lock, and I/O through such buffers with
- * the engine under test; swapio_mem_hugepages() on the caller's memory.
+ * the engine under test; registered buffers on io_uring across free and
+ * reuse; swapio_mem_hugepages() on the caller's memory.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -249,6 +250,93 @@ static void io_through_buffers(void **state)
 	t_rmdir(dir);
 }
 
+/*
+ * Locked buffers go to io_uring as registered (fixed) buffers; freeing one
+ * and getting the same address back for new memory must never let a ring
+ * use the old pages: each round writes fresh data from a buffer that
+ * replaced the last one, reads it back into another, and checks both
+ * against the file with plain pread(2).
+ */
+static void registered_buffers_follow_free(void **state)
+{
+	const size_t n = 2 * MiB + 4096;
+	struct swapio_config cfg = { .block_size = 256 * KiB, .threads = 2 };
+	char *dir = t_tmpdir(), *path = t_path(dir, "data");
+	unsigned char *want = malloc(n);
+	bool root = geteuid() == 0, uring = t_engine() == SWAPIO_ENGINE_URING;
+	void *last = NULL;
+	unsigned int reused = 0;
+	struct swapio_stats st;
+	swapio_handle *h;
+	swapio_file *f;
+	int fd;
+
+	(void)state;
+	assert_non_null(want);
+	h = t_handle(cfg);
+	assert_int_equal(swapio_file_open(h, path, SWAPIO_O_READ |
+					  SWAPIO_O_WRITE | SWAPIO_O_CREATE,
+					  &f), 0);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	for (unsigned int round = 0; round < 8; round++) {
+		void *a, *b;
+		int ret = swapio_buf_alloc(n, SWAPIO_BUF_LOCKED, &a);
+
+		if (ret == SWAPIO_EMEMLOCK) {
+			print_message("no locked memory here: skipped\n");
+			break;
+		}
+		assert_int_equal(ret, 0);
+		reused += a == last;
+		t_fill_random(a, n, 100 + round);
+		memcpy(want, a, n);
+		assert_int_equal(swapio_pwrite(h, f, a, n, 0), n);
+		assert_int_equal(pread(fd, want, n, 0), (ssize_t)n);
+		assert_int_equal(t_first_diff(want, a, n), SIZE_MAX);
+		swapio_buf_free(a, n);
+		assert_int_equal(swapio_buf_alloc(n, SWAPIO_BUF_LOCKED, &b), 0);
+		memset(b, 0xa5, n);
+		assert_int_equal(swapio_pread(h, f, b, n, 0), n);
+		assert_int_equal(t_first_diff(b, want, n), SIZE_MAX);
+		last = b;
+		swapio_buf_free(b, n);
+	}
+	swapio_handle_stats(h, &st);
+	if (uring && root) {
+		/* Every request came from registered memory, and the test
+		 * really moved new memory to old addresses. */
+		assert_int_equal(st.registered, st.requests);
+		assert_true(reused > 0);
+	} else if (!uring) {
+		assert_int_equal(st.registered, 0);
+	}
+	close(fd);
+	assert_int_equal(swapio_file_close(f), 0);
+	swapio_handle_destroy(h);
+
+	/* SWAPIO_CFG_NO_REGISTER: the same I/O, nothing registered. */
+	cfg.flags = SWAPIO_CFG_NO_REGISTER;
+	h = t_handle(cfg);
+	assert_int_equal(swapio_file_open(h, path, SWAPIO_O_READ, &f), 0);
+	{
+		void *a;
+
+		if (swapio_buf_alloc(n, SWAPIO_BUF_LOCKED, &a) == 0) {
+			assert_int_equal(swapio_pread(h, f, a, n, 0), n);
+			assert_int_equal(t_first_diff(a, want, n), SIZE_MAX);
+			swapio_buf_free(a, n);
+		}
+	}
+	swapio_handle_stats(h, &st);
+	assert_int_equal(st.registered, 0);
+	assert_int_equal(swapio_file_close(f), 0);
+	swapio_handle_destroy(h);
+	free(want);
+	free(path);
+	t_rmdir(dir);
+}
+
 /* Whether the kernel collapses anonymous memory on request: THP not
  * "never" (MADV_COLLAPSE works in "madvise" mode too). */
 static bool thp_available(void)
@@ -386,6 +474,7 @@ int main(void)
 		cmocka_unit_test(io_through_buffers),
 		cmocka_unit_test(caller_memory_hugepages),
 		cmocka_unit_test(hugepages_arguments),
+		cmocka_unit_test(registered_buffers_follow_free),
 	};
 
 	t_engine();	/* exit 77 now if the engine cannot run here */

@@ -30,6 +30,7 @@ static const char usage[] =
 "      --keep              keep the file\n"
 "      --no-pin            do not lock the buffers in memory\n"
 "      --no-huge           do not ask for transparent huge pages\n"
+"      --no-register       do not register the buffers with io_uring\n"
 "      --memory KIND       swapio (default: swapio_buf_alloc buffers),\n"
 "                          caller (one malloc'd region, 4 KiB pages, not\n"
 "                          locked: a runtime's tensors) or caller-huge\n"
@@ -43,7 +44,7 @@ static const char usage[] =
 
 enum {
 	OPT_DIRECT = 256, OPT_NO_DIRECT, OPT_VERIFY, OPT_KEEP, OPT_JSON,
-	OPT_NO_PIN, OPT_NO_HUGE, OPT_NO_PREALLOC, OPT_MEMORY,
+	OPT_NO_PIN, OPT_NO_HUGE, OPT_NO_PREALLOC, OPT_MEMORY, OPT_NO_REGISTER,
 };
 
 static const struct option long_opts[] = {
@@ -63,6 +64,7 @@ static const struct option long_opts[] = {
 	{ "no-pin",	 no_argument,	    NULL, OPT_NO_PIN },
 	{ "no-huge",	 no_argument,	    NULL, OPT_NO_HUGE },
 	{ "memory",	 required_argument, NULL, OPT_MEMORY },
+	{ "no-register", no_argument,	    NULL, OPT_NO_REGISTER },
 	{ "no-prealloc", no_argument,	    NULL, OPT_NO_PREALLOC },
 	{ "config",	 required_argument, NULL, 'c' },
 	{ "help",	 no_argument,	    NULL, 'h' },
@@ -125,14 +127,15 @@ static void json_phase(FILE *fp, const struct bench_phase *p)
 		"\"p99_us\": %.1f, \"max_us\": %.1f, \"bytes\": %llu, "
 		"\"seconds\": %.5f, \"cpu_s\": %.5f, \"syscalls\": %llu, "
 		"\"requests\": %llu, \"retries\": %llu, "
-		"\"bounced_bytes\": %llu}",
+		"\"bounced_bytes\": %llu, \"registered\": %llu}",
 		bench_gbps(p), bench_cpu_per_gb(p), bench_syscalls_per_gb(p),
 		(double)p->st.lat_p50_ns / 1e3, (double)p->st.lat_p99_ns / 1e3,
 		(double)p->st.lat_max_ns / 1e3, (unsigned long long)p->bytes,
 		p->secs, p->cpu_secs, (unsigned long long)p->st.syscalls,
 		(unsigned long long)p->st.requests,
 		(unsigned long long)p->st.retries,
-		(unsigned long long)p->st.bounced_bytes);
+		(unsigned long long)p->st.bounced_bytes,
+		(unsigned long long)p->st.registered);
 }
 
 void bench_print_json(FILE *fp, const struct bench_result *r)
@@ -234,6 +237,7 @@ static int parse_opt(struct bench_args *a, int c, const char *arg)
 	case OPT_NO_PIN: a->o.no_pin = true; return 0;
 	case OPT_NO_HUGE: a->o.no_huge = true; return 0;
 	case OPT_NO_PREALLOC: a->o.no_prealloc = true; return 0;
+	case OPT_NO_REGISTER: s->flags |= SWAPIO_CFG_NO_REGISTER; return 0;
 	case OPT_MEMORY:
 		if (!strcmp(arg, "swapio"))
 			a->o.memory = BENCH_MEM_SWAPIO;
@@ -288,6 +292,7 @@ static int settle_config(struct bench_args *a)
 		c->flags &= ~SWAPIO_CFG_BUFFERED;
 	else if (a->direct == 0)
 		c->flags |= SWAPIO_CFG_BUFFERED;
+	c->flags |= a->set.flags & SWAPIO_CFG_NO_REGISTER;
 	return 0;
 }
 

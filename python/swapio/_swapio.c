@@ -636,7 +636,7 @@ static PyObject *handle_stats(HandleObject *self, PyObject *unused)
 	if (handle_check(self))
 		return NULL;
 	swapio_handle_stats(self->h, &s);
-	return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsK}",
+	return Py_BuildValue("{sKsKsKsKsKsKsKsKsKsKsKsK}",
 		"bytes_read", (unsigned long long)s.bytes_read,
 		"bytes_written", (unsigned long long)s.bytes_written,
 		"ops", (unsigned long long)s.ops,
@@ -644,6 +644,7 @@ static PyObject *handle_stats(HandleObject *self, PyObject *unused)
 		"syscalls", (unsigned long long)s.syscalls,
 		"retries", (unsigned long long)s.retries,
 		"bounced_bytes", (unsigned long long)s.bounced_bytes,
+		"registered", (unsigned long long)s.registered,
 		"busy_ns", (unsigned long long)s.busy_ns,
 		"lat_p50_ns", (unsigned long long)s.lat_p50_ns,
 		"lat_p99_ns", (unsigned long long)s.lat_p99_ns,
