@@ -80,8 +80,8 @@ struct layout {
 	uint64_t			gparams; /* per group (last: less) */
 	unsigned int			ngroups;
 	char				(*keys)[48];
-	struct swapio_pipe_tensor	*t;
-	struct swapio_pipe_group	*g;
+	struct swapio_pipeline_tensor	*t;
+	struct swapio_pipeline_group	*g;
 };
 
 struct demo {
@@ -240,7 +240,7 @@ static int layout_make(struct layout *L, const char *prefix,
 			L->t[j].key = L->keys[j];
 			L->t[j].len = group_len(L, i) * sizeof(float);
 			/* Gradients come from backward: read, never written. */
-			L->t[j].flags = k == 3 ? SWAPIO_PIPE_READ_ONLY : 0;
+			L->t[j].flags = k == 3 ? SWAPIO_PIPELINE_READ_ONLY : 0;
 		}
 		L->g[i].tensors = &L->t[i * NSTATE];
 		L->g[i].nr_tensors = NSTATE;
@@ -255,7 +255,7 @@ static int store_fill(swapio_store *s, const struct layout *L, float *buf)
 		uint64_t n = group_len(L, i);
 
 		for (unsigned int k = 0; k < NSTATE; k++) {
-			const struct swapio_pipe_tensor *t =
+			const struct swapio_pipeline_tensor *t =
 				&L->t[i * NSTATE + k];
 			int ret;
 
@@ -281,7 +281,7 @@ static int pass_stream(swapio_pipeline *p, unsigned int t, unsigned int x,
 		       double *stall_s)
 {
 	struct swapio_pipeline_stats st;
-	struct swapio_pipe_view v;
+	struct swapio_pipeline_view v;
 	int ret, err = 0;
 
 	ret = swapio_pipeline_begin(p);
@@ -385,7 +385,7 @@ static int compare(struct demo *d, const struct layout *V, const float *ref,
 	*ok = true;
 	for (unsigned int i = 0; i < V->ngroups; i++)
 		for (unsigned int k = 0; k < 3; k++) {
-			const struct swapio_pipe_tensor *t =
+			const struct swapio_pipeline_tensor *t =
 				&V->t[i * NSTATE + k];
 			int ret = swapio_store_get(d->s, t->key, d->scratch,
 						   t->len);
