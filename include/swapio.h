@@ -47,6 +47,14 @@ extern "C" {
 #define SWAPIO_VERSION_NUMBER	(SWAPIO_VERSION_MAJOR * 10000 +	\
 				 SWAPIO_VERSION_MINOR * 100 +	\
 				 SWAPIO_VERSION_PATCH)
+/*
+ * SWAPIO_CHECK_VERSION() - nonzero if this header is version
+ * @major.@minor.@patch or later, for code built against several releases:
+ * #if SWAPIO_CHECK_VERSION(0, 2, 0) ... #endif. The library in use may be
+ * newer than the header; swapio_version() says which it is.
+ */
+#define SWAPIO_CHECK_VERSION(major, minor, patch)			\
+	(SWAPIO_VERSION_NUMBER >= (major) * 10000 + (minor) * 100 + (patch))
 #define SWAPIO_API		__attribute__((visibility("default")))
 
 /* ------------------------------------------------------------------ */
@@ -447,6 +455,14 @@ SWAPIO_API void swapio_handle_stats_reset(swapio_handle *h);
 
 /* A static message for @err (negative errno or SWAPIO_E*). Thread-safe. */
 SWAPIO_API const char *swapio_strerror(int err);
+
+/*
+ * swapio_errname() - the symbolic name of @err, for logs and tests:
+ * "SWAPIO_EFORKED" for swapio's own codes, "ENOSPC" for -ENOSPC, "OK" for
+ * 0 or a count, "UNKNOWN" for a value that is neither. A static string,
+ * never NULL. Thread-safe.
+ */
+SWAPIO_API const char *swapio_errname(int err);
 
 /* SWAPIO_VERSION_NUMBER of the library in use. */
 SWAPIO_API unsigned int swapio_version(void);

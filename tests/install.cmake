@@ -1,0 +1,25 @@
+# Installing and consuming the library: version, exported ABI, the
+# installed CMake package and pkg-config file, man pages, examples and the
+# Debian packages.
+swapio_add_test(NAME version SOURCES test_version.c TIMEOUT 30)
+target_compile_definitions(test_version PRIVATE
+  T_PROJECT_MAJOR=${PROJECT_VERSION_MAJOR}
+  T_PROJECT_MINOR=${PROJECT_VERSION_MINOR}
+  T_PROJECT_PATCH=${PROJECT_VERSION_PATCH})
+
+find_program(SWAPIO_PYTHON3 NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
+find_program(SWAPIO_PYTHON3 NAMES python3)
+
+# The shared library exports exactly swapio.h's functions, versioned, and
+# its ABI is the committed baseline's or a compatible superset. Sanitizer
+# builds instrument the library; the baseline is of a plain one.
+add_test(NAME abi.symbols
+         COMMAND ${SWAPIO_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/abi_test.py
+                 symbols ${PROJECT_SOURCE_DIR}/include/swapio.h
+                 $<TARGET_FILE:swapio>)
+add_test(NAME abi.abidiff
+         COMMAND ${SWAPIO_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/abi_test.py
+                 abidiff ${PROJECT_SOURCE_DIR}/abi/libswapio.so.0.abi
+                 ${PROJECT_SOURCE_DIR}/include $<TARGET_FILE:swapio>)
+set_tests_properties(abi.symbols abi.abidiff PROPERTIES
+  SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS "install;nosan")
