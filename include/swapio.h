@@ -779,7 +779,7 @@ struct swapio_pipeline_tensor {
 
 struct swapio_pipeline_group {
 	const struct swapio_pipeline_tensor	*tensors;
-	unsigned int			nr_tensors;	/* at least 1 */
+	unsigned int				nr_tensors;	/* at least 1 */
 };
 
 /*
@@ -800,14 +800,15 @@ struct swapio_pipeline_view {
 	unsigned int				group;	/* index */
 	unsigned int				nr_tensors;
 	void *const				*bufs;	/* one per tensor */
-	const struct swapio_pipeline_tensor		*tensors;
+	const struct swapio_pipeline_tensor	*tensors;
 };
 
 /*
  * swapio_pipeline_create() - a pipeline over @groups of store @s. The
  * groups and keys are copied. A key must appear at most once in all the
- * groups. @cfg may be NULL for the defaults. Returns 0 and *out, or -EINVAL (empty group, zero-length
- * tensor, budget below one group), -ENOMEM, SWAPIO_EMEMLOCK.
+ * groups. @cfg may be NULL for the defaults. Returns 0 and *out, or
+ * -EINVAL (empty group, zero-length tensor, budget below one group),
+ * -ENOMEM, SWAPIO_EMEMLOCK.
  */
 SWAPIO_API int swapio_pipeline_create(swapio_store *s,
 				      const struct swapio_pipeline_group *groups,
