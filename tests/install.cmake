@@ -23,3 +23,25 @@ add_test(NAME abi.abidiff
                  ${PROJECT_SOURCE_DIR}/include $<TARGET_FILE:swapio>)
 set_tests_properties(abi.symbols abi.abidiff PROPERTIES
   SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS "install;nosan")
+
+# The examples (examples/), each run on fresh data and checked.
+if(TARGET swapio-copy)
+  foreach(ex copy copy-static epoll store adam)
+    add_test(NAME example.${ex}
+             COMMAND ${SWAPIO_PYTHON3}
+                     ${CMAKE_CURRENT_SOURCE_DIR}/install_test.py example
+                     ${ex} $<TARGET_FILE_DIR:swapio-copy>)
+    set_tests_properties(example.${ex} PROPERTIES
+      SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS "install;examples")
+  endforeach()
+endif()
+
+# `cmake --install` into a staging root, and examples/ built against it
+# with CMake and with its Makefile, as outside projects. Installs what
+# this build built, so not under sanitizers (their runtimes would have to
+# come along).
+add_test(NAME install.consumers
+         COMMAND ${SWAPIO_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/install_test.py
+                 consumers ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR})
+set_tests_properties(install.consumers PROPERTIES
+  SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS "install;nosan")

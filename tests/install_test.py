@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""The examples, and swapio as an outside project sees it once installed.
+
+  install_test.py example NAME BINDIR
+      runs examples/NAME (copy, epoll, store, adam) from BINDIR on fresh
+      data in a temporary directory and checks what it wrote;
+  install_test.py consumers BUILD_DIR SOURCE_DIR
+      `cmake --install` into a staging root (DESTDIR), then builds
+      examples/ against it twice, as outside projects do: with CMake
+      (find_package(swapio CONFIG)) and with its plain Makefile
+      (pkg-config), and runs what each built against the staged library.
+
+Exit 0 pass, 1 fail, 77 skip.
+"""
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+
+def run(cmd, **kw):
+    """Run @cmd, echoing it; raise on failure with its output shown."""
+    print("+ " + " ".join(cmd), flush=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    sys.stdout.write(r.stdout)
+    sys.stdout.write(r.stderr)
+    if r.returncode:
+        raise RuntimeError(f"{cmd[0]} exited with {r.returncode}")
+    return r.stdout
+
+
+def random_file(path, size):
+    with open(path, "wb") as f:
+        f.write(os.urandom(size))
+
+
+def same(a, b):
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        return fa.read() == fb.read()
+
+
+def example(name, bindir, tmp, env=None):
+    """Run example @name from @bindir in @tmp; raise if it misbehaves."""
+    exe = os.path.join(bindir, "swapio-" + name)
+    if name in ("copy", "copy-static"):
+        src, dst = os.path.join(tmp, "src"), os.path.join(tmp, "dst")
+        # Not a multiple of the chunk or of 4096: the tail is odd.
+        random_file(src, (9 << 20) + 4097)
+        with open(dst, "wb") as f:	# a longer old file is truncated
+            f.write(b"x" * (12 << 20))
+        run([exe, src, dst, "4M"], env=env)
+        if not same(src, dst):
+            raise RuntimeError("the copy differs from the source")
+    elif name == "epoll":
+        run([exe, os.path.join(tmp, "epoll.bin"), "96", "256K"], env=env)
+    elif name == "store":
+        d = os.path.join(tmp, "store")
+        run([exe, d], env=env)
+        for f in ("lock", "data", "index"):
+            if not os.path.exists(os.path.join(d, f)):
+                raise RuntimeError(f"the store has no {f} file")
+    elif name == "adam":
+        out = run([exe, "-n", "1M", "-b", "8M", "-r", "1", "-s", "2",
+                   "-d", os.path.join(tmp, "adam")], env=env)
+        if "verified: yes" not in out:
+            raise RuntimeError("the Adam run was not verified")
+    else:
+        raise RuntimeError(f"no such example: {name}")
+
+
+def consumers(build, source, tmp):
+    stage = os.path.join(tmp, "stage")
+    env = dict(os.environ, DESTDIR=stage)
+    run(["cmake", "--install", build], env=env)
+    cfg = glob.glob(stage + "/**/cmake/swapio/swapioConfig.cmake",
+                    recursive=True)
+    pcs = glob.glob(stage + "/**/pkgconfig/swapio.pc", recursive=True)
+    if len(cfg) != 1 or len(pcs) != 1:
+        raise RuntimeError(f"staged install lacks the package: {cfg} {pcs}")
+    prefix = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.dirname(cfg[0]))))
+    libdir = os.path.dirname(os.path.dirname(pcs[0]))
+    for f in ("include/swapio.h", "share/man/man3/swapio.3",
+              "share/man/man1/swapio.1"):
+        if not glob.glob(stage + "/**/" + f, recursive=True):
+            raise RuntimeError(f"staged install lacks {f}")
+
+    # An outside CMake project: examples/ as a user would copy it.
+    cm = os.path.join(tmp, "cmake-project")
+    shutil.copytree(os.path.join(source, "examples"), cm)
+    run(["cmake", "-S", cm, "-B", cm + "/build",
+         "-DCMAKE_PREFIX_PATH=" + prefix])
+    run(["cmake", "--build", cm + "/build"])
+    check_linked(cm + "/build/swapio-copy", stage)
+    for name in ("copy", "copy-static", "epoll", "store"):
+        example(name, cm + "/build", tmp)
+
+    # An outside Makefile project, through pkg-config and the staging
+    # root (PKG_CONFIG_SYSROOT_DIR prefixes the .pc file's paths).
+    mk = os.path.join(tmp, "make-project")
+    shutil.copytree(os.path.join(source, "examples"), mk)
+    penv = dict(os.environ, PKG_CONFIG_PATH=os.path.dirname(pcs[0]),
+                PKG_CONFIG_SYSROOT_DIR=stage)
+    penv.pop("PKG_CONFIG_LIBDIR", None)
+    run(["make", "-C", mk], env=penv)
+    renv = dict(os.environ, LD_LIBRARY_PATH=libdir)
+    check_linked(mk + "/swapio-copy", stage, renv)
+    for name in ("copy", "epoll", "store", "adam"):
+        example(name, mk, tmp, renv)
+
+
+def check_linked(exe, stage, env=None):
+    """@exe must load libswapio.so.0 from the staging root."""
+    out = run(["ldd", exe], env=env)
+    lines = [l for l in out.splitlines() if "libswapio.so.0" in l]
+    if not lines or stage not in lines[0]:
+        raise RuntimeError(f"{exe} does not use the staged libswapio")
+
+
+def main(argv):
+    if len(argv) == 4 and argv[1] == "example":
+        what = lambda tmp: example(argv[2], argv[3], tmp)
+    elif len(argv) == 4 and argv[1] == "consumers":
+        for tool in ("cmake", "make", "pkg-config", "ldd"):
+            if not shutil.which(tool):
+                print(f"{tool} not found; skipping")
+                return 77
+        what = lambda tmp: consumers(argv[2], argv[3], tmp)
+    else:
+        print(__doc__)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="swapio-install-") as tmp:
+        try:
+            what(tmp)
+        except (RuntimeError, OSError) as e:
+            print(f"FAIL: {e}")
+            return 1
+    print("ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
