@@ -291,6 +291,31 @@ def case_png(d):
     check("gnuplot" in err, err)
 
 
+def case_vsfio_png(d):
+    """bench/vs-fio --png over saved results (--from-json): no fio runs."""
+    if not shutil.which("gnuplot"):
+        raise Skip("gnuplot not found (Debian: gnuplot-nox)")
+    vsfio = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                         "..", "bench", "vs-fio")
+    results = [{"point": f"{m} 1M qd32", "pair": "swapio uring / fio",
+                "engine": "uring", "gbps": {"S": 2.0, "F": 2.1, "N": 2.1},
+                "cpu": {"S": 0.1, "F": 0.1, "N": 0.1},
+                "ratio": [0.9, 0.95, 1.1], "null": [0.97, 1.0, 1.02],
+                "cpu_ratio": [1.0], "cpu_null": [1.0],
+                "swapio_syscalls_per_gb": 1000,
+                "strace_syscalls_per_gb": {"swapio": None, "fio": None}}
+               for m in ("write", "read", "write")]
+    saved, png = os.path.join(d, "run.json"), os.path.join(d, "ratios.png")
+    with open(saved, "w") as fp:
+        json.dump({"setup": "a test", "results": results}, fp)
+    p = subprocess.run([sys.executable, vsfio, "--from-json", saved,
+                        "--png", png], capture_output=True, text=True,
+                       timeout=60)
+    check(p.returncode == 0, f"vs-fio: {p.returncode} {p.stderr}")
+    check("0.95 [0.90..1.10]" in p.stdout, p.stdout)
+    check_png(png, 900, 520)
+
+
 def case_info_json(d):
     out, _ = run("info", "--json", d)
     r = json.loads(out)
@@ -316,6 +341,7 @@ def case_info_json(d):
 CASES = {
     "png": case_png,
     "info_json": case_info_json,
+    "vsfio_png": case_vsfio_png,
     "usage": case_usage,
     "errors": case_errors,
     "json": case_json,
