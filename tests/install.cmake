@@ -24,6 +24,18 @@ add_test(NAME abi.abidiff
 set_tests_properties(abi.symbols abi.abidiff PROPERTIES
   SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS "install;nosan")
 
+# Man pages: lint-clean, and one for every public function and command.
+add_test(NAME man.lint
+         COMMAND ${SWAPIO_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/man_test.py
+                 lint ${PROJECT_SOURCE_DIR}/man)
+add_test(NAME man.coverage
+         COMMAND ${SWAPIO_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/man_test.py
+                 coverage ${PROJECT_SOURCE_DIR}/man
+                 ${PROJECT_SOURCE_DIR}/include/swapio.h
+                 ${PROJECT_SOURCE_DIR}/tools/swapio.c)
+set_tests_properties(man.lint man.coverage PROPERTIES
+  SKIP_RETURN_CODE 77 TIMEOUT 60 LABELS "install")
+
 # The examples (examples/), each run on fresh data and checked.
 if(TARGET swapio-copy)
   foreach(ex copy copy-static epoll store adam)
@@ -44,4 +56,5 @@ add_test(NAME install.consumers
          COMMAND ${SWAPIO_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/install_test.py
                  consumers ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR})
 set_tests_properties(install.consumers PROPERTIES
+  ENVIRONMENT "SWAPIO_CMAKE=${CMAKE_COMMAND}"
   SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS "install;nosan")

@@ -72,9 +72,10 @@ def example(name, bindir, tmp, env=None):
 
 
 def consumers(build, source, tmp):
+    cmake = os.environ.get("SWAPIO_CMAKE", "cmake")
     stage = os.path.join(tmp, "stage")
     env = dict(os.environ, DESTDIR=stage)
-    run(["cmake", "--install", build], env=env)
+    run([cmake, "--install", build], env=env)
     cfg = glob.glob(stage + "/**/cmake/swapio/swapioConfig.cmake",
                     recursive=True)
     pcs = glob.glob(stage + "/**/pkgconfig/swapio.pc", recursive=True)
@@ -91,12 +92,12 @@ def consumers(build, source, tmp):
     # An outside CMake project: examples/ as a user would copy it.
     cm = os.path.join(tmp, "cmake-project")
     shutil.copytree(os.path.join(source, "examples"), cm)
-    run(["cmake", "-S", cm, "-B", cm + "/build",
+    run([cmake, "-S", cm, "-B", cm + "/build",
          "-DCMAKE_PREFIX_PATH=" + prefix])
-    run(["cmake", "--build", cm + "/build"])
+    run([cmake, "--build", cm + "/build"])
     check_linked(cm + "/build/swapio-copy", stage)
     for name in ("copy", "copy-static", "epoll", "store"):
-        example(name, cm + "/build", tmp)
+        example(name, cm + "/build", tempfile.mkdtemp(dir=tmp))
 
     # An outside Makefile project, through pkg-config and the staging
     # root (PKG_CONFIG_SYSROOT_DIR prefixes the .pc file's paths).
@@ -109,7 +110,7 @@ def consumers(build, source, tmp):
     renv = dict(os.environ, LD_LIBRARY_PATH=libdir)
     check_linked(mk + "/swapio-copy", stage, renv)
     for name in ("copy", "epoll", "store", "adam"):
-        example(name, mk, tmp, renv)
+        example(name, mk, tempfile.mkdtemp(dir=tmp), renv)
 
 
 def check_linked(exe, stage, env=None):
