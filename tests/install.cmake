@@ -58,3 +58,13 @@ add_test(NAME install.consumers
 set_tests_properties(install.consumers PROPERTIES
   ENVIRONMENT "SWAPIO_CMAKE=${CMAKE_COMMAND}"
   SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS "install;nosan")
+
+# The Debian packages, built from a copy of the tree (so it stays clean),
+# checked with lintian, unpacked into a fresh root, and the installed
+# examples built against them. Needs dpkg-dev and debhelper; no root (the
+# package builds without it: Rules-Requires-Root: no).
+add_test(NAME install.deb
+         COMMAND ${SWAPIO_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/install_test.py
+                 deb ${PROJECT_SOURCE_DIR})
+set_tests_properties(install.deb PROPERTIES
+  SKIP_RETURN_CODE 77 TIMEOUT 600 LABELS "install;nosan;deb")

@@ -9,7 +9,12 @@
       `cmake --install` into a staging root (DESTDIR), then builds
       examples/ against it twice, as outside projects do: with CMake
       (find_package(swapio CONFIG)) and with its plain Makefile
-      (pkg-config), and runs what each built against the staged library.
+      (pkg-config), and runs what each built against the staged library;
+  install_test.py deb SOURCE_DIR
+      builds the Debian packages (dpkg-buildpackage -b, nocheck) from a
+      copy of the tree, runs lintian on them (errors and warnings fail),
+      unpacks them into a fresh root (dpkg -x), builds the installed
+      examples against that root with their Makefile and runs them.
 
 Exit 0 pass, 1 fail, 77 skip.
 """
@@ -113,6 +118,76 @@ def consumers(build, source, tmp):
         example(name, mk, tempfile.mkdtemp(dir=tmp), renv)
 
 
+def copy_tree(source, dest):
+    """The tracked and untracked-but-not-ignored files of @source."""
+    r = subprocess.run(["git", "-C", source, "ls-files", "-co",
+                        "--exclude-standard", "-z"], capture_output=True)
+    if r.returncode:	# not a git checkout: all but the build outputs
+        shutil.copytree(source, dest, ignore=shutil.ignore_patterns(
+            "build*", ".venv", ".git", "__pycache__", "dist"))
+        return
+    for rel in r.stdout.decode().split("\0"):
+        src = os.path.join(source, rel)
+        if not rel or not os.path.isfile(src):
+            continue	# a file deleted but not yet committed
+        os.makedirs(os.path.dirname(os.path.join(dest, rel)), exist_ok=True)
+        shutil.copy2(src, os.path.join(dest, rel))
+
+
+def deb(source, tmp):
+    tree = os.path.join(tmp, "swapio")
+    copy_tree(source, tree)
+    jobs = os.cpu_count() or 1
+    env = dict(os.environ, DEB_BUILD_OPTIONS=f"nocheck parallel={jobs}")
+    run(["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=tree, env=env)
+    changes = glob.glob(os.path.join(tmp, "swapio_*.changes"))
+    debs = {os.path.basename(d).split("_")[0]: d
+            for d in glob.glob(os.path.join(tmp, "*.deb"))}
+    want = {"libswapio0", "libswapio-dev", "swapio"}
+    if len(changes) != 1 or not want <= debs.keys():
+        raise RuntimeError(f"packages built: {sorted(debs)}")
+    if shutil.which("lintian"):
+        out = run(["lintian", "--fail-on", "error,warning", changes[0]])
+        if any(l[:2] in ("E:", "W:") for l in out.splitlines()):
+            raise RuntimeError("lintian found errors or warnings")
+    else:
+        print("lintian not found (Debian: lintian); not run")
+
+    root = os.path.join(tmp, "root")
+    for p in sorted(want):
+        run(["dpkg", "-x", debs[p], root])
+    arch = run(["dpkg-architecture", "-qDEB_HOST_MULTIARCH"]).strip()
+    libdir = os.path.join(root, "usr/lib", arch)
+    for f in ("usr/include/swapio.h", f"usr/lib/{arch}/libswapio.so.0",
+              f"usr/lib/{arch}/libswapio.a",
+              f"usr/lib/{arch}/cmake/swapio/swapioConfig.cmake",
+              "usr/share/man/man3/swapio_op_wait.3.gz",
+              "usr/share/man/man1/swapio.1.gz", "usr/bin/swapio"):
+        if not os.path.exists(os.path.join(root, f)):
+            raise RuntimeError(f"the packages lack /{f}")
+
+    # The examples as installed, built against the unpacked root only.
+    ex = os.path.join(tmp, "examples")
+    shutil.copytree(os.path.join(root, "usr/share/doc/libswapio-dev/"
+                                 "examples"), ex)
+    penv = dict(os.environ, PKG_CONFIG_SYSROOT_DIR=root,
+                PKG_CONFIG_PATH=os.path.join(libdir, "pkgconfig"))
+    flags = run(["pkg-config", "--cflags", "--libs", "swapio"], env=penv)
+    if root not in flags:
+        raise RuntimeError(f"pkg-config does not point into the root: "
+                           f"{flags}")
+    run(["make", "-C", ex, "swapio-copy", "swapio-store"], env=penv)
+    renv = dict(os.environ, LD_LIBRARY_PATH=libdir)
+    check_linked(os.path.join(ex, "swapio-copy"), root, renv)
+    example("copy", ex, tempfile.mkdtemp(dir=tmp), renv)
+    example("store", ex, tempfile.mkdtemp(dir=tmp), renv)
+    out = run([os.path.join(root, "usr/bin/swapio"), "--version"],
+              env=renv)
+    if not out.startswith("swapio 0."):
+        raise RuntimeError(f"swapio --version: {out}")
+    check_linked(os.path.join(root, "usr/bin/swapio"), root, renv)
+
+
 def check_linked(exe, stage, env=None):
     """@exe must load libswapio.so.0 from the staging root."""
     out = run(["ldd", exe], env=env)
@@ -130,6 +205,14 @@ def main(argv):
                 print(f"{tool} not found; skipping")
                 return 77
         what = lambda tmp: consumers(argv[2], argv[3], tmp)
+    elif len(argv) == 3 and argv[1] == "deb":
+        for tool in ("dpkg-buildpackage", "dh", "dpkg", "make",
+                     "pkg-config", "ldd"):
+            if not shutil.which(tool):
+                print(f"{tool} not found (Debian: dpkg-dev, debhelper, "
+                      f"pkgconf); skipping")
+                return 77
+        what = lambda tmp: deb(argv[2], tmp)
     else:
         print(__doc__)
         return 1
