@@ -104,6 +104,21 @@ def consumers(build, source, tmp):
     for name in ("copy", "copy-static", "epoll", "store"):
         example(name, cm + "/build", tempfile.mkdtemp(dir=tmp))
 
+    # The version file: another major version is refused.
+    v1 = os.path.join(tmp, "wants-1.0")
+    os.makedirs(v1)
+    with open(os.path.join(v1, "CMakeLists.txt"), "w") as f:
+        f.write("cmake_minimum_required(VERSION 3.18)\n"
+                "project(v1 LANGUAGES C)\n"
+                "find_package(swapio 1.0 CONFIG REQUIRED)\n")
+    r = subprocess.run([cmake, "-S", v1, "-B", v1 + "/build",
+                        "-DCMAKE_PREFIX_PATH=" + prefix],
+                       capture_output=True, text=True)
+    if r.returncode == 0 or "version" not in r.stderr.lower():
+        raise RuntimeError("find_package(swapio 1.0) accepted 0.x: "
+                           + r.stderr)
+    print("find_package(swapio 1.0): refused, as it should be")
+
     # An outside Makefile project, through pkg-config and the staging
     # root (PKG_CONFIG_SYSROOT_DIR prefixes the .pc file's paths).
     mk = os.path.join(tmp, "make-project")
