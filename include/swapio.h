@@ -47,6 +47,14 @@ extern "C" {
 #define SWAPIO_VERSION_NUMBER	(SWAPIO_VERSION_MAJOR * 10000 +	\
 				 SWAPIO_VERSION_MINOR * 100 +	\
 				 SWAPIO_VERSION_PATCH)
+/*
+ * SWAPIO_CHECK_VERSION() - nonzero if this header is version
+ * @major.@minor.@patch or later, for code built against several releases:
+ * #if SWAPIO_CHECK_VERSION(0, 2, 0) ... #endif. The library in use may be
+ * newer than the header; swapio_version() says which it is.
+ */
+#define SWAPIO_CHECK_VERSION(major, minor, patch)			\
+	(SWAPIO_VERSION_NUMBER >= (major) * 10000 + (minor) * 100 + (patch))
 #define SWAPIO_API		__attribute__((visibility("default")))
 
 /* ------------------------------------------------------------------ */
@@ -187,7 +195,8 @@ SWAPIO_API int swapio_config_save(const char *path,
  * first engine that starts here is used; swapio_handle_engine() and
  * swapio_handle_engine_note() tell which and why. An engine named in the
  * config that cannot run here fails with -EOPNOTSUPP (or the errno its set
- * up met). On success *out owns the handle. Returns 0 or -errno.
+ * up met). @cfg may be NULL for the defaults, as everywhere a config is
+ * taken. On success *out owns the handle. Returns 0 or -errno.
  */
 SWAPIO_API int swapio_handle_create(const struct swapio_config *cfg,
 				    swapio_handle **out);
@@ -374,7 +383,7 @@ SWAPIO_API int swapio_op_done(const swapio_op *op);
  * negative errno; -ETIMEDOUT if it is still running. The caller keeps
  * ownership of @op until swapio_op_free(). Any number of threads may wait.
  */
-SWAPIO_API ssize_t swapio_op_wait(swapio_op *op, int timeout_ms);
+SWAPIO_API int64_t swapio_op_wait(swapio_op *op, int timeout_ms);
 
 /*
  * swapio_wait_any() - wait until one of @ops[0..n) has completed.
@@ -593,6 +602,14 @@ SWAPIO_API void swapio_handle_stats_reset(swapio_handle *h);
 
 /* A static message for @err (negative errno or SWAPIO_E*). Thread-safe. */
 SWAPIO_API const char *swapio_strerror(int err);
+
+/*
+ * swapio_errname() - the symbolic name of @err, for logs and tests:
+ * "SWAPIO_EFORKED" for swapio's own codes, "ENOSPC" for -ENOSPC, "OK" for
+ * 0 or a count, "UNKNOWN" for a value that is neither. A static string,
+ * never NULL. Thread-safe.
+ */
+SWAPIO_API const char *swapio_errname(int err);
 
 /* SWAPIO_VERSION_NUMBER of the library in use. */
 SWAPIO_API unsigned int swapio_version(void);
@@ -897,19 +914,19 @@ typedef struct swapio_pipeline swapio_pipeline;
 
 /* Per-tensor flag: read it, never write it back (e.g. gradients). */
 enum {
-	SWAPIO_PIPE_READ_ONLY	= 1u << 0,
+	SWAPIO_PIPELINE_READ_ONLY	= 1u << 0,
 };
 
-struct swapio_pipe_tensor {
+struct swapio_pipeline_tensor {
 	const char	*key;	/* store key */
 	uint64_t	len;	/* bytes; must equal the stored length */
-	uint32_t	flags;	/* SWAPIO_PIPE_* */
+	uint32_t	flags;	/* SWAPIO_PIPELINE_* */
 	uint32_t	reserved;	/* must be zero */
 };
 
-struct swapio_pipe_group {
-	const struct swapio_pipe_tensor	*tensors;
-	unsigned int			nr_tensors;	/* at least 1 */
+struct swapio_pipeline_group {
+	const struct swapio_pipeline_tensor	*tensors;
+	unsigned int				nr_tensors;	/* at least 1 */
 };
 
 /*
@@ -926,21 +943,22 @@ struct swapio_pipeline_config {
 };
 
 /* What swapio_pipeline_next() hands out: one group, in its buffers. */
-struct swapio_pipe_view {
+struct swapio_pipeline_view {
 	unsigned int				group;	/* index */
 	unsigned int				nr_tensors;
 	void *const				*bufs;	/* one per tensor */
-	const struct swapio_pipe_tensor		*tensors;
+	const struct swapio_pipeline_tensor	*tensors;
 };
 
 /*
  * swapio_pipeline_create() - a pipeline over @groups of store @s. The
  * groups and keys are copied. A key must appear at most once in all the
- * groups. Returns 0 and *out, or -EINVAL (empty group, zero-length
- * tensor, budget below one group), -ENOMEM, SWAPIO_EMEMLOCK.
+ * groups. @cfg may be NULL for the defaults. Returns 0 and *out, or
+ * -EINVAL (empty group, zero-length tensor, budget below one group),
+ * -ENOMEM, SWAPIO_EMEMLOCK.
  */
 SWAPIO_API int swapio_pipeline_create(swapio_store *s,
-				      const struct swapio_pipe_group *groups,
+				      const struct swapio_pipeline_group *groups,
 				      unsigned int nr_groups,
 				      const struct swapio_pipeline_config *cfg,
 				      swapio_pipeline **out);
@@ -976,11 +994,11 @@ SWAPIO_API int swapio_pipeline_begin(swapio_pipeline *p);
  * again.
  */
 SWAPIO_API int swapio_pipeline_next(swapio_pipeline *p,
-				    struct swapio_pipe_view *out);
+				    struct swapio_pipeline_view *out);
 
 /*
  * swapio_pipeline_release() - give back group @group from next(). With
- * @write_back, its tensors not marked SWAPIO_PIPE_READ_ONLY are written to
+ * @write_back, its tensors not marked SWAPIO_PIPELINE_READ_ONLY are written to
  * the store (checksummed here, on the calling thread) and the buffer is
  * reused once that is done; without, at once. Returns 0 or -errno:
  * -EINVAL (not a group the caller holds), or the error of submitting a

@@ -10,9 +10,14 @@ set -eu
 # The Python package: python3-dev (headers, for whichever python3 builds
 # it), python3-venv (the test venv) and DLPack's header; liburing-dev,
 # libaio-dev and libxxhash-dev bring the static archives it links.
+# Installing and packaging (tests/install.cmake): abigail-tools (abidiff
+# against the ABI baseline), mandoc (man page lint), gnuplot-nox (sweep
+# --png, bench/vs-fio --png), debhelper, dpkg-dev and lintian (the Debian
+# packages; they build without root, so no fakeroot).
 pkgs="build-essential cmake pkg-config liburing-dev libaio-dev libxxhash-dev
 libcmocka-dev fio clang libclang-rt-dev strace python3 util-linux mount
-e2fsprogs python3-dev python3-venv libdlpack-dev"
+e2fsprogs python3-dev python3-venv libdlpack-dev abigail-tools mandoc
+gnuplot-nox debhelper dpkg-dev lintian"
 
 missing=""
 for p in $pkgs; do

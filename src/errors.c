@@ -34,6 +34,24 @@ const char *swapio_strerror(int err)
 	return msg ? msg : "unknown error";
 }
 
+const char *swapio_errname(int err)
+{
+	SWAPIO_KEEP_ERRNO;
+	const char *name;
+
+	if (err >= 0)
+		return "OK";
+	switch (err) {
+#define X(code, text)	case code: return #code;
+	SWAPIO_OWN_ERRORS(X)
+#undef X
+	}
+	if (err == INT_MIN)
+		return "UNKNOWN";
+	name = strerrorname_np(-err);	/* glibc 2.32: static, thread-safe */
+	return name ? name : "UNKNOWN";
+}
+
 unsigned int swapio_version(void)
 {
 	return SWAPIO_VERSION_NUMBER;

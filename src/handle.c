@@ -627,6 +627,7 @@ static int handle_sync_init(swapio_handle *h)
 int swapio_handle_create(const struct swapio_config *cfg, swapio_handle **out)
 {
 	SWAPIO_KEEP_ERRNO;
+	static const struct swapio_config none;
 	struct swapio_config c;
 	swapio_handle *h;
 	int ret;
@@ -634,9 +635,7 @@ int swapio_handle_create(const struct swapio_config *cfg, swapio_handle **out)
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
-	if (!cfg)
-		return -EINVAL;
-	ret = config_resolve(cfg, &c);
+	ret = config_resolve(cfg ? cfg : &none, &c);
 	if (ret)
 		return ret;
 
@@ -1023,7 +1022,7 @@ static bool sleep_until(swapio_handle *h, int timeout_ms,
 	return pthread_cond_timedwait(&h->done_cv, &h->lock, dl) != ETIMEDOUT;
 }
 
-ssize_t swapio_op_wait(swapio_op *op, int timeout_ms)
+int64_t swapio_op_wait(swapio_op *op, int timeout_ms)
 {
 	SWAPIO_KEEP_ERRNO;
 	struct timespec dl;

@@ -45,7 +45,7 @@ struct pgroup {
 struct swapio_pipeline {
 	swapio_store			*s;
 	swapio_pool			*pool;
-	struct swapio_pipe_tensor	*tensors;	/* keys copied */
+	struct swapio_pipeline_tensor	*tensors;	/* keys copied */
 	uint64_t			*offs;	/* in the group buffer */
 	void				**bufs;	/* per tensor, for views */
 	swapio_store_op			**ops;		/* per tensor */
@@ -197,7 +197,7 @@ static int write_start(swapio_pipeline *p, struct pgroup *g)
 
 	for (unsigned int i = g->first; i < g->first + g->nr; i++) {
 		p->ops[i] = NULL;
-		if (p->tensors[i].flags & SWAPIO_PIPE_READ_ONLY)
+		if (p->tensors[i].flags & SWAPIO_PIPELINE_READ_ONLY)
 			continue;
 		ret = swapio_store_submit_put(p->s, p->tensors[i].key,
 					      p->bufs[i], p->tensors[i].len,
@@ -291,7 +291,7 @@ static int pass_fail(swapio_pipeline *p)
 	return ret;
 }
 
-int swapio_pipeline_next(swapio_pipeline *p, struct swapio_pipe_view *out)
+int swapio_pipeline_next(swapio_pipeline *p, struct swapio_pipeline_view *out)
 {
 	struct pgroup *g;
 	uint64_t t0;
@@ -335,7 +335,7 @@ int swapio_pipeline_next(swapio_pipeline *p, struct swapio_pipe_view *out)
 static bool group_writable(const swapio_pipeline *p, const struct pgroup *g)
 {
 	for (unsigned int i = g->first; i < g->first + g->nr; i++)
-		if (!(p->tensors[i].flags & SWAPIO_PIPE_READ_ONLY))
+		if (!(p->tensors[i].flags & SWAPIO_PIPELINE_READ_ONLY))
 			return true;
 	return false;
 }
@@ -445,7 +445,7 @@ static int key_cmp(const void *a, const void *b)
  * A key in two groups would be read ahead before the earlier group's
  * write-back of it, and that update lost: refuse it. Sorted copy, O(n log n).
  */
-static int keys_unique(const struct swapio_pipe_group *groups,
+static int keys_unique(const struct swapio_pipeline_group *groups,
 		       unsigned int nr_groups, uint64_t n)
 {
 	const char **v = malloc(n * sizeof(*v));
@@ -465,7 +465,7 @@ static int keys_unique(const struct swapio_pipe_group *groups,
 	return ret;
 }
 
-static int check_groups(const struct swapio_pipe_group *groups,
+static int check_groups(const struct swapio_pipeline_group *groups,
 			unsigned int nr_groups, unsigned int *nr_tensors)
 {
 	uint64_t n = 0;
@@ -473,14 +473,14 @@ static int check_groups(const struct swapio_pipe_group *groups,
 	if (!groups || !nr_groups)
 		return -EINVAL;
 	for (unsigned int i = 0; i < nr_groups; i++) {
-		const struct swapio_pipe_group *g = &groups[i];
+		const struct swapio_pipeline_group *g = &groups[i];
 
 		if (!g->tensors || !g->nr_tensors)
 			return -EINVAL;
 		for (unsigned int j = 0; j < g->nr_tensors; j++)
 			if (!g->tensors[j].key || !g->tensors[j].len ||
 			    g->tensors[j].reserved ||
-			    (g->tensors[j].flags & ~SWAPIO_PIPE_READ_ONLY) ||
+			    (g->tensors[j].flags & ~SWAPIO_PIPELINE_READ_ONLY) ||
 			    g->tensors[j].len > (1ull << 48))
 				return -EINVAL;
 		n += g->nr_tensors;
@@ -507,7 +507,7 @@ static int alloc_arrays(swapio_pipeline *p)
 
 /* Copy the groups, pack each into a buffer; the largest group's size. */
 static int copy_groups(swapio_pipeline *p,
-		       const struct swapio_pipe_group *groups,
+		       const struct swapio_pipeline_group *groups,
 		       uint64_t *largest)
 {
 	unsigned int t = 0;
@@ -555,7 +555,7 @@ static int make_pool(swapio_pipeline *p, const struct swapio_pipeline_config *c,
 }
 
 int swapio_pipeline_create(swapio_store *s,
-			   const struct swapio_pipe_group *groups,
+			   const struct swapio_pipeline_group *groups,
 			   unsigned int nr_groups,
 			   const struct swapio_pipeline_config *cfg,
 			   swapio_pipeline **out)

@@ -697,7 +697,7 @@ static int io_result(struct swapio_store_op *op)
 	for (unsigned int i = 0; i < op->nr_io && !ret; i++) {
 		const uint64_t want = op->put && i == 0 ? op->s->block :
 				      op->len;
-		ssize_t r = swapio_op_wait(op->io[i], -1);
+		int64_t r = swapio_op_wait(op->io[i], -1);
 
 		if (r < 0)
 			ret = (int)r;

@@ -8,10 +8,12 @@ removed at the end.
 """
 import json
 import os
+import struct
 import shutil
 import subprocess
 import sys
 import tempfile
+import zlib
 
 SKIP = 77
 SMALL = "16M"
@@ -266,7 +268,96 @@ def case_info(d):
     check("engines:" in out and "filesystem" not in out, out)
 
 
+def check_png(path, width, height):
+    """@path is a whole PNG of @width x @height: magic, IHDR, CRCs, IEND."""
+    with open(path, "rb") as fp:
+        data = fp.read()
+    check(data[:8] == b"\x89PNG\r\n\x1a\n", f"{path}: no PNG magic")
+    pos, chunks = 8, []
+    while pos + 12 <= len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        crc, = struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])
+        check(len(body) == n and zlib.crc32(kind + body) == crc,
+              f"{path}: chunk {kind!r} truncated or bad CRC")
+        chunks.append((kind, body))
+        pos += 12 + n
+    check(chunks and chunks[0][0] == b"IHDR" and len(chunks[0][1]) == 13,
+          f"{path}: first chunk is not IHDR")
+    w, h, depth, color = struct.unpack(">IIBB", chunks[0][1][:10])
+    check((w, h) == (width, height), f"{path}: {w}x{h}")
+    check(depth in (1, 2, 4, 8, 16) and color in (0, 2, 3, 4, 6),
+          f"{path}: depth {depth}, colour type {color}")
+    check(any(k == b"IDAT" for k, _ in chunks), f"{path}: no IDAT")
+    check(chunks[-1][0] == b"IEND" and pos == len(data),
+          f"{path}: does not end in IEND")
+
+
+def case_png(d):
+    if not shutil.which("gnuplot"):
+        raise Skip("gnuplot not found (Debian: gnuplot-nox)")
+    f, png = os.path.join(d, "f"), os.path.join(d, "grid.png")
+    run("sweep", "-f", f, "-s", "8M", "-b", "128K,1M", "-q", "1,4",
+        "-t", "1", "--png", png)
+    check_png(png, 1200, 520)
+    # A PNG that cannot be written is a runtime error, not a silent skip.
+    _, err = run("sweep", "-f", f, "-s", "8M", "-b", "1M", "-q", "1",
+                 "-t", "1", "--png", os.path.join(d, "no", "x.png"),
+                 expect=1)
+    check("gnuplot" in err, err)
+
+
+def case_vsfio_png(d):
+    """bench/vs-fio --png over saved results (--from-json): no fio runs."""
+    if not shutil.which("gnuplot"):
+        raise Skip("gnuplot not found (Debian: gnuplot-nox)")
+    vsfio = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                         "..", "bench", "vs-fio")
+    results = [{"point": f"{m} 1M qd32", "pair": "swapio uring / fio",
+                "engine": "uring", "gbps": {"S": 2.0, "F": 2.1, "N": 2.1},
+                "cpu": {"S": 0.1, "F": 0.1, "N": 0.1},
+                "ratio": [0.9, 0.95, 1.1], "null": [0.97, 1.0, 1.02],
+                "cpu_ratio": [1.0], "cpu_null": [1.0],
+                "swapio_syscalls_per_gb": 1000,
+                "strace_syscalls_per_gb": {"swapio": None, "fio": None}}
+               for m in ("write", "read", "write")]
+    saved, png = os.path.join(d, "run.json"), os.path.join(d, "ratios.png")
+    with open(saved, "w") as fp:
+        json.dump({"setup": "a test", "results": results}, fp)
+    p = subprocess.run([sys.executable, vsfio, "--from-json", saved,
+                        "--png", png], capture_output=True, text=True,
+                       timeout=60)
+    check(p.returncode == 0, f"vs-fio: {p.returncode} {p.stderr}")
+    check("0.95 [0.90..1.10]" in p.stdout, p.stdout)
+    check_png(png, 900, 520)
+
+
+def case_info_json(d):
+    out, _ = run("info", "--json", d)
+    r = json.loads(out)
+    check(r["version"].startswith("0."), r)
+    check([e["name"] for e in r["engines"]] == ["uring", "aio", "threads"],
+          r)
+    for e in r["engines"]:
+        check(e["available"] == (e["error"] is None), e)
+    check(r["auto"]["engine"] in ("uring", "aio", "threads"), r)
+    p = r["path"]
+    check(p["path"] == d and p["error"] is None and p["free_bytes"] > 0, p)
+    check(p["transfer"]["bytes"] == 1 << 20 and p["transfer"]["written"],
+          p)
+    check(p["mem_align"] > 0 and p["offset_align"] > 0, p)
+    check(isinstance(r["memory"]["root"], bool), r)
+    check(os.listdir(d) == [], f"info left behind: {os.listdir(d)}")
+    out, _ = run("info", "-j")
+    check("path" not in json.loads(out), out)
+    out, _ = run("info", "--json", os.path.join(d, "missing"), expect=1)
+    check(json.loads(out)["path"]["error"] == "ENOENT", out)
+
+
 CASES = {
+    "png": case_png,
+    "info_json": case_info_json,
+    "vsfio_png": case_vsfio_png,
     "usage": case_usage,
     "errors": case_errors,
     "json": case_json,

@@ -86,7 +86,7 @@ static void handle_calls(void **state)
 
 	(void)state;
 	assert_int_equal(E(swapio_handle_create(&bad, &h)), -EINVAL);
-	assert_int_equal(E(swapio_handle_create(NULL, &h)), -EINVAL);
+	assert_int_equal(E(swapio_handle_create(NULL, NULL)), -EINVAL);
 	setenv("SWAPIO_ENGINE", "bogus", 1);
 	bad = (struct swapio_config){ 0 };
 	assert_int_equal(E(swapio_handle_create(&bad, &h)), -EINVAL);
@@ -299,15 +299,15 @@ static void store_calls(void **state)
 static void pipeline_calls(void **state)
 {
 	struct t_env *env = *state;
-	struct swapio_pipe_tensor t[2] = {
+	struct swapio_pipeline_tensor t[2] = {
 		{ .key = "t0", .len = 1000 }, { .key = "t1", .len = 3000 },
 	};
-	struct swapio_pipe_group g = { t, 2 }, empty = { t, 0 };
+	struct swapio_pipeline_group g = { t, 2 }, empty = { t, 0 };
 	char *dir = t_path(env->dir, "pstore");
 	unsigned char *src = t_random_buf(3000, 3);
 	swapio_handle *h = mk_handle(0);
 	struct swapio_pipeline_stats st;
-	struct swapio_pipe_view v;
+	struct swapio_pipeline_view v;
 	swapio_pipeline *p = NULL;
 	swapio_store *s;
 	int ret;

@@ -537,14 +537,19 @@ static void config_bounds(void **state)
 static void null_arguments(void **state)
 {
 	struct er_env *env = *state;
-	struct swapio_config cfg = { 0 };
+	struct swapio_config cfg = { 0 }, got;
 	swapio_handle *h = er_handle(0), *hp = NOT_NULL;
 	unsigned char buf[4096];
 	swapio_file *f, *fp = NOT_NULL;
 	swapio_op *op = NOT_NULL, *ops[2] = { NULL, NULL };
 
-	assert_int_equal(swapio_handle_create(NULL, &hp), -EINVAL);
-	assert_null(hp);
+	/* A NULL config means the defaults, as for a store or pipeline. */
+	assert_int_equal(swapio_handle_create(NULL, &hp), 0);
+	swapio_handle_config(hp, &got);
+	assert_int_equal(got.block_size, 1u << 20);
+	assert_int_equal(got.queue_depth, 32);
+	assert_int_equal(got.threads, 1);
+	swapio_handle_destroy(hp);
 	assert_int_equal(swapio_handle_create(&cfg, NULL), -EINVAL);
 
 	assert_int_equal(swapio_file_open(NULL, env->file, SWAPIO_O_READ,

@@ -21,8 +21,8 @@ struct env {
 	swapio_store			*s;
 	char				*dir;
 	char				keys[NG * NT][64];
-	struct swapio_pipe_tensor	t[NG * NT];
-	struct swapio_pipe_group	g[NG];
+	struct swapio_pipeline_tensor	t[NG * NT];
+	struct swapio_pipeline_group	g[NG];
 };
 
 static size_t tlen(unsigned int i)
@@ -39,15 +39,15 @@ static int setup(void **state)
 	env->s = ts_open(env->h, env->dir, NULL);
 	for (unsigned int i = 0; i < NG * NT; i++) {
 		ts_key(env->keys[i], sizeof(env->keys[i]), i);
-		env->t[i] = (struct swapio_pipe_tensor){
+		env->t[i] = (struct swapio_pipeline_tensor){
 			.key = env->keys[i], .len = tlen(i),
-			.flags = i % NT == NT - 1 ? SWAPIO_PIPE_READ_ONLY : 0,
+			.flags = i % NT == NT - 1 ? SWAPIO_PIPELINE_READ_ONLY : 0,
 		};
 		if (ts_put(env->s, i, 0, tlen(i)))
 			t_die("initial put");
 	}
 	for (unsigned int g = 0; g < NG; g++)
-		env->g[g] = (struct swapio_pipe_group){
+		env->g[g] = (struct swapio_pipeline_group){
 			.tensors = &env->t[g * NT], .nr_tensors = NT,
 		};
 	*state = env;
@@ -88,7 +88,7 @@ static uint64_t biggest_group(void)
 static void one_pass(swapio_pipeline *p, uint64_t gen, bool write_back)
 {
 	struct swapio_pipeline_stats st;
-	struct swapio_pipe_view v;
+	struct swapio_pipeline_view v;
 	unsigned int want = 0;
 	uint64_t rd = 0, wr = 0;
 
@@ -98,7 +98,7 @@ static void one_pass(swapio_pipeline *p, uint64_t gen, bool write_back)
 		assert_int_equal(v.nr_tensors, NT);
 		for (unsigned int j = 0; j < NT; j++) {
 			unsigned int i = v.group * NT + j;
-			bool ro = v.tensors[j].flags & SWAPIO_PIPE_READ_ONLY;
+			bool ro = v.tensors[j].flags & SWAPIO_PIPELINE_READ_ONLY;
 
 			assert_int_equal((uintptr_t)v.bufs[j] % 4096, 0);
 			assert_int_equal(ts_check(v.bufs[j], tlen(i), i,
@@ -123,14 +123,14 @@ static void one_pass(swapio_pipeline *p, uint64_t gen, bool write_back)
 /* A pass with no flush at its end. */
 static void overlapped_pass(swapio_pipeline *p, uint64_t gen)
 {
-	struct swapio_pipe_view v;
+	struct swapio_pipeline_view v;
 
 	assert_int_equal(swapio_pipeline_begin(p), 0);
 	while (swapio_pipeline_next(p, &v) == 1) {
 		for (unsigned int j = 0; j < NT; j++) {
 			unsigned int i = v.group * NT + j;
 
-			if (v.tensors[j].flags & SWAPIO_PIPE_READ_ONLY)
+			if (v.tensors[j].flags & SWAPIO_PIPELINE_READ_ONLY)
 				continue;
 			assert_int_equal(ts_check(v.bufs[j], tlen(i), i, gen),
 					 0);
@@ -186,7 +186,7 @@ static void passes_and_budgets(void **state)
 static void get_errors_end_the_pass(void **state)
 {
 	struct env *env = *state;
-	struct swapio_pipe_view v, held;
+	struct swapio_pipeline_view v, held;
 	swapio_pipeline *p;
 	int ret, n = 0;
 
@@ -222,10 +222,10 @@ static void misuse(void **state)
 	struct swapio_pipeline_config two = {
 		.budget_bytes = 2 * biggest_group(),
 	};
-	struct swapio_pipe_tensor bad = { .key = "x", .len = 0 };
-	struct swapio_pipe_group empty = { .tensors = env->t, .nr_tensors = 0 };
-	struct swapio_pipe_group badg = { .tensors = &bad, .nr_tensors = 1 };
-	struct swapio_pipe_view v, w;
+	struct swapio_pipeline_tensor bad = { .key = "x", .len = 0 };
+	struct swapio_pipeline_group empty = { .tensors = env->t, .nr_tensors = 0 };
+	struct swapio_pipeline_group badg = { .tensors = &bad, .nr_tensors = 1 };
+	struct swapio_pipeline_view v, w;
 	swapio_pipeline *p = (void *)1;
 
 	assert_int_equal(swapio_pipeline_create(env->s, env->g, NG, &tiny, &p),
@@ -264,8 +264,8 @@ static void misuse(void **state)
 static void key_in_two_groups(void **state)
 {
 	struct env *env = *state;
-	struct swapio_pipe_tensor t[2] = { env->t[0], env->t[3] };
-	struct swapio_pipe_group g[2] = {
+	struct swapio_pipeline_tensor t[2] = { env->t[0], env->t[3] };
+	struct swapio_pipeline_group g[2] = {
 		{ .tensors = &t[0], .nr_tensors = 1 },
 		{ .tensors = &t[1], .nr_tensors = 1 },
 	};

@@ -365,7 +365,7 @@ static int verify(const struct bench *b, unsigned int slot, size_t len)
 static int op_end(struct bench *b, unsigned int p, unsigned int slot)
 {
 	size_t len = chunk_len(b, b->offs[slot]);
-	ssize_t res = swapio_op_wait(b->ops[slot], -1);
+	int64_t res = swapio_op_wait(b->ops[slot], -1);
 	char what[4200];
 
 	swapio_op_free(b->ops[slot]);
@@ -374,9 +374,9 @@ static int op_end(struct bench *b, unsigned int p, unsigned int slot)
 		 bench_phase_name[p], b->o->path, b->offs[slot]);
 	if (res < 0)
 		return tool_fail(what, (int)res);
-	if ((size_t)res != len) {
-		fprintf(stderr, "swapio: %s: short transfer (%zd of %zu "
-			"bytes)\n", what, res, len);
+	if ((uint64_t)res != len) {
+		fprintf(stderr, "swapio: %s: short transfer (%" PRId64 " of "
+			"%zu bytes)\n", what, res, len);
 		return 1;
 	}
 	if (p == PH_READ && b->o->verify)

@@ -14,6 +14,9 @@ int cmd_bench(int argc, char **argv);	/* tools/bench_cmd.c */
 int cmd_sweep(int argc, char **argv);	/* tools/sweep.c */
 int cmd_info(int argc, char **argv);	/* tools/info.c */
 
+/* examples/adam.c, built with ADAM_NO_MAIN; argv[0] is "adam". */
+int adam_main(int argc, char **argv);
+
 /* Shared helpers (tools/util.c). */
 #define EXIT_USAGE	2
 

@@ -17,12 +17,13 @@
 #include <unistd.h>
 
 #include "swapio.h"
+#include "bench.h"
 #include "cmd.h"
 
 #define PROBE_BYTES	(1u << 20)
 
 static const char usage[] =
-"usage: swapio info [PATH]\n"
+"usage: swapio info [--json] [PATH]\n"
 "\n"
 "Print the library version, which I/O engines can run here (and why not),\n"
 "the memory-lock limit and huge-page settings. With PATH (a directory or\n"
@@ -30,6 +31,7 @@ static const char usage[] =
 "it needs. For a directory a temporary file is written, read back and\n"
 "removed.\n"
 "\n"
+"  -j, --json    the same facts as one JSON object\n"
 "  -h, --help    this help\n";
 
 /* ------------------------------------------------------------------ */
@@ -160,11 +162,11 @@ static const char *fs_name(long type)
 	return NULL;
 }
 
-/* Move PROBE_BYTES through @f, aligned, and say whether it came back. */
-static void probe_transfer(swapio_handle *h, swapio_file *f, bool write)
+/* Move PROBE_BYTES through @f, aligned: the bytes read back, or -errno. */
+static int64_t transfer(swapio_handle *h, swapio_file *f, bool write)
 {
 	void *out = NULL, *in = NULL;
-	ssize_t n = -ENOMEM;
+	int64_t n = -ENOMEM;
 
 	if (swapio_buf_alloc(PROBE_BYTES, 0, &out) ||
 	    swapio_buf_alloc(PROBE_BYTES, 0, &in))
@@ -176,13 +178,21 @@ static void probe_transfer(swapio_handle *h, swapio_file *f, bool write)
 	if (n >= 0 && write && memcmp(in, out, PROBE_BYTES))
 		n = -EIO;
 out:
+	swapio_buf_free(out, PROBE_BYTES);
+	swapio_buf_free(in, PROBE_BYTES);
+	return n;
+}
+
+/* Say whether PROBE_BYTES came back. */
+static void probe_transfer(swapio_handle *h, swapio_file *f, bool write)
+{
+	int64_t n = transfer(h, f, write);
+
 	if (n < 0)
 		printf("  transfer     failed: %s\n", swapio_strerror((int)n));
 	else
-		printf("  transfer     ok (%zd bytes %s)\n", n,
+		printf("  transfer     ok (%lld bytes %s)\n", (long long)n,
 		       write ? "written and read back" : "read");
-	swapio_buf_free(out, PROBE_BYTES);
-	swapio_buf_free(in, PROBE_BYTES);
 }
 
 /* A fresh file in @dir, removed at once: it lives while it is open. */
@@ -287,19 +297,171 @@ static void print_memory(void)
 		printf("  hugetlb      nr_hugepages = %lld\n", nr);
 }
 
+/* ------------------------------------------------------------------ */
+/* JSON: the same facts, one object                                    */
+/* ------------------------------------------------------------------ */
+
+/* "error": null, or the errno's name and message. */
+static void json_error(int err)
+{
+	if (!err) {
+		fputs("\"error\": null", stdout);
+		return;
+	}
+	printf("\"error\": ");
+	bench_json_string(stdout, swapio_errname(err));
+	printf(", \"message\": ");
+	bench_json_string(stdout, swapio_strerror(err));
+}
+
+static void json_engines(swapio_handle *h)
+{
+	int ret;
+
+	fputs("\"engines\": [", stdout);
+	for (unsigned int e = SWAPIO_ENGINE_URING; e <= SWAPIO_ENGINE_THREADS;
+	     e++) {
+		ret = swapio_engine_probe(e);
+		printf("%s{\"name\": \"%s\", \"available\": %s, ",
+		       e == SWAPIO_ENGINE_URING ? "" : ", ",
+		       swapio_engine_name(e), ret ? "false" : "true");
+		json_error(ret);
+		fputs("}", stdout);
+	}
+	fputs("], \"auto\": ", stdout);
+	if (h) {
+		printf("{\"engine\": \"%s\", \"note\": ",
+		       swapio_handle_engine(h));
+		bench_json_string(stdout, swapio_handle_engine_note(h));
+		fputs("}", stdout);
+	} else {
+		fputs("null", stdout);
+	}
+}
+
+static void json_limit(const char *key, rlim_t v)
+{
+	if (v == RLIM_INFINITY)
+		printf("\"%s\": null", key);
+	else
+		printf("\"%s\": %llu", key, (unsigned long long)v);
+}
+
+static void json_memory(void)
+{
+	struct rlimit rl;
+	char thp[128];
+
+	fputs("\"memory\": {", stdout);
+	if (!getrlimit(RLIMIT_MEMLOCK, &rl)) {
+		json_limit("memlock_bytes", rl.rlim_cur);
+		fputs(", ", stdout);
+		json_limit("memlock_hard_bytes", rl.rlim_max);
+		fputs(", ", stdout);
+	}
+	printf("\"root\": %s, \"thp\": ", geteuid() ? "false" : "true");
+	if (read_line("/sys/kernel/mm/transparent_hugepage/enabled", thp,
+		      sizeof(thp)))
+		bench_json_string(stdout, bracketed(thp));
+	else
+		fputs("null", stdout);
+	printf(", \"nr_hugepages\": %lld}",
+	       read_ll("/proc/sys/vm/nr_hugepages"));
+}
+
+/* The path's facts; 0, or the error (also in the object). */
+static int json_path(swapio_handle *h, const char *path)
+{
+	const char *name;
+	struct statfs sf;
+	struct stat st;
+	swapio_file *f;
+	uint32_t mem, off;
+	int64_t n;
+	bool dir;
+	int ret;
+
+	fputs("\"path\": {\"path\": ", stdout);
+	bench_json_string(stdout, path);
+	fputs(", ", stdout);
+	if (stat(path, &st) || statfs(path, &sf)) {
+		ret = -errno;
+		json_error(ret);
+		fputs("}", stdout);
+		return ret;
+	}
+	dir = S_ISDIR(st.st_mode);
+	name = fs_name(sf.f_type);
+	printf("\"filesystem\": ");
+	if (name)
+		bench_json_string(stdout, name);
+	else
+		fputs("null", stdout);
+	printf(", \"f_type\": %lu, \"free_bytes\": %llu, ",
+	       (unsigned long)sf.f_type,
+	       (unsigned long long)sf.f_bavail * (unsigned long long)sf.f_bsize);
+	ret = dir ? open_in_dir(h, path, &f) :
+	      swapio_file_open(h, path, SWAPIO_O_READ, &f);
+	if (ret) {
+		json_error(ret);
+		fputs("}", stdout);
+		return ret;
+	}
+	swapio_file_alignment(f, &mem, &off);
+	printf("\"direct\": %s, \"mem_align\": %u, \"offset_align\": %u, "
+	       "\"transfer\": ", swapio_file_direct(f) ? "true" : "false",
+	       mem, off);
+	if (dir || st.st_size >= PROBE_BYTES) {
+		n = transfer(h, f, dir);
+		printf("{\"bytes\": %lld, \"written\": %s, ",
+		       n < 0 ? 0LL : (long long)n, dir ? "true" : "false");
+		json_error(n < 0 ? (int)n : 0);
+		fputs("}", stdout);
+	} else {
+		fputs("null", stdout);
+	}
+	fputs(", \"error\": null}", stdout);
+	swapio_file_close(f);
+	return 0;
+}
+
+static int print_json(swapio_handle *h, int create_err, const char *path)
+{
+	unsigned int v = swapio_version();
+	int rc = create_err ? 1 : 0;
+
+	printf("{\"version\": \"%u.%u.%u\", ", v / 10000, v / 100 % 100,
+	       v % 100);
+	json_engines(h);
+	fputs(", ", stdout);
+	if (h && path) {
+		rc = json_path(h, path) ? 1 : rc;
+		fputs(", ", stdout);
+	}
+	json_memory();
+	fputs("}\n", stdout);
+	return rc;
+}
+
 int cmd_info(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	struct swapio_config cfg = { 0 };
 	swapio_handle *h = NULL;
 	unsigned int v = swapio_version();
+	bool json = false;
 	int c, rc = 0, ret;
 
 	opterr = 0;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+		if (c == 'j') {
+			json = true;
+			continue;
+		}
 		if (c != 'h')
 			return tool_usage_error("info", usage, "bad option: %s",
 						argv[optind - 1]);
@@ -308,6 +470,12 @@ int cmd_info(int argc, char **argv)
 	}
 	if (argc - optind > 1)
 		return tool_usage_error("info", usage, "one PATH at most");
+	if (json) {
+		ret = swapio_handle_create(&cfg, &h);
+		rc = print_json(h, ret, optind < argc ? argv[optind] : NULL);
+		swapio_handle_destroy(h);
+		return rc;
+	}
 
 	printf("swapio %u.%u.%u\n", v / 10000, v / 100 % 100, v % 100);
 	ret = swapio_handle_create(&cfg, &h);

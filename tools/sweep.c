@@ -7,9 +7,11 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -37,9 +39,13 @@ static const char usage[] =
 "      --json                 print one JSON object\n"
 "      --save FILE            write the best setting as a config file\n"
 "                             (swapio_config_load, swapio bench --config)\n"
+"      --png FILE             draw GB/s over block size x queue depth,\n"
+"                             write and read side by side, as a PNG\n"
+"                             heatmap (the best over threads and engines\n"
+"                             per cell; needs gnuplot)\n"
 "  -h, --help                 this help\n";
 
-enum { OPT_NO_DIRECT = 256, OPT_JSON, OPT_SAVE };
+enum { OPT_NO_DIRECT = 256, OPT_JSON, OPT_SAVE, OPT_PNG };
 
 static const struct option long_opts[] = {
 	{ "file",	  required_argument, NULL, 'f' },
@@ -51,6 +57,7 @@ static const struct option long_opts[] = {
 	{ "no-direct",	  no_argument,	     NULL, OPT_NO_DIRECT },
 	{ "json",	  no_argument,	     NULL, OPT_JSON },
 	{ "save",	  required_argument, NULL, OPT_SAVE },
+	{ "png",	  required_argument, NULL, OPT_PNG },
 	{ "help",	  no_argument,	     NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -58,6 +65,7 @@ static const struct option long_opts[] = {
 struct sweep {
 	const char		*path;
 	const char		*save;
+	const char		*png;
 	uint64_t		size;
 	uint64_t		bs[MAX_AXIS];
 	unsigned int		qd[MAX_AXIS], thr[MAX_AXIS], eng[MAX_AXIS];
@@ -107,6 +115,7 @@ static int parse_opt(struct sweep *s, int c, const char *arg)
 	case OPT_NO_DIRECT: s->buffered = true; return 0;
 	case OPT_JSON: s->json = true; return 0;
 	case OPT_SAVE: s->save = arg; return 0;
+	case OPT_PNG: s->png = arg; return 0;
 	case 's': return tool_parse_size(arg, &s->size) || !s->size ? -1 : 0;
 	case 'e': return parse_engines(s, arg);
 	case 'b':
@@ -347,6 +356,105 @@ static int save_best(const struct sweep *s, const struct bench_result *r)
 }
 
 /* ------------------------------------------------------------------ */
+/* Heatmap                                                             */
+/* ------------------------------------------------------------------ */
+
+/* The best GB/s of phase @ph at block size @b, queue depth @q. */
+static double cell_gbps(const struct sweep *s, unsigned int ph,
+			unsigned int b, unsigned int q)
+{
+	double best = 0, g;
+
+	for (unsigned int i = 0; i < s->npoints; i++) {
+		const struct bench_result *r = &s->res[i];
+
+		if (r->cfg.block_size != s->bs[b] ||
+		    r->cfg.queue_depth != s->qd[q])
+			continue;
+		g = bench_gbps(&r->ph[ph]);
+		best = g > best ? g : best;
+	}
+	return best;
+}
+
+/* One inline data block per phase: "x y gbps" for "with image". */
+static void plot_data(FILE *fp, const struct sweep *s, unsigned int ph)
+{
+	fprintf(fp, "$%s << EOD\n", bench_phase_name[ph]);
+	for (unsigned int b = 0; b < s->nbs; b++)
+		for (unsigned int q = 0; q < s->nqd; q++)
+			fprintf(fp, "%u %u %.4f\n", b, q,
+				cell_gbps(s, ph, b, q));
+	fputs("EOD\n", fp);
+}
+
+static void plot_axes(FILE *fp, const struct sweep *s)
+{
+	char bs[32];
+
+	fputs("set xtics (", fp);
+	for (unsigned int b = 0; b < s->nbs; b++) {
+		tool_format_size(bs, sizeof(bs), s->bs[b]);
+		fprintf(fp, "%s\"%s\" %u", b ? ", " : "", bs, b);
+	}
+	fputs(")\nset ytics (", fp);
+	for (unsigned int q = 0; q < s->nqd; q++)
+		fprintf(fp, "%s\"%u\" %u", q ? ", " : "", s->qd[q], q);
+	fprintf(fp, ")\nset xrange [-0.5:%u.5]\nset yrange [-0.5:%u.5]\n",
+		s->nbs - 1, s->nqd - 1);
+}
+
+/*
+ * Draw the grid with gnuplot, fed a script on its standard input: the
+ * command stays free of any plotting library. 0, or 1 after a message.
+ */
+static int write_png(const struct sweep *s)
+{
+	struct sigaction ign = { .sa_handler = SIG_IGN }, old;
+	struct stat sb;
+	FILE *fp;
+	int st;
+
+	/* A missing gnuplot must be an error message, not a SIGPIPE. */
+	/* So that a file gnuplot could not open shows, whatever it says. */
+	if (unlink(s->png) && errno != ENOENT)
+		return tool_fail(s->png, -errno);
+	sigaction(SIGPIPE, &ign, &old);
+	fp = popen("gnuplot >/dev/null", "w");
+	if (!fp) {
+		sigaction(SIGPIPE, &old, NULL);
+		return tool_fail("sweep: gnuplot", -errno);
+	}
+	fputs("set terminal pngcairo size 1200,520 font \"sans,10\"\n", fp);
+	fputs("set output ", fp);
+	bench_json_string(fp, s->png);	/* a gnuplot string as well */
+	fputs("\nset multiplot layout 1,2 title \"swapio sweep: GB/s, best "
+	      "over threads and engines\"\n"
+	      "set xlabel \"block size\"\nset ylabel \"queue depth\"\n"
+	      "set cblabel \"GB/s\"\nset palette rgbformulae 33,13,10\n"
+	      "set cbrange [0:*]\n", fp);
+	plot_axes(fp, s);
+	for (unsigned int ph = PH_WRITE; ph <= PH_READ; ph++) {
+		plot_data(fp, s, ph);
+		fprintf(fp, "set title \"%s\"\nplot $%s using 1:2:3 with "
+			"image notitle, $%s using 1:2:(sprintf(\"%%.2f\",$3)) "
+			"with labels notitle\n", bench_phase_name[ph],
+			bench_phase_name[ph], bench_phase_name[ph]);
+	}
+	fputs("unset multiplot\nset output\n", fp);
+	st = pclose(fp);
+	sigaction(SIGPIPE, &old, NULL);
+	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) ||
+	    stat(s->png, &sb) || !sb.st_size) {
+		fprintf(stderr, "swapio: sweep: gnuplot failed to write %s%s\n",
+			s->png, WIFEXITED(st) && WEXITSTATUS(st) == 127 ?
+			" (not installed? Debian: gnuplot-nox)" : "");
+		return 1;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
 
 /* Lay the file out once, so that the first point overwrites as all do. */
 static int lay_out(const struct sweep *s, bool *created)
@@ -388,6 +496,8 @@ int cmd_sweep(int argc, char **argv)
 		if (s.save)
 			rc = save_best(&s, &s.res[best[BEST_BOTH]]);
 	}
+	if (!rc && s.png)
+		rc = write_png(&s);
 	if (!rc && s.json)
 		print_json(&s, best);
 	else if (!rc)

@@ -2078,8 +2078,8 @@ static void pipe_release(PipelineObject *po)
 }
 
 /* One group: a sequence of (key, nbytes[, read_only]). */
-static int pipe_group(PyObject *g, struct swapio_pipe_group *out,
-		      struct swapio_pipe_tensor *t, PyObject *keep)
+static int pipe_group(PyObject *g, struct swapio_pipeline_group *out,
+		      struct swapio_pipeline_tensor *t, PyObject *keep)
 {
 	PyObject *list = PySequence_List(g), *item, *key;
 	Py_ssize_t i, n;
@@ -2099,7 +2099,7 @@ static int pipe_group(PyObject *g, struct swapio_pipe_group *out,
 			return -1;
 		}
 		t[i].len = len;
-		t[i].flags = ro ? SWAPIO_PIPE_READ_ONLY : 0;
+		t[i].flags = ro ? SWAPIO_PIPELINE_READ_ONLY : 0;
 		t[i].reserved = 0;
 	}
 	Py_DECREF((PyObject *)list);
@@ -2127,8 +2127,8 @@ static int pipe_init(PipelineObject *self, PyObject *args, PyObject *kw)
 	static char *kwlist[] = { "store", "groups", "budget_bytes", "depth",
 				  "pinned", "huge", NULL };
 	struct swapio_pipeline_config cfg = { 0 };
-	struct swapio_pipe_tensor *t = NULL;
-	struct swapio_pipe_group *g = NULL;
+	struct swapio_pipeline_tensor *t = NULL;
+	struct swapio_pipeline_group *g = NULL;
 	PyObject *groups, *list = NULL, *keep = NULL;
 	unsigned long long budget = 0;
 	unsigned int depth = 0;
@@ -2224,7 +2224,7 @@ static PyObject *pipe_begin(PipelineObject *self, PyObject *unused)
 /* next() -> (group, [Buffer...]) or None at the end of the pass. */
 static PyObject *pipe_next(PipelineObject *self, PyObject *unused)
 {
-	struct swapio_pipe_view v;
+	struct swapio_pipeline_view v;
 	PyObject *bufs, *b;
 	unsigned int i;
 	int ret;
