@@ -766,6 +766,31 @@ static int op_check(swapio_handle *h, swapio_file *f, bool write,
 	return write ? swapio__file_prepare_write(f, off, len) : 0;
 }
 
+/* A checked, initialised op with no parts yet, or -errno. */
+static int op_new(swapio_handle *h, swapio_file *f, swapio_file *owned,
+		  bool write, const void *buf, size_t len, uint64_t off,
+		  struct swapio_op **out)
+{
+	struct swapio_op *op;
+	int ret = op_check(h, f, write, buf, len, off);
+
+	if (ret)
+		return ret;
+	op = op_get(h);
+	if (!op)
+		return -ENOMEM;
+	op->h = h;
+	op->f = f;
+	op->owned = owned;
+	op->write = write;
+	atomic_init(&op->done, false);
+	atomic_init(&op->bytes, 0);
+	atomic_init(&op->error, 0);
+	op->result = 0;
+	*out = op;
+	return 0;
+}
+
 /* Number the op and put it on the live and the running lists. */
 static void op_link(swapio_handle *h, struct swapio_op *op)
 {
@@ -800,20 +825,9 @@ static int op_submit(swapio_handle *h, swapio_file *f, swapio_file *owned,
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
-	ret = op_check(h, f, write, buf, len, off);
+	ret = op_new(h, f, owned, write, buf, len, off, &op);
 	if (ret)
 		return ret;
-	op = op_get(h);
-	if (!op)
-		return -ENOMEM;
-	op->h = h;
-	op->f = f;
-	op->owned = owned;
-	op->write = write;
-	atomic_init(&op->done, false);
-	atomic_init(&op->bytes, 0);
-	atomic_init(&op->error, 0);
-	op->result = 0;
 	nr_parts = len ? swapio__split(h, op, buf, len, off) : 0;
 	op->nr_parts = nr_parts;
 	atomic_init(&op->parts_left, nr_parts);
@@ -842,20 +856,9 @@ int swapio__op_begin(swapio_handle *h, swapio_file *f, swapio_file *owned,
 	struct swapio_op *op;
 	int ret;
 
-	ret = op_check(h, f, write, buf, len, off);
+	ret = op_new(h, f, owned, write, buf, len, off, &op);
 	if (ret)
 		return ret;
-	op = op_get(h);
-	if (!op)
-		return -ENOMEM;
-	op->h = h;
-	op->f = f;
-	op->owned = owned;
-	op->write = write;
-	atomic_init(&op->done, false);
-	atomic_init(&op->bytes, 0);
-	atomic_init(&op->error, 0);
-	op->result = 0;
 	op->nr_parts = 0;
 	atomic_init(&op->parts_left, 0);
 	op_link(h, op);

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+import _dlpack as _dl
 import swapio
 
 
@@ -128,28 +129,6 @@ def test_bad_tensors(handle, path):
             f.pread(torch.empty(10, device="meta"), 0)
 
 
-class _Dev(ctypes.Structure):
-    _fields_ = [("device_type", ctypes.c_int), ("device_id", ctypes.c_int)]
-
-
-class _Type(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8),
-                ("lanes", ctypes.c_uint16)]
-
-
-class _Tensor(ctypes.Structure):
-    _fields_ = [("data", ctypes.c_void_p), ("device", _Dev),
-                ("ndim", ctypes.c_int), ("dtype", _Type),
-                ("shape", ctypes.POINTER(ctypes.c_int64)),
-                ("strides", ctypes.POINTER(ctypes.c_int64)),
-                ("byte_offset", ctypes.c_uint64)]
-
-
-class _Managed(ctypes.Structure):
-    _fields_ = [("dl_tensor", _Tensor), ("manager_ctx", ctypes.c_void_p),
-                ("deleter", ctypes.c_void_p)]
-
-
 class FakeTensor:
     """A DLPack exporter built by hand: any device, any strides."""
 
@@ -157,16 +136,13 @@ class FakeTensor:
         self.mem = ctypes.create_string_buffer(64)
         self.shape = (ctypes.c_int64 * 2)(4, 4)
         self.strides = (ctypes.c_int64 * 2)(*strides) if strides else None
-        t = _Tensor(ctypes.cast(self.mem, ctypes.c_void_p),
-                    _Dev(device_type, 0), 2, _Type(0, 32, 1),
+        t = _dl.Tensor(ctypes.cast(self.mem, ctypes.c_void_p),
+                    _dl.Device(device_type, 0), 2, _dl.DType(0, 32, 1),
                     self.shape, self.strides, 0)
-        self.m = _Managed(t, None, None)
+        self.m = _dl.Managed(t, None, None)
 
     def __dlpack__(self, *a, **k):
-        new = ctypes.pythonapi.PyCapsule_New
-        new.restype = ctypes.py_object
-        new.argtypes = (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)
-        return new(ctypes.addressof(self.m), b"dltensor", None)
+        return _dl.capsule(self.m)
 
 
 def test_dlpack_device_and_strides(handle, path):

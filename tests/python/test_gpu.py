@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+import _dlpack as _dl
 import swapio
 
 SRC = pathlib.Path(__file__).resolve().parent.parent / "cuda_standin.c"
@@ -60,28 +61,6 @@ def sd(standin):
     return standin
 
 
-class _Dev(ctypes.Structure):
-    _fields_ = [("device_type", ctypes.c_int), ("device_id", ctypes.c_int)]
-
-
-class _Type(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8),
-                ("lanes", ctypes.c_uint16)]
-
-
-class _Tensor(ctypes.Structure):
-    _fields_ = [("data", ctypes.c_void_p), ("device", _Dev),
-                ("ndim", ctypes.c_int), ("dtype", _Type),
-                ("shape", ctypes.POINTER(ctypes.c_int64)),
-                ("strides", ctypes.POINTER(ctypes.c_int64)),
-                ("byte_offset", ctypes.c_uint64)]
-
-
-class _Managed(ctypes.Structure):
-    _fields_ = [("dl_tensor", _Tensor), ("manager_ctx", ctypes.c_void_p),
-                ("deleter", ctypes.c_void_p)]
-
-
 class DevTensor:
     """A test-only DLPack producer: a 1-D uint8 tensor that says it lives on
     CUDA device 0 (kDLCUDA, or *device_type*), over stand-in memory. Records
@@ -95,9 +74,9 @@ class DevTensor:
         assert so.cudaMalloc(ctypes.byref(p), max(nbytes, 1)) == 0
         self.ptr = p.value
         self.shape = (ctypes.c_int64 * 1)(nbytes)
-        t = _Tensor(self.ptr, _Dev(device_type, device_id), 1,
-                    _Type(1, 8, 1), self.shape, None, 0)
-        self.m = _Managed(t, None, None)
+        t = _dl.Tensor(self.ptr, _dl.Device(device_type, device_id), 1,
+                    _dl.DType(1, 8, 1), self.shape, None, 0)
+        self.m = _dl.Managed(t, None, None)
         self.streams = []
 
     def __dlpack_device__(self):
@@ -105,10 +84,7 @@ class DevTensor:
 
     def __dlpack__(self, stream=None):
         self.streams.append(stream)
-        new = ctypes.pythonapi.PyCapsule_New
-        new.restype = ctypes.py_object
-        new.argtypes = (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)
-        return new(ctypes.addressof(self.m), b"dltensor", None)
+        return _dl.capsule(self.m)
 
     def fill(self, data):
         ctypes.memmove(self.ptr, data, len(data))
