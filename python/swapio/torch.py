@@ -91,6 +91,7 @@ class AdamW(torch.optim.Optimizer):
         self._handle = None
         self._pipes = {}
         self._ahead = None      # the _Pass begun at the end of a step
+        self._scratch = [None, None]    # AdamW's denominator, fp32 grads
         self._layout = None
         self._inited = set()
         self.budget = int(budget)
@@ -140,6 +141,7 @@ class AdamW(torch.optim.Optimizer):
 
     def _teardown(self):
         self._ahead = None
+        self._scratch = [None, None]
         for p in self._pipes.values():
             p.close()
         self._pipes.clear()
@@ -209,6 +211,7 @@ class AdamW(torch.optim.Optimizer):
         """For every parameter index, its chunks as (offset, length) in
         elements; the keys follow from (index, chunk)."""
         self._check_budget()
+        self._scratch = [None, None]
         layout = []
         for p in self._params():
             n = p.numel()
@@ -389,7 +392,9 @@ class AdamW(torch.optim.Optimizer):
             grads[i] = (g if g.is_contiguous() else g.contiguous()).view(-1)
         pipe = self._pipeline(active)
         compute = 0.0
-        scratch = [None]
+        # Reused across chunks and steps: a fresh tensor per chunk would
+        # fault its pages in every time.
+        scratch = self._scratch
 
         def update(chunks, bufs):
             at = 0
@@ -406,8 +411,13 @@ class AdamW(torch.optim.Optimizer):
                            scratch)
                 else:
                     w = views[2]
-                    _adamw(w, g.float(), views[0], views[1], steps[i],
+                    if scratch[1] is None or scratch[1].numel() < n:
+                        scratch[1] = torch.empty(n, dtype=torch.float32)
+                    g32 = scratch[1][:n]
+                    g32.copy_(g)
+                    _adamw(w, g32, views[0], views[1], steps[i],
                            hyper[i], scratch)
+                    del g32
                     p.detach().view(-1)[off:off + n].copy_(w)
                 del views, w, g
 
