@@ -443,6 +443,12 @@ SWAPIO_API void swapio_handle_stats_reset(swapio_handle *h);
  * across fork(). See "Processes and fork" above.
  */
 #define SWAPIO_EFORKED		(SWAPIO_ERRNO_BASE - 3)
+/*
+ * A striped store was opened with drives other than its own: another
+ * count, order or stripe unit, a directory of another store, or a plain
+ * store's directory given as one of several (or the reverse).
+ */
+#define SWAPIO_EDRIVES		(SWAPIO_ERRNO_BASE - 4)
 
 /* A static message for @err (negative errno or SWAPIO_E*). Thread-safe. */
 SWAPIO_API const char *swapio_strerror(int err);
@@ -543,11 +549,14 @@ enum {
  * in full at open (fallocate) and never grows.
  */
 struct swapio_store_config {
-	uint64_t capacity;	/* bytes; 0: grow on demand */
+	uint64_t capacity;	/* bytes, all drives together; 0: grow */
 	uint64_t grow_bytes;	/* growth step; 0: 64 MiB */
 	uint32_t flags;		/* SWAPIO_STORE_* */
 	uint32_t reserved32;	/* must be zero */
-	uint64_t reserved[6];	/* must be zero */
+	/* Striped stores: bytes each drive takes in turn, a multiple of the
+	 * store's block; 0: as recorded, or 1 MiB for a new store. */
+	uint64_t stripe_unit;
+	uint64_t reserved[5];	/* must be zero */
 };
 
 /*
@@ -569,6 +578,50 @@ struct swapio_store_config {
 SWAPIO_API int swapio_store_open(swapio_handle *h, const char *dir,
 				 const struct swapio_store_config *cfg,
 				 swapio_store **out);
+
+/* Drives a store may be striped over. */
+#define SWAPIO_STORE_DRIVES_MAX	64
+
+/* One drive of a striped store: its directory and the handle for its I/O. */
+struct swapio_store_drive {
+	swapio_handle	*h;	/* moves this drive's data; may be shared */
+	const char	*dir;	/* the store's directory on this drive */
+};
+
+/*
+ * swapio_store_open_multi() - open the store striped over @nr drives,
+ * creating it if missing (unless SWAPIO_STORE_NO_CREATE).
+ *
+ * The data space is cut into stripe units (cfg->stripe_unit) dealt to the
+ * drives in turn, as RAID 0 does: a value longer than a unit is split
+ * across the drives and moved in parallel, one op per unit on that
+ * drive's handle, so give each drive a handle of its own and a slow drive
+ * never holds up the others' queues. Small values fill the units in
+ * turn, so the drives fill evenly. The index, and so the log of every
+ * put, lives on drive 0; each drive has its own "lock", "data" and
+ * "drives" (the store's id, the drive's place in the list, the count and
+ * the stripe unit), so that reopening with another list, another order
+ * or another unit is refused with SWAPIO_EDRIVES. A missing drive of an
+ * existing store is never created: open says -ENOENT. On an error that
+ * belongs to one drive, *@failed (if not NULL) is its index, else @nr.
+ *
+ * An I/O error on one drive fails only the puts and gets whose values
+ * touch it; the data space grows on every drive at once, so a full drive
+ * stops the growth (-ENOSPC) while puts into space already allocated go
+ * on. Every rule of swapio_store_open() (crash, sync, order, fork) holds
+ * for striped values: a put is logged only after all its pieces were
+ * written, and swapio_store_sync() syncs every drive before the index.
+ * @nr == 1 opens the plain store in drives[0].dir, as swapio_store_open().
+ * Each handle must outlive the store. Returns 0 and *out, or the errors
+ * of swapio_store_open(), SWAPIO_EDRIVES, or -EINVAL (@nr 0 or above
+ * SWAPIO_STORE_DRIVES_MAX, a NULL member, a unit that is not a multiple
+ * of the block, the same directory twice).
+ */
+SWAPIO_API int swapio_store_open_multi(const struct swapio_store_drive *drives,
+				       unsigned int nr,
+				       const struct swapio_store_config *cfg,
+				       swapio_store **out,
+				       unsigned int *failed);
 
 /*
  * swapio_store_close() - finish every op not yet freed (puts are committed,
@@ -676,8 +729,9 @@ struct swapio_store_info {
 	uint64_t free_bytes;	/* data file bytes free now */
 	uint64_t index_bytes;	/* index log size */
 	uint32_t block;		/* extent alignment and header size */
-	uint32_t reserved32;
-	uint64_t reserved[4];
+	uint32_t drives;	/* drives it is striped over; 1: plain */
+	uint64_t stripe_unit;	/* bytes per drive in turn; 0: plain */
+	uint64_t reserved[3];
 };
 
 /* Counters of the store now. Thread-safe. */

@@ -9,7 +9,9 @@
 			   "too low, or no CAP_IPC_LOCK)")			\
 	X(SWAPIO_EBADSTORE, "store index damaged, or not a swapio store")	\
 	X(SWAPIO_EFORKED, "object belongs to the process that created it "	\
-			  "(inherited across fork)")
+			  "(inherited across fork)")				\
+	X(SWAPIO_EDRIVES, "store opened with drives other than its own "	\
+			  "(count, order, stripe unit or store)")
 
 const char *swapio_strerror(int err)
 {

@@ -630,7 +630,7 @@ int swapio__log_sync(swapio_store *s)
 	bool dir;
 	int fd, ret;
 
-	ret = swapio__sys_file_sync(&s->sys, s->df);
+	ret = swapio__data_sync(s);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&s->lock);

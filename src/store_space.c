@@ -144,7 +144,7 @@ int swapio__space_init(swapio_store *s)
 {
 	s->fl.n = 0;
 	/* An unaligned tail (never written by us) is left out of use. */
-	s->data_size -= s->data_size % s->block;
+	s->data_size -= s->data_size % grain(s);
 	return s->data_size ? swapio__fl_insert(&s->fl, 0, s->data_size) : 0;
 }
 
@@ -163,13 +163,13 @@ static int data_grow(swapio_store *s, uint64_t need)
 
 	if (last && last->off + last->len == old)
 		need -= last->len;
-	want = SWAPIO_ALIGN_UP(need, (uint64_t)s->block);
-	step = SWAPIO_ALIGN_UP(SWAPIO_MAX(want, s->grow), (uint64_t)s->block);
-	ret = swapio__sys_file_allocate(&s->sys, s->df, old, step);
+	want = SWAPIO_ALIGN_UP(need, grain(s));
+	step = SWAPIO_ALIGN_UP(SWAPIO_MAX(want, s->grow), grain(s));
+	ret = swapio__data_allocate(s, old, step);
 	/* The step may be too greedy for a nearly full filesystem. */
 	if (ret == -ENOSPC && step > want) {
 		step = want;
-		ret = swapio__sys_file_allocate(&s->sys, s->df, old, step);
+		ret = swapio__data_allocate(s, old, step);
 	}
 	if (ret)
 		return ret;
@@ -199,12 +199,15 @@ int swapio__space_capacity(swapio_store *s, uint64_t capacity)
 	uint64_t old = s->data_size;
 	int ret;
 
-	capacity -= capacity % s->block;
+	/* Striped: whole rows, rounded up, so a small capacity is not 0. */
+	if (s->nr_drives > 1)
+		capacity = SWAPIO_ALIGN_UP(capacity, grain(s));
+	capacity -= capacity % grain(s);
 	if (capacity <= old) {
 		s->capacity = old;
 		return 0;
 	}
-	ret = swapio__sys_file_allocate(&s->sys, s->df, old, capacity - old);
+	ret = swapio__data_allocate(s, old, capacity - old);
 	if (ret)
 		return ret;
 	s->data_size = s->capacity = capacity;
