@@ -125,24 +125,40 @@ bool swapio__data_pread(swapio_store *s, void *buf, size_t n, uint64_t off)
 }
 
 /*
+ * Give back what a failed growth allocated on drive @i past @size: the
+ * store keeps no writable descriptor of its own on a data file (see
+ * data_quiesce() in store.c), so this one lives only for the truncate.
+ * Nothing points past the data space, so nothing in flight is cut.
+ */
+static void drive_shrink(swapio_store *s, unsigned int i, uint64_t size)
+{
+	int fd = openat(s->drv[i].dirfd, "data", O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	(void)swapio__sys_ftruncate(&s->sys, SYS_DATA, fd, size);
+	close(fd);
+}
+
+/*
  * Allocate [off, off + len) of the data space: the same share on every
- * drive. A drive that fails leaves the others' shares allocated beyond
- * the data space; the next growth allocates them again (a no-op), and an
- * open takes the smallest drive's size, so nothing points there.
+ * drive. When a drive fails (full, say), the shares the drives before it
+ * took are given back, so a full drive leaks no space on the others.
  */
 int swapio__data_allocate(swapio_store *s, uint64_t off, uint64_t len)
 {
 	const unsigned int nr = s->nr_drives;
-	int ret;
+	int ret = 0;
+	unsigned int i;
 
-	assert(nr == 1 || (off % s->grain == 0 && len % s->grain == 0));
-	for (unsigned int i = 0; i < nr; i++) {
+	assert(nr == 1 || (off % grain(s) == 0 && len % grain(s) == 0));
+	for (i = 0; i < nr && !ret; i++)
 		ret = swapio__sys_file_allocate(&s->sys, s->drv[i].df,
 						off / nr, len / nr);
-		if (ret)
-			return ret;
-	}
-	return 0;
+	if (ret && nr > 1)
+		while (--i > 0)
+			drive_shrink(s, i - 1, off / nr);
+	return ret;
 }
 
 int swapio__data_sync(swapio_store *s)

@@ -108,6 +108,7 @@ struct swapio_store {
 	unsigned int		nr_drives;
 	uint64_t		unit;	/* stripe unit; 0 with one drive */
 	uint64_t		id;	/* striped: shared by its drives */
+	unsigned int		rotor;	/* drive for the next small extent */
 	int			ifd;	/* index */
 	int			dirfd;	/* drive 0's, home of the index */
 	unsigned int		fork_gen; /* see store_forked() */
@@ -173,6 +174,8 @@ void swapio__store_free(swapio_store *s);
 int swapio__fl_insert(struct freelist *fl, uint64_t off, uint64_t len);
 int swapio__fl_take(struct freelist *fl, uint64_t len, uint64_t *off);
 int swapio__fl_claim(struct freelist *fl, uint64_t off, uint64_t len);
+int swapio__fl_take_unit(struct freelist *fl, uint64_t len, uint64_t unit,
+			 unsigned int nr, unsigned int d, uint64_t *off);
 uint64_t swapio__fl_free_bytes(const struct freelist *fl);
 int swapio__space_init(swapio_store *s);
 int swapio__space_alloc(swapio_store *s, uint64_t len, uint64_t *off);

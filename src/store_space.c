@@ -104,6 +104,36 @@ int swapio__fl_take(struct freelist *fl, uint64_t len, uint64_t *off)
 	return -ENOSPC;
 }
 
+/*
+ * First fit within one stripe unit of drive @d (of @nr, units of @unit
+ * bytes): the lowest free [off, off+len) that lies in a single unit
+ * k with k % nr == d. Each free range needs at most two looks: its first
+ * unit of that drive, and the next one if the first is cut short.
+ */
+int swapio__fl_take_unit(struct freelist *fl, uint64_t len, uint64_t unit,
+			 unsigned int nr, unsigned int d, uint64_t *off)
+{
+	assert(len && len <= unit && d < nr);
+	for (size_t i = 0; i < fl->n; i++) {
+		const uint64_t a = fl->v[i].off, b = a + fl->v[i].len;
+		uint64_t k = a / unit;
+
+		k += (d + nr - k % nr) % nr;	/* the first of drive d */
+		for (; k * unit < b; k += nr) {
+			uint64_t lo = SWAPIO_MAX(a, k * unit);
+			uint64_t hi = SWAPIO_MIN(b, (k + 1) * unit);
+
+			if (hi - lo >= len) {
+				*off = lo;
+				return swapio__fl_claim(fl, lo, len);
+			}
+			if (hi == b)
+				break;
+		}
+	}
+	return -ENOSPC;
+}
+
 /* Take exactly [off, off+len), which must be free: replay's allocation. */
 int swapio__fl_claim(struct freelist *fl, uint64_t off, uint64_t len)
 {
@@ -177,14 +207,36 @@ static int data_grow(swapio_store *s, uint64_t need)
 	return swapio__fl_insert(&s->fl, old, step);
 }
 
+/*
+ * Striped, an extent that fits in a unit goes in one unit, on the drives
+ * in turn: the drives fill evenly, a value touches one drive only, and
+ * when a drive fails the next put goes to another one instead of back
+ * into the space the failed put gave up. Larger extents take the first
+ * fit and so span the drives.
+ */
+static int space_take(swapio_store *s, uint64_t len, uint64_t *off)
+{
+	const unsigned int nr = s->nr_drives;
+
+	if (nr > 1 && len <= s->unit) {
+		const unsigned int d0 = s->rotor++ % nr;
+
+		for (unsigned int i = 0; i < nr; i++)
+			if (!swapio__fl_take_unit(&s->fl, len, s->unit, nr,
+						  (d0 + i) % nr, off))
+				return 0;
+	}
+	return swapio__fl_take(&s->fl, len, off);
+}
+
 int swapio__space_alloc(swapio_store *s, uint64_t len, uint64_t *off)
 {
-	int ret = swapio__fl_take(&s->fl, len, off);
+	int ret = space_take(s, len, off);
 
 	if (ret != -ENOSPC || s->capacity)
 		return ret;
 	ret = data_grow(s, len);
-	return ret ? ret : swapio__fl_take(&s->fl, len, off);
+	return ret ? ret : space_take(s, len, off);
 }
 
 void swapio__space_free(swapio_store *s, uint64_t off, uint64_t len)
