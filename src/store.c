@@ -579,8 +579,6 @@ static int store_create(swapio_store *s, const struct swapio_store_drive *dv)
 
 	s->block = default_block(s);
 	s->gen_limit = GEN_BATCH;	/* the first HEAD reserves */
-	if (s->nr_drives > 1 && !s->unit)
-		s->unit = STRIPE_DEF_UNIT;
 	if (s->unit % s->block)
 		return -EINVAL;
 	for (unsigned int i = 0; i < s->nr_drives; i++)

@@ -275,6 +275,8 @@ int swapio__drives_check(swapio_store *s, bool exists, unsigned int *failed)
 		*failed = s->nr_drives;
 	if (s->nr_drives == 1)
 		s->unit = 0;
+	else if (!s->unit)
+		s->unit = STRIPE_DEF_UNIT;	/* a new store */
 	return ret;
 }
 

@@ -401,6 +401,7 @@ static void bad_arguments(void **state)
 		{ .h = env->h[1], .dir = env->dirs[0] },
 	};
 	struct swapio_store_config cfg = { .stripe_unit = 4096 + 512 };
+	struct swapio_store_info info;
 	unsigned int failed = 99;
 	swapio_store *s = (swapio_store *)1;
 
@@ -430,6 +431,19 @@ static void bad_arguments(void **state)
 	assert_int_equal(swapio_store_open_multi(dv, 2, &cfg, &s, &failed), 0);
 	assert_int_equal(ts_put(s, 1, 1, 50000), 0);
 	assert_int_equal(ts_get_check(s, 1, 1, 50000), 0);
+	swapio_store_close(s);
+	/* No unit given for a new store: 1 MiB. */
+	dv[0].dir = env->dirs[2];
+	dv[1].dir = env->dirs[1];
+	assert_int_equal(swapio_store_open_multi(dv, 2, NULL, &s, &failed),
+			 SWAPIO_EDRIVES);	/* dirs[1] is taken */
+	assert_int_equal(failed, 1);
+	t_rmdir(strdup(env->dirs[1]));
+	assert_int_equal(swapio_store_open_multi(dv, 2, NULL, &s, &failed), 0);
+	swapio_store_info(s, &info);
+	assert_int_equal(info.stripe_unit, 1u << 20);
+	assert_int_equal(ts_put(s, 1, 1, 3u << 20), 0);
+	assert_int_equal(ts_get_check(s, 1, 1, 3u << 20), 0);
 	swapio_store_close(s);
 }
 
