@@ -20,6 +20,7 @@ See docs/PYTHON.md for the rules on buffers, threads and fork.
 from . import _aio
 from ._swapio import (
     EBADSTORE,
+    EDRIVES,
     EFORKED,
     EMEMLOCK,
     Buffer,
@@ -41,10 +42,10 @@ from ._swapio import (
 from . import _swapio
 
 __all__ = [
-    "EBADSTORE", "EFORKED", "EMEMLOCK", "Buffer", "Error", "File", "Group",
-    "Handle", "NoSuchKey", "Op", "Pipeline", "Store", "StoreOp", "Timeout",
-    "alloc", "checksum", "empty", "empty_torch", "engines", "probe",
-    "strerror", "version", "wait_any",
+    "EBADSTORE", "EDRIVES", "EFORKED", "EMEMLOCK", "Buffer", "Error",
+    "File", "Group", "Handle", "NoSuchKey", "Op", "Pipeline", "Store",
+    "StoreOp", "Timeout", "alloc", "checksum", "empty", "empty_torch",
+    "engines", "probe", "strerror", "version", "wait_any",
 ]
 
 __version__ = "%d.%d.%d" % version()

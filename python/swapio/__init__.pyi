@@ -15,6 +15,7 @@ Key: TypeAlias = str | bytes
 
 EMEMLOCK: int
 EBADSTORE: int
+EDRIVES: int
 EFORKED: int
 __version__: str
 
@@ -103,9 +104,11 @@ class StoreOp:
     def out(self) -> Any: ...
 
 class Store:
-    def __init__(self, dir: StrPath, handle: Handle, capacity: int = 0,
+    def __init__(self, dir: StrPath | Sequence[StrPath],
+                 handle: Handle | Sequence[Handle], capacity: int = 0,
                  grow_bytes: int = 0, checksum: bool = True,
-                 create: bool = True, recover: bool = False) -> None: ...
+                 create: bool = True, recover: bool = False,
+                 stripe_unit: int = 0) -> None: ...
     def put(self, key: Key, buf: BufferLike, /) -> None: ...
     def get(self, key: Key, out: BufferLike | None = None, /) -> Any: ...
     def put_async(self, key: Key, buf: BufferLike, /) -> StoreOp: ...
