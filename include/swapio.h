@@ -85,6 +85,17 @@ enum {
 	 * falling back to buffered I/O for that file.
 	 */
 	SWAPIO_CFG_DIRECT_STRICT	= 1u << 3,
+	/*
+	 * Several processes share this node's drives, one per GPU: the
+	 * queue depth given (or the default) is the node's, and this handle
+	 * takes its fair share, queue_depth / LOCAL_WORLD_SIZE (at least 1).
+	 * LOCAL_WORLD_SIZE is read from the environment at create (torchrun
+	 * and most launchers set it; unset or not a number: 1). The
+	 * environment variable SWAPIO_SHARE_NODE=1 sets this flag for every
+	 * handle the process creates. swapio_handle_config() reports the
+	 * share taken, with this flag cleared.
+	 */
+	SWAPIO_CFG_SHARE_NODE		= 1u << 4,
 };
 
 /*
@@ -118,6 +129,7 @@ struct swapio_config {
  *   direct_strict  = false	true sets SWAPIO_CFG_DIRECT_STRICT
  *   single_submit  = false	true sets SWAPIO_CFG_SINGLE_SUBMIT
  *   overlap_events = true	false sets SWAPIO_CFG_NO_OVERLAP
+ *   share_node     = false	true sets SWAPIO_CFG_SHARE_NODE
  *
  * Booleans are true/false (also yes/no, on/off, 1/0). A number of 0 means
  * "default", as in struct swapio_config; values outside its bounds are

@@ -34,6 +34,7 @@ static const struct {
 	{ "direct_strict",	SWAPIO_CFG_DIRECT_STRICT,	false },
 	{ "single_submit",	SWAPIO_CFG_SINGLE_SUBMIT,	false },
 	{ "overlap_events",	SWAPIO_CFG_NO_OVERLAP,		true },
+	{ "share_node",		SWAPIO_CFG_SHARE_NODE,		false },
 };
 
 #define NR_BOOL_KEYS	(SWAPIO_ARRAY_SIZE(bool_keys))

@@ -67,3 +67,6 @@ swapio_add_test(NAME store_full STRIPED SOURCES test_store_full.c TIMEOUT 300)
 # the recorded drive list, one drive failing or slow (issue 12).
 swapio_add_test(NAME store_stripe SOURCES test_store_stripe.c PER_ENGINE
                 TIMEOUT 120)
+# Four ranks of one node at once for 20 s, each its own striped store and
+# a quarter of the node's queue depth (SWAPIO_SHARE_NODE, issue 12).
+swapio_add_test(NAME ranks SOURCES test_ranks.c TIMEOUT 120)
