@@ -10,9 +10,10 @@ set -eu
 # The Python package: python3-dev (headers, for whichever python3 builds
 # it), python3-venv (the test venv) and DLPack's header; liburing-dev,
 # libaio-dev and libxxhash-dev bring the static archives it links.
+# gnuplot-nox draws the figure of bench/stripe (docs/SCALING.md).
 pkgs="build-essential cmake pkg-config liburing-dev libaio-dev libxxhash-dev
 libcmocka-dev fio clang libclang-rt-dev strace python3 util-linux mount
-e2fsprogs python3-dev python3-venv libdlpack-dev"
+e2fsprogs python3-dev python3-venv libdlpack-dev gnuplot-nox"
 
 missing=""
 for p in $pkgs; do

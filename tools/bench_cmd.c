@@ -27,6 +27,8 @@ static const char usage[] =
 "                          each time\n"
 "      --stripe-unit SIZE  bytes each drive takes in turn (default 1M)\n"
 "      --value-size SIZE   bytes per put and get with --dir (default 64M)\n"
+"                          (the store is allocated before the clock starts\n"
+"                          unless --no-prealloc)\n"
 "  -s, --size SIZE         bytes to move (K/M/G suffixes, x1024); default\n"
 "                          1G, or the file's size with --mode read\n"
 "  -e, --engine NAME       auto (default), uring, aio or threads\n"

@@ -77,7 +77,14 @@ static int sbench_open(struct sbench *b, const struct bench_opts *o,
 {
 	const struct bench_store_opts *so = b->so;
 	struct swapio_store_drive dv[SWAPIO_STORE_DRIVES_MAX];
-	struct swapio_store_config scfg = { .stripe_unit = so->stripe_unit };
+	/* Allocated at open, before the clock starts, as bench does for a
+	 * file; --no-prealloc lets the puts grow the store. Each value
+	 * takes a header block and its padding: a MiB covers both. */
+	struct swapio_store_config scfg = {
+		.stripe_unit = so->stripe_unit,
+		.capacity = o->no_prealloc ? 0 :
+			    b->nvals * (b->buf_bytes + (1u << 20)),
+	};
 	unsigned int failed;
 	int ret;
 
