@@ -531,7 +531,9 @@ SWAPIO_API int swapio_engine_probe(unsigned int engine);
  * Files in the directory: "lock" (record-locked by the owning process),
  * "data" (the extents) and "index" (an append-only log of fixed-size,
  * checksummed records, replayed at open and compacted now and then).
- * All of them are opened relative to the directory's descriptor.
+ * All of them are opened relative to the directory's descriptor. A store
+ * striped over several drives (swapio_store_open_multi()) has "lock",
+ * "data" and "drives" in each drive's directory and "index" in the first.
  */
 typedef struct swapio_store swapio_store;	/* opaque */
 typedef struct swapio_store_op swapio_store_op;	/* one async put or get */
