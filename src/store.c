@@ -798,14 +798,21 @@ static void op_recycle(swapio_store *s, struct swapio_store_op *op)
 	op_unget(s, op);
 }
 
-/* The transfers' outcome, once all have completed: 0 or the first error. */
+/*
+ * The transfers' outcome: 0 or the first error. Waits for every one of
+ * them, also after an error: a failed put's space is freed next, and a
+ * piece still in flight (on another drive, say) must not land in it after
+ * another put took it.
+ */
 static int io_result(struct swapio_store_op *op)
 {
 	int ret = 0;
 
-	for (unsigned int i = 0; i < op->nr_io && !ret; i++) {
+	for (unsigned int i = 0; i < op->nr_io; i++) {
 		ssize_t r = swapio_op_wait(op->io[i], -1);
 
+		if (ret)
+			continue;
 		if (r < 0)
 			ret = (int)r;
 		else if ((uint64_t)r != op->io_len[i])
