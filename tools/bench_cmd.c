@@ -48,7 +48,10 @@ static const char usage[] =
 "      --json              print one JSON object\n"
 "  -c, --config FILE       settings from a swapio config file (see sweep\n"
 "                          --save); options given here override it\n"
-"  -h, --help              this help\n";
+"  -h, --help              this help\n"
+"\n"
+"Several processes on one node (one per GPU): SWAPIO_SHARE_NODE=1 gives\n"
+"each handle queue_depth / LOCAL_WORLD_SIZE (docs/SCALING.md).\n";
 
 enum {
 	OPT_DIRECT = 256, OPT_NO_DIRECT, OPT_VERIFY, OPT_KEEP, OPT_JSON,

@@ -346,11 +346,12 @@ static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { "block_size", "queue_depth", "threads",
 				  "engine", "direct", "direct_strict",
-				  "single_submit", "overlap", NULL };
+				  "single_submit", "overlap", "share_node",
+				  NULL };
 	unsigned long long bs = 0;
 	unsigned int qd = 0, threads = 0;
 	const char *engine = "auto";
-	int direct = 1, strict = 0, single = 0, overlap = 1, e, ret;
+	int direct = 1, strict = 0, single = 0, overlap = 1, share = 0, e, ret;
 	struct swapio_config cfg = { 0 };
 	swapio_handle *h;
 
@@ -358,9 +359,9 @@ static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
 		PyErr_SetString(PyExc_RuntimeError, "handle already set up");
 		return -1;
 	}
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|KIIspppp", kwlist, &bs,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|KIIsppppp", kwlist, &bs,
 					 &qd, &threads, &engine, &direct,
-					 &strict, &single, &overlap))
+					 &strict, &single, &overlap, &share))
 		return -1;
 	e = swapio_engine_parse(engine);
 	if (e < 0) {
@@ -375,7 +376,8 @@ static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
 	cfg.flags = (direct ? 0 : SWAPIO_CFG_BUFFERED) |
 		    (strict ? SWAPIO_CFG_DIRECT_STRICT : 0) |
 		    (single ? SWAPIO_CFG_SINGLE_SUBMIT : 0) |
-		    (overlap ? 0 : SWAPIO_CFG_NO_OVERLAP);
+		    (overlap ? 0 : SWAPIO_CFG_NO_OVERLAP) |
+		    (share ? SWAPIO_CFG_SHARE_NODE : 0);
 	Py_BEGIN_ALLOW_THREADS
 	ret = swapio_handle_create(&cfg, &h);
 	Py_END_ALLOW_THREADS
@@ -2344,10 +2346,12 @@ static PyType_Slot handle_slots[] = {
 	{ Py_tp_doc, (void *)PyDoc_STR(
 	  "Handle(block_size=0, queue_depth=0, threads=0, engine='auto', "
 	  "direct=True, direct_strict=False, single_submit=False, "
-	  "overlap=True)\n\n"
+	  "overlap=True, share_node=False)\n\n"
 	  "The engines and workers that move data. 0 means the default "
-	  "(1 MiB blocks, queue depth 32, 1 thread). A context manager; "
-	  "safe to use from many threads.") },
+	  "(1 MiB blocks, queue depth 32, 1 thread). share_node: the queue "
+	  "depth is the node's, and this handle takes queue_depth / "
+	  "LOCAL_WORLD_SIZE. A context manager; safe to use from many "
+	  "threads.") },
 	{ Py_tp_new, PyType_GenericNew },
 	{ Py_tp_init, handle_init },
 	{ Py_tp_dealloc, handle_dealloc },

@@ -123,3 +123,15 @@ def test_store_striped(tmp_path):
     finally:
         for h in hs:
             h.close()
+
+
+def test_handle_share_node(monkeypatch):
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    monkeypatch.delenv("SWAPIO_SHARE_NODE", raising=False)
+    with swapio.Handle(queue_depth=32, share_node=True) as h:
+        assert h.config["queue_depth"] == 8
+    with swapio.Handle(queue_depth=32) as h:
+        assert h.config["queue_depth"] == 32
+    monkeypatch.setenv("SWAPIO_SHARE_NODE", "1")
+    with swapio.Handle() as h:
+        assert h.config["queue_depth"] == 8
