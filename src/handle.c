@@ -55,8 +55,8 @@ static int config_resolve(const struct swapio_config *in,
 			  struct swapio_config *c)
 {
 	const uint32_t known = SWAPIO_CFG_BUFFERED | SWAPIO_CFG_SINGLE_SUBMIT |
-			       SWAPIO_CFG_NO_OVERLAP | SWAPIO_CFG_DIRECT_STRICT |
-			       SWAPIO_CFG_SHARE_NODE;
+			       SWAPIO_CFG_NO_OVERLAP |
+			       SWAPIO_CFG_DIRECT_STRICT | SWAPIO_CFG_SHARE_NODE;
 	const char *share = getenv("SWAPIO_SHARE_NODE");
 
 	*c = *in;

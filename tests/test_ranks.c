@@ -186,8 +186,8 @@ int main(void)
 	for (unsigned int i = 0; i < RANKS; i++) {
 		double share = total ? (double)r[i].bytes / total : 0;
 
-		printf("rank %u: %6.3f GB/s, %5.1f %% of the node, %llu values, "
-		       "queue depth %u of %u, status %d\n", i,
+		printf("rank %u: %6.3f GB/s, %5.1f %% of the node, %llu "
+		       "values, queue depth %u of %u, status %d\n", i,
 		       r[i].secs > 0 ? r[i].bytes / 1e9 / r[i].secs : 0,
 		       100 * share, (unsigned long long)r[i].values, r[i].qd,
 		       NODE_QD, r[i].status);

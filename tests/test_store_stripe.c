@@ -271,7 +271,8 @@ static void foreign_drive_refused(void **state)
 /* Odd values: every other one fits in a unit, the rest up to 4 units. */
 static size_t len_of(unsigned int i)
 {
-	return i % 2 ? 1 + i * 977u % (UNIT - 4096) : 1 + i * 7919u % (4 * UNIT);
+	return i % 2 ? 1 + i * 977u % (UNIT - 4096) :
+		       1 + i * 7919u % (4 * UNIT);
 }
 
 static void one_drive_fails(struct env *env, const char *spec, int err,
