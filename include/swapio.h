@@ -110,6 +110,17 @@ enum {
 	 * CAP_IPC_LOCK; a registration refused for that is skipped anyway.
 	 */
 	SWAPIO_CFG_NO_REGISTER		= 1u << 4,
+	/*
+	 * Several processes share this node's drives, one per GPU: the
+	 * queue depth given (or the default) is the node's, and this handle
+	 * takes its fair share, queue_depth / LOCAL_WORLD_SIZE (at least 1).
+	 * LOCAL_WORLD_SIZE is read from the environment at create (torchrun
+	 * and most launchers set it; unset or not a number: 1). The
+	 * environment variable SWAPIO_SHARE_NODE=1 sets this flag for every
+	 * handle the process creates. swapio_handle_config() reports the
+	 * share taken, with this flag cleared.
+	 */
+	SWAPIO_CFG_SHARE_NODE		= 1u << 5,
 };
 
 /*
@@ -146,6 +157,7 @@ struct swapio_config {
  *   single_submit  = false	true sets SWAPIO_CFG_SINGLE_SUBMIT
  *   overlap_events = true	false sets SWAPIO_CFG_NO_OVERLAP
  *   register_buffers = true	false sets SWAPIO_CFG_NO_REGISTER
+ *   share_node     = false	true sets SWAPIO_CFG_SHARE_NODE
  *   gpu_path       = auto	auto, staging or gds (enum swapio_gpu_path)
  *
  * Booleans are true/false (also yes/no, on/off, 1/0). A number of 0 means
@@ -599,6 +611,12 @@ SWAPIO_API void swapio_handle_stats_reset(swapio_handle *h);
 #define SWAPIO_ENOCUDA		(SWAPIO_ERRNO_BASE - 4)
 /* A CUDA runtime call failed; swapio_handle_gpu_note() says which. */
 #define SWAPIO_ECUDA		(SWAPIO_ERRNO_BASE - 5)
+/*
+ * A striped store was opened with drives other than its own: another
+ * count, order or stripe unit, a directory of another store, or a plain
+ * store's directory given as one of several (or the reverse).
+ */
+#define SWAPIO_EDRIVES		(SWAPIO_ERRNO_BASE - 6)
 
 /* A static message for @err (negative errno or SWAPIO_E*). Thread-safe. */
 SWAPIO_API const char *swapio_strerror(int err);
@@ -677,7 +695,9 @@ SWAPIO_API int swapio_engine_probe(unsigned int engine);
  * Files in the directory: "lock" (record-locked by the owning process),
  * "data" (the extents) and "index" (an append-only log of fixed-size,
  * checksummed records, replayed at open and compacted now and then).
- * All of them are opened relative to the directory's descriptor.
+ * All of them are opened relative to the directory's descriptor. A store
+ * striped over several drives (swapio_store_open_multi()) has "lock",
+ * "data" and "drives" in each drive's directory and "index" in the first.
  */
 typedef struct swapio_store swapio_store;	/* opaque */
 typedef struct swapio_store_op swapio_store_op;	/* one async put or get */
@@ -707,11 +727,14 @@ enum {
  * in full at open (fallocate) and never grows.
  */
 struct swapio_store_config {
-	uint64_t capacity;	/* bytes; 0: grow on demand */
+	uint64_t capacity;	/* bytes, all drives together; 0: grow */
 	uint64_t grow_bytes;	/* growth step; 0: 64 MiB */
 	uint32_t flags;		/* SWAPIO_STORE_* */
 	uint32_t reserved32;	/* must be zero */
-	uint64_t reserved[6];	/* must be zero */
+	/* Striped stores: bytes each drive takes in turn, a multiple of the
+	 * store's block; 0: as recorded, or 1 MiB for a new store. */
+	uint64_t stripe_unit;
+	uint64_t reserved[5];	/* must be zero */
 };
 
 /*
@@ -733,6 +756,50 @@ struct swapio_store_config {
 SWAPIO_API int swapio_store_open(swapio_handle *h, const char *dir,
 				 const struct swapio_store_config *cfg,
 				 swapio_store **out);
+
+/* Drives a store may be striped over. */
+#define SWAPIO_STORE_DRIVES_MAX	64
+
+/* One drive of a striped store: its directory and the handle for its I/O. */
+struct swapio_store_drive {
+	swapio_handle	*h;	/* moves this drive's data; may be shared */
+	const char	*dir;	/* the store's directory on this drive */
+};
+
+/*
+ * swapio_store_open_multi() - open the store striped over @nr drives,
+ * creating it if missing (unless SWAPIO_STORE_NO_CREATE).
+ *
+ * The data space is cut into stripe units (cfg->stripe_unit) dealt to the
+ * drives in turn, as RAID 0 does: a value longer than a unit is split
+ * across the drives and moved in parallel, one op per unit on that
+ * drive's handle, so give each drive a handle of its own and a slow drive
+ * never holds up the others' queues. Small values fill the units in
+ * turn, so the drives fill evenly. The index, and so the log of every
+ * put, lives on drive 0; each drive has its own "lock", "data" and
+ * "drives" (the store's id, the drive's place in the list, the count and
+ * the stripe unit), so that reopening with another list, another order
+ * or another unit is refused with SWAPIO_EDRIVES. A missing drive of an
+ * existing store is never created: open says -ENOENT. On an error that
+ * belongs to one drive, *@failed (if not NULL) is its index, else @nr.
+ *
+ * An I/O error on one drive fails only the puts and gets whose values
+ * touch it; the data space grows on every drive at once, so a full drive
+ * stops the growth (-ENOSPC) while puts into space already allocated go
+ * on. Every rule of swapio_store_open() (crash, sync, order, fork) holds
+ * for striped values: a put is logged only after all its pieces were
+ * written, and swapio_store_sync() syncs every drive before the index.
+ * @nr == 1 opens the plain store in drives[0].dir, as swapio_store_open().
+ * Each handle must outlive the store. Returns 0 and *out, or the errors
+ * of swapio_store_open(), SWAPIO_EDRIVES, or -EINVAL (@nr 0 or above
+ * SWAPIO_STORE_DRIVES_MAX, a NULL member, a unit that is not a multiple
+ * of the block, the same directory twice).
+ */
+SWAPIO_API int swapio_store_open_multi(const struct swapio_store_drive *drives,
+				       unsigned int nr,
+				       const struct swapio_store_config *cfg,
+				       swapio_store **out,
+				       unsigned int *failed);
 
 /*
  * swapio_store_close() - finish every op not yet freed (puts are committed,
@@ -840,8 +907,9 @@ struct swapio_store_info {
 	uint64_t free_bytes;	/* data file bytes free now */
 	uint64_t index_bytes;	/* index log size */
 	uint32_t block;		/* extent alignment and header size */
-	uint32_t reserved32;
-	uint64_t reserved[4];
+	uint32_t drives;	/* drives it is striped over; 1: plain */
+	uint64_t stripe_unit;	/* bytes per drive in turn; 0: plain */
+	uint64_t reserved[3];
 };
 
 /* Counters of the store now. Thread-safe. */

@@ -35,6 +35,7 @@ static const struct {
 	{ "single_submit",	SWAPIO_CFG_SINGLE_SUBMIT,	false },
 	{ "overlap_events",	SWAPIO_CFG_NO_OVERLAP,		true },
 	{ "register_buffers",	SWAPIO_CFG_NO_REGISTER,		true },
+	{ "share_node",		SWAPIO_CFG_SHARE_NODE,		false },
 };
 
 #define NR_BOOL_KEYS	(SWAPIO_ARRAY_SIZE(bool_keys))

@@ -13,7 +13,9 @@
 	X(SWAPIO_ENOCUDA, "device memory, but no CUDA runtime could be "	\
 			  "loaded (libcudart.so; set SWAPIO_CUDA_LIBRARY)")	\
 	X(SWAPIO_ECUDA, "a CUDA runtime call failed (the handle's GPU "	\
-			"note names it)")
+			"note names it)")			\
+	X(SWAPIO_EDRIVES, "store opened with drives other than its own "	\
+			  "(count, order, stripe unit or store)")
 
 const char *swapio_strerror(int err)
 {

@@ -31,12 +31,33 @@
 /* Configuration                                                       */
 /* ------------------------------------------------------------------ */
 
+/*
+ * This process's share of a node's queue depth @qd: LOCAL_WORLD_SIZE
+ * processes (torchrun's name for those on this node) split it evenly, so
+ * that together they keep as many requests in flight on the shared
+ * drives as one process alone would, and each gets the same.
+ */
+static uint32_t node_share(uint32_t qd)
+{
+	const char *v = getenv("LOCAL_WORLD_SIZE");
+	unsigned long n = 1;
+	char *end;
+
+	if (v && *v) {
+		n = strtoul(v, &end, 10);
+		if (*end || !n || n > SWAPIO_MAX_QD)
+			n = 1;
+	}
+	return SWAPIO_MAX(qd / (uint32_t)n, 1u);
+}
+
 static int config_resolve(const struct swapio_config *in,
 			  struct swapio_config *c)
 {
 	const uint32_t known = SWAPIO_CFG_BUFFERED | SWAPIO_CFG_SINGLE_SUBMIT |
 			       SWAPIO_CFG_NO_OVERLAP | SWAPIO_CFG_DIRECT_STRICT |
-			       SWAPIO_CFG_NO_REGISTER;
+			       SWAPIO_CFG_NO_REGISTER | SWAPIO_CFG_SHARE_NODE;
+	const char *share = getenv("SWAPIO_SHARE_NODE");
 
 	*c = *in;
 	for (size_t i = 0; i < SWAPIO_ARRAY_SIZE(c->reserved); i++)
@@ -54,6 +75,12 @@ static int config_resolve(const struct swapio_config *in,
 	    c->queue_depth > SWAPIO_MAX_QD || c->threads > SWAPIO_MAX_THREADS ||
 	    c->engine > SWAPIO_ENGINE_THREADS || (c->flags & ~known))
 		return -EINVAL;
+	if (share && !strcmp(share, "1"))
+		c->flags |= SWAPIO_CFG_SHARE_NODE;
+	if (c->flags & SWAPIO_CFG_SHARE_NODE) {
+		c->queue_depth = node_share(c->queue_depth);
+		c->flags &= ~SWAPIO_CFG_SHARE_NODE;	/* taken */
+	}
 	return 0;
 }
 

@@ -297,13 +297,13 @@ struct store_reg {
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct store_reg *regs;
 
-static int reg_claim(swapio_store *s)
+static int reg_claim(struct store_drive *d)
 {
 	struct store_reg *r;
 	struct stat st;
 	int ret = 0;
 
-	if (fstat(s->dirfd, &st))
+	if (fstat(d->dirfd, &st))
 		return -errno;
 	pthread_mutex_lock(&reg_lock);
 	for (r = regs; r && (r->dev != st.st_dev || r->ino != st.st_ino);)
@@ -320,19 +320,19 @@ static int reg_claim(swapio_store *s)
 		ret = -EBUSY;
 	else
 		r->open = true;
-	s->reg = ret ? NULL : r;
+	d->reg = ret ? NULL : r;
 	pthread_mutex_unlock(&reg_lock);
 	return ret;
 }
 
-static void reg_release(swapio_store *s)
+static void reg_release(struct store_drive *d)
 {
-	if (!s->reg)
+	if (!d->reg)
 		return;
 	pthread_mutex_lock(&reg_lock);
-	s->reg->open = false;
+	d->reg->open = false;
 	pthread_mutex_unlock(&reg_lock);
-	s->reg = NULL;
+	d->reg = NULL;
 }
 
 static int cfg_check(const struct swapio_store_config *c)
@@ -349,29 +349,29 @@ static int cfg_check(const struct swapio_store_config *c)
 }
 
 /*
- * Enter the directory and take its lock: one owner at a time. A POSIX
- * record lock (F_SETLK), not flock(): it belongs to the process, so a
- * forked child does not inherit it and the parent may close and reopen.
+ * Enter a drive's directory (creating it with @create) and take its lock:
+ * one owner at a time. A POSIX record lock (F_SETLK), not flock(): it
+ * belongs to the process, so a forked child does not inherit it and the
+ * parent may close and reopen.
  */
-static int store_lock(swapio_store *s, const char *dir)
+static int drive_lock(struct store_drive *d, const char *dir, bool create)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
 	int ret;
 
-	if (!(s->flags & SWAPIO_STORE_NO_CREATE) && mkdir(dir, 0755) &&
-	    errno != EEXIST)
+	if (create && mkdir(dir, 0755) && errno != EEXIST)
 		return -errno;
-	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (s->dirfd < 0)
+	d->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d->dirfd < 0)
 		return -errno;
-	ret = reg_claim(s);
+	ret = reg_claim(d);
 	if (ret)
 		return ret;
-	s->lockfd = openat(s->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC,
+	d->lockfd = openat(d->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC,
 			   0644);
-	if (s->lockfd < 0)
+	if (d->lockfd < 0)
 		return -errno;
-	if (fcntl(s->lockfd, F_SETLK, &fl))
+	if (fcntl(d->lockfd, F_SETLK, &fl))
 		return errno == EACCES || errno == EAGAIN ? -EBUSY : -errno;
 	return 0;
 }
@@ -387,12 +387,12 @@ static int store_lock(swapio_store *s, const char *dir)
  * forked child holds none of the data file's descriptors: the library
  * closes them in every child (fork.c).
  */
-static int data_quiesce(swapio_store *s)
+static int data_quiesce(const struct store_drive *d)
 {
 	const struct timespec tick = { .tv_nsec = 10 * 1000 * 1000 };
 	int fd, ret = -EBUSY;
 
-	fd = openat(s->dirfd, "data", O_RDONLY | O_CLOEXEC);
+	fd = openat(d->dirfd, "data", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
 	for (int i = 0; i < 500 && ret; i++) {
@@ -409,30 +409,75 @@ static int data_quiesce(swapio_store *s)
 	return ret;
 }
 
-/* Open index and data. Returns 1 if there is no index yet, 0 or -errno. */
-static int store_files(swapio_store *s)
+/* Open the index. Returns 1 if there is none yet, 0 or -errno. */
+static int index_open(swapio_store *s)
 {
-	bool fresh = false;
-	int64_t size;
-	int ret;
-
 	s->ifd = openat(s->dirfd, "index", O_RDWR | O_CLOEXEC);
-	if (s->ifd < 0 && errno == ENOENT &&
-	    !(s->flags & SWAPIO_STORE_NO_CREATE))
-		fresh = true;
-	else if (s->ifd < 0)
-		return -errno;
-	ret = data_quiesce(s);
+	if (s->ifd >= 0)
+		return 0;
+	if (errno == ENOENT && !(s->flags & SWAPIO_STORE_NO_CREATE))
+		return 1;
+	return -errno;
+}
+
+/* Open a drive's data file, once a killed owner's writes have drained. */
+static int data_open(struct store_drive *d)
+{
+	int64_t size;
+	int ret = data_quiesce(d);
+
 	if (ret)
 		return ret;
-	ret = swapio_file_openat(s->h, s->dirfd, "data", SWAPIO_O_READ |
-				 SWAPIO_O_WRITE | SWAPIO_O_CREATE, &s->df);
+	ret = swapio_file_openat(d->h, d->dirfd, "data", SWAPIO_O_READ |
+				 SWAPIO_O_WRITE | SWAPIO_O_CREATE, &d->df);
 	if (ret)
 		return ret;
-	size = swapio_file_size(s->df);
+	size = swapio_file_size(d->df);
 	if (size < 0)
 		return (int)size;
-	s->data_size = (uint64_t)size;
+	d->size = (uint64_t)size;
+	return 0;
+}
+
+/*
+ * Lock every drive and open the files. Drive 0 first: it holds the index,
+ * and whether the store exists decides whether the other drives may be
+ * created (a missing drive of an existing store is an error, not a new
+ * empty directory). Returns 1 if there is no index yet, 0 or -errno, and
+ * the drive at fault in *@failed.
+ */
+static int store_files(swapio_store *s, const struct swapio_store_drive *dv,
+		       unsigned int *failed)
+{
+	const bool create = !(s->flags & SWAPIO_STORE_NO_CREATE);
+	struct stat st;
+	bool exists;
+	int fresh, ret;
+
+	*failed = 0;
+	ret = drive_lock(&s->drv[0], dv[0].dir, create);
+	if (ret)
+		return ret;
+	s->dirfd = s->drv[0].dirfd;
+	fresh = index_open(s);
+	if (fresh < 0)
+		return fresh;
+	exists = !fresh || (!fstatat(s->dirfd, "data", &st, 0) && st.st_size);
+	for (unsigned int i = 1; i < s->nr_drives; i++) {
+		*failed = i;
+		ret = drive_lock(&s->drv[i], dv[i].dir, create && !exists);
+		if (ret)
+			return ret;
+	}
+	ret = swapio__drives_check(s, exists, failed);
+	for (unsigned int i = 0; !ret && i < s->nr_drives; i++) {
+		*failed = i;
+		ret = data_open(&s->drv[i]);
+	}
+	if (ret)
+		return ret;
+	*failed = s->nr_drives;
+	s->data_size = swapio__data_size(s);
 	return fresh;
 }
 
@@ -446,9 +491,12 @@ static uint32_t default_block(const swapio_store *s)
 	uint32_t mem, off, b = MIN_BLOCK;
 	long page = sysconf(_SC_PAGESIZE);
 
-	swapio_file_alignment(s->df, &mem, &off);
-	while (b < mem || b < off || (page > 0 && b < (unsigned long)page))
-		b *= 2;
+	for (unsigned int i = 0; i < s->nr_drives; i++) {
+		swapio_file_alignment(s->drv[i].df, &mem, &off);
+		while (b < mem || b < off ||
+		       (page > 0 && b < (unsigned long)page))
+			b *= 2;
+	}
 	return b <= MAX_BLOCK ? b : MAX_BLOCK;
 }
 
@@ -476,16 +524,22 @@ void swapio__store_free(swapio_store *s)
 		pthread_cond_destroy(&op->cond);
 		pthread_mutex_destroy(&op->lock);
 		free(op->hdr);
+		free(op->io);
+		free(op->io_len);
 		free(op);
 	}
-	swapio_file_close(s->df);
 	if (s->ifd >= 0)
 		close(s->ifd);
-	if (s->lockfd >= 0)
-		close(s->lockfd);	/* releases the record lock */
-	reg_release(s);
-	if (s->dirfd >= 0)
-		close(s->dirfd);
+	for (size_t i = 0; i < SWAPIO_ARRAY_SIZE(s->drv); i++) {
+		struct store_drive *d = &s->drv[i];
+
+		swapio_file_close(d->df);
+		if (d->lockfd >= 0)
+			close(d->lockfd);	/* releases the record lock */
+		reg_release(d);
+		if (d->dirfd >= 0)
+			close(d->dirfd);
+	}
 	swapio__map_free(s);
 	free(s->fl.v);
 	pthread_mutex_destroy(&s->lock);
@@ -498,8 +552,11 @@ swapio_store *swapio__store_alloc(swapio_handle *h, uint32_t flags)
 
 	if (!s)
 		return NULL;
-	s->h = h;
-	s->ifd = s->dirfd = s->lockfd = -1;
+	s->drv[0].h = h;
+	s->nr_drives = 1;
+	s->ifd = s->dirfd = -1;
+	for (size_t i = 0; i < SWAPIO_ARRAY_SIZE(s->drv); i++)
+		s->drv[i].dirfd = s->drv[i].lockfd = -1;
 	s->fork_gen = swapio__fork_gen();
 	s->flags = flags;
 	s->grow = DEF_GROW;
@@ -514,64 +571,117 @@ swapio_store *swapio__store_alloc(swapio_handle *h, uint32_t flags)
 	return s;
 }
 
-/* Lock, then create the store or load its index. */
-static int store_setup(swapio_store *s, const char *dir, bool *fresh)
+/* A new store's block, stripe unit and drive records. */
+static int store_create(swapio_store *s, const struct swapio_store_drive *dv)
 {
-	int ret = store_lock(s, dir);
+	const char *dirs[SWAPIO_STORE_DRIVES_MAX];
+	int ret;
 
+	s->block = default_block(s);
+	s->gen_limit = GEN_BATCH;	/* the first HEAD reserves */
+	if (s->unit % s->block)
+		return -EINVAL;
+	for (unsigned int i = 0; i < s->nr_drives; i++)
+		dirs[i] = dv[i].dir;
+	ret = swapio__drives_record(s, dirs);
 	if (!ret)
-		ret = store_files(s);
-	*fresh = ret == 1 && !s->data_size;
-	if (*fresh) {
-		s->block = default_block(s);
-		s->gen_limit = GEN_BATCH;	/* the first HEAD reserves */
 		ret = swapio__space_init(s);
-		return ret ? ret : swapio__log_compact(s);
-	}
+	return ret ? ret : swapio__log_compact(s);
+}
+
+/* Lock, then create the store or load its index. */
+static int store_setup(swapio_store *s, const struct swapio_store_drive *dv,
+		       bool *fresh, unsigned int *failed)
+{
+	int ret = store_files(s, dv, failed);
+
+	*fresh = ret == 1 && !s->data_size;
+	if (*fresh)
+		return store_create(s, dv);
+	if (ret >= 0 && s->unit % MIN_BLOCK)
+		return SWAPIO_EDRIVES;	/* a forged record */
 	if (ret == 1)	/* data without an index: never start over on it */
-		return (s->flags & SWAPIO_STORE_RECOVER) ?
-		       swapio__scan_rebuild(s, default_block(s)) :
-		       SWAPIO_EBADSTORE;
-	return ret ? ret : store_load(s);
+		ret = (s->flags & SWAPIO_STORE_RECOVER) ?
+		      swapio__scan_rebuild(s, default_block(s)) :
+		      SWAPIO_EBADSTORE;
+	else if (!ret)
+		ret = store_load(s);
+	/* The block comes from the log: only now can the unit be checked. */
+	if (!ret && s->unit % s->block)
+		ret = SWAPIO_EDRIVES;
+	return ret;
+}
+
+/* Check the arguments of an open; 0 or -EINVAL. */
+static int open_check(const struct swapio_store_drive *dv, unsigned int nr,
+		      const struct swapio_store_config *c)
+{
+	if (!dv || !nr || nr > SWAPIO_STORE_DRIVES_MAX || cfg_check(c))
+		return -EINVAL;
+	if (c->stripe_unit > MAX_LEN)
+		return -EINVAL;
+	for (unsigned int i = 0; i < nr; i++)
+		if (!dv[i].h || !dv[i].dir || !*dv[i].dir)
+			return -EINVAL;
+	return 0;
+}
+
+int swapio_store_open_multi(const struct swapio_store_drive *dv,
+			    unsigned int nr,
+			    const struct swapio_store_config *cfg,
+			    swapio_store **out, unsigned int *failed)
+{
+	SWAPIO_KEEP_ERRNO;
+	const struct swapio_store_config none = { 0 };
+	const struct swapio_store_config *c = cfg ? cfg : &none;
+	unsigned int bad = nr;
+	bool fresh = false;
+	swapio_store *s;
+	int ret;
+
+	if (failed)
+		*failed = nr;
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (open_check(dv, nr, c))
+		return -EINVAL;
+	s = swapio__store_alloc(dv[0].h, c->flags);
+	if (!s)
+		return -ENOMEM;
+	s->nr_drives = nr;
+	for (unsigned int i = 0; i < nr; i++)
+		s->drv[i].h = dv[i].h;
+	s->unit = nr > 1 ? c->stripe_unit : 0;
+	if (c->grow_bytes)
+		s->grow = c->grow_bytes;
+	ret = swapio__sys_init(&s->sys, getenv("SWAPIO_FAULT_FD"));
+	if (!ret)
+		ret = store_setup(s, dv, &fresh, &bad);
+	if (!ret && c->capacity)
+		ret = swapio__space_capacity(s, c->capacity);
+	if (ret && fresh) {
+		/* Leave no half-made store to be mistaken for a damaged one. */
+		unlinkat(s->dirfd, "index", 0);
+		swapio__drives_unrecord(s);
+	}
+	if (ret) {
+		if (failed)
+			*failed = ret == -ENOMEM ? nr : bad;
+		swapio__store_free(s);
+		return ret;
+	}
+	*out = s;
+	return 0;
 }
 
 int swapio_store_open(swapio_handle *h, const char *dir,
 		      const struct swapio_store_config *cfg,
 		      swapio_store **out)
 {
-	SWAPIO_KEEP_ERRNO;
-	const struct swapio_store_config none = { 0 };
-	const struct swapio_store_config *c = cfg ? cfg : &none;
-	bool fresh = false;
-	swapio_store *s;
-	int ret;
+	const struct swapio_store_drive d = { .h = h, .dir = dir };
 
-	if (!out)
-		return -EINVAL;
-	*out = NULL;
-	if (!h || !dir || !*dir || cfg_check(c))
-		return -EINVAL;
-	s = swapio__store_alloc(h, c->flags);
-	if (!s)
-		return -ENOMEM;
-	if (c->grow_bytes)
-		s->grow = c->grow_bytes;
-	ret = swapio__sys_init(&s->sys, getenv("SWAPIO_FAULT_FD"));
-	if (!ret)
-		ret = store_setup(s, dir, &fresh);
-	if (!ret && c->capacity)
-		ret = swapio__space_capacity(s, c->capacity);
-	if (ret && fresh) {
-		/* Leave no half-made store to be mistaken for a damaged one. */
-		unlinkat(s->dirfd, "index", 0);
-		unlinkat(s->dirfd, "data", 0);
-	}
-	if (ret) {
-		swapio__store_free(s);
-		return ret;
-	}
-	*out = s;
-	return 0;
+	return swapio_store_open_multi(&d, 1, cfg, out, NULL);
 }
 
 void swapio_store_close(swapio_store *s)
@@ -587,7 +697,6 @@ void swapio_store_close(swapio_store *s)
 		return;
 	while (s->live.next != &s->live)
 		swapio_store_op_free(s->live.next);
-	reg_release(s);
 	swapio__store_free(s);
 }
 
@@ -689,19 +798,24 @@ static void op_recycle(swapio_store *s, struct swapio_store_op *op)
 	op_unget(s, op);
 }
 
-/* The transfers' outcome, once all have completed: 0 or the first error. */
+/*
+ * The transfers' outcome: 0 or the first error. Waits for every one of
+ * them, also after an error: a failed put's space is freed next, and a
+ * piece still in flight (on another drive, say) must not land in it after
+ * another put took it.
+ */
 static int io_result(struct swapio_store_op *op)
 {
 	int ret = 0;
 
-	for (unsigned int i = 0; i < op->nr_io && !ret; i++) {
-		const uint64_t want = op->put && i == 0 ? op->s->block :
-				      op->len;
+	for (unsigned int i = 0; i < op->nr_io; i++) {
 		int64_t r = swapio_op_wait(op->io[i], -1);
 
+		if (ret)
+			continue;
 		if (r < 0)
 			ret = (int)r;
-		else if ((uint64_t)r != want)
+		else if ((uint64_t)r != op->io_len[i])
 			ret = -EIO;	/* data file shorter than the index */
 	}
 	return ret;
@@ -746,24 +860,24 @@ static void hdr_fill(const swapio_store *s, void *blk, const struct entry *e)
 	v->check = XXH3_64bits(v, offsetof(struct vhdr, check));
 }
 
-/* Header block and payload go out as two ops, both into free space. */
+/*
+ * Header block and payload go out as ops of their own, all into free
+ * space: one for the header, one per stripe unit the payload touches.
+ */
 static int put_start(swapio_store *s, struct swapio_store_op *op)
 {
 	const struct entry *e = op->e;
 	int ret;
 
-	hdr_fill(s, op->hdr, e);
-	ret = swapio_submit_write(s->h, s->df, op->hdr, s->block, e->off,
-				  &op->io[0]);
+	ret = swapio__io_reserve(op, 1 + swapio__data_pieces(s,
+					e->off + s->block, op->len));
 	if (ret)
 		return ret;
-	op->nr_io = 1;
-	if (!op->len)
-		return 0;
-	ret = swapio_submit_write(s->h, s->df, op->buf, op->len,
-				  e->off + s->block, &op->io[1]);
+	hdr_fill(s, op->hdr, e);
+	ret = swapio__data_submit(s, op, true, op->hdr, s->block, e->off);
 	if (!ret)
-		op->nr_io = 2;
+		ret = swapio__data_submit(s, op, true, op->buf, op->len,
+					  e->off + s->block);
 	return ret;
 }
 
@@ -887,13 +1001,13 @@ int swapio_store_submit_get(swapio_store *s, const char *key, void *buf,
 		return ret;
 	op->buf = buf;
 	op->len = len;
-	if (len) {
-		ret = swapio_submit_read(s->h, s->df, buf, len,
-					 op->e->off + s->block, &op->io[0]);
-		if (ret)
-			return op_abort(op, ret);
-		op->nr_io = 1;
-	}
+	ret = swapio__io_reserve(op, swapio__data_pieces(s,
+					op->e->off + s->block, len));
+	if (!ret)
+		ret = swapio__data_submit(s, op, false, buf, len,
+					  op->e->off + s->block);
+	if (ret)
+		return op_abort(op, ret);
 	*out = op;
 	return 0;
 }
@@ -1216,6 +1330,8 @@ void swapio_store_info(swapio_store *s, struct swapio_store_info *out)
 	out->free_bytes = swapio__fl_free_bytes(&s->fl);
 	out->index_bytes = s->idx_end;
 	out->block = s->block;
+	out->drives = s->nr_drives;
+	out->stripe_unit = s->unit;
 	pthread_mutex_unlock(&s->lock);
 }
 

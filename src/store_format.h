@@ -72,4 +72,24 @@ struct vhdr {
 	uint64_t	check;	/* XXH3-64 of all the bytes above */
 };
 
+/*
+ * "drives", in each drive's directory of a striped store (a plain store
+ * has none): which store the drive belongs to and its place in the list.
+ * The record is followed by the list as it was given at creation, one
+ * "index<TAB>path" line per drive, for people; open reads only the record.
+ */
+#define DRV_MAGIC	0x44505753u	/* "SWPD" */
+#define DRV_VERSION	1u
+
+struct drec {
+	uint32_t	magic;
+	uint16_t	version;
+	uint16_t	index;	/* this drive's place, from 0 */
+	uint32_t	nr;	/* drives in the store */
+	uint32_t	pad;
+	uint64_t	unit;	/* stripe unit, bytes */
+	uint64_t	id;	/* random, the same on every drive */
+	uint64_t	check;	/* XXH3-64 of all the bytes above */
+};
+
 #endif /* SWAPIO_STORE_FORMAT_H */

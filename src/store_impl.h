@@ -79,8 +79,12 @@ struct swapio_store_op {
 	pthread_cond_t		cond;	/* finished; CLOCK_MONOTONIC */
 	bool			finishing;	/* a thread runs the finish */
 	atomic_bool		finished;
-	swapio_op		*io[2];
+	/* Transfers: the header, then one per piece of the payload (one
+	 * piece per stripe unit it touches); kept for the op's next use. */
+	swapio_op		**io;
+	uint64_t		*io_len;	/* bytes each must move */
 	unsigned int		nr_io;
+	unsigned int		cap_io;
 	bool			put;
 	int64_t			result;
 	struct entry		*e;	/* put: the new value; get: pinned */
@@ -89,14 +93,25 @@ struct swapio_store_op {
 	void			*hdr;	/* put: header block, `block` bytes */
 };
 
-struct swapio_store {
-	swapio_handle		*h;
-	swapio_file		*df;	/* data, for every data-file call */
-	int			ifd;	/* index */
+/* One drive of the data space (store_drives.c); a plain store has one. */
+struct store_drive {
+	swapio_handle		*h;	/* its I/O, queues and workers */
+	swapio_file		*df;	/* its data file */
 	int			dirfd;
 	int			lockfd;	/* F_SETLK record lock on "lock" */
-	unsigned int		fork_gen; /* see store_forked() */
 	struct store_reg	*reg;	/* this process's claim on the dir */
+	uint64_t		size;	/* bytes of its data file at open */
+};
+
+struct swapio_store {
+	struct store_drive	drv[SWAPIO_STORE_DRIVES_MAX];
+	unsigned int		nr_drives;
+	uint64_t		unit;	/* stripe unit; 0 with one drive */
+	uint64_t		id;	/* striped: shared by its drives */
+	unsigned int		rotor;	/* drive for the next small extent */
+	int			ifd;	/* index */
+	int			dirfd;	/* drive 0's, home of the index */
+	unsigned int		fork_gen; /* see store_forked() */
 	uint32_t		block;
 	uint32_t		flags;
 	uint64_t		capacity;	/* 0: grow */
@@ -131,6 +146,12 @@ struct swapio_store {
 	struct swapio_store_op	*free_ops;
 };
 
+/* The data space grows by whole rows of units, the same on every drive. */
+static inline uint64_t grain(const swapio_store *s)
+{
+	return s->nr_drives > 1 ? s->unit * s->nr_drives : s->block;
+}
+
 static inline uint64_t ext_bytes(const swapio_store *s, uint64_t len)
 {
 	return s->block + SWAPIO_ALIGN_UP(len, (uint64_t)s->block);
@@ -153,11 +174,34 @@ void swapio__store_free(swapio_store *s);
 int swapio__fl_insert(struct freelist *fl, uint64_t off, uint64_t len);
 int swapio__fl_take(struct freelist *fl, uint64_t len, uint64_t *off);
 int swapio__fl_claim(struct freelist *fl, uint64_t off, uint64_t len);
+int swapio__fl_take_unit(struct freelist *fl, uint64_t len, uint64_t unit,
+			 unsigned int nr, unsigned int d, uint64_t *off);
 uint64_t swapio__fl_free_bytes(const struct freelist *fl);
 int swapio__space_init(swapio_store *s);
 int swapio__space_alloc(swapio_store *s, uint64_t len, uint64_t *off);
 void swapio__space_free(swapio_store *s, uint64_t off, uint64_t len);
 int swapio__space_capacity(swapio_store *s, uint64_t capacity);
+
+/* store_drives.c: the data space over one drive or several */
+#define STRIPE_DEF_UNIT	(1ull << 20)
+int swapio__drives_check(swapio_store *s, bool exists, unsigned int *failed);
+int swapio__drives_record(swapio_store *s, const char *const *dirs);
+void swapio__drives_unrecord(swapio_store *s);
+/* Room in @op for @n more transfers; 0 or -ENOMEM. */
+int swapio__io_reserve(struct swapio_store_op *op, unsigned int n);
+/* Transfers needed for @len bytes at data offset @off. */
+unsigned int swapio__data_pieces(const swapio_store *s, uint64_t off,
+				 uint64_t len);
+/* Start moving @len bytes at data offset @off, one op per piece, added
+ * to @op (room reserved). 0 or the first submission's error. */
+int swapio__data_submit(swapio_store *s, struct swapio_store_op *op,
+			bool write, void *buf, uint64_t len, uint64_t off);
+/* Read @n bytes at data offset @off; true if all arrived. */
+bool swapio__data_pread(swapio_store *s, void *buf, size_t n, uint64_t off);
+int swapio__data_allocate(swapio_store *s, uint64_t off, uint64_t len);
+int swapio__data_sync(swapio_store *s);
+/* The data space at open: every drive's share, whole units. */
+uint64_t swapio__data_size(const swapio_store *s);
 
 /* store_log.c */
 void swapio__rec_put(struct irec *r, const struct entry *e);

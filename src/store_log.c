@@ -120,8 +120,15 @@ static void log_reserve(swapio_store *s)
 	if (s->idx_alloc >= s->idx_end + want)
 		return;
 	step = SWAPIO_MAX(want, (uint64_t)IDX_RESERVE);
+	/* The least step may be too greedy for a nearly full filesystem:
+	 * without this second try, a filesystem with room for the reserve
+	 * but not for the step compacted on every append, then ran out. */
 	if (!swapio__sys_fallocate(&s->sys, SYS_INDEX, s->ifd,
-				   FALLOC_FL_KEEP_SIZE, s->idx_end, step))
+				   FALLOC_FL_KEEP_SIZE, s->idx_end, step) ||
+	    (step > want &&
+	     !swapio__sys_fallocate(&s->sys, SYS_INDEX, s->ifd,
+				    FALLOC_FL_KEEP_SIZE, s->idx_end,
+				    step = want)))
 		s->idx_alloc = s->idx_end + step;
 	else if (s->idx_end >= s->compact_after)
 		s->want_compact = true;
@@ -630,7 +637,7 @@ int swapio__log_sync(swapio_store *s)
 	bool dir;
 	int fd, ret;
 
-	ret = swapio__sys_file_sync(&s->sys, s->df);
+	ret = swapio__data_sync(s);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&s->lock);

@@ -22,7 +22,7 @@ static bool vhdr_valid(const struct vhdr *v)
 
 static bool read_exact(swapio_store *s, void *buf, size_t n, uint64_t off)
 {
-	return swapio_pread(s->h, s->df, buf, n, off) == (ssize_t)n;
+	return swapio__data_pread(s, buf, n, off);
 }
 
 /* Is the payload after the header at @off intact? Reads all of it. */

@@ -104,6 +104,36 @@ int swapio__fl_take(struct freelist *fl, uint64_t len, uint64_t *off)
 	return -ENOSPC;
 }
 
+/*
+ * First fit within one stripe unit of drive @d (of @nr, units of @unit
+ * bytes): the lowest free [off, off+len) that lies in a single unit
+ * k with k % nr == d. Each free range needs at most two looks: its first
+ * unit of that drive, and the next one if the first is cut short.
+ */
+int swapio__fl_take_unit(struct freelist *fl, uint64_t len, uint64_t unit,
+			 unsigned int nr, unsigned int d, uint64_t *off)
+{
+	assert(len && len <= unit && d < nr);
+	for (size_t i = 0; i < fl->n; i++) {
+		const uint64_t a = fl->v[i].off, b = a + fl->v[i].len;
+		uint64_t k = a / unit;
+
+		k += (d + nr - k % nr) % nr;	/* the first of drive d */
+		for (; k * unit < b; k += nr) {
+			uint64_t lo = SWAPIO_MAX(a, k * unit);
+			uint64_t hi = SWAPIO_MIN(b, (k + 1) * unit);
+
+			if (hi - lo >= len) {
+				*off = lo;
+				return swapio__fl_claim(fl, lo, len);
+			}
+			if (hi == b)
+				break;
+		}
+	}
+	return -ENOSPC;
+}
+
 /* Take exactly [off, off+len), which must be free: replay's allocation. */
 int swapio__fl_claim(struct freelist *fl, uint64_t off, uint64_t len)
 {
@@ -144,7 +174,7 @@ int swapio__space_init(swapio_store *s)
 {
 	s->fl.n = 0;
 	/* An unaligned tail (never written by us) is left out of use. */
-	s->data_size -= s->data_size % s->block;
+	s->data_size -= s->data_size % grain(s);
 	return s->data_size ? swapio__fl_insert(&s->fl, 0, s->data_size) : 0;
 }
 
@@ -163,13 +193,13 @@ static int data_grow(swapio_store *s, uint64_t need)
 
 	if (last && last->off + last->len == old)
 		need -= last->len;
-	want = SWAPIO_ALIGN_UP(need, (uint64_t)s->block);
-	step = SWAPIO_ALIGN_UP(SWAPIO_MAX(want, s->grow), (uint64_t)s->block);
-	ret = swapio__sys_file_allocate(&s->sys, s->df, old, step);
+	want = SWAPIO_ALIGN_UP(need, grain(s));
+	step = SWAPIO_ALIGN_UP(SWAPIO_MAX(want, s->grow), grain(s));
+	ret = swapio__data_allocate(s, old, step);
 	/* The step may be too greedy for a nearly full filesystem. */
 	if (ret == -ENOSPC && step > want) {
 		step = want;
-		ret = swapio__sys_file_allocate(&s->sys, s->df, old, step);
+		ret = swapio__data_allocate(s, old, step);
 	}
 	if (ret)
 		return ret;
@@ -177,14 +207,36 @@ static int data_grow(swapio_store *s, uint64_t need)
 	return swapio__fl_insert(&s->fl, old, step);
 }
 
+/*
+ * Striped, an extent that fits in a unit goes in one unit, on the drives
+ * in turn: the drives fill evenly, a value touches one drive only, and
+ * when a drive fails the next put goes to another one instead of back
+ * into the space the failed put gave up. Larger extents take the first
+ * fit and so span the drives.
+ */
+static int space_take(swapio_store *s, uint64_t len, uint64_t *off)
+{
+	const unsigned int nr = s->nr_drives;
+
+	if (nr > 1 && len <= s->unit) {
+		const unsigned int d0 = s->rotor++ % nr;
+
+		for (unsigned int i = 0; i < nr; i++)
+			if (!swapio__fl_take_unit(&s->fl, len, s->unit, nr,
+						  (d0 + i) % nr, off))
+				return 0;
+	}
+	return swapio__fl_take(&s->fl, len, off);
+}
+
 int swapio__space_alloc(swapio_store *s, uint64_t len, uint64_t *off)
 {
-	int ret = swapio__fl_take(&s->fl, len, off);
+	int ret = space_take(s, len, off);
 
 	if (ret != -ENOSPC || s->capacity)
 		return ret;
 	ret = data_grow(s, len);
-	return ret ? ret : swapio__fl_take(&s->fl, len, off);
+	return ret ? ret : space_take(s, len, off);
 }
 
 void swapio__space_free(swapio_store *s, uint64_t off, uint64_t len)
@@ -199,12 +251,15 @@ int swapio__space_capacity(swapio_store *s, uint64_t capacity)
 	uint64_t old = s->data_size;
 	int ret;
 
-	capacity -= capacity % s->block;
+	/* Striped: whole rows, rounded up, so a small capacity is not 0. */
+	if (s->nr_drives > 1)
+		capacity = SWAPIO_ALIGN_UP(capacity, grain(s));
+	capacity -= capacity % grain(s);
 	if (capacity <= old) {
 		s->capacity = old;
 		return 0;
 	}
-	ret = swapio__sys_file_allocate(&s->sys, s->df, old, capacity - old);
+	ret = swapio__data_allocate(s, old, capacity - old);
 	if (ret)
 		return ret;
 	s->data_size = s->capacity = capacity;

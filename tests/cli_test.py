@@ -354,7 +354,33 @@ def case_info_json(d):
     check(json.loads(out)["path"]["error"] == "ENOENT", out)
 
 
+def case_stripe(d):
+    """bench --dir over three directories: a striped store, verified."""
+    dirs = [os.path.join(d, f"drive{i}") for i in range(3)]
+    for x in dirs:
+        os.mkdir(x)
+    args = [a for x in dirs for a in ("--dir", x)]
+    out, _ = run("bench", *args, "-s", SMALL, "--value-size", "3M",
+                 "--stripe-unit", "256K", "--verify", "--json")
+    r = json.loads(out)
+    for ph in ("write", "read"):
+        check_phase(r[ph], ph)
+        check(r[ph]["bytes"] == 5 * (3 << 20), r[ph])
+    out, _ = run("bench", *args, "-s", SMALL, "--value-size", "3M",
+                 "--verify")
+    check("3 drives, a handle each" in out and
+          "every byte read matched" in out, out)
+    for x in dirs:
+        check(os.listdir(x) == [], f"bench left {os.listdir(x)} in {x}")
+    usage_error("bench", "--dir", dirs[0], "-f", os.path.join(d, "f"))
+    usage_error("bench", "--dir", dirs[0], "--stripe-unit", "1000")
+    runtime_error("bench", "--dir", dirs[0], "--dir",
+                  os.path.join(d, "missing", "deeper"), "-s", SMALL,
+                  says="missing")
+
+
 CASES = {
+    "stripe": case_stripe,
     "png": case_png,
     "info_json": case_info_json,
     "vsfio_png": case_vsfio_png,

@@ -43,7 +43,7 @@ add_test(NAME soak_watchdog COMMAND swapio-stress --seconds 30
 set_tests_properties(soak_watchdog PROPERTIES TIMEOUT 30 LABELS "soak"
   PASS_REGULAR_EXPRESSION "HANG: no op completed for 2 s")
 # The store keeps every earlier key readable and right when puts fail.
-swapio_add_test(NAME fault_store SOURCES test_fault_store.c PER_ENGINE
+swapio_add_test(NAME fault_store STRIPED SOURCES test_fault_store.c PER_ENGINE
                 TIMEOUT 120)
 # Several processes, each with its own handle, in one directory.
 # Not under the sanitizers (label nosan): its children fork from a parent

@@ -471,9 +471,9 @@ static void store_open_args(void **state)
 	cfg.reserved32 = 1;
 	assert_int_equal(swapio_store_open(env->h, dir, &cfg, &s), -EINVAL);
 	cfg.reserved32 = 0;
-	cfg.reserved[5] = 1;
+	cfg.reserved[4] = 1;
 	assert_int_equal(swapio_store_open(env->h, dir, &cfg, &s), -EINVAL);
-	cfg.reserved[5] = 0;
+	cfg.reserved[4] = 0;
 	cfg.flags = 1u << 30;
 	assert_int_equal(swapio_store_open(env->h, dir, &cfg, &s), -EINVAL);
 	cfg.flags = SWAPIO_STORE_NO_CREATE;

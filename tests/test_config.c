@@ -73,6 +73,48 @@ static void config_kept(void **state)
 	swapio_handle_destroy(h);
 }
 
+/* The queue depth of a handle that shares the node with its ranks. */
+static uint32_t shared_qd(uint32_t qd, uint32_t flags, const char *lws,
+			  const char *env)
+{
+	struct swapio_config got;
+	swapio_handle *h;
+
+	if (lws)
+		setenv("LOCAL_WORLD_SIZE", lws, 1);
+	else
+		unsetenv("LOCAL_WORLD_SIZE");
+	if (env)
+		setenv("SWAPIO_SHARE_NODE", env, 1);
+	else
+		unsetenv("SWAPIO_SHARE_NODE");
+	h = t_handle((struct swapio_config){ .queue_depth = qd,
+					     .flags = flags });
+	swapio_handle_config(h, &got);
+	swapio_handle_destroy(h);
+	unsetenv("LOCAL_WORLD_SIZE");
+	unsetenv("SWAPIO_SHARE_NODE");
+	assert_false(got.flags & SWAPIO_CFG_SHARE_NODE);	/* taken */
+	return got.queue_depth;
+}
+
+static void share_node(void **state)
+{
+	const uint32_t f = SWAPIO_CFG_SHARE_NODE;
+
+	(void)state;
+	assert_int_equal(shared_qd(32, f, "4", NULL), 8);
+	assert_int_equal(shared_qd(32, f, "3", NULL), 10);
+	assert_int_equal(shared_qd(0, f, "8", NULL), 4);	/* of 32 */
+	assert_int_equal(shared_qd(2, f, "4", NULL), 1);	/* never 0 */
+	assert_int_equal(shared_qd(32, f, NULL, NULL), 32);
+	assert_int_equal(shared_qd(32, f, "four", NULL), 32);
+	assert_int_equal(shared_qd(32, f, "0", NULL), 32);
+	assert_int_equal(shared_qd(32, 0, "4", NULL), 32);	/* not asked */
+	assert_int_equal(shared_qd(32, 0, "4", "1"), 8);	/* the env */
+	assert_int_equal(shared_qd(32, 0, "4", "0"), 32);
+}
+
 static void engine_reported(void **state)
 {
 	const unsigned int e = t_engine();
@@ -300,6 +342,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(defaults_filled_in),
 		cmocka_unit_test(config_kept),
+		cmocka_unit_test(share_node),
 		cmocka_unit_test(engine_reported),
 		cmocka_unit_test(version_and_names),
 		cmocka_unit_test(stats_one_worker),

@@ -37,12 +37,113 @@ static inline void ts_key(char *key, size_t n, unsigned int id)
 	snprintf(key, n, "layer.%u/weights", id);
 }
 
+/*
+ * SWAPIO_TEST_STRIPE=N[:UNIT] runs every store test over a store striped
+ * across N drives (2..8): @dir itself, which keeps the index, and
+ * @dir/drive.1 .. @dir/drive.N-1, with a stripe unit of UNIT bytes
+ * (default 32 KiB, so that values of more than a few blocks really
+ * split). Unset: the plain store. ctest runs the store's tests both ways
+ * (tests/store.cmake).
+ */
+static inline unsigned int ts_stripe(uint64_t *unit)
+{
+	const char *v = getenv("SWAPIO_TEST_STRIPE");
+	unsigned long n, u = 32u << 10;
+	char *end;
+
+	if (!v || !*v)
+		return 1;
+	n = strtoul(v, &end, 10);
+	if (*end == ':')
+		u = strtoul(end + 1, &end, 10);
+	if (*end || n < 1 || n > 8 || !u)
+		t_die("SWAPIO_TEST_STRIPE=%s: want N[:UNIT], N in 1..8", v);
+	if (unit)
+		*unit = u;
+	return (unsigned int)n;
+}
+
+/* The directory of drive @i (> 0) of a test store in @dir; free() it. */
+static inline char *ts_drive_dir(const char *dir, unsigned int i)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "drive.%u", i);
+	return t_path(dir, name);
+}
+
+/*
+ * swapio_store_open() as the store's tests call it: striped over the
+ * drives SWAPIO_TEST_STRIPE names, every drive on handle @h (the
+ * striping tests proper give each drive its own).
+ */
+static inline int ts_store_open(swapio_handle *h, const char *dir,
+				const struct swapio_store_config *cfg,
+				swapio_store **out)
+{
+	struct swapio_store_drive dv[8];
+	struct swapio_store_config c = { 0 };
+	unsigned int n = ts_stripe(&c.stripe_unit);
+	uint64_t unit = c.stripe_unit;
+	char *dirs[8] = { 0 };
+	int ret;
+
+	if (n == 1 || !dir)
+		return swapio_store_open(h, dir, cfg, out);
+	if (cfg)
+		c = *cfg;
+	if (!c.stripe_unit)
+		c.stripe_unit = unit;
+	for (unsigned int i = 0; i < n; i++) {
+		dirs[i] = i ? ts_drive_dir(dir, i) : strdup(dir);
+		dv[i] = (struct swapio_store_drive){ .h = h, .dir = dirs[i] };
+	}
+	ret = swapio_store_open_multi(dv, n, &c, out, NULL);
+	for (unsigned int i = 0; i < n; i++)
+		free(dirs[i]);
+	return ret;
+}
+
+/*
+ * The store's data space as one buffer, whatever the striping: the
+ * drives' data files dealt back unit by unit. free() it.
+ */
+static inline unsigned char *ts_read_data(const char *dir, size_t *size)
+{
+	uint64_t unit = 0;
+	const unsigned int n = ts_stripe(&unit);
+	unsigned char *f[8], *out;
+	size_t sz[8], row = SIZE_MAX;
+
+	for (unsigned int i = 0; i < n; i++) {
+		char *d = i ? ts_drive_dir(dir, i) : strdup(dir);
+		char *p = t_path(d, "data");
+
+		f[i] = t_read_file(p, &sz[i]);
+		free(p);
+		free(d);
+		row = sz[i] < row ? sz[i] : row;
+	}
+	if (n == 1) {
+		*size = sz[0];
+		return f[0];
+	}
+	row -= row % unit;
+	*size = row * n;
+	out = t_malloc(*size ? *size : 1);
+	for (size_t k = 0; k < row / unit * n; k++)
+		memcpy(out + k * unit, f[k % n] + k / n * unit, unit);
+	for (unsigned int i = 0; i < n; i++)
+		free(f[i]);
+	return out;
+}
+
 /* A store in @dir, or the test fails. */
 static inline swapio_store *ts_open(swapio_handle *h, const char *dir,
 				    const struct swapio_store_config *cfg)
 {
 	swapio_store *s;
-	int ret = swapio_store_open(h, dir, cfg, &s);
+	int ret = ts_store_open(h, dir, cfg, &s);
 
 	if (ret)
 		t_die("swapio_store_open(%s): %s", dir, swapio_strerror(ret));

@@ -106,7 +106,7 @@ static void capacity_too_big(swapio_handle *h)
 	swapio_store *s;
 	int ret;
 
-	ret = swapio_store_open(h, dir, &cfg, &s);
+	ret = ts_store_open(h, dir, &cfg, &s);
 	if (ret != -ENOSPC)
 		t_die("capacity 64 MiB on 16 MiB: %s", swapio_strerror(ret));
 	if (fs_free(mnt) + 64 * 1024 < before)

@@ -40,7 +40,7 @@ static int child_put_uncommitted(const char *dir, const void *v2, size_t len,
 	alarm(60);	/* a hang fails the test instead of stalling it */
 	if (swapio_handle_create(&(struct swapio_config){
 					.engine = t_engine() }, &h) ||
-	    swapio_store_open(h, dir, &cfg, &s) ||
+	    ts_store_open(h, dir, &cfg, &s) ||
 	    swapio_store_submit_put(s, "k", v2, len, &op))
 		return 2;
 	while (!swapio_store_op_done(op))
@@ -54,15 +54,13 @@ static int child_put_uncommitted(const char *dir, const void *v2, size_t len,
 /* Is @needle (@n bytes) anywhere in the store's data file? */
 static bool data_holds(const char *dir, const void *needle, size_t n)
 {
-	char *path = t_path(dir, "data");
 	unsigned char *buf;
 	size_t size;
 	bool found;
 
-	buf = t_read_file(path, &size);
+	buf = ts_read_data(dir, &size);
 	found = memmem(buf, size, needle, n) != NULL;
 	free(buf);
-	free(path);
 	return found;
 }
 
@@ -94,7 +92,10 @@ static void damage_index(const char *dir)
  * The layout, in blocks B from the data file's start: "hole" (9 B, then
  * removed), v1 (2 B), v2 (11 B: too large for the hole, so it goes after
  * v1), and v3 (3 B) back in the hole. v3's header comes before v2's in
- * the file and v2's extent is never overwritten.
+ * the file and v2's extent is never overwritten. Striped, each extent is
+ * a stripe unit U longer (9 B + U, ...): extents over a unit are placed
+ * first fit, as in a plain store, while smaller ones go to the drives in
+ * turn and would not keep this layout.
  */
 static void gen_not_reused_after_crash(void **state)
 {
@@ -104,7 +105,7 @@ static void gen_not_reused_after_crash(void **state)
 	};
 	struct swapio_store_info info;
 	unsigned char *hole, *v1, *v2, *v3;
-	size_t b, hole_len, v1_len, v2_len, v3_len;
+	size_t b, u, hole_len, v1_len, v2_len, v3_len;
 	int ready[2], hold[2], status;
 	swapio_handle *h;
 	swapio_store *s;
@@ -115,10 +116,11 @@ static void gen_not_reused_after_crash(void **state)
 	s = ts_open(h, env->dir, &cfg);
 	swapio_store_info(s, &info);
 	b = info.block;
-	hole_len = 8 * b;
-	v1_len = b - 5;
-	v2_len = 9 * b + 7;
-	v3_len = b + 123;
+	u = info.stripe_unit;
+	hole_len = 8 * b + u;
+	v1_len = b - 5 + u;
+	v2_len = 9 * b + 7 + u;
+	v3_len = b + 123 + u;
 	hole = t_random_buf(hole_len, 10);
 	v1 = t_random_buf(v1_len, 11);
 	v2 = t_random_buf(v2_len, 12);
@@ -165,7 +167,7 @@ static void gen_not_reused_after_crash(void **state)
 	assert_true(data_holds(env->dir, v3, v3_len));
 
 	damage_index(env->dir);
-	assert_int_equal(swapio_store_open(h, env->dir, &cfg, &s),
+	assert_int_equal(ts_store_open(h, env->dir, &cfg, &s),
 			 SWAPIO_EBADSTORE);
 	s = ts_open(h, env->dir, &rcfg);
 	check_value(s, "k", v3, v3_len);

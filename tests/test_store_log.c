@@ -107,7 +107,7 @@ static void torn_page_after_sync(void **state)
 	swapio_store *s;
 
 	fill_and_tear(env, true);
-	assert_int_equal(swapio_store_open(env->h, env->dir, NULL, &s),
+	assert_int_equal(ts_store_open(env->h, env->dir, NULL, &s),
 			 SWAPIO_EBADSTORE);
 	s = ts_open(env->h, env->dir, &rcfg);
 	for (unsigned int i = 0; i < NKEYS; i++)
@@ -198,7 +198,7 @@ static void spec_typo_refused(void **state)
 
 	for (size_t i = 0; i < T_ARRAY_SIZE(bad); i++) {
 		setenv("SWAPIO_FAULT_FD", bad[i], 1);
-		assert_int_equal(swapio_store_open(env->h, env->dir, NULL, &s),
+		assert_int_equal(ts_store_open(env->h, env->dir, NULL, &s),
 				 -EINVAL);
 	}
 	unsetenv("SWAPIO_FAULT_FD");

@@ -107,10 +107,54 @@ static void model(void **state)
 	free(fl.v);
 }
 
+/*
+ * Striped placement: an extent inside one unit of the drive asked for,
+ * the lowest such; a range's cut-short first unit is skipped; a drive
+ * with no unit left that fits says -ENOSPC.
+ */
+static void take_within_unit(void **state)
+{
+	const uint64_t unit = 4 * SPAN;	/* 3 drives: units 0,3,6.. are d0 */
+	struct freelist fl = { 0 };
+	uint64_t off;
+
+	(void)state;
+	assert_int_equal(swapio__fl_insert(&fl, 0, 12 * unit), 0);
+	assert_int_equal(swapio__fl_take_unit(&fl, 3 * SPAN, unit, 3, 1,
+					      &off), 0);
+	assert_int_equal(off, unit);		/* unit 1 is drive 1's */
+	assert_int_equal(swapio__fl_take_unit(&fl, 2 * SPAN, unit, 3, 1,
+					      &off), 0);
+	assert_int_equal(off, 4 * unit);	/* 1 SPAN left in unit 1 */
+	assert_int_equal(swapio__fl_take_unit(&fl, SPAN, unit, 3, 1, &off), 0);
+	assert_int_equal(off, unit + 3 * SPAN);	/* the gap fits this one */
+	assert_int_equal(swapio__fl_take_unit(&fl, unit, unit, 3, 0, &off), 0);
+	assert_int_equal(off, 0);
+	/* A range starting mid-unit: [2.5 units, 4 units) holds drive 2's
+	 * unit 2 cut short, so a whole unit comes from unit 5. */
+	free(fl.v);
+	fl = (struct freelist){ 0 };
+	assert_int_equal(swapio__fl_insert(&fl, 2 * unit + 2 * SPAN,
+					   10 * unit), 0);
+	assert_int_equal(swapio__fl_take_unit(&fl, unit, unit, 3, 2, &off), 0);
+	assert_int_equal(off, 5 * unit);
+	assert_int_equal(swapio__fl_take_unit(&fl, 2 * SPAN, unit, 3, 2,
+					      &off), 0);
+	assert_int_equal(off, 2 * unit + 2 * SPAN);
+	free(fl.v);
+	fl = (struct freelist){ 0 };
+	assert_int_equal(swapio__fl_insert(&fl, 0, 2 * unit), 0);
+	assert_int_equal(swapio__fl_take_unit(&fl, SPAN, unit, 3, 2, &off),
+			 -ENOSPC);
+	assert_int_equal(swapio__fl_free_bytes(&fl), 2 * unit);
+	free(fl.v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(first_fit_and_merge),
+		cmocka_unit_test(take_within_unit),
 		cmocka_unit_test(claim_exact),
 		cmocka_unit_test(model),
 	};

@@ -59,6 +59,20 @@ struct bench_result {
 	struct bench_phase ph[NR_PHASES];
 };
 
+/* swapio bench --dir ...: a store striped over one directory per drive. */
+struct bench_store_opts {
+	const char *dirs[SWAPIO_STORE_DRIVES_MAX];
+	unsigned int nr_dirs;		/* 0: bench a file, not a store */
+	uint64_t stripe_unit;		/* 0: the store's default */
+	uint64_t value_bytes;		/* bytes per put and get */
+};
+
+/* The phases of @o through a store over @so's directories (bench_store.c);
+ * o->path is not used. Returns the exit code, as bench_run(). */
+int bench_store_run(const struct bench_opts *o,
+		    const struct bench_store_opts *so,
+		    struct bench_result *r);
+
 /*
  * Run the phases @o asks for, writes first. Prints "swapio: ..." on a
  * runtime error and returns the exit code: 0, or 1.

@@ -10,12 +10,25 @@
 
 static const char usage[] =
 "usage: swapio bench --file PATH [options]\n"
+"       swapio bench --dir DIR [--dir DIR]... [options]\n"
 "\n"
 "Write PATH, then read it back, and report GB/s (10^9 bytes/s), CPU\n"
 "seconds per GB (whole process), system calls per GB and request latency.\n"
 "A file bench creates is deleted afterwards unless --keep.\n"
 "\n"
-"  -f, --file PATH         file to write and read (required)\n"
+"With --dir instead of --file, bench puts values into a store striped over\n"
+"the directories given (one per drive, each on a handle of its own, in a\n"
+"fresh swapio-bench.PID under each; removed unless --keep), then gets\n"
+"them back: the path a runtime with several drives takes.\n"
+"\n"
+"  -f, --file PATH         file to write and read\n"
+"  -d, --dir DIR           a drive's directory for a striped store; give\n"
+"                          it once per drive (up to 64), in the same order\n"
+"                          each time\n"
+"      --stripe-unit SIZE  bytes each drive takes in turn (default 1M)\n"
+"      --value-size SIZE   bytes per put and get with --dir (default 64M)\n"
+"                          (the store is allocated before the clock starts\n"
+"                          unless --no-prealloc)\n"
 "  -s, --size SIZE         bytes to move (K/M/G suffixes, x1024); default\n"
 "                          1G, or the file's size with --mode read\n"
 "  -e, --engine NAME       auto (default), uring, aio or threads\n"
@@ -40,15 +53,22 @@ static const char usage[] =
 "      --json              print one JSON object\n"
 "  -c, --config FILE       settings from a swapio config file (see sweep\n"
 "                          --save); options given here override it\n"
-"  -h, --help              this help\n";
+"  -h, --help              this help\n"
+"\n"
+"Several processes on one node (one per GPU): SWAPIO_SHARE_NODE=1 gives\n"
+"each handle queue_depth / LOCAL_WORLD_SIZE (docs/SCALING.md).\n";
 
 enum {
 	OPT_DIRECT = 256, OPT_NO_DIRECT, OPT_VERIFY, OPT_KEEP, OPT_JSON,
 	OPT_NO_PIN, OPT_NO_HUGE, OPT_NO_PREALLOC, OPT_MEMORY, OPT_NO_REGISTER,
+	OPT_STRIPE_UNIT, OPT_VALUE_SIZE,
 };
 
 static const struct option long_opts[] = {
 	{ "file",	 required_argument, NULL, 'f' },
+	{ "dir",	 required_argument, NULL, 'd' },
+	{ "stripe-unit", required_argument, NULL, OPT_STRIPE_UNIT },
+	{ "value-size",	 required_argument, NULL, OPT_VALUE_SIZE },
 	{ "size",	 required_argument, NULL, 's' },
 	{ "engine",	 required_argument, NULL, 'e' },
 	{ "block-size",	 required_argument, NULL, 'b' },
@@ -74,6 +94,7 @@ static const struct option long_opts[] = {
 /* Settings given on the command line win over those of --config. */
 struct bench_args {
 	struct bench_opts	o;
+	struct bench_store_opts	so;
 	struct swapio_config	set;	/* nonzero fields were given */
 	const char		*config;
 	int			engine;	/* -1: not given */
@@ -167,6 +188,7 @@ void bench_print_json(FILE *fp, const struct bench_result *r)
 }
 
 static void print_text(const struct bench_opts *o,
+		       const struct bench_store_opts *so,
 		       const struct bench_result *r)
 {
 	char bs[32], size[32], chunk[32];
@@ -174,8 +196,16 @@ static void print_text(const struct bench_opts *o,
 	tool_format_size(bs, sizeof(bs), r->cfg.block_size);
 	tool_format_size(size, sizeof(size), r->size);
 	tool_format_size(chunk, sizeof(chunk), r->chunk);
-	printf("swapio bench: %s, %s bytes, engine %s (%s)\n", o->path, size,
-	       r->engine, r->note);
+	if (o->path) {
+		printf("swapio bench: %s, %s bytes, engine %s (%s)\n",
+		       o->path, size, r->engine, r->note);
+	} else {
+		printf("swapio bench: a store over");
+		for (unsigned int i = 0; i < so->nr_dirs; i++)
+			printf("%s %s", i ? "," : "", so->dirs[i]);
+		printf(" (%u drives, a handle each), %s bytes, engine %s "
+		       "(%s)\n", so->nr_dirs, size, r->engine, r->note);
+	}
 	printf("block %s, queue depth %u, threads %u, %s, ops of %s, %u in "
 	       "flight, %s memory, %s%s\n", bs, r->cfg.queue_depth,
 	       r->cfg.threads, r->direct ? "O_DIRECT" : "buffered (page cache)",
@@ -227,6 +257,18 @@ static int parse_opt(struct bench_args *a, int c, const char *arg)
 
 	switch (c) {
 	case 'f': a->o.path = arg; return 0;
+	case 'd':
+		if (a->so.nr_dirs == SWAPIO_STORE_DRIVES_MAX)
+			return -1;
+		a->so.dirs[a->so.nr_dirs++] = arg;
+		return 0;
+	case OPT_STRIPE_UNIT:
+		return tool_parse_size(arg, &a->so.stripe_unit) ||
+		       !a->so.stripe_unit || a->so.stripe_unit % 4096 ? -1 : 0;
+	case OPT_VALUE_SIZE:
+		return tool_parse_size(arg, &a->so.value_bytes) ||
+		       !a->so.value_bytes || a->so.value_bytes > 1ull << 32 ?
+		       -1 : 0;
 	case 'c': a->config = arg; return 0;
 	case 'h': a->help = true; return 0;
 	case OPT_DIRECT: a->direct = 1; return 0;
@@ -305,7 +347,7 @@ static int parse_args(struct bench_args *a, int argc, char **argv)
 	a->o.modes = BENCH_WRITE | BENCH_READ;
 	opterr = 0;	/* our own messages, not getopt's */
 	optind = 0;	/* glibc: restart the scan */
-	while ((c = getopt_long(argc, argv, "f:s:e:b:q:t:m:l:c:h", long_opts,
+	while ((c = getopt_long(argc, argv, "f:d:s:e:b:q:t:m:l:c:h", long_opts,
 				NULL)) != -1) {
 		if (c == '?' || c == ':')
 			return tool_usage_error("bench", usage,
@@ -322,8 +364,14 @@ static int parse_args(struct bench_args *a, int argc, char **argv)
 		return tool_usage_error("bench", usage,
 					"unexpected argument: %s",
 					argv[optind]);
-	if (!a->o.path)
-		return tool_usage_error("bench", usage, "--file is required");
+	if (!a->o.path && !a->so.nr_dirs)
+		return tool_usage_error("bench", usage,
+					"--file or --dir is required");
+	if (a->o.path && a->so.nr_dirs)
+		return tool_usage_error("bench", usage,
+					"--file and --dir do not go together");
+	if (!a->so.value_bytes)
+		a->so.value_bytes = 64ull << 20;
 	return 0;
 }
 
@@ -343,14 +391,15 @@ int cmd_bench(int argc, char **argv)
 	rc = settle_config(&a);
 	if (rc)
 		return rc;
-	rc = bench_run(&a.o, &r);
+	rc = a.so.nr_dirs ? bench_store_run(&a.o, &a.so, &r) :
+			    bench_run(&a.o, &r);
 	if (rc)
 		return rc;
 	if (a.json) {
 		bench_print_json(stdout, &r);
 		putchar('\n');
 	} else {
-		print_text(&a.o, &r);
+		print_text(&a.o, &a.so, &r);
 	}
 	return fflush(stdout) ? tool_fail("stdout", -errno) : 0;
 }

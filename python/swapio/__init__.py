@@ -22,6 +22,7 @@ from . import _aio
 from ._swapio import (
     EBADSTORE,
     ECUDA,
+    EDRIVES,
     EFORKED,
     EMEMLOCK,
     ENOCUDA,
@@ -45,10 +46,11 @@ from ._swapio import (
 from . import _swapio
 
 __all__ = [
-    "EBADSTORE", "ECUDA", "EFORKED", "EMEMLOCK", "ENOCUDA", "Buffer", "Error", "File", "Group",
-    "Handle", "NoSuchKey", "Op", "Pipeline", "Store", "StoreOp", "Timeout",
-    "alloc", "checksum", "empty", "empty_torch", "engines", "hugepages",
-    "probe", "strerror", "version", "wait_any",
+    "EBADSTORE", "ECUDA", "EDRIVES", "EFORKED", "EMEMLOCK", "ENOCUDA",
+    "Buffer", "Error", "File", "Group", "Handle", "NoSuchKey", "Op",
+    "Pipeline", "Store", "StoreOp", "Timeout", "alloc", "checksum", "empty",
+    "empty_torch", "engines", "hugepages", "probe", "strerror", "version",
+    "wait_any",
 ]
 
 __version__ = "%d.%d.%d" % version()

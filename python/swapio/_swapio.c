@@ -61,6 +61,8 @@ static int err_errno(int err)
 		return EPERM;
 	case SWAPIO_ENOCUDA:
 		return ENODEV;
+	case SWAPIO_EDRIVES:
+		return EXDEV;
 	}
 	if (err < 0 && err > SWAPIO_ERRNO_BASE)
 		return -err;
@@ -463,13 +465,14 @@ static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { "block_size", "queue_depth", "threads",
 				  "engine", "direct", "direct_strict",
-				  "single_submit", "overlap", "gpu_path", NULL };
+				  "single_submit", "overlap", "gpu_path",
+				  "share_node", NULL };
 	static const char *const gpu_paths[] = { "auto", "staging", "gds" };
 	const char *gpu_path = "auto";
 	unsigned long long bs = 0;
 	unsigned int qd = 0, threads = 0;
 	const char *engine = "auto";
-	int direct = 1, strict = 0, single = 0, overlap = 1, e, ret;
+	int direct = 1, strict = 0, single = 0, overlap = 1, share = 0, e, ret;
 	struct swapio_config cfg = { 0 };
 	swapio_handle *h;
 
@@ -477,10 +480,10 @@ static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
 		PyErr_SetString(PyExc_RuntimeError, "handle already set up");
 		return -1;
 	}
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|KIIsppppz", kwlist, &bs,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|KIIsppppzp", kwlist, &bs,
 					 &qd, &threads, &engine, &direct,
 					 &strict, &single, &overlap,
-					 &gpu_path))
+					 &gpu_path, &share))
 		return -1;
 	cfg.gpu_path = UINT32_MAX;
 	for (uint32_t i = 0; i < 3; i++)
@@ -506,7 +509,8 @@ static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
 	cfg.flags = (direct ? 0 : SWAPIO_CFG_BUFFERED) |
 		    (strict ? SWAPIO_CFG_DIRECT_STRICT : 0) |
 		    (single ? SWAPIO_CFG_SINGLE_SUBMIT : 0) |
-		    (overlap ? 0 : SWAPIO_CFG_NO_OVERLAP);
+		    (overlap ? 0 : SWAPIO_CFG_NO_OVERLAP) |
+		    (share ? SWAPIO_CFG_SHARE_NODE : 0);
 	Py_BEGIN_ALLOW_THREADS
 	ret = swapio_handle_create(&cfg, &h);
 	Py_END_ALLOW_THREADS
@@ -1539,12 +1543,25 @@ static PyObject *NoSuchKey;	/* swapio.NoSuchKey(Error, KeyError) */
 
 typedef struct {
 	PyObject_HEAD
-	HandleObject *owner;
+	HandleObject *owner;	/* drive 0's handle */
+	PyObject *drives;	/* striped: a tuple of each drive's handle */
 	swapio_store *s;
 	PyObject *dir;
 	int closed;
 	Py_ssize_t users;	/* ops not yet observed, pipelines, calls */
 } StoreObject;
+
+/* Every handle the store uses: drive 0's, and the others' when striped. */
+static void store_unuse_handles(HandleObject *ho, PyObject *drives,
+				Py_ssize_t n)
+{
+	if (!drives) {
+		handle_unuse(ho);
+		return;
+	}
+	for (Py_ssize_t i = 0; i < n; i++)
+		handle_unuse((HandleObject *)PyTuple_GetItem(drives, i));
+}
 
 static void store_release(StoreObject *so)
 {
@@ -1556,7 +1573,8 @@ static void store_release(StoreObject *so)
 	Py_BEGIN_ALLOW_THREADS
 	swapio_store_close(s);
 	Py_END_ALLOW_THREADS
-	handle_unuse(so->owner);
+	store_unuse_handles(so->owner, so->drives,
+			    so->drives ? PyTuple_Size(so->drives) : 0);
 }
 
 static int store_use(StoreObject *so)
@@ -1612,46 +1630,125 @@ static const char *key_str(PyObject *key)
 	return s;
 }
 
+/*
+ * The drives of a store: @dir is one path or a list of paths, @handle one
+ * Handle (shared by every drive) or a list of as many. Fills @dv with
+ * borrowed handles and new references in @paths (encoded) and *@hs (a
+ * tuple of the handles, each in use). Returns the count, or -1.
+ */
+static Py_ssize_t store_drives(PyObject *dir, PyObject *handle,
+			       struct swapio_store_drive *dv,
+			       PyObject **paths, PyObject **hs)
+{
+	const int many = PyList_Check(dir) || PyTuple_Check(dir);
+	const int hlist = PyList_Check(handle) || PyTuple_Check(handle);
+	Py_ssize_t n = many ? PySequence_Size(dir) : 1, i, used = 0;
+	PyObject *d = NULL, *h;
+
+	*hs = NULL;
+	if (n < 1 || n > SWAPIO_STORE_DRIVES_MAX ||
+	    (hlist && PySequence_Size(handle) != n)) {
+		PyErr_Format(PyExc_ValueError, "a store takes 1 to %d "
+			     "directories and one handle, or one per "
+			     "directory", SWAPIO_STORE_DRIVES_MAX);
+		return -1;
+	}
+	*hs = PyTuple_New(n);
+	if (!*hs)
+		return -1;
+	for (i = 0; i < n; i++) {
+		h = hlist ? PySequence_GetItem(handle, i) : handle;
+		if (!h)
+			goto err;
+		if (!hlist)
+			Py_INCREF(h);
+		PyTuple_SetItem(*hs, i, h);	/* steals h */
+		if (!PyObject_TypeCheck(h, HandleType)) {
+			PyErr_SetString(PyExc_TypeError,
+					"handle: a Handle, or a list of them");
+			goto err;
+		}
+		d = many ? PySequence_GetItem(dir, i) : dir;
+		if (!d || !PyUnicode_FSConverter(d, &paths[i]))
+			goto err;
+		if (many)
+			Py_CLEAR(d);
+		if (handle_use((HandleObject *)h) < 0) {
+			Py_CLEAR(paths[i]);
+			goto err;
+		}
+		used++;
+		dv[i] = (struct swapio_store_drive){
+			.h = ((HandleObject *)h)->h,
+			.dir = PyBytes_AsString(paths[i]) };
+	}
+	return n;
+
+err:
+	if (many)
+		Py_XDECREF(d);
+	store_unuse_handles(NULL, *hs, used);
+	for (i = 0; i < used; i++)
+		Py_CLEAR(paths[i]);
+	Py_CLEAR(*hs);
+	return -1;
+}
+
 static int store_init(StoreObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { "dir", "handle", "capacity", "grow_bytes",
-				  "checksum", "create", "recover", NULL };
+				  "checksum", "create", "recover",
+				  "stripe_unit", NULL };
+	struct swapio_store_drive dv[SWAPIO_STORE_DRIVES_MAX];
+	PyObject *paths[SWAPIO_STORE_DRIVES_MAX] = { 0 };
 	struct swapio_store_config cfg = { 0 };
-	unsigned long long cap = 0, grow = 0;
+	unsigned long long cap = 0, grow = 0, unit = 0;
 	int sum = 1, create = 1, recover = 0, ret;
-	PyObject *dir, *bytes;
-	HandleObject *ho;
+	unsigned int failed = 0;
+	PyObject *dir, *handle, *hs, *name;
 	swapio_store *s;
+	Py_ssize_t n;
 
 	if (self->s) {
 		PyErr_SetString(PyExc_RuntimeError, "store already open");
 		return -1;
 	}
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "OO!|KKppp", kwlist, &dir,
-					 HandleType, &ho, &cap, &grow, &sum,
-					 &create, &recover) ||
-	    !PyUnicode_FSConverter(dir, &bytes))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|KKpppK", kwlist, &dir,
+					 &handle, &cap, &grow, &sum, &create,
+					 &recover, &unit))
+		return -1;
+	n = store_drives(dir, handle, dv, paths, &hs);
+	if (n < 0)
 		return -1;
 	cfg.capacity = cap;
 	cfg.grow_bytes = grow;
+	cfg.stripe_unit = unit;
 	cfg.flags = (sum ? 0 : SWAPIO_STORE_NO_CHECKSUM) |
 		    (create ? 0 : SWAPIO_STORE_NO_CREATE) |
 		    (recover ? SWAPIO_STORE_RECOVER : 0);
-	if (handle_use(ho) < 0) {
-		Py_DECREF((PyObject *)bytes);
-		return -1;
-	}
 	Py_BEGIN_ALLOW_THREADS
-	ret = swapio_store_open(ho->h, PyBytes_AsString(bytes), &cfg, &s);
+	ret = swapio_store_open_multi(dv, (unsigned int)n, &cfg, &s, &failed);
 	Py_END_ALLOW_THREADS
-	Py_DECREF((PyObject *)bytes);
+	for (Py_ssize_t i = 0; i < n; i++)
+		Py_DECREF(paths[i]);
 	if (ret < 0) {
-		handle_unuse(ho);
-		raise_err(ret, dir);
+		store_unuse_handles(NULL, hs, n);
+		/* The error names the drive it belongs to. */
+		name = !(PyList_Check(dir) || PyTuple_Check(dir)) ||
+		       failed >= (unsigned int)n ? dir :
+		       PySequence_GetItem(dir, failed);
+		raise_err(ret, name);
+		if (name != dir)
+			Py_XDECREF(name);
+		Py_DECREF(hs);
 		return -1;
 	}
-	Py_INCREF((PyObject *)ho);
-	self->owner = ho;
+	self->owner = (HandleObject *)PyTuple_GetItem(hs, 0);
+	Py_INCREF((PyObject *)self->owner);
+	if (n > 1)
+		self->drives = hs;
+	else
+		Py_DECREF(hs);
 	self->s = s;
 	Py_INCREF((PyObject *)dir);
 	self->dir = dir;
@@ -1666,6 +1763,7 @@ static void store_dealloc(StoreObject *self)
 	store_release(self);
 	Py_XDECREF((PyObject *)self->dir);
 	Py_XDECREF((PyObject *)self->owner);
+	Py_XDECREF(self->drives);
 	PyObject_Free(self);
 	Py_DECREF((PyObject *)tp);
 }
@@ -2000,14 +2098,15 @@ static PyObject *store_info(StoreObject *self, PyObject *unused)
 		return NULL;
 	swapio_store_info(self->s, &in);
 	store_unuse(self);
-	return Py_BuildValue("{sKsKsKsKsKsKsI}",
+	return Py_BuildValue("{sKsKsKsKsKsKsIsIsK}",
 		"keys", (unsigned long long)in.keys,
 		"value_bytes", (unsigned long long)in.value_bytes,
 		"used_bytes", (unsigned long long)in.used_bytes,
 		"file_bytes", (unsigned long long)in.file_bytes,
 		"free_bytes", (unsigned long long)in.free_bytes,
 		"index_bytes", (unsigned long long)in.index_bytes,
-		"block", in.block);
+		"block", in.block, "drives", in.drives,
+		"stripe_unit", (unsigned long long)in.stripe_unit);
 }
 
 static PyObject *store_closed(StoreObject *self, void *unused)
@@ -2340,8 +2439,12 @@ static PyGetSetDef store_getset[] = {
 static PyType_Slot store_slots[] = {
 	{ Py_tp_doc, (void *)PyDoc_STR(
 	  "Store(dir, handle, capacity=0, grow_bytes=0, checksum=True, "
-	  "create=True, recover=False)\n\nTensors by key in one directory: "
-	  "a mapping-like swap space. A context manager.") },
+	  "create=True, recover=False, stripe_unit=0)\n\nTensors by key "
+	  "in one directory: a mapping-like swap space. A context manager."
+	  "\n\ndir may be a list of directories, one per drive: the store "
+	  "is striped over them (handle then a list of as many Handles, "
+	  "one per drive, or one shared; stripe_unit bytes per drive in "
+	  "turn, 0: as recorded, or 1 MiB). Reopen with the same list.") },
 	{ Py_tp_new, PyType_GenericNew },
 	{ Py_tp_init, store_init },
 	{ Py_tp_dealloc, store_dealloc },
@@ -2460,10 +2563,12 @@ static PyType_Slot handle_slots[] = {
 	{ Py_tp_doc, (void *)PyDoc_STR(
 	  "Handle(block_size=0, queue_depth=0, threads=0, engine='auto', "
 	  "direct=True, direct_strict=False, single_submit=False, "
-	  "overlap=True, gpu_path='auto')\n\n"
+	  "overlap=True, gpu_path='auto', share_node=False)\n\n"
 	  "The engines and workers that move data. 0 means the default "
-	  "(1 MiB blocks, queue depth 32, 1 thread). A context manager; "
-	  "safe to use from many threads.") },
+	  "(1 MiB blocks, queue depth 32, 1 thread). share_node: the queue "
+	  "depth is the node's, and this handle takes queue_depth / "
+	  "LOCAL_WORLD_SIZE. A context manager; safe to use from many "
+	  "threads.") },
 	{ Py_tp_new, PyType_GenericNew },
 	{ Py_tp_init, handle_init },
 	{ Py_tp_dealloc, handle_dealloc },
@@ -2666,7 +2771,8 @@ PyMODINIT_FUNC PyInit__swapio(void)
 	    PyModule_AddIntConstant(m, "EBADSTORE", SWAPIO_EBADSTORE) < 0 ||
 	    PyModule_AddIntConstant(m, "EFORKED", SWAPIO_EFORKED) < 0 ||
 	    PyModule_AddIntConstant(m, "ENOCUDA", SWAPIO_ENOCUDA) < 0 ||
-	    PyModule_AddIntConstant(m, "ECUDA", SWAPIO_ECUDA) < 0) {
+	    PyModule_AddIntConstant(m, "ECUDA", SWAPIO_ECUDA) < 0 ||
+	    PyModule_AddIntConstant(m, "EDRIVES", SWAPIO_EDRIVES) < 0) {
 		Py_DECREF((PyObject *)m);
 		return NULL;
 	}

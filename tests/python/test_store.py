@@ -1,5 +1,7 @@
 """The store and the pipeline in Python's shapes."""
 
+import errno
+
 import numpy as np
 import pytest
 
@@ -84,3 +86,52 @@ def test_pipeline(store):
     out = np.zeros(1000, np.float32)
     store.get("g3t0", out)
     assert (out == 13).all()
+
+
+def test_store_striped(tmp_path):
+    """A list of directories: a striped store, a Handle per drive."""
+    dirs = [str(tmp_path / f"drive{i}") for i in range(3)]
+    rng = np.random.default_rng(12)
+    vals = {f"v{i}": rng.integers(0, 256, n, dtype=np.uint8)
+            for i, n in enumerate((1, 4095, 65537, (3 << 20) + 7))}
+    hs = [swapio.Handle(engine="threads") for _ in dirs]
+    try:
+        with swapio.Store(dirs, hs, stripe_unit=64 << 10) as s:
+            for k, v in vals.items():
+                s.put(k, v)
+            info = s.info()
+            assert info["drives"] == 3 and info["stripe_unit"] == 64 << 10
+            s.sync()
+        # Reopened with one shared handle, and the recorded unit.
+        with swapio.Store(tuple(dirs), hs[0]) as s:
+            for k, v in vals.items():
+                assert np.array_equal(np.frombuffer(s.get(k), np.uint8), v)
+        with pytest.raises(swapio.Error) as e:
+            swapio.Store(dirs[::-1], hs)
+        assert e.value.errno == errno.EXDEV
+        with pytest.raises(swapio.Error) as e:
+            swapio.Store(dirs[0], hs[0])
+        assert e.value.errno == errno.EXDEV
+        (tmp_path / "drive1").rename(tmp_path / "away")
+        with pytest.raises(swapio.Error) as e:
+            swapio.Store(dirs, hs)
+        assert e.value.errno == errno.ENOENT and e.value.filename == dirs[1]
+        with pytest.raises(ValueError):
+            swapio.Store(dirs, hs[:2])
+        with pytest.raises(TypeError):
+            swapio.Store(dirs, [hs[0], None, hs[2]])
+    finally:
+        for h in hs:
+            h.close()
+
+
+def test_handle_share_node(monkeypatch):
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    monkeypatch.delenv("SWAPIO_SHARE_NODE", raising=False)
+    with swapio.Handle(queue_depth=32, share_node=True) as h:
+        assert h.config["queue_depth"] == 8
+    with swapio.Handle(queue_depth=32) as h:
+        assert h.config["queue_depth"] == 32
+    monkeypatch.setenv("SWAPIO_SHARE_NODE", "1")
+    with swapio.Handle() as h:
+        assert h.config["queue_depth"] == 8

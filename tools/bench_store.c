@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * swapio bench --dir A --dir B ...: the same measurement through a store
+ * striped over one directory per drive, each drive on a handle of its
+ * own. Values of --value-size go in with a window of puts in flight and
+ * come back with gets; every byte is checked with --verify (the store
+ * verifies its checksum on every get anyway). The store lives in a fresh
+ * "swapio-bench.PID" under each directory and goes afterwards unless
+ * --keep.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "cmd.h"
+
+#define WINDOW		4
+#define SEED		0x5eedc0ffee15ba5eull
+
+struct sbench {
+	const struct bench_store_opts	*so;
+	swapio_handle		*h[SWAPIO_STORE_DRIVES_MAX];
+	char			*dirs[SWAPIO_STORE_DRIVES_MAX];
+	swapio_store		*s;
+	unsigned char		*bufs[WINDOW];
+	size_t			buf_bytes;
+	uint64_t		nvals;
+	bool			unpinned;	/* RLIMIT_MEMLOCK said no */
+};
+
+/* Value @i's bytes: a splitmix64 stream, incompressible. */
+static void value_fill(unsigned char *p, size_t n, uint64_t i)
+{
+	uint64_t z = SEED ^ (i * 0x9e3779b97f4a7c15ull), v;
+	size_t k;
+
+	for (k = 0; k + 8 <= n; k += 8) {
+		z += 0x9e3779b97f4a7c15ull;
+		v = z;
+		v = (v ^ (v >> 30)) * 0xbf58476d1ce4e5b9ull;
+		v = (v ^ (v >> 27)) * 0x94d049bb133111ebull;
+		v ^= v >> 31;
+		memcpy(p + k, &v, 8);
+	}
+	memset(p + k, (int)(i & 0xff), n - k);
+}
+
+static void sbench_free(struct sbench *b, bool remove)
+{
+	static const char *const files[] = { "lock", "data", "index",
+					     "drives", "index.tmp" };
+	char path[4096];
+
+	swapio_store_close(b->s);
+	for (unsigned int i = 0; i < b->so->nr_dirs; i++) {
+		swapio_handle_destroy(b->h[i]);
+		if (remove && b->dirs[i]) {
+			for (size_t k = 0; k < sizeof(files) / sizeof(*files);
+			     k++) {
+				snprintf(path, sizeof(path), "%s/%s",
+					 b->dirs[i], files[k]);
+				(void)unlink(path);
+			}
+			(void)rmdir(b->dirs[i]);
+		}
+		free(b->dirs[i]);
+	}
+	for (unsigned int w = 0; w < WINDOW; w++)
+		swapio_buf_free(b->bufs[w], b->buf_bytes);
+}
+
+static int sbench_open(struct sbench *b, const struct bench_opts *o,
+		       struct bench_result *r)
+{
+	const struct bench_store_opts *so = b->so;
+	struct swapio_store_drive dv[SWAPIO_STORE_DRIVES_MAX];
+	/* Allocated at open, before the clock starts, as bench does for a
+	 * file; --no-prealloc lets the puts grow the store. Each value
+	 * takes a header block and its padding: a MiB covers both. */
+	struct swapio_store_config scfg = {
+		.stripe_unit = so->stripe_unit,
+		.capacity = o->no_prealloc ? 0 :
+			    b->nvals * (b->buf_bytes + (1u << 20)),
+	};
+	unsigned int failed;
+	int ret;
+
+	for (unsigned int i = 0; i < so->nr_dirs; i++) {
+		if (asprintf(&b->dirs[i], "%s/swapio-bench.%d", so->dirs[i],
+			     (int)getpid()) < 0)
+			return tool_fail("asprintf", -ENOMEM);
+		ret = swapio_handle_create(&o->cfg, &b->h[i]);
+		if (ret)
+			return tool_fail("handle", ret);
+		dv[i] = (struct swapio_store_drive){ .h = b->h[i],
+						     .dir = b->dirs[i] };
+	}
+	ret = swapio_store_open_multi(dv, so->nr_dirs, &scfg, &b->s, &failed);
+	if (ret)
+		return tool_fail(failed < so->nr_dirs ? so->dirs[failed] :
+				 "store", ret);
+	swapio_handle_config(b->h[0], &r->cfg);
+	r->engine = swapio_handle_engine(b->h[0]);
+	snprintf(r->note, sizeof(r->note), "%s",
+		 swapio_handle_engine_note(b->h[0]));
+	return 0;
+}
+
+static void stats_sum(struct sbench *b, struct swapio_stats *out)
+{
+	struct swapio_stats st;
+
+	memset(out, 0, sizeof(*out));
+	for (unsigned int i = 0; i < b->so->nr_dirs; i++) {
+		swapio_handle_stats(b->h[i], &st);
+		out->syscalls += st.syscalls;
+		out->requests += st.requests;
+		out->retries += st.retries;
+		out->bounced_bytes += st.bounced_bytes;
+		/* Percentiles do not add: the slowest drive's. */
+		if (st.lat_p50_ns > out->lat_p50_ns)
+			out->lat_p50_ns = st.lat_p50_ns;
+		if (st.lat_p99_ns > out->lat_p99_ns)
+			out->lat_p99_ns = st.lat_p99_ns;
+		if (st.lat_max_ns > out->lat_max_ns)
+			out->lat_max_ns = st.lat_max_ns;
+	}
+}
+
+/* Finish op @w of value @i: check the result and, on a read, the bytes. */
+static int sbench_finish(struct sbench *b, swapio_store_op *op,
+			 unsigned int w, uint64_t i, bool read, bool verify)
+{
+	int64_t n = swapio_store_op_wait(op, -1);
+	unsigned char *want;
+	int ret = 0;
+
+	swapio_store_op_free(op);
+	if (n < 0)
+		return tool_fail(read ? "get" : "put", (int)n);
+	if (read && verify) {
+		want = malloc(b->buf_bytes);
+		if (!want)
+			return tool_fail("verify", -ENOMEM);
+		value_fill(want, b->buf_bytes, i);
+		if (memcmp(want, b->bufs[w], b->buf_bytes)) {
+			fprintf(stderr, "swapio: value %llu read back "
+				"wrong\n", (unsigned long long)i);
+			ret = 1;
+		}
+		free(want);
+	}
+	return ret;
+}
+
+static int sbench_phase(struct sbench *b, bool read, bool verify,
+			struct bench_phase *ph)
+{
+	swapio_store_op *ops[WINDOW] = { 0 };
+	uint64_t idx[WINDOW];
+	char key[64];
+	double t0, c0;
+	int ret = 0;
+
+	for (unsigned int i = 0; i < b->so->nr_dirs; i++)
+		swapio_handle_stats_reset(b->h[i]);
+	if (!read)
+		for (unsigned int w = 0; w < WINDOW; w++)
+			value_fill(b->bufs[w], b->buf_bytes, w);
+	t0 = tool_now();
+	c0 = tool_cpu_seconds();
+	for (uint64_t i = 0; i < b->nvals + WINDOW && !ret; i++) {
+		const unsigned int w = (unsigned int)(i % WINDOW);
+
+		if (ops[w])
+			ret = sbench_finish(b, ops[w], w, idx[w], read, verify);
+		ops[w] = NULL;
+		if (ret || i >= b->nvals)
+			continue;
+		/* A write's content is value w's; verify checks value w. */
+		snprintf(key, sizeof(key), "bench.%llu",
+			 (unsigned long long)i);
+		idx[w] = w;
+		ret = read ? swapio_store_submit_get(b->s, key, b->bufs[w],
+						     b->buf_bytes, &ops[w]) :
+			     swapio_store_submit_put(b->s, key, b->bufs[w],
+						     b->buf_bytes, &ops[w]);
+		if (ret)
+			ret = tool_fail(read ? "get" : "put", ret);
+	}
+	for (unsigned int w = 0; w < WINDOW; w++)
+		swapio_store_op_free(ops[w]);
+	ph->ran = !ret;
+	ph->secs = tool_now() - t0;
+	ph->cpu_secs = tool_cpu_seconds() - c0;
+	ph->bytes = b->nvals * b->buf_bytes;
+	stats_sum(b, &ph->st);
+	return ret;
+}
+
+int bench_store_run(const struct bench_opts *o,
+		    const struct bench_store_opts *so, struct bench_result *r)
+{
+	struct sbench b = { .so = so };
+	const uint64_t size = o->size ? o->size : 1ull << 30;
+	int ret;
+
+	memset(r, 0, sizeof(*r));
+	b.buf_bytes = (size_t)so->value_bytes;
+	b.nvals = size / so->value_bytes ? size / so->value_bytes : 1;
+	for (unsigned int w = 0; w < WINDOW; w++) {
+		ret = swapio_buf_alloc(b.buf_bytes, (o->no_pin ? 0 :
+				       SWAPIO_BUF_LOCKED) |
+				       (o->no_huge ? 0 : SWAPIO_BUF_HUGE),
+				       (void **)&b.bufs[w]);
+		if (ret == SWAPIO_EMEMLOCK && !o->no_pin && (b.unpinned = true))
+			ret = swapio_buf_alloc(b.buf_bytes, o->no_huge ? 0 :
+					       SWAPIO_BUF_HUGE,
+					       (void **)&b.bufs[w]);
+		if (ret) {
+			sbench_free(&b, false);
+			return tool_fail("buffer", ret);
+		}
+	}
+	ret = sbench_open(&b, o, r);
+	if (!ret && (o->modes & BENCH_WRITE))
+		ret = sbench_phase(&b, false, o->verify, &r->ph[PH_WRITE]);
+	if (!ret && (o->modes & BENCH_READ))
+		ret = sbench_phase(&b, true, o->verify, &r->ph[PH_READ]);
+	r->direct = !(r->cfg.flags & SWAPIO_CFG_BUFFERED);
+	r->pinned = !o->no_pin && !b.unpinned;
+	r->huge = !o->no_huge;
+	r->size = b.nvals * b.buf_bytes;
+	r->chunk = b.buf_bytes;
+	r->window = WINDOW;
+	sbench_free(&b, !o->keep);
+	return ret ? 1 : 0;
+}
