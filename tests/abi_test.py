@@ -61,13 +61,17 @@ _BENIGN = [re.compile(p) for p in (
     r"^parameter \d+ of type '.*' has sub-type changes:$",
     r"^return type changed:$",
     r"^in pointed to type '[^']*'( at [^ ]*)?:$",
+    r"^in unqualified underlying type '[^']*'( at [^ ]*)?:$",
     r"^type size hasn't changed$",
     r"^\d+ data member insertions?:$",
-    r"^\d+ data member changes?:$",
+    r"^\d+ data member changes?( \(\d+ filtered\))?:$",
 )]
 _INSERTED = re.compile(r"^'[^']*', at offset (\d+) \(in bits\)")
 _RESERVED = re.compile(r"^type of '[^']*\breserved\w*(\[\d*\])?' changed:$")
 _MOVED = re.compile(r"and offset changed from (\d+) to (\d+)")
+# The same on one line, as abidiff words it behind a const-qualified type.
+_RESERVED_MOVED = re.compile(r"^'[^']*\breserved\w*(\[\d*\])?' offset changed "
+                             r"from (\d+) to (\d+) \(in bits\)")
 
 
 def reserved_reuse_only(report):
@@ -94,8 +98,11 @@ def reserved_reuse_only(report):
                 continue
             skip_deeper = None
             m = _INSERTED.search(text)
+            one = _RESERVED_MOVED.search(text)
             if m:
                 inserted.append(int(m.group(1)))
+            elif one:
+                moved_from.append(int(one.group(2)))
             elif _RESERVED.search(text):
                 skip_deeper = depth - 1	# "and offset changed" is a sibling
             elif not any(b.search(text) for b in _BENIGN):
