@@ -1076,6 +1076,18 @@ SWAPIO_API int swapio_pipeline_release(swapio_pipeline *p,
 				       unsigned int group, int write_back);
 
 /*
+ * swapio_pipeline_cancel() - end the running pass now, without reading the
+ * rest: the reads begun are waited for and their groups dropped, the groups
+ * not handed out are skipped (the next pass starts at group 0), and the
+ * write-backs in flight go on (swapio_pipeline_flush() waits for them; a
+ * write-back error is still reported there or by the next begin()). For a
+ * pass begun ahead that is no longer wanted. Returns 0 (also with no pass
+ * running), -EBUSY while the caller holds a group (release it first), or
+ * -EINVAL.
+ */
+SWAPIO_API int swapio_pipeline_cancel(swapio_pipeline *p);
+
+/*
  * swapio_pipeline_flush() - wait for every write-back in flight and commit
  * it. Returns 0 or the first write-back error not yet reported. Call it
  * before relying on the store's content (a sync, a checkpoint, a get).

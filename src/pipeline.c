@@ -384,6 +384,20 @@ int swapio_pipeline_begin(swapio_pipeline *p)
 	return 0;
 }
 
+int swapio_pipeline_cancel(swapio_pipeline *p)
+{
+	if (!p)
+		return -EINVAL;
+	if (p->held)
+		return -EBUSY;
+	if (!p->active)
+		return 0;
+	reads_drop(p);
+	p->delivered = p->started = p->pass_end;
+	p->active = false;
+	return 0;
+}
+
 int swapio_pipeline_flush(swapio_pipeline *p)
 {
 	int ret;

@@ -260,6 +260,40 @@ static void misuse(void **state)
 	swapio_pipeline_destroy(NULL);
 }
 
+/*
+ * A pass begun and then cancelled reads no more than what was in flight,
+ * the next pass starts at group 0 with the right bytes, and a pass cannot
+ * be cancelled while a group is held.
+ */
+static void cancel_reads_no_more(void **state)
+{
+	struct env *env = *state;
+	struct swapio_pipeline_config cfg = {
+		.budget_bytes = 3 * biggest_group(), .depth = 2,
+	};
+	struct swapio_pipeline_stats st;
+	struct swapio_pipeline_view v;
+	swapio_pipeline *p;
+
+	assert_int_equal(swapio_pipeline_create(env->s, env->g, NG, &cfg, &p),
+			 0);
+	assert_int_equal(swapio_pipeline_cancel(p), 0);	/* none running */
+	assert_int_equal(swapio_pipeline_begin(p), 0);
+	assert_int_equal(swapio_pipeline_next(p, &v), 1);
+	assert_int_equal(v.group, 0);
+	assert_int_equal(swapio_pipeline_cancel(p), -EBUSY);	/* held */
+	assert_int_equal(swapio_pipeline_release(p, v.group, 0), 0);
+	assert_int_equal(swapio_pipeline_cancel(p), 0);
+	swapio_pipeline_stats(p, &st);
+	/* Group 0, and at most depth groups read ahead of it. */
+	assert_true(st.bytes_read <= group_bytes(0) + group_bytes(1) +
+				     group_bytes(2));
+	assert_int_equal(swapio_pipeline_next(p, &v), 0);	/* over */
+	one_pass(p, 0, false);		/* from group 0, the stored bytes */
+	assert_int_equal(swapio_pipeline_cancel(NULL), -EINVAL);
+	swapio_pipeline_destroy(p);
+}
+
 /* A key in two groups is refused at create: its write-back would race. */
 static void key_in_two_groups(void **state)
 {
@@ -288,6 +322,7 @@ int main(void)
 		T(get_errors_end_the_pass),
 		T(misuse),
 		T(key_in_two_groups),
+		T(cancel_reads_no_more),
 #undef T
 	};
 

@@ -157,7 +157,8 @@ class Pipeline:
     :class:`Group`, read ahead (up to *depth* groups) while the caller
     computes; a group not released by the time the next is asked for is
     released with write-back. At the end of a pass, every write-back is
-    flushed::
+    flushed; leaving the loop early ends the pass there (the groups not
+    yet handed out are not read), so the next one starts at group 0::
 
         for g in swapio.Pipeline(store, groups):
             step(g.arrays(np.float32))        # in place
@@ -183,7 +184,13 @@ class Pipeline:
         finally:
             if held is not None and not held.released:
                 held.release(True)
+            self._p.cancel()        # a no-op once the pass is over
         self._p.flush()
+
+    def cancel(self):
+        """End the running pass without reading the rest (no group may be
+        held); write-backs in flight go on."""
+        self._p.cancel()
 
     def flush(self):
         """Wait for every write-back in flight."""

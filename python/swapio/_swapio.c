@@ -2383,6 +2383,20 @@ static PyObject *pipe_flush(PipelineObject *self, PyObject *unused)
 	Py_RETURN_NONE;
 }
 
+static PyObject *pipe_cancel(PipelineObject *self, PyObject *unused)
+{
+	int ret;
+
+	if (pipe_check(self))
+		return NULL;
+	Py_BEGIN_ALLOW_THREADS
+	ret = swapio_pipeline_cancel(self->p);
+	Py_END_ALLOW_THREADS
+	if (ret < 0)
+		return raise_err(ret, NULL);
+	Py_RETURN_NONE;
+}
+
 static PyObject *pipe_stats(PipelineObject *self, PyObject *unused)
 {
 	struct swapio_pipeline_stats s;
@@ -2483,6 +2497,8 @@ static PyMethodDef pipe_methods[] = {
 	  "release(group, write_back=True)"),
 	M("flush", pipe_flush, METH_NOARGS, "flush()\n\nWait for every "
 	  "write-back."),
+	M("cancel", pipe_cancel, METH_NOARGS, "cancel()\n\nEnd the running "
+	  "pass without reading the rest (no group may be held)."),
 	M("stats", pipe_stats, METH_NOARGS, "stats() -> dict"),
 	M("close", pipe_close, METH_NOARGS, "close()"),
 	{ NULL }

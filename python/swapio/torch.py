@@ -591,17 +591,11 @@ class _Pass:
         self.begun = True
 
     def drain(self):
-        """End a pass begun ahead without using it: every group is given
-        back unwritten. Errors of its reads are dropped with it."""
+        """End a pass begun ahead without using it: the reads in flight
+        are waited for and dropped, the rest are never made, and errors
+        of those reads go with them."""
         self.begun = False
-        while True:
-            try:
-                item = self.pipe.next()
-            except swapio.Error:
-                continue        # the pass is over: next() returns None
-            if item is None:
-                break
-            self.pipe.release(item[0], False)
+        self.pipe.cancel()
 
     def run(self, update):
         p = self.pipe

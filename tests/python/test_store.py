@@ -82,8 +82,16 @@ def test_pipeline(store):
         grp.release(write_back=False)
         seen.append(grp.index)
     assert seen == list(range(5))
+    # Leaving a pass early ends it: the next starts at group 0 again, and
+    # what was written back before the break is kept.
+    for grp in pipe:
+        grp.arrays(np.float32)[0][:] = 99
+        break
+    assert [g.index for g in pipe] == list(range(5))
     pipe.close()
     out = np.zeros(1000, np.float32)
+    store.get("g0t0", out)
+    assert (out == 99).all()
     store.get("g3t0", out)
     assert (out == 13).all()
 
