@@ -359,11 +359,6 @@ class aio_handle:
                 # tensor's producer readies it on (DLPack).
                 view = buffer.detach() if hasattr(buffer, "detach") \
                     else buffer
-                p.bview = view
-                if is_read:
-                    p.op = f.read_async(view, file_offset)
-                else:
-                    p.op = f.write_async(view, file_offset)
             elif nbytes:
                 view = _direct_view(buffer)
                 if view is None:
@@ -373,11 +368,10 @@ class aio_handle:
                     if not is_read:
                         view.copy_(buffer.detach().reshape(-1)
                                    .view(torch.uint8))
+            if nbytes:
                 p.bview = view
-                if is_read:
-                    p.op = f.read_async(view, file_offset)
-                else:
-                    p.op = f.write_async(view, file_offset)
+                submit = f.read_async if is_read else f.write_async
+                p.op = submit(view, file_offset)
         except BaseException:
             f.close()
             if p is not None and p.bounce is not None:

@@ -274,13 +274,12 @@ class AdamW(torch.optim.Optimizer):
     # -- state in the store ---------------------------------------------
 
     def _drop_ahead(self, keep=None):
-        """Drain the pass begun ahead unless it is *keep*: its groups
-        were read before whatever comes next changes the store."""
+        """Forget the pass begun ahead, draining it unless it is *keep*
+        (about to run on from it): its groups were read before whatever
+        comes next changes the store."""
         ahead, self._ahead = self._ahead, None
         if ahead is not None and ahead is not keep:
             ahead.drain()
-        elif ahead is not None:
-            self._ahead = ahead
 
     def _run_pass(self, pipe, update):
         """Run *pipe* (its reads may have started at the end of the last
@@ -288,7 +287,6 @@ class AdamW(torch.optim.Optimizer):
         are read while the model runs forward and backward. A failure to
         begin is left for the next step to meet and report."""
         self._drop_ahead(keep=pipe)
-        self._ahead = None
         st = pipe.run(update)
         try:
             pipe.begin_ahead()
