@@ -51,6 +51,7 @@ struct uring_ctx {
 	uint64_t	wake_buf;
 	bool		reg_ok;		/* the sparse buffer table exists */
 	uint64_t	reg_gen;	/* generation of reg[] */
+	unsigned int	reg_top;	/* slots past the last used one: empty */
 	struct swapio_reg_slot reg[SWAPIO_REG_SLOTS];
 };
 
@@ -186,6 +187,10 @@ static void uring_reg_sync(struct swapio_ectx *ctx, struct uring_ctx *c)
 		(void)io_uring_register_buffers_update_tag(&c->ring, i, &iov,
 							   NULL, 1);
 	}
+	c->reg_top = 0;
+	for (unsigned int i = 0; i < SWAPIO_REG_SLOTS; i++)
+		if (c->reg[i].len)
+			c->reg_top = i + 1;
 	c->reg_gen = gen;
 }
 
@@ -199,7 +204,7 @@ static int uring_reg_find(struct swapio_ectx *ctx, struct uring_ctx *c,
 		return -1;
 	if (swapio__reg_gen() != c->reg_gen)
 		uring_reg_sync(ctx, c);
-	for (unsigned int i = 0; i < SWAPIO_REG_SLOTS; i++)
+	for (unsigned int i = 0; i < c->reg_top; i++)
 		if (c->reg[i].len && a >= c->reg[i].start &&
 		    a - c->reg[i].start <= c->reg[i].len - len &&
 		    len <= c->reg[i].len)
