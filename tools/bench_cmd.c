@@ -61,7 +61,7 @@ static const char usage[] =
 enum {
 	OPT_DIRECT = 256, OPT_NO_DIRECT, OPT_VERIFY, OPT_KEEP, OPT_JSON,
 	OPT_NO_PIN, OPT_NO_HUGE, OPT_NO_PREALLOC, OPT_MEMORY, OPT_NO_REGISTER,
-	OPT_STRIPE_UNIT, OPT_VALUE_SIZE,
+	OPT_STRIPE_UNIT, OPT_VALUE_SIZE, OPT_IN_FLIGHT,
 };
 
 static const struct option long_opts[] = {
@@ -69,6 +69,7 @@ static const struct option long_opts[] = {
 	{ "dir",	 required_argument, NULL, 'd' },
 	{ "stripe-unit", required_argument, NULL, OPT_STRIPE_UNIT },
 	{ "value-size",	 required_argument, NULL, OPT_VALUE_SIZE },
+	{ "in-flight",	 required_argument, NULL, OPT_IN_FLIGHT },
 	{ "size",	 required_argument, NULL, 's' },
 	{ "engine",	 required_argument, NULL, 'e' },
 	{ "block-size",	 required_argument, NULL, 'b' },
@@ -269,6 +270,8 @@ static int parse_opt(struct bench_args *a, int c, const char *arg)
 		return tool_parse_size(arg, &a->so.value_bytes) ||
 		       !a->so.value_bytes || a->so.value_bytes > 1ull << 32 ?
 		       -1 : 0;
+	case OPT_IN_FLIGHT:
+		return tool_parse_uint(arg, 1, 1024, &a->so.in_flight);
 	case 'c': a->config = arg; return 0;
 	case 'h': a->help = true; return 0;
 	case OPT_DIRECT: a->direct = 1; return 0;

@@ -17,7 +17,8 @@
 #include "bench.h"
 #include "cmd.h"
 
-#define WINDOW		4
+#define WINDOW_DEF	4
+#define WINDOW_MAX	1024
 #define SEED		0x5eedc0ffee15ba5eull
 
 struct sbench {
@@ -25,7 +26,8 @@ struct sbench {
 	swapio_handle		*h[SWAPIO_STORE_DRIVES_MAX];
 	char			*dirs[SWAPIO_STORE_DRIVES_MAX];
 	swapio_store		*s;
-	unsigned char		*bufs[WINDOW];
+	unsigned char		*bufs[WINDOW_MAX];
+	unsigned int		window;
 	size_t			buf_bytes;
 	uint64_t		nvals;
 	bool			unpinned;	/* RLIMIT_MEMLOCK said no */
@@ -68,7 +70,7 @@ static void sbench_free(struct sbench *b, bool remove)
 		}
 		free(b->dirs[i]);
 	}
-	for (unsigned int w = 0; w < WINDOW; w++)
+	for (unsigned int w = 0; w < b->window; w++)
 		swapio_buf_free(b->bufs[w], b->buf_bytes);
 }
 
@@ -79,11 +81,13 @@ static int sbench_open(struct sbench *b, const struct bench_opts *o,
 	struct swapio_store_drive dv[SWAPIO_STORE_DRIVES_MAX];
 	/* Allocated at open, before the clock starts, as bench does for a
 	 * file; --no-prealloc lets the puts grow the store. Each value
-	 * takes a header block and its padding: a MiB covers both. */
+	 * takes a header block and its padding to the block, which is at
+	 * most the page size: 64 KiB covers both on any Linux. */
+	const uint64_t blk = 64u << 10;
 	struct swapio_store_config scfg = {
 		.stripe_unit = so->stripe_unit,
-		.capacity = o->no_prealloc ? 0 :
-			    b->nvals * (b->buf_bytes + (1u << 20)),
+		.capacity = o->no_prealloc ? 0 : b->nvals *
+			    ((b->buf_bytes + blk - 1) / blk * blk + blk),
 	};
 	unsigned int failed;
 	int ret;
@@ -159,8 +163,8 @@ static int sbench_finish(struct sbench *b, swapio_store_op *op,
 static int sbench_phase(struct sbench *b, bool read, bool verify,
 			struct bench_phase *ph)
 {
-	swapio_store_op *ops[WINDOW] = { 0 };
-	uint64_t idx[WINDOW];
+	swapio_store_op *ops[WINDOW_MAX] = { 0 };
+	uint64_t idx[WINDOW_MAX];
 	char key[64];
 	double t0, c0;
 	int ret = 0;
@@ -168,12 +172,12 @@ static int sbench_phase(struct sbench *b, bool read, bool verify,
 	for (unsigned int i = 0; i < b->so->nr_dirs; i++)
 		swapio_handle_stats_reset(b->h[i]);
 	if (!read)
-		for (unsigned int w = 0; w < WINDOW; w++)
+		for (unsigned int w = 0; w < b->window; w++)
 			value_fill(b->bufs[w], b->buf_bytes, w);
 	t0 = tool_now();
 	c0 = tool_cpu_seconds();
-	for (uint64_t i = 0; i < b->nvals + WINDOW && !ret; i++) {
-		const unsigned int w = (unsigned int)(i % WINDOW);
+	for (uint64_t i = 0; i < b->nvals + b->window && !ret; i++) {
+		const unsigned int w = (unsigned int)(i % b->window);
 
 		if (ops[w])
 			ret = sbench_finish(b, ops[w], w, idx[w], read, verify);
@@ -191,7 +195,7 @@ static int sbench_phase(struct sbench *b, bool read, bool verify,
 		if (ret)
 			ret = tool_fail(read ? "get" : "put", ret);
 	}
-	for (unsigned int w = 0; w < WINDOW; w++)
+	for (unsigned int w = 0; w < b->window; w++)
 		swapio_store_op_free(ops[w]);
 	ph->ran = !ret;
 	ph->secs = tool_now() - t0;
@@ -210,8 +214,9 @@ int bench_store_run(const struct bench_opts *o,
 
 	memset(r, 0, sizeof(*r));
 	b.buf_bytes = (size_t)so->value_bytes;
+	b.window = so->in_flight ? so->in_flight : WINDOW_DEF;
 	b.nvals = size / so->value_bytes ? size / so->value_bytes : 1;
-	for (unsigned int w = 0; w < WINDOW; w++) {
+	for (unsigned int w = 0; w < b.window; w++) {
 		ret = swapio_buf_alloc(b.buf_bytes, (o->no_pin ? 0 :
 				       SWAPIO_BUF_LOCKED) |
 				       (o->no_huge ? 0 : SWAPIO_BUF_HUGE),
@@ -235,7 +240,7 @@ int bench_store_run(const struct bench_opts *o,
 	r->huge = !o->no_huge;
 	r->size = b.nvals * b.buf_bytes;
 	r->chunk = b.buf_bytes;
-	r->window = WINDOW;
+	r->window = b.window;
 	sbench_free(&b, !o->keep);
 	return ret ? 1 : 0;
 }
