@@ -31,6 +31,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "checksum.h"
 #include "store_impl.h"
 #include "util.h"
 
@@ -892,7 +893,7 @@ static struct entry *put_entry(const swapio_store *s, const char *key,
 	e->ext = ext_bytes(s, len);
 	if (!(s->flags & SWAPIO_STORE_NO_CHECKSUM)) {
 		e->flags = VAL_SUM;
-		e->sum = XXH3_64bits(buf, (size_t)len);
+		e->sum = swapio__xxh3(buf, (size_t)len);
 	}
 	return e;
 }
@@ -1044,7 +1045,7 @@ static int get_verify(struct swapio_store_op *op, int ret)
 
 	if (!ret && (e->flags & VAL_SUM) &&
 	    !(s->flags & SWAPIO_STORE_NO_CHECKSUM) &&
-	    XXH3_64bits(op->buf, (size_t)op->len) != e->sum)
+	    swapio__xxh3(op->buf, (size_t)op->len) != e->sum)
 		ret = -EBADMSG;
 	pthread_mutex_lock(&s->lock);
 	swapio__entry_put(s, e);
@@ -1337,5 +1338,5 @@ void swapio_store_info(swapio_store *s, struct swapio_store_info *out)
 
 uint64_t swapio_store_checksum(const void *buf, size_t len)
 {
-	return XXH3_64bits(buf, len);
+	return swapio__xxh3(buf, len);
 }

@@ -53,6 +53,8 @@ swapio_add_test(NAME store_order STRIPED SOURCES test_store_order.c PER_ENGINE
 # The log under fd-level faults and torn pages; the allocator alone.
 swapio_add_test(NAME store_log STRIPED SOURCES test_store_log.c TIMEOUT 120)
 swapio_add_test(NAME store_space SOURCES test_store_space.c TIMEOUT 60)
+# The checksum: every kernel gives libxxhash's XXH3-64.
+swapio_add_test(NAME checksum SOURCES test_checksum.c TIMEOUT 60)
 # A put killed between its data and its record; RECOVER must not let its
 # header tie with a later put's (generations are reserved in the log).
 swapio_add_test(NAME store_gen STRIPED SOURCES test_store_gen.c PER_ENGINE
