@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "util.h"
 
@@ -37,6 +38,8 @@ struct swapio_req {
 	struct swapio_part	*part;		/* core only */
 	struct swapio_req	*next;		/* core only: free, retry */
 	unsigned char		*buf;		/* I/O memory: user or bounce */
+	unsigned char		*pre;		/* memory of the first pre_len */
+	size_t			pre_len;	/* bytes, before buf's (0: none) */
 	unsigned char		*user;		/* bounced: the user's memory */
 	unsigned char		*bounce;	/* this slot's block, lazily */
 	size_t			bounce_len;	/* its size */
@@ -49,13 +52,27 @@ struct swapio_req {
 	bool			direct;		/* fd is opened O_DIRECT */
 	bool			queued;		/* core: lent to the engine */
 	unsigned int		retries;	/* EINTR/EAGAIN so far */
+	struct iovec		vec[2];		/* engine: swapio__req_iov() */
 	unsigned char		priv[64] __attribute__((aligned(16)));
 };
 
-/* What an engine should transfer now: the part of @rq not yet done. */
+/*
+ * What an engine should transfer now: the part of @rq not yet done. A
+ * request may carry a prefix, pre_len bytes of other memory that go to
+ * the file just before buf's (a store's header block before its payload:
+ * one write, not two). While some of it is left, the transfer is two
+ * segments and an engine moves it with swapio__req_iov(); otherwise
+ * swapio__req_buf() and swapio__req_len() describe it.
+ */
+static inline bool swapio__req_split(const struct swapio_req *rq)
+{
+	return rq->done < rq->pre_len && rq->len > rq->pre_len;
+}
+
 static inline void *swapio__req_buf(const struct swapio_req *rq)
 {
-	return rq->buf + rq->done;
+	return rq->done < rq->pre_len ? rq->pre + rq->done :
+					rq->buf + (rq->done - rq->pre_len);
 }
 
 static inline size_t swapio__req_len(const struct swapio_req *rq)
@@ -66,6 +83,19 @@ static inline size_t swapio__req_len(const struct swapio_req *rq)
 static inline uint64_t swapio__req_off(const struct swapio_req *rq)
 {
 	return rq->off + rq->done;
+}
+
+/* The transfer left as segments in @iov (rq->vec where the engine needs
+ * them to outlive the call): two while swapio__req_split(), else one. */
+static inline unsigned int swapio__req_iov(const struct swapio_req *rq,
+					   struct iovec iov[2])
+{
+	iov[0] = (struct iovec){ swapio__req_buf(rq), swapio__req_len(rq) };
+	if (!swapio__req_split(rq))
+		return 1;
+	iov[0].iov_len = rq->pre_len - rq->done;
+	iov[1] = (struct iovec){ rq->buf, rq->len - rq->pre_len };
+	return 2;
 }
 
 /* A finished request and its result: bytes moved (0: end of file) or

@@ -161,14 +161,24 @@ static void aio_queue(struct swapio_ectx *ctx, struct swapio_req *rq)
 		aio_queue_buffered(a, rq);
 		return;
 	}
-	if (rq->write)
+	if (swapio__req_split(rq)) {
+		/* io_submit() copies the vector: rq->vec just holds it. */
+		swapio__req_iov(rq, rq->vec);
+		if (rq->write)
+			io_prep_pwritev(cb, rq->fd, rq->vec, 2,
+					(long long)swapio__req_off(rq));
+		else
+			io_prep_preadv(cb, rq->fd, rq->vec, 2,
+				       (long long)swapio__req_off(rq));
+	} else if (rq->write) {
 		io_prep_pwrite(cb, rq->fd, swapio__req_buf(rq),
 			       swapio__req_len(rq),
 			       (long long)swapio__req_off(rq));
-	else
+	} else {
 		io_prep_pread(cb, rq->fd, swapio__req_buf(rq),
 			      swapio__req_len(rq),
 			      (long long)swapio__req_off(rq));
+	}
 	cb->data = rq;
 	a->pending[a->staged++] = cb;
 }

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -26,10 +27,10 @@
 struct thr_req {
 	struct swapio_req	*next;
 	ssize_t			res;
-	void			*buf;
-	size_t			len;
+	struct iovec		iov[2];
 	uint64_t		off;
 	int			fd;
+	unsigned char		iovcnt;	/* 2: a prefix and its data */
 	bool			write;
 };
 
@@ -59,9 +60,17 @@ static struct thr_req *tr(struct swapio_req *rq)
 
 static ssize_t thr_transfer(const struct thr_req *t)
 {
-	ssize_t res = t->write ? pwrite(t->fd, t->buf, t->len, (off_t)t->off) :
-				 pread(t->fd, t->buf, t->len, (off_t)t->off);
+	const struct iovec *v = t->iov;
+	ssize_t res;
 
+	if (t->iovcnt > 1)
+		res = t->write ? pwritev(t->fd, v, t->iovcnt, (off_t)t->off) :
+				 preadv(t->fd, v, t->iovcnt, (off_t)t->off);
+	else
+		res = t->write ? pwrite(t->fd, v->iov_base, v->iov_len,
+					(off_t)t->off) :
+				 pread(t->fd, v->iov_base, v->iov_len,
+				       (off_t)t->off);
 	return res < 0 ? -errno : res;
 }
 
@@ -172,13 +181,14 @@ int swapio__tpool_start(unsigned int nr_threads, void (*notify)(void *),
 /* Stage: owner-private list, no lock. */
 void swapio__tpool_queue(struct swapio_tpool *t, struct swapio_req *rq)
 {
-	*tr(rq) = (struct thr_req){
-		.buf = swapio__req_buf(rq),
-		.len = swapio__req_len(rq),
+	struct thr_req *r = tr(rq);
+
+	*r = (struct thr_req){
 		.off = swapio__req_off(rq),
 		.fd = rq->fd,
 		.write = rq->write,
 	};
+	r->iovcnt = (unsigned char)swapio__req_iov(rq, r->iov);
 	if (t->staged_tail)
 		tr(t->staged_tail)->next = rq;
 	else

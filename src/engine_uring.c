@@ -219,9 +219,19 @@ static void uring_queue(struct swapio_ectx *ctx, struct swapio_req *rq)
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&c->ring);
 	unsigned int len = (unsigned int)swapio__req_len(rq);
 	void *buf = swapio__req_buf(rq);
-	int fixed = uring_reg_find(ctx, c, buf, len);
+	int fixed = -1;
 
-	if (fixed >= 0) {
+	if (swapio__req_split(rq)) {
+		/* Two segments: the vector lives in the request until the
+		 * CQE, however late the kernel imports it. */
+		swapio__req_iov(rq, rq->vec);
+		if (rq->write)
+			io_uring_prep_writev(sqe, rq->fd, rq->vec, 2,
+					     swapio__req_off(rq));
+		else
+			io_uring_prep_readv(sqe, rq->fd, rq->vec, 2,
+					    swapio__req_off(rq));
+	} else if ((fixed = uring_reg_find(ctx, c, buf, len)) >= 0) {
 		if (rq->write)
 			io_uring_prep_write_fixed(sqe, rq->fd, buf, len,
 						  swapio__req_off(rq), fixed);

@@ -840,9 +840,11 @@ static void op_link(swapio_handle *h, struct swapio_op *op)
 	pthread_mutex_unlock(&h->lock);
 }
 
-static int op_submit(swapio_handle *h, swapio_file *f, swapio_file *owned,
-		     bool write, void *buf, size_t len, uint64_t off,
-		     swapio_op **out)
+/* An op over [off, off + len), or with a prefix over pre_len bytes more:
+ * see swapio__submit_write_pre(). */
+static int op_submit_pre(swapio_handle *h, swapio_file *f, swapio_file *owned,
+			 bool write, void *pre, size_t pre_len, void *buf,
+			 size_t len, uint64_t off, swapio_op **out)
 {
 	SWAPIO_KEEP_ERRNO;
 	struct swapio_op *op;
@@ -852,10 +854,12 @@ static int op_submit(swapio_handle *h, swapio_file *f, swapio_file *owned,
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
-	ret = op_new(h, f, owned, write, buf, len, off, &op);
+	ret = op_new(h, f, owned, write, buf, pre_len + len, off, &op);
 	if (ret)
 		return ret;
-	nr_parts = len ? swapio__split(h, op, buf, len, off) : 0;
+	nr_parts = len ? swapio__split(h, op, buf, len, off + pre_len) : 0;
+	op->parts[0].pre = pre;
+	op->parts[0].pre_len = pre_len;
 	op->nr_parts = nr_parts;
 	atomic_init(&op->parts_left, nr_parts);
 	op_link(h, op);
@@ -874,6 +878,34 @@ static int op_submit(swapio_handle *h, swapio_file *f, swapio_file *owned,
 	}
 	*out = op;
 	return 0;
+}
+
+static int op_submit(swapio_handle *h, swapio_file *f, swapio_file *owned,
+		     bool write, void *buf, size_t len, uint64_t off,
+		     swapio_op **out)
+{
+	return op_submit_pre(h, f, owned, write, NULL, 0, buf, len, off, out);
+}
+
+int swapio__submit_write_pre(swapio_handle *h, swapio_file *f,
+			     const void *pre, size_t pre_len, const void *buf,
+			     size_t len, uint64_t off, swapio_op **op)
+{
+	SWAPIO_KEEP_ERRNO;
+
+	if (!op)
+		return -EINVAL;
+	*op = NULL;
+	if (!len || !pre || !pre_len || len > SIZE_MAX - pre_len)
+		return -EINVAL;
+	if (f && f->direct && (pre_len % f->off_align ||
+			       (uintptr_t)pre % f->mem_align ||
+			       (off + pre_len) % f->off_align))
+		return -EINVAL;
+	/* Writes only read from the memory; the casts never lead to a
+	 * store. */
+	return op_submit_pre(h, f, NULL, true, (void *)pre, pre_len,
+			     (void *)buf, len, off, op);
 }
 
 int swapio__op_begin(swapio_handle *h, swapio_file *f, swapio_file *owned,

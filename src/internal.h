@@ -57,6 +57,8 @@ struct swapio_part {
 	uint64_t		tail;
 	uint64_t		end;
 	unsigned char		*mem;		/* user memory for pos */
+	unsigned char		*pre;		/* part 0: the op's prefix, */
+	size_t			pre_len;	/* 0 once it is planned */
 	unsigned int		reqs_out;	/* requests not yet finished */
 };
 

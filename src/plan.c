@@ -12,6 +12,12 @@
  *
  * Edges are whole pages (see file.c), so the caller never sees EINVAL for
  * an odd size, offset or buffer.
+ *
+ * A write may have a prefix (swapio__submit_write_pre(): the store's
+ * header block): aligned memory for the aligned bytes just before the
+ * op's first. Part 0 carries it, and it goes with that part's first body
+ * request, which becomes two segments; before a head or tail it goes
+ * alone, direct.
  */
 #include <assert.h>
 #include <errno.h>
@@ -81,6 +87,8 @@ unsigned int swapio__split(const swapio_handle *h, struct swapio_op *op,
 		p->end = cut;
 		part_bounds(op->f, p);
 		p->mem = mem + (pos - off);
+		p->pre = NULL;
+		p->pre_len = 0;
 		p->reqs_out = 0;
 		nr++;
 		pos = cut;
@@ -137,12 +145,24 @@ int swapio__plan_next(struct swapio_worker *w, struct swapio_part *p,
 	rq->write = p->op->write;
 	rq->off = p->pos;
 	rq->buf = p->mem;
+	rq->pre = NULL;
+	rq->pre_len = 0;
 	rq->user = NULL;
 	rq->done = 0;
 	rq->retries = 0;
 	rq->fd = f->fd;
 	rq->direct = f->direct;
 
+	if (p->pre_len && !(p->pos >= p->body && p->pos < p->tail)) {
+		/* A prefix before a head or tail: a request of its own. */
+		rq->off = p->pos - p->pre_len;
+		rq->buf = NULL;
+		rq->pre = p->pre;
+		rq->len = rq->pre_len = p->pre_len;
+		p->pre_len = 0;
+		p->reqs_out++;
+		return 0;
+	}
 	if (p->pos < p->body) {
 		/* Head: up to the first page boundary, through the cache. */
 		n = p->body - p->pos;
@@ -168,6 +188,14 @@ int swapio__plan_next(struct swapio_worker *w, struct swapio_part *p,
 		}
 	}
 	rq->len = n;
+	if (p->pre_len) {
+		/* The prefix goes with the first body request, one write. */
+		rq->off -= p->pre_len;
+		rq->pre = p->pre;
+		rq->pre_len = p->pre_len;
+		rq->len += p->pre_len;
+		p->pre_len = 0;
+	}
 	p->pos += n;
 	p->mem += n;
 	p->reqs_out++;

@@ -862,8 +862,9 @@ static void hdr_fill(const swapio_store *s, void *blk, const struct entry *e)
 }
 
 /*
- * Header block and payload go out as ops of their own, all into free
- * space: one for the header, one per stripe unit the payload touches.
+ * Header block and payload go into free space: as one op where they lie
+ * on one drive, else the header alone and one op per stripe unit the
+ * payload touches.
  */
 static int put_start(swapio_store *s, struct swapio_store_op *op)
 {
@@ -875,11 +876,8 @@ static int put_start(swapio_store *s, struct swapio_store_op *op)
 	if (ret)
 		return ret;
 	hdr_fill(s, op->hdr, e);
-	ret = swapio__data_submit(s, op, true, op->hdr, s->block, e->off);
-	if (!ret)
-		ret = swapio__data_submit(s, op, true, op->buf, op->len,
-					  e->off + s->block);
-	return ret;
+	return swapio__data_submit_put(s, op, op->hdr, op->buf, op->len,
+				       e->off);
 }
 
 static struct entry *put_entry(const swapio_store *s, const char *key,

@@ -157,6 +157,18 @@ static inline uint64_t ext_bytes(const swapio_store *s, uint64_t len)
 	return s->block + SWAPIO_ALIGN_UP(len, (uint64_t)s->block);
 }
 
+/*
+ * handle.c: the one call the store makes below swapio.h. A write of
+ * @pre_len bytes of @pre at @off and then @len bytes of @buf right after
+ * them, as one op whose first request carries both: a put's header block
+ * and payload cost one write, not two. @pre, @pre_len and @off must meet
+ * the file's direct alignment; @len > 0. The op's result counts all the
+ * bytes.
+ */
+int swapio__submit_write_pre(swapio_handle *h, swapio_file *f,
+			     const void *pre, size_t pre_len, const void *buf,
+			     size_t len, uint64_t off, swapio_op **op);
+
 /* store.c: the map (s->lock held) */
 struct entry *swapio__entry_new(const char *key, size_t keylen);
 void swapio__entry_put(swapio_store *s, struct entry *e);
@@ -196,6 +208,10 @@ unsigned int swapio__data_pieces(const swapio_store *s, uint64_t off,
  * to @op (room reserved). 0 or the first submission's error. */
 int swapio__data_submit(swapio_store *s, struct swapio_store_op *op,
 			bool write, void *buf, uint64_t len, uint64_t off);
+/* Start a put's writes: header block @hdr at data offset @off, @len bytes
+ * of @buf after it; one transfer where both lie on one drive. */
+int swapio__data_submit_put(swapio_store *s, struct swapio_store_op *op,
+			    void *hdr, void *buf, uint64_t len, uint64_t off);
 /* Read @n bytes at data offset @off; true if all arrived. */
 bool swapio__data_pread(swapio_store *s, void *buf, size_t n, uint64_t off);
 int swapio__data_allocate(swapio_store *s, uint64_t off, uint64_t len);

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "test_fault.h"
+#include "store_impl.h"	/* swapio__submit_write_pre() */
 
 #define BS	(64u << 10)	/* small blocks: many requests per op */
 
@@ -381,6 +382,64 @@ static void fatal_engine_error(void **state)
 	free(src);
 }
 
+/*
+ * A write with a prefix (the store's header block before its payload, one
+ * write of two segments): the file holds both back to back, at odd sizes
+ * and from unaligned (bounced) memory, with no faults, with short
+ * transfers cut inside the prefix or after it, and with EINTR; one worker
+ * or two. Arguments the call cannot honour are refused.
+ */
+static void prefix_writes(void **state)
+{
+	static const char *const specs[] = {
+		NULL, "short=1,every=2", "short=1", "errno=EINTR,every=3",
+	};
+	static const size_t lens[] = {
+		1, 4095, 4096, 5000, BS, BS + 123, 3 * BS + 5,
+	};
+	struct t_env *env = *state;
+	const uint64_t off = 3 * 4096;
+	unsigned char *pre = t_page_alloc(4096, 0);
+	unsigned char *data = t_page_alloc(3 * BS + 4096, 0);
+	swapio_op *op;
+
+	for (size_t k = 0; k < SWAPIO_ARRAY_SIZE(specs); k++)
+	for (uint32_t threads = 1; threads <= 2; threads++) {
+		swapio_handle *h = tf_handle(specs[k], cfg_of(threads, 4, 0));
+		swapio_file *f = tf_open(h, env->path);
+
+		for (size_t i = 0; i < SWAPIO_ARRAY_SIZE(lens); i++)
+		for (size_t at = 0; at <= 1; at++) {
+			const size_t len = lens[i];
+			uint64_t seed = k * 1000 + threads * 100 + i * 2 + at;
+
+			t_fill_random(pre, 4096, seed);
+			t_fill_random(data + at, len, seed + 50000);
+			assert_int_equal(swapio__submit_write_pre(h, f, pre,
+					 4096, data + at, len, off, &op), 0);
+			assert_int_equal(tf_wait(op), 4096 + len);
+			tf_check_file(env->path, pre, 4096, off);
+			tf_check_file(env->path, data + at, len, off + 4096);
+		}
+		if (swapio_file_direct(f)) {
+			assert_int_equal(swapio__submit_write_pre(h, f, pre + 1,
+					 4096, data, 10, off, &op), -EINVAL);
+			assert_int_equal(swapio__submit_write_pre(h, f, pre,
+					 1000, data, 10, off, &op), -EINVAL);
+			assert_int_equal(swapio__submit_write_pre(h, f, pre,
+					 4096, data, 10, off + 1, &op),
+					 -EINVAL);
+		}
+		assert_int_equal(swapio__submit_write_pre(h, f, pre, 4096,
+				 data, 0, off, &op), -EINVAL);
+		assert_null(op);
+		swapio_file_close(f);
+		swapio_handle_destroy(h);
+	}
+	free(pre);
+	free(data);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -399,6 +458,7 @@ int main(void)
 		cmocka_unit_test(destroy_in_flight),
 		cmocka_unit_test(eio_batch_modes),
 		cmocka_unit_test(fatal_engine_error),
+		cmocka_unit_test(prefix_writes),
 	};
 
 	t_engine();	/* skip (77) at once if the engine cannot run here */
