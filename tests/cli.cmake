@@ -15,6 +15,12 @@ if(TARGET swapio_cli AND SWAPIO_PYTHON3)
     set_tests_properties(cli.${case} PROPERTIES
       SKIP_RETURN_CODE 77 TIMEOUT 60 LABELS "cli")
   endforeach()
+  # bench/store-vs-fio --smoke: a few short runs of swapio and of fio.
+  add_test(NAME cli.store_vs_fio
+           COMMAND ${SWAPIO_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/cli_test.py
+                   $<TARGET_FILE:swapio_cli> store_vs_fio)
+  set_tests_properties(cli.store_vs_fio PROPERTIES
+    SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS "cli")
 endif()
 
 # libFuzzer on the configuration parser, built from the library's sources

@@ -351,6 +351,29 @@ def case_bench_man(d):
     check(not missing, f"not in {page}: {missing}")
 
 
+def case_store_vs_fio(d):
+    """bench/store-vs-fio --smoke: it runs and prints a table per point."""
+    if not shutil.which("fio"):
+        raise Skip("fio not found (Debian: fio)")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                          "bench", "store-vs-fio")
+    p = subprocess.run([sys.executable, script, "--smoke", "--dir", d,
+                        "--swapio", SWAPIO, "--quiet"],
+                       capture_output=True, text=True, timeout=300)
+    check(p.returncode == 0, f"store-vs-fio: exit {p.returncode}\n"
+          f"{p.stdout}\n{p.stderr}")
+    for want in ("### put 64K qd64:", "### get 64K qd64:", "### lat 4K qd1:",
+                 "| null fio/fio, median [range] |", "| op p50 us"):
+        check(want in p.stdout, f"no {want!r} in\n{p.stdout}")
+    # One GB/s row per point, both tools' figures measured, not n/a.
+    rows = [line.split("|") for line in p.stdout.splitlines()
+            if line.startswith("| GB/s |")]
+    check(len(rows) == 3, f"{len(rows)} GB/s rows in\n{p.stdout}")
+    for row in rows:
+        check(float(row[2]) > 0 and float(row[3]) > 0, f"GB/s row {row}")
+    check(os.listdir(d) == [], f"left behind: {os.listdir(d)}")
+
+
 def case_info(d):
     out, _ = run("info", d)
     for want in ("swapio 0.", "uring", "aio", "threads", "auto",
@@ -484,6 +507,7 @@ CASES = {
     "random_odd": case_random_odd,
     "store_random": case_store_random,
     "bench_man": case_bench_man,
+    "store_vs_fio": case_store_vs_fio,
     "png": case_png,
     "info_json": case_info_json,
     "vsfio_png": case_vsfio_png,
