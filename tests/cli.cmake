@@ -8,13 +8,19 @@ find_program(SWAPIO_PYTHON3 NAMES python3)
 if(TARGET swapio_cli AND SWAPIO_PYTHON3)
   foreach(case usage errors json verify.uring verify.aio verify.threads
           verify_corrupt no_prealloc memory sweep info png info_json vsfio_png
-          stripe)
+          stripe small_ops random_odd store_random bench_man)
     add_test(NAME cli.${case}
              COMMAND ${SWAPIO_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/cli_test.py
                      $<TARGET_FILE:swapio_cli> ${case})
     set_tests_properties(cli.${case} PROPERTIES
       SKIP_RETURN_CODE 77 TIMEOUT 60 LABELS "cli")
   endforeach()
+  # bench/store-vs-fio --smoke: a few short runs of swapio and of fio.
+  add_test(NAME cli.store_vs_fio
+           COMMAND ${SWAPIO_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/cli_test.py
+                   $<TARGET_FILE:swapio_cli> store_vs_fio)
+  set_tests_properties(cli.store_vs_fio PROPERTIES
+    SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS "cli")
 endif()
 
 # libFuzzer on the configuration parser, built from the library's sources

@@ -8,6 +8,7 @@ removed at the end.
 """
 import json
 import os
+import re
 import struct
 import shutil
 import subprocess
@@ -83,6 +84,17 @@ def case_usage(d):
     usage_error("bench", "-f", f, "--mode", "sideways")
     usage_error("bench", "-f", f, "--loops", "0")
     usage_error("bench", "-f", f, "extra")
+    usage_error("bench", "-f", f, "--op-size", "1000")
+    usage_error("bench", "-f", f, "--op-size", "0")
+    usage_error("bench", "-f", f, "--op-size", "2G")
+    usage_error("bench", "-f", f, "--in-flight", "0")
+    usage_error("bench", "-f", f, "--in-flight", "2000")
+    # 2 x 1G, and 17 of the default 64M ops, pass the 1 GiB of buffers.
+    _, err = run("bench", "-f", f, "--op-size", "1G", "--in-flight", "2",
+                 expect=2)
+    check("1G in all" in err, err)
+    usage_error("bench", "-f", f, "--in-flight", "17")
+    usage_error("bench", "--dir", d, "--op-size", "4K")
     usage_error("sweep")
     usage_error("sweep", "-f", f, "--block-sizes", "1M,,8M")
     usage_error("sweep", "-f", f, "--block-sizes", "1M,")
@@ -252,6 +264,116 @@ def case_sweep(d):
     check(os.listdir(d) == ["best.conf"], f"left behind: {os.listdir(d)}")
 
 
+def op_phase(ph, name, ops):
+    """A phase's op latencies are real numbers, one op per request."""
+    check_phase(ph, name)
+    check(ph["op_p99_us"] >= ph["op_p50_us"] > 0, f"{name} op: {ph!r}")
+    check(ph["op_mean_us"] > 0, f"{name} op mean: {ph!r}")
+    check(ph["requests"] == ops, f"{name}: {ph['requests']} requests, "
+          f"{ops} ops expected")
+
+
+def case_small_ops(d):
+    """4 KiB ops one at a time in a random order: verified, timed."""
+    f = os.path.join(d, "f")
+    out, _ = run("bench", "-f", f, "-s", "8M", "--op-size", "4K",
+                 "--in-flight", "1", "--random", "--verify", "--json")
+    r = json.loads(out)
+    check(r["op_bytes"] == 4096 and r["ops_in_flight"] == 1, r)
+    check(r["random"] is True, r)
+    for ph in ("write", "read"):
+        op_phase(r[ph], ph, 2048)
+    out, _ = run("bench", "-f", f, "-s", "8M", "--op-size", "256K",
+                 "--in-flight", "4")
+    check("ops of 256K, 4 in flight," in out, out)
+    check("op p50 us" in out and "req p50 us" in out, out)
+    out, _ = run("bench", "-f", f, "-s", "8M", "--json")
+    r = json.loads(out)
+    check(r["random"] is False and r["op_bytes"] == 8 << 20, r)
+    check(not os.path.exists(f), "bench left its file behind")
+
+
+def case_random_odd(d):
+    """12K ops at random over 8M (the last one 8K): every byte lands."""
+    f = os.path.join(d, "f")
+    size = 8 << 20
+    ops = -(-size // (12 << 10))
+    out, _ = run("bench", "-f", f, "-s", "8M", "--op-size", "12K",
+                 "--random", "--mode", "write", "--verify", "--keep",
+                 "--json")
+    r = json.loads(out)
+    check(r["random"] is True and r["op_bytes"] == 12 << 10, r)
+    op_phase(r["write"], "write", ops)
+    out, _ = run("bench", "-f", f, "--op-size", "12K", "--random",
+                 "--mode", "read", "--verify")
+    check("every byte read matched" in out, out)
+    # In order and whole: an offset the permutation missed would still
+    # hold the zeros of fallocate.
+    out, _ = run("bench", "-f", f, "--mode", "read", "--verify")
+    check("every byte read matched" in out, out)
+    with open(f, "r+b") as fp:
+        fp.seek(size - 5)
+        old = fp.read(1)
+        fp.seek(size - 5)
+        fp.write(bytes([old[0] ^ 0xff]))
+    runtime_error("bench", "-f", f, "--op-size", "12K", "--random",
+                  "--in-flight", "3", "--mode", "read", "--verify",
+                  says=f"mismatch at byte {size - 5}")
+
+
+def case_store_random(d):
+    """Gets of a store in a random order, 16 in flight, verified."""
+    out, _ = run("bench", "--dir", d, "--value-size", "64K", "--in-flight",
+                 "16", "--random", "--verify", "-s", "8M", "--json")
+    r = json.loads(out)
+    check(r["random"] is True and r["ops_in_flight"] == 16, r)
+    for ph in ("write", "read"):
+        check_phase(r[ph], ph)
+        check(r[ph]["bytes"] == 8 << 20, r[ph])
+        check(r[ph]["op_p99_us"] >= r[ph]["op_p50_us"] > 0, r[ph])
+    out, _ = run("bench", "--dir", d, "--value-size", "64K", "--in-flight",
+                 "16", "--random", "--verify", "-s", "8M")
+    check("gets in a random order" in out and
+          "every byte read matched" in out, out)
+    check(os.listdir(d) == [], f"bench left {os.listdir(d)} in {d}")
+
+
+def case_bench_man(d):
+    """Every long option of bench --help is in swapio-bench(1)."""
+    page = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                        "man", "swapio-bench.1")
+    with open(page, encoding="utf-8") as fp:
+        text = fp.read()
+    out, _ = run("bench", "--help")
+    opts = sorted(set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", out)))
+    check(len(opts) > 20, f"too few options found: {opts}")
+    missing = [o for o in opts if o.replace("-", "\\-") not in text]
+    check(not missing, f"not in {page}: {missing}")
+
+
+def case_store_vs_fio(d):
+    """bench/store-vs-fio --smoke: it runs and prints a table per point."""
+    if not shutil.which("fio"):
+        raise Skip("fio not found (Debian: fio)")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                          "bench", "store-vs-fio")
+    p = subprocess.run([sys.executable, script, "--smoke", "--dir", d,
+                        "--swapio", SWAPIO, "--quiet"],
+                       capture_output=True, text=True, timeout=300)
+    check(p.returncode == 0, f"store-vs-fio: exit {p.returncode}\n"
+          f"{p.stdout}\n{p.stderr}")
+    for want in ("### put 64K qd64:", "### get 64K qd64:", "### lat 4K qd1:",
+                 "| null fio/fio, median [range] |", "| op p50 us"):
+        check(want in p.stdout, f"no {want!r} in\n{p.stdout}")
+    # One GB/s row per point, both tools' figures measured, not n/a.
+    rows = [line.split("|") for line in p.stdout.splitlines()
+            if line.startswith("| GB/s |")]
+    check(len(rows) == 3, f"{len(rows)} GB/s rows in\n{p.stdout}")
+    for row in rows:
+        check(float(row[2]) > 0 and float(row[3]) > 0, f"GB/s row {row}")
+    check(os.listdir(d) == [], f"left behind: {os.listdir(d)}")
+
+
 def case_info(d):
     out, _ = run("info", d)
     for want in ("swapio 0.", "uring", "aio", "threads", "auto",
@@ -381,6 +503,11 @@ def case_stripe(d):
 
 CASES = {
     "stripe": case_stripe,
+    "small_ops": case_small_ops,
+    "random_odd": case_random_odd,
+    "store_random": case_store_random,
+    "bench_man": case_bench_man,
+    "store_vs_fio": case_store_vs_fio,
     "png": case_png,
     "info_json": case_info_json,
     "vsfio_png": case_vsfio_png,

@@ -4,8 +4,11 @@
  * use the library: large ops (64 MiB) from a window of page-aligned buffers,
  * pinned where RLIMIT_MEMLOCK allows, several in flight. The library cuts
  * each op into block_size requests and keeps queue_depth of them in flight
- * per worker, across op boundaries.
+ * per worker, across op boundaries. --op-size, --in-flight and --random
+ * turn it into a small-op test: 4 KiB ops one at a time at random offsets
+ * is what fio --rw=randread --bs=4k --iodepth=1 measures.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -18,11 +21,10 @@
 #include "bench.h"
 #include "cmd.h"
 
-#define OP_BYTES		(64ull << 20)
-#define WINDOW_MAX		16
-#define WINDOW_MAX_BYTES	(1ull << 30)
+#define WINDOW_DEF_MAX		16	/* without --in-flight */
 #define PROGRESS_SECS		0.25
 #define PATTERN_SEED		0x5eedc0ffee15ba5eull
+#define ORDER_SEED		0x0dd5eed0f0ffe75eull
 
 const char *const bench_phase_name[NR_PHASES] = { "write", "read" };
 const char *const bench_memory_name[3] = { "swapio", "caller",
@@ -42,10 +44,15 @@ struct bench {
 	struct bench_result	*r;
 	swapio_handle		*h;
 	swapio_file		*f;
-	unsigned char		*bufs[WINDOW_MAX];
+	unsigned char		*bufs[BENCH_WINDOW_MAX];
 	unsigned char		*region;	/* caller memory: all bufs */
-	swapio_op		*ops[WINDOW_MAX];
-	uint64_t		offs[WINDOW_MAX];
+	swapio_op		*ops[BENCH_WINDOW_MAX];
+	uint64_t		offs[BENCH_WINDOW_MAX];
+	uint64_t		t_submit_ns[BENCH_WINDOW_MAX];
+	uint64_t		nr_ops;		/* per pass */
+	uint64_t		*order;		/* --random: op indices */
+	uint64_t		*lat_ns;	/* one per op of a phase */
+	uint64_t		nr_lat;
 	bool			created;
 	bool			tty;	/* stderr shows progress */
 	double			t0;	/* start of the phase */
@@ -70,7 +77,7 @@ static uint64_t pattern_word(uint64_t k)
 	return z ^ (z >> 31);
 }
 
-/* @off is a multiple of 8: chunks start on multiples of 64 MiB. */
+/* @off is a multiple of 8: chunks start on multiples of 4 KiB. */
 static void pattern_fill(unsigned char *buf, size_t len, uint64_t off)
 {
 	uint64_t k = off / 8, v;
@@ -172,27 +179,50 @@ static int file_prepare(struct bench *b)
 	return ret ? tool_fail(o->path, ret) : 0;
 }
 
-/* Ops big enough to keep every worker's queue full, within 1 GiB. */
-static void window_size(struct bench_result *r)
+/* --op-size, or ops big enough that each one reaches every worker. */
+static uint64_t op_bytes(const struct bench_opts *o,
+			 const struct swapio_config *c)
+{
+	if (o->op_bytes)
+		return o->op_bytes;
+	if (c->block_size * c->threads > BENCH_OP_BYTES)
+		return c->block_size * c->threads;
+	return BENCH_OP_BYTES;
+}
+
+/*
+ * Enough ops in flight to keep every worker's queue full, within 1 GiB,
+ * or --in-flight of them (the command line checked its 1 GiB); never
+ * more than the pass has ops.
+ */
+static void window_size(const struct bench_opts *o, struct bench_result *r)
 {
 	const struct swapio_config *c = &r->cfg;
-	uint64_t chunk = OP_BYTES, need, nchunks, n;
+	uint64_t chunk = op_bytes(o, c), need, nchunks, n;
 
-	if (c->block_size * c->threads > chunk)
-		chunk = c->block_size * c->threads;
 	if (chunk > r->size)
 		chunk = r->size;
 	nchunks = (r->size + chunk - 1) / chunk;
 	need = c->block_size * c->queue_depth * c->threads;
 	n = (need + chunk - 1) / chunk + 1;	/* one more to refill */
-	if (n > WINDOW_MAX_BYTES / chunk)
-		n = WINDOW_MAX_BYTES / chunk;
-	if (n > WINDOW_MAX)
-		n = WINDOW_MAX;
+	if (n > BENCH_WINDOW_MAX_BYTES / chunk)
+		n = BENCH_WINDOW_MAX_BYTES / chunk;
+	if (n > WINDOW_DEF_MAX)
+		n = WINDOW_DEF_MAX;
+	if (n < 2)
+		n = 2;
+	/* Ops that -b x -t made bigger than 64 MiB may not fit --in-flight
+	 * in 1 GiB: as many as fit. */
+	if (o->in_flight)
+		n = o->in_flight <= BENCH_WINDOW_MAX_BYTES / chunk ?
+		    o->in_flight : BENCH_WINDOW_MAX_BYTES / chunk;
+	if (!n)
+		n = 1;
 	if (n > nchunks)
 		n = nchunks;
+	assert(n >= 1 && n <= BENCH_WINDOW_MAX);
 	r->chunk = chunk;
-	r->window = n < 2 ? (nchunks < 2 ? 1 : 2) : (unsigned int)n;
+	r->window = (unsigned int)n;
 }
 
 /*
@@ -206,7 +236,7 @@ static int region_alloc(struct bench *b)
 	struct bench_result *r = b->r;
 	uintptr_t at;
 
-	window_size(r);
+	window_size(b->o, r);
 	r->pinned = false;
 	r->huge = false;
 	r->memory = b->o->memory;
@@ -242,7 +272,7 @@ static int window_alloc(struct bench *b)
 		flags |= SWAPIO_BUF_LOCKED;
 	if (!b->o->no_huge)
 		flags |= SWAPIO_BUF_HUGE;
-	window_size(r);
+	window_size(b->o, r);
 	r->pinned = !b->o->no_pin;
 	r->huge = !b->o->no_huge;
 	for (unsigned int i = 0; i < r->window; i++) {
@@ -259,6 +289,30 @@ static int window_alloc(struct bench *b)
 		/* Filled once; --verify refills per chunk. */
 		pattern_fill(b->bufs[i], r->chunk, i * r->chunk);
 	}
+	return 0;
+}
+
+/*
+ * The op order of a pass (--random) and room for the latency of every op
+ * of a phase: both known before the clock starts, so nothing is
+ * allocated while it runs.
+ */
+static int order_alloc(struct bench *b)
+{
+	const unsigned int loops = b->o->loops ? b->o->loops : 1;
+	struct bench_result *r = b->r;
+
+	b->nr_ops = (r->size + r->chunk - 1) / r->chunk;
+	r->random = b->o->random;
+	b->lat_ns = calloc(b->nr_ops * loops, sizeof(*b->lat_ns));
+	if (!b->lat_ns)
+		return tool_fail("latency array", -ENOMEM);
+	if (!r->random)
+		return 0;
+	b->order = malloc(b->nr_ops * sizeof(*b->order));
+	if (!b->order)
+		return tool_fail("op order", -ENOMEM);
+	bench_shuffle(b->order, b->nr_ops, ORDER_SEED);
 	return 0;
 }
 
@@ -286,7 +340,8 @@ static int bench_open(struct bench *b)
 	if (ret)
 		return tool_fail(o->path, ret);
 	r->direct = swapio_file_direct(b->f);
-	return window_alloc(b);
+	ret = window_alloc(b);
+	return ret ? ret : order_alloc(b);
 }
 
 static void bench_close(struct bench *b)
@@ -294,8 +349,10 @@ static void bench_close(struct bench *b)
 	if (b->region)
 		free(b->region);
 	else
-		for (unsigned int i = 0; i < WINDOW_MAX; i++)
+		for (unsigned int i = 0; i < BENCH_WINDOW_MAX; i++)
 			swapio_buf_free(b->bufs[i], b->r->chunk);
+	free(b->order);
+	free(b->lat_ns);
 	swapio_file_close(b->f);
 	swapio_handle_destroy(b->h);
 }
@@ -334,6 +391,7 @@ static int op_start(struct bench *b, unsigned int p, unsigned int slot,
 	b->offs[slot] = off;
 	if (p == PH_WRITE && b->o->verify)
 		pattern_fill(b->bufs[slot], len, off);
+	b->t_submit_ns[slot] = tool_now_ns();
 	if (p == PH_WRITE)
 		ret = swapio_submit_write(b->h, b->f, b->bufs[slot], len, off,
 					  &b->ops[slot]);
@@ -368,6 +426,8 @@ static int op_end(struct bench *b, unsigned int p, unsigned int slot)
 	int64_t res = swapio_op_wait(b->ops[slot], -1);
 	char what[4200];
 
+	assert(b->nr_lat < b->nr_ops * (b->o->loops ? b->o->loops : 1));
+	b->lat_ns[b->nr_lat++] = tool_now_ns() - b->t_submit_ns[slot];
 	swapio_op_free(b->ops[slot]);
 	b->ops[slot] = NULL;
 	snprintf(what, sizeof(what), "%s %s at offset %" PRIu64,
@@ -384,10 +444,18 @@ static int op_end(struct bench *b, unsigned int p, unsigned int slot)
 	return 0;
 }
 
+/* Where op @i of a pass goes: in order, or --random's permutation. */
+static uint64_t op_offset(const struct bench *b, uint64_t i)
+{
+	return (b->order ? b->order[i] : i) * b->r->chunk;
+}
+
 /*
  * One pass over the file. Ops complete roughly in order, so the oldest is
  * waited for and its buffer refilled: a ring of `window` slots. After an
  * error nothing new starts, but every op in flight is still waited for.
+ * An op that finished before an older one is timed until its own wait
+ * returns: only at --in-flight 1 is that the device's latency alone.
  */
 static int run_pass(struct bench *b, unsigned int p, uint64_t *done,
 		    uint64_t total)
@@ -402,10 +470,11 @@ static int run_pass(struct bench *b, unsigned int p, uint64_t *done,
 			fprintf(stderr, "\nswapio: bench: interrupted\n");
 			rc = 130;
 		}
-		while (!rc && n < window && next < b->r->size) {
-			rc = op_start(b, p, (head + n) % window, next);
+		while (!rc && n < window && next < b->nr_ops) {
+			rc = op_start(b, p, (head + n) % window,
+				      op_offset(b, next));
 			if (!rc) {
-				next += chunk_len(b, next);
+				next++;
 				n++;
 			}
 		}
@@ -429,6 +498,7 @@ static int run_phase(struct bench *b, unsigned int p)
 	int rc = 0;
 
 	swapio_handle_stats_reset(b->h);
+	b->nr_lat = 0;
 	c0 = tool_cpu_seconds();
 	b->t0 = b->last_progress = tool_now();
 	for (unsigned int i = 0; i < loops && !rc; i++)
@@ -436,11 +506,70 @@ static int run_phase(struct bench *b, unsigned int p)
 	ph->secs = tool_now() - b->t0;
 	ph->cpu_secs = tool_cpu_seconds() - c0;
 	swapio_handle_stats(b->h, &ph->st);
+	bench_op_latency(b->lat_ns, b->nr_lat, ph);
 	ph->bytes = total;
 	ph->ran = !rc;
 	if (b->tty)
 		fputs("\r\033[K", stderr);
 	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Shared with the store's bench                                       */
+/* ------------------------------------------------------------------ */
+
+static uint64_t splitmix64(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+void bench_shuffle(uint64_t *v, uint64_t n, uint64_t seed)
+{
+	uint64_t i, j, t;
+
+	for (i = 0; i < n; i++)
+		v[i] = i;
+	/* The modulo's bias is under n / 2^64: no benchmark can see it. */
+	for (i = n; i > 1; i--) {
+		j = splitmix64(&seed) % i;
+		t = v[i - 1];
+		v[i - 1] = v[j];
+		v[j] = t;
+	}
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	const uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Nearest rank: the smallest value that @pct percent of @ns reach. */
+static double rank_us(const uint64_t *ns, uint64_t n, unsigned int pct)
+{
+	const uint64_t k = (n * pct + 99) / 100;
+
+	return (double)ns[k ? k - 1 : 0] / 1e3;
+}
+
+void bench_op_latency(uint64_t *ns, uint64_t n, struct bench_phase *ph)
+{
+	double sum = 0;
+
+	ph->op_p50_us = ph->op_p99_us = ph->op_mean_us = 0;
+	if (!n)
+		return;
+	qsort(ns, n, sizeof(*ns), cmp_u64);
+	for (uint64_t i = 0; i < n; i++)
+		sum += (double)ns[i];
+	ph->op_p50_us = rank_us(ns, n, 50);
+	ph->op_p99_us = rank_us(ns, n, 99);
+	ph->op_mean_us = sum / (double)n / 1e3;
 }
 
 /* The library's threads block every signal, so these reach this one. */

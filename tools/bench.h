@@ -14,6 +14,12 @@ enum { PH_WRITE, PH_READ, NR_PHASES };
 #define BENCH_WRITE	(1u << PH_WRITE)
 #define BENCH_READ	(1u << PH_READ)
 
+#define BENCH_OP_BYTES		(64ull << 20)	/* --file's default op */
+#define BENCH_OP_MIN		4096ull
+#define BENCH_OP_MAX		(1ull << 30)
+#define BENCH_WINDOW_MAX	1024		/* --in-flight's limit */
+#define BENCH_WINDOW_MAX_BYTES	(1ull << 30)	/* every buffer, together */
+
 /* Where the buffers come from. */
 enum {
 	BENCH_MEM_SWAPIO,	/* swapio_buf_alloc, one per op */
@@ -34,6 +40,9 @@ struct bench_opts {
 	bool no_huge;			/* do not ask for THP */
 	unsigned int memory;		/* BENCH_MEM_* */
 	bool no_prealloc;		/* let the writes grow the file */
+	uint64_t op_bytes;		/* bytes per op; 0: BENCH_OP_BYTES */
+	unsigned int in_flight;		/* ops in flight; 0: enough */
+	bool random;			/* ops in a seeded random order */
 };
 
 struct bench_phase {
@@ -42,6 +51,8 @@ struct bench_phase {
 	double secs;
 	double cpu_secs;		/* whole process */
 	struct swapio_stats st;
+	/* Each op from its submit to its wait's return, as bench sees it. */
+	double op_p50_us, op_p99_us, op_mean_us;
 };
 
 struct bench_result {
@@ -56,6 +67,7 @@ struct bench_result {
 	uint64_t size;
 	uint64_t chunk;			/* bytes per op */
 	unsigned int window;		/* ops in flight */
+	bool random;			/* ops in a random order */
 	struct bench_phase ph[NR_PHASES];
 };
 
@@ -79,6 +91,15 @@ int bench_store_run(const struct bench_opts *o,
  * runtime error and returns the exit code: 0, or 1.
  */
 int bench_run(const struct bench_opts *o, struct bench_result *r);
+
+/*
+ * @v[0..n) as 0..n-1 in a random order drawn from @seed (Fisher-Yates on
+ * splitmix64): the same @seed gives the same order on every machine.
+ */
+void bench_shuffle(uint64_t *v, uint64_t n, uint64_t seed);
+
+/* The op latencies of @ns[0..n) (sorted in place) into @ph; 0 if n is 0. */
+void bench_op_latency(uint64_t *ns, uint64_t n, struct bench_phase *ph);
 
 /* Derived figures of a phase; 0 when it did not run. */
 double bench_gbps(const struct bench_phase *p);

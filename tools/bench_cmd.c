@@ -13,7 +13,8 @@ static const char usage[] =
 "       swapio bench --dir DIR [--dir DIR]... [options]\n"
 "\n"
 "Write PATH, then read it back, and report GB/s (10^9 bytes/s), CPU\n"
-"seconds per GB (whole process), system calls per GB and request latency.\n"
+"seconds per GB (whole process), system calls per GB, the latency of the\n"
+"library's requests (req) and of each op, submit to wait's return (op).\n"
 "A file bench creates is deleted afterwards unless --keep.\n"
 "\n"
 "With --dir instead of --file, bench puts values into a store striped over\n"
@@ -29,6 +30,17 @@ static const char usage[] =
 "      --value-size SIZE   bytes per put and get with --dir (default 64M)\n"
 "                          (the store is allocated before the clock starts\n"
 "                          unless --no-prealloc)\n"
+"      --op-size SIZE      bytes per op with --file: 4K to 1G, a multiple\n"
+"                          of 4K (default 64M, or block size x threads if\n"
+"                          more); the last op of a pass may be shorter\n"
+"      --in-flight N       ops (--file) or puts and gets (--dir) in\n"
+"                          flight, 1 to 1024; default: with --file enough\n"
+"                          to fill every queue, at most 16; with --dir 4.\n"
+"                          With --file, N x op size is at most 1G\n"
+"      --random            ops at the op-size-aligned offsets of the file\n"
+"                          in a seeded random order, the same every pass\n"
+"                          (with --dir: the gets, in a random order of the\n"
+"                          keys; the puts stay in order)\n"
 "  -s, --size SIZE         bytes to move (K/M/G suffixes, x1024); default\n"
 "                          1G, or the file's size with --mode read\n"
 "  -e, --engine NAME       auto (default), uring, aio or threads\n"
@@ -61,7 +73,8 @@ static const char usage[] =
 enum {
 	OPT_DIRECT = 256, OPT_NO_DIRECT, OPT_VERIFY, OPT_KEEP, OPT_JSON,
 	OPT_NO_PIN, OPT_NO_HUGE, OPT_NO_PREALLOC, OPT_MEMORY, OPT_NO_REGISTER,
-	OPT_STRIPE_UNIT, OPT_VALUE_SIZE, OPT_IN_FLIGHT,
+	OPT_STRIPE_UNIT, OPT_VALUE_SIZE, OPT_IN_FLIGHT, OPT_OP_SIZE,
+	OPT_RANDOM,
 };
 
 static const struct option long_opts[] = {
@@ -70,6 +83,8 @@ static const struct option long_opts[] = {
 	{ "stripe-unit", required_argument, NULL, OPT_STRIPE_UNIT },
 	{ "value-size",	 required_argument, NULL, OPT_VALUE_SIZE },
 	{ "in-flight",	 required_argument, NULL, OPT_IN_FLIGHT },
+	{ "op-size",	 required_argument, NULL, OPT_OP_SIZE },
+	{ "random",	 no_argument,	    NULL, OPT_RANDOM },
 	{ "size",	 required_argument, NULL, 's' },
 	{ "engine",	 required_argument, NULL, 'e' },
 	{ "block-size",	 required_argument, NULL, 'b' },
@@ -149,7 +164,9 @@ static void json_phase(FILE *fp, const struct bench_phase *p)
 		"\"p99_us\": %.1f, \"max_us\": %.1f, \"bytes\": %llu, "
 		"\"seconds\": %.5f, \"cpu_s\": %.5f, \"syscalls\": %llu, "
 		"\"requests\": %llu, \"retries\": %llu, "
-		"\"bounced_bytes\": %llu, \"registered\": %llu}",
+		"\"bounced_bytes\": %llu, \"registered\": %llu, "
+		"\"op_p50_us\": %.2f, \"op_p99_us\": %.2f, "
+		"\"op_mean_us\": %.2f}",
 		bench_gbps(p), bench_cpu_per_gb(p), bench_syscalls_per_gb(p),
 		(double)p->st.lat_p50_ns / 1e3, (double)p->st.lat_p99_ns / 1e3,
 		(double)p->st.lat_max_ns / 1e3, (unsigned long long)p->bytes,
@@ -157,7 +174,8 @@ static void json_phase(FILE *fp, const struct bench_phase *p)
 		(unsigned long long)p->st.requests,
 		(unsigned long long)p->st.retries,
 		(unsigned long long)p->st.bounced_bytes,
-		(unsigned long long)p->st.registered);
+		(unsigned long long)p->st.registered, p->op_p50_us,
+		p->op_p99_us, p->op_mean_us);
 }
 
 void bench_print_json(FILE *fp, const struct bench_result *r)
@@ -171,14 +189,16 @@ void bench_print_json(FILE *fp, const struct bench_result *r)
 	fprintf(fp, ", \"block_size\": %llu, \"queue_depth\": %u, "
 		"\"threads\": %u, \"direct\": %s, \"single_submit\": %s, "
 		"\"overlap_events\": %s, \"size\": %llu, \"op_bytes\": %llu, "
-		"\"ops_in_flight\": %u, \"pinned\": %s, \"huge\": %s, "
+		"\"ops_in_flight\": %u, \"random\": %s, \"pinned\": %s, "
+		"\"huge\": %s, "
 		"\"memory\": \"%s\", \"huge_bytes\": %lld",
 		(unsigned long long)r->cfg.block_size, r->cfg.queue_depth,
 		r->cfg.threads, r->direct ? "true" : "false",
 		fl & SWAPIO_CFG_SINGLE_SUBMIT ? "true" : "false",
 		fl & SWAPIO_CFG_NO_OVERLAP ? "false" : "true",
 		(unsigned long long)r->size, (unsigned long long)r->chunk,
-		r->window, r->pinned ? "true" : "false",
+		r->window, r->random ? "true" : "false",
+		r->pinned ? "true" : "false",
 		r->huge ? "true" : "false", bench_memory_name[r->memory],
 		(long long)r->huge_bytes);
 	for (unsigned int p = 0; p < NR_PHASES; p++) {
@@ -208,22 +228,26 @@ static void print_text(const struct bench_opts *o,
 		       "(%s)\n", so->nr_dirs, size, r->engine, r->note);
 	}
 	printf("block %s, queue depth %u, threads %u, %s, ops of %s, %u in "
-	       "flight, %s memory, %s%s\n", bs, r->cfg.queue_depth,
+	       "flight%s, %s memory, %s%s\n", bs, r->cfg.queue_depth,
 	       r->cfg.threads, r->direct ? "O_DIRECT" : "buffered (page cache)",
-	       chunk, r->window, bench_memory_name[r->memory],
+	       chunk, r->window, !r->random ? "" : o->path ?
+	       " in a random order" : ", gets in a random order",
+	       bench_memory_name[r->memory],
 	       r->pinned ? "pinned" : "not pinned", r->huge ? ", THP" : "");
-	printf("%-6s %8s %9s %12s %9s %9s\n", "", "GB/s", "CPU s/GB",
-	       "syscalls/GB", "p50 us", "p99 us");
+	printf("%-6s %8s %9s %12s %10s %10s %10s %10s\n", "", "GB/s",
+	       "CPU s/GB", "syscalls/GB", "req p50 us", "req p99 us",
+	       "op p50 us", "op p99 us");
 	for (unsigned int p = 0; p < NR_PHASES; p++) {
 		const struct bench_phase *ph = &r->ph[p];
 
 		if (!ph->ran)
 			continue;
-		printf("%-6s %8.3f %9.4f %12.0f %9.0f %9.0f\n",
+		printf("%-6s %8.3f %9.4f %12.0f %10.1f %10.1f %10.1f %10.1f\n",
 		       bench_phase_name[p], bench_gbps(ph),
 		       bench_cpu_per_gb(ph), bench_syscalls_per_gb(ph),
 		       (double)ph->st.lat_p50_ns / 1e3,
-		       (double)ph->st.lat_p99_ns / 1e3);
+		       (double)ph->st.lat_p99_ns / 1e3, ph->op_p50_us,
+		       ph->op_p99_us);
 	}
 	if (o->verify && r->ph[PH_READ].ran)
 		printf("verify: every byte read matched (GB/s include the "
@@ -271,7 +295,14 @@ static int parse_opt(struct bench_args *a, int c, const char *arg)
 		       !a->so.value_bytes || a->so.value_bytes > 1ull << 32 ?
 		       -1 : 0;
 	case OPT_IN_FLIGHT:
-		return tool_parse_uint(arg, 1, 1024, &a->so.in_flight);
+		return tool_parse_uint(arg, 1, BENCH_WINDOW_MAX,
+				       &a->o.in_flight);
+	case OPT_OP_SIZE:
+		return tool_parse_size(arg, &a->o.op_bytes) ||
+		       a->o.op_bytes < BENCH_OP_MIN ||
+		       a->o.op_bytes > BENCH_OP_MAX ||
+		       a->o.op_bytes % BENCH_OP_MIN ? -1 : 0;
+	case OPT_RANDOM: a->o.random = true; return 0;
 	case 'c': a->config = arg; return 0;
 	case 'h': a->help = true; return 0;
 	case OPT_DIRECT: a->direct = 1; return 0;
@@ -341,6 +372,27 @@ static int settle_config(struct bench_args *a)
 	return 0;
 }
 
+/* What only the options together can break. */
+static int check_window(const struct bench_args *a)
+{
+	const uint64_t op = a->o.op_bytes ? a->o.op_bytes : BENCH_OP_BYTES;
+	char ops[32], want[32], cap[32];
+
+	if (a->so.nr_dirs && a->o.op_bytes)
+		return tool_usage_error("bench", usage, "--op-size goes with "
+					"--file; a store's ops are "
+					"--value-size");
+	if (!a->o.path || (uint64_t)a->o.in_flight * op <=
+			  BENCH_WINDOW_MAX_BYTES)
+		return 0;
+	tool_format_size(ops, sizeof(ops), op);
+	tool_format_size(want, sizeof(want), a->o.in_flight * op);
+	tool_format_size(cap, sizeof(cap), BENCH_WINDOW_MAX_BYTES);
+	return tool_usage_error("bench", usage, "--in-flight %u ops of %s "
+				"need %s of buffers; bench allows %s in all",
+				a->o.in_flight, ops, want, cap);
+}
+
 static int parse_args(struct bench_args *a, int argc, char **argv)
 {
 	int c;
@@ -375,7 +427,8 @@ static int parse_args(struct bench_args *a, int argc, char **argv)
 					"--file and --dir do not go together");
 	if (!a->so.value_bytes)
 		a->so.value_bytes = 64ull << 20;
-	return 0;
+	a->so.in_flight = a->o.in_flight;
+	return check_window(a);
 }
 
 int cmd_bench(int argc, char **argv)

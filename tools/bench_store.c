@@ -4,10 +4,13 @@
  * striped over one directory per drive, each drive on a handle of its
  * own. Values of --value-size go in with a window of puts in flight and
  * come back with gets; every byte is checked with --verify (the store
- * verifies its checksum on every get anyway). The store lives in a fresh
+ * verifies its checksum on every get anyway). With --random the gets go
+ * in a seeded random order of the keys; the puts stay in order, since
+ * each goes to fresh space wherever its key falls. The store lives in a fresh
  * "swapio-bench.PID" under each directory and goes afterwards unless
  * --keep.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +23,7 @@
 #define WINDOW_DEF	4
 #define WINDOW_MAX	1024
 #define SEED		0x5eedc0ffee15ba5eull
+#define ORDER_SEED	0x0dd5eed0f0ffe75eull
 
 struct sbench {
 	const struct bench_store_opts	*so;
@@ -31,6 +35,10 @@ struct sbench {
 	size_t			buf_bytes;
 	uint64_t		nvals;
 	bool			unpinned;	/* RLIMIT_MEMLOCK said no */
+	uint64_t		*order;		/* --random: the gets' keys */
+	uint64_t		*lat_ns;	/* one per op of a phase */
+	uint64_t		nr_lat;
+	uint64_t		t_submit_ns[WINDOW_MAX];
 };
 
 /* Value @i's bytes: a splitmix64 stream, incompressible. */
@@ -72,6 +80,8 @@ static void sbench_free(struct sbench *b, bool remove)
 	}
 	for (unsigned int w = 0; w < b->window; w++)
 		swapio_buf_free(b->bufs[w], b->buf_bytes);
+	free(b->order);
+	free(b->lat_ns);
 }
 
 static int sbench_open(struct sbench *b, const struct bench_opts *o,
@@ -142,6 +152,8 @@ static int sbench_finish(struct sbench *b, swapio_store_op *op,
 	unsigned char *want;
 	int ret = 0;
 
+	assert(b->nr_lat < b->nvals);
+	b->lat_ns[b->nr_lat++] = tool_now_ns() - b->t_submit_ns[w];
 	swapio_store_op_free(op);
 	if (n < 0)
 		return tool_fail(read ? "get" : "put", (int)n);
@@ -171,6 +183,7 @@ static int sbench_phase(struct sbench *b, bool read, bool verify,
 
 	for (unsigned int i = 0; i < b->so->nr_dirs; i++)
 		swapio_handle_stats_reset(b->h[i]);
+	b->nr_lat = 0;
 	if (!read)
 		for (unsigned int w = 0; w < b->window; w++)
 			value_fill(b->bufs[w], b->buf_bytes, w);
@@ -178,16 +191,20 @@ static int sbench_phase(struct sbench *b, bool read, bool verify,
 	c0 = tool_cpu_seconds();
 	for (uint64_t i = 0; i < b->nvals + b->window && !ret; i++) {
 		const unsigned int w = (unsigned int)(i % b->window);
+		uint64_t k;
 
 		if (ops[w])
 			ret = sbench_finish(b, ops[w], w, idx[w], read, verify);
 		ops[w] = NULL;
 		if (ret || i >= b->nvals)
 			continue;
-		/* A write's content is value w's; verify checks value w. */
+		/* Key k went in from buffer k % window, which holds that
+		 * value: in order that is w, at random it need not be. */
+		k = read && b->order ? b->order[i] : i;
 		snprintf(key, sizeof(key), "bench.%llu",
-			 (unsigned long long)i);
-		idx[w] = w;
+			 (unsigned long long)k);
+		idx[w] = k % b->window;
+		b->t_submit_ns[w] = tool_now_ns();
 		ret = read ? swapio_store_submit_get(b->s, key, b->bufs[w],
 						     b->buf_bytes, &ops[w]) :
 			     swapio_store_submit_put(b->s, key, b->bufs[w],
@@ -202,7 +219,23 @@ static int sbench_phase(struct sbench *b, bool read, bool verify,
 	ph->cpu_secs = tool_cpu_seconds() - c0;
 	ph->bytes = b->nvals * b->buf_bytes;
 	stats_sum(b, &ph->st);
+	bench_op_latency(b->lat_ns, b->nr_lat, ph);
 	return ret;
+}
+
+/* Room for every op's latency and --random's order, before the clock. */
+static int sbench_order(struct sbench *b, bool random)
+{
+	b->lat_ns = calloc(b->nvals, sizeof(*b->lat_ns));
+	if (random && b->lat_ns)
+		b->order = malloc(b->nvals * sizeof(*b->order));
+	if (!b->lat_ns || (random && !b->order)) {
+		free(b->lat_ns);
+		return tool_fail("op arrays", -ENOMEM);
+	}
+	if (random)
+		bench_shuffle(b->order, b->nvals, ORDER_SEED);
+	return 0;
 }
 
 int bench_store_run(const struct bench_opts *o,
@@ -216,6 +249,9 @@ int bench_store_run(const struct bench_opts *o,
 	b.buf_bytes = (size_t)so->value_bytes;
 	b.window = so->in_flight ? so->in_flight : WINDOW_DEF;
 	b.nvals = size / so->value_bytes ? size / so->value_bytes : 1;
+	ret = sbench_order(&b, o->random);
+	if (ret)
+		return ret;
 	for (unsigned int w = 0; w < b.window; w++) {
 		ret = swapio_buf_alloc(b.buf_bytes, (o->no_pin ? 0 :
 				       SWAPIO_BUF_LOCKED) |
@@ -241,6 +277,7 @@ int bench_store_run(const struct bench_opts *o,
 	r->size = b.nvals * b.buf_bytes;
 	r->chunk = b.buf_bytes;
 	r->window = b.window;
+	r->random = o->random;
 	sbench_free(&b, !o->keep);
 	return ret ? 1 : 0;
 }

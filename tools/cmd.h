@@ -51,8 +51,10 @@ int tool_parse_uint_list(const char *s, unsigned long min, unsigned long max,
 /* 1M rather than 1048576 where the value allows it. */
 void tool_format_size(char *buf, unsigned int n, uint64_t v);
 
-/* Monotonic seconds, and CPU seconds (user + system) of the process. */
+/* Monotonic seconds (and nanoseconds), and CPU seconds (user + system)
+ * of the process. */
 double tool_now(void);
+uint64_t tool_now_ns(void);
 double tool_cpu_seconds(void);
 
 #endif
