@@ -36,6 +36,7 @@ static const struct {
 	{ "overlap_events",	SWAPIO_CFG_NO_OVERLAP,		true },
 	{ "register_buffers",	SWAPIO_CFG_NO_REGISTER,		true },
 	{ "share_node",		SWAPIO_CFG_SHARE_NODE,		false },
+	{ "spin_wait",		SWAPIO_CFG_NO_SPIN,		true },
 };
 
 #define NR_BOOL_KEYS	(SWAPIO_ARRAY_SIZE(bool_keys))

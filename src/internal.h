@@ -70,6 +70,7 @@ struct swapio_op {
 	struct swapio_op	*run_prev, *run_next; /* running, by seq */
 	uint64_t		seq;		/* submission order */
 	bool			write;
+	bool			spin;		/* see op_link() */
 	atomic_bool		done;
 	atomic_uint		parts_left;
 	atomic_uint_least64_t	bytes;
@@ -99,6 +100,8 @@ struct swapio_worker {
 	pthread_mutex_t		lock;
 	pthread_cond_t		cv;
 	struct swapio_part	*in_head, *in_tail;
+	atomic_uint		enqueued;	/* parts ever queued; also read
+						 * unlocked by the idle spin */
 	bool			stop;
 	bool			reaping;	/* may sleep in ->reap() */
 
@@ -108,6 +111,9 @@ struct swapio_worker {
 	struct swapio_req	*free_reqs;
 	struct swapio_req	*retry;
 	unsigned int		inflight;	/* lent to the engine */
+	unsigned int		taken;		/* enqueued when last looked */
+	bool			spin;		/* last part taken: a lone small
+						 * op's (op_link()) */
 	int			dead;		/* engine failed: -errno */
 	struct swapio_ectx	ectx;
 	struct swapio_event	*events;	/* queue_depth of them */

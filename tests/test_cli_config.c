@@ -53,6 +53,9 @@ static void parse_every_key(void **state)
 		"direct = false\n"
 		"direct_strict = yes\n"
 		"single_submit = on\n"
+		"register_buffers = off\n"
+		"share_node = true\n"
+		"spin_wait = no\n"
 		"overlap_events = 0";	/* no final newline */
 	struct swapio_config c;
 
@@ -64,7 +67,8 @@ static void parse_every_key(void **state)
 	assert_int_equal(c.engine, SWAPIO_ENGINE_AIO);
 	assert_int_equal(c.flags, SWAPIO_CFG_BUFFERED |
 			 SWAPIO_CFG_DIRECT_STRICT | SWAPIO_CFG_SINGLE_SUBMIT |
-			 SWAPIO_CFG_NO_OVERLAP);
+			 SWAPIO_CFG_NO_OVERLAP | SWAPIO_CFG_NO_REGISTER |
+			 SWAPIO_CFG_SHARE_NODE | SWAPIO_CFG_NO_SPIN);
 }
 
 static void parse_defaults_and_overrides(void **state)

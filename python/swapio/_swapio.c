@@ -466,13 +466,14 @@ static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
 	static char *kwlist[] = { "block_size", "queue_depth", "threads",
 				  "engine", "direct", "direct_strict",
 				  "single_submit", "overlap", "gpu_path",
-				  "share_node", NULL };
+				  "share_node", "spin_wait", NULL };
 	static const char *const gpu_paths[] = { "auto", "staging", "gds" };
 	const char *gpu_path = "auto";
 	unsigned long long bs = 0;
 	unsigned int qd = 0, threads = 0;
 	const char *engine = "auto";
-	int direct = 1, strict = 0, single = 0, overlap = 1, share = 0, e, ret;
+	int direct = 1, strict = 0, single = 0, overlap = 1, share = 0, spin = 1;
+	int e, ret;
 	struct swapio_config cfg = { 0 };
 	swapio_handle *h;
 
@@ -480,10 +481,10 @@ static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
 		PyErr_SetString(PyExc_RuntimeError, "handle already set up");
 		return -1;
 	}
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|KIIsppppzp", kwlist, &bs,
-					 &qd, &threads, &engine, &direct,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|KIIsppppzpp", kwlist,
+					 &bs, &qd, &threads, &engine, &direct,
 					 &strict, &single, &overlap,
-					 &gpu_path, &share))
+					 &gpu_path, &share, &spin))
 		return -1;
 	cfg.gpu_path = UINT32_MAX;
 	for (uint32_t i = 0; i < 3; i++)
@@ -510,7 +511,8 @@ static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
 		    (strict ? SWAPIO_CFG_DIRECT_STRICT : 0) |
 		    (single ? SWAPIO_CFG_SINGLE_SUBMIT : 0) |
 		    (overlap ? 0 : SWAPIO_CFG_NO_OVERLAP) |
-		    (share ? SWAPIO_CFG_SHARE_NODE : 0);
+		    (share ? SWAPIO_CFG_SHARE_NODE : 0) |
+		    (spin ? 0 : SWAPIO_CFG_NO_SPIN);
 	Py_BEGIN_ALLOW_THREADS
 	ret = swapio_handle_create(&cfg, &h);
 	Py_END_ALLOW_THREADS
@@ -613,7 +615,7 @@ static PyObject *handle_config(HandleObject *self, void *unused)
 	if (handle_check(self))
 		return NULL;
 	swapio_handle_config(self->h, &c);
-	return Py_BuildValue("{sKsIsIsssOsOsOsOss}",
+	return Py_BuildValue("{sKsIsIsssOsOsOsOsOss}",
 		"block_size", (unsigned long long)c.block_size,
 		"queue_depth", c.queue_depth, "threads", c.threads,
 		"engine", swapio_engine_name(c.engine) ?
@@ -625,6 +627,7 @@ static PyObject *handle_config(HandleObject *self, void *unused)
 		(c.flags & SWAPIO_CFG_SINGLE_SUBMIT) ? Py_True : Py_False,
 		"overlap",
 		(c.flags & SWAPIO_CFG_NO_OVERLAP) ? Py_False : Py_True,
+		"spin_wait", (c.flags & SWAPIO_CFG_NO_SPIN) ? Py_False : Py_True,
 		"gpu_path", gpu_paths[c.gpu_path % 3]);
 }
 
@@ -2579,12 +2582,14 @@ static PyType_Slot handle_slots[] = {
 	{ Py_tp_doc, (void *)PyDoc_STR(
 	  "Handle(block_size=0, queue_depth=0, threads=0, engine='auto', "
 	  "direct=True, direct_strict=False, single_submit=False, "
-	  "overlap=True, gpu_path='auto', share_node=False)\n\n"
+	  "overlap=True, gpu_path='auto', share_node=False, spin_wait=True)"
+	  "\n\n"
 	  "The engines and workers that move data. 0 means the default "
 	  "(1 MiB blocks, queue depth 32, 1 thread). share_node: the queue "
 	  "depth is the node's, and this handle takes queue_depth / "
-	  "LOCAL_WORLD_SIZE. A context manager; safe to use from many "
-	  "threads.") },
+	  "LOCAL_WORLD_SIZE. spin_wait=False: a lone small op's waiter "
+	  "sleeps at once (less CPU, more latency at depth 1). A context "
+	  "manager; safe to use from many threads.") },
 	{ Py_tp_new, PyType_GenericNew },
 	{ Py_tp_init, handle_init },
 	{ Py_tp_dealloc, handle_dealloc },
