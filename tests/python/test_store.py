@@ -1,6 +1,7 @@
 """The store and the pipeline in Python's shapes."""
 
 import errno
+import random
 
 import numpy as np
 import pytest
@@ -143,3 +144,21 @@ def test_handle_share_node(monkeypatch):
     monkeypatch.setenv("SWAPIO_SHARE_NODE", "1")
     with swapio.Handle() as h:
         assert h.config["queue_depth"] == 8
+
+
+def test_handle_spin_wait(tmp_path):
+    """spin_wait=False reaches the handle; small ops at depth 1 stay exact
+    either way (the spinning waiter sees the same result)."""
+    for spin in (True, False):
+        with swapio.Handle(spin_wait=spin) as h:
+            assert h.config["spin_wait"] is spin
+            path = str(tmp_path / f"f{spin}")
+            src = bytes(random.Random(7).randbytes(4096 * 9 + 5))
+            for off in range(0, len(src), 4096):
+                assert h.pwrite(path, src[off:off + 4096], off) == \
+                    len(src[off:off + 4096])
+            dst = bytearray(len(src))
+            for off in range(0, len(src), 4096):
+                view = memoryview(dst)[off:off + 4096]
+                assert h.pread(path, view, off) == len(view)
+            assert dst == src
