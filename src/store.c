@@ -36,6 +36,7 @@
 #include "util.h"
 
 #define DEF_GROW	(64ull << 20)
+#define COMMIT_MAX	32	/* puts in one group commit */
 
 /* Is @s inherited across fork()? A store belongs to its opener. */
 static bool store_forked(const swapio_store *s)
@@ -763,6 +764,7 @@ static struct swapio_store_op *sop_get(swapio_store *s, bool put)
 	op->put = put;
 	op->finishing = false;
 	atomic_init(&op->finished, false);
+	atomic_init(&op->submitted, false);
 	op->nr_io = 0;
 	op->result = 0;
 	return op;
@@ -952,6 +954,7 @@ int swapio_store_submit_put(swapio_store *s, const char *key,
 	ret = put_start(s, op);
 	if (ret)
 		return op_abort(op, ret);
+	atomic_store_explicit(&op->submitted, true, memory_order_release);
 	*out = op;
 	return 0;
 }
@@ -1011,29 +1014,99 @@ int swapio_store_submit_get(swapio_store *s, const char *key, void *buf,
 	return 0;
 }
 
-/* The put's data is complete: log it, then switch the key to it. */
+/* Have all of @q's transfers completed? */
+static bool io_all_done(const struct swapio_store_op *q)
+{
+	for (unsigned int i = 0; i < q->nr_io; i++)
+		if (!swapio_op_done(q->io[i]))
+			return false;
+	return true;
+}
+
+/*
+ * Other puts whose data is complete and that no one is finishing: they
+ * join @op's commit, claimed as their own waiter would claim them (a
+ * waiter holding an op's lock just keeps it). s->lock held.
+ */
+static unsigned int commit_gather(swapio_store *s,
+				  const struct swapio_store_op *op,
+				  struct swapio_store_op **v, unsigned int max)
+{
+	struct swapio_store_op *q;
+	unsigned int n = 0;
+	bool mine;
+
+	for (q = s->live.next; q != &s->live && n < max; q = q->next) {
+		if (q == op || !q->put ||
+		    !atomic_load_explicit(&q->submitted, memory_order_acquire) ||
+		    !io_all_done(q) || pthread_mutex_trylock(&q->lock))
+			continue;
+		mine = !q->finishing;
+		q->finishing = true;
+		pthread_mutex_unlock(&q->lock);
+		if (mine)
+			v[n++] = q;
+	}
+	return n;
+}
+
+/* Hand a claimed op its result and wake its waiters. */
+static void op_publish(struct swapio_store_op *op, int64_t res)
+{
+	pthread_mutex_lock(&op->lock);
+	op->result = res;
+	atomic_store(&op->finished, true);
+	pthread_cond_broadcast(&op->cond);
+	pthread_mutex_unlock(&op->lock);
+}
+
+/*
+ * The put's data is complete: log it, then switch the key to it. Puts
+ * whose data completed too go in the same write of the log (a group
+ * commit), so that a window of puts in flight costs one system call per
+ * batch, not one per put. Each record is still on the file before its
+ * put's wait returns, which is all SIGKILL-safety asks; a put may take
+ * effect before its own wait, never after it.
+ */
 static int put_commit(struct swapio_store_op *op, int ret)
 {
 	swapio_store *s = op->s;
-	struct entry *e = op->e;
-	struct irec r;
+	struct swapio_store_op *v[COMMIT_MAX];
+	struct irec r[COMMIT_MAX];
+	int res[COMMIT_MAX], err = 0;
+	unsigned int n, k = 0, done = 0, j = 0;
 
-	swapio__rec_put(&r, e);
 	pthread_mutex_lock(&s->lock);
-	if (!ret)
-		ret = swapio__log_append(s, &r);
-	if (ret) {
-		swapio__space_free(s, e->off, e->ext);
-		free(e);
-	} else {
-		swapio__apply_put(s, e);
+	v[0] = op;
+	res[0] = ret;
+	n = 1 + commit_gather(s, op, v + 1, COMMIT_MAX - 1);
+	for (unsigned int i = 1; i < n; i++)
+		res[i] = io_result(v[i]);	/* complete: no wait */
+	for (unsigned int i = 0; i < n; i++)
+		if (!res[i])
+			swapio__rec_put(&r[k++], v[i]->e);
+	if (k)
+		err = swapio__log_append_n(s, r, k, &done);
+	for (unsigned int i = 0; i < n; i++) {
+		struct entry *e = v[i]->e;
+
+		if (!res[i] && j++ >= done)
+			res[i] = err;
+		if (res[i]) {
+			swapio__space_free(s, e->off, e->ext);
+			free(e);
+		} else {
+			swapio__apply_put(s, e);
+		}
+		v[i]->e = NULL;
+		s->puts_in_flight--;
 	}
-	op->e = NULL;
-	s->puts_in_flight--;
 	if (s->ntombs)
 		swapio__tombs_drop(s, oldest_put(s));
 	pthread_mutex_unlock(&s->lock);
-	return ret;
+	for (unsigned int i = 1; i < n; i++)
+		op_publish(v[i], res[i] ? res[i] : (int64_t)v[i]->len);
+	return res[0];
 }
 
 static int get_verify(struct swapio_store_op *op, int ret)

@@ -79,6 +79,8 @@ struct swapio_store_op {
 	pthread_cond_t		cond;	/* finished; CLOCK_MONOTONIC */
 	bool			finishing;	/* a thread runs the finish */
 	atomic_bool		finished;
+	atomic_bool		submitted;	/* put: io[] complete, may join
+						 * another's commit */
 	/* Transfers: the header, then one per piece of the payload (one
 	 * piece per stripe unit it touches); kept for the op's next use. */
 	swapio_op		**io;
@@ -224,6 +226,9 @@ void swapio__rec_put(struct irec *r, const struct entry *e);
 void swapio__rec_del(struct irec *r, const char *key, size_t n, uint64_t gen);
 int swapio__log_gen(swapio_store *s, uint64_t *gen);
 int swapio__log_append(swapio_store *s, const struct irec *r);
+/* @n records in one write; *@done of them appended, also on error. */
+int swapio__log_append_n(swapio_store *s, const struct irec *r,
+			 unsigned int n, unsigned int *done);
 void swapio__log_maybe_compact(swapio_store *s);
 int swapio__log_compact(swapio_store *s);
 int swapio__log_replay(swapio_store *s, const void *buf, size_t len);

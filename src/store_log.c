@@ -135,26 +135,37 @@ static void log_reserve(swapio_store *s)
 }
 
 /*
- * Append one record at our own offset, not O_APPEND: a record cut short
- * (ENOSPC, EIO) is simply overwritten by the next append, and if the
- * process dies first it is the torn last record replay drops. Nothing is
- * truncated, so the reserve past the end survives a failed append.
- * s->lock held.
+ * Append @n records with one write at our own offset, not O_APPEND. A
+ * write cut short (ENOSPC, EIO) leaves whole records and then a torn one:
+ * the whole ones count as appended (*@done), exactly as if each had gone
+ * alone, and the torn one is overwritten by the next append, or is the
+ * torn last record that replay drops if the process dies first. Nothing
+ * is truncated, so the reserve past the end survives a failed append.
+ * Returns 0 once all @n are appended. s->lock held.
  */
-int swapio__log_append(swapio_store *s, const struct irec *r)
+int swapio__log_append_n(swapio_store *s, const struct irec *r,
+			 unsigned int n, unsigned int *done)
 {
+	size_t wrote;
 	int ret;
 
 	log_reserve(s);
-	ret = swapio__sys_pwrite(&s->sys, SYS_INDEX, s->ifd, r, REC_SIZE,
-				 s->idx_end);
-	if (ret)
-		return ret;
-	s->idx_end += REC_SIZE;
+	ret = swapio__sys_pwrite_part(&s->sys, SYS_INDEX, s->ifd, r,
+				      (size_t)n * REC_SIZE, s->idx_end,
+				      &wrote);
+	*done = (unsigned int)SWAPIO_MIN(wrote / REC_SIZE, n);
+	s->idx_end += (uint64_t)*done * REC_SIZE;
 	if (s->idx_end / REC_SIZE > 2 * (s->nkeys + s->ntombs) + 1024 &&
 	    s->idx_end >= s->compact_after)
 		s->want_compact = true;
-	return 0;
+	return *done == n ? 0 : ret ? ret : -EIO;
+}
+
+int swapio__log_append(swapio_store *s, const struct irec *r)
+{
+	unsigned int done;
+
+	return swapio__log_append_n(s, r, 1, &done);
 }
 
 /*

@@ -165,16 +165,19 @@ static int sys_pick(struct store_sys *sys, int call, int file)
 	return sys->err;
 }
 
-int swapio__sys_pwrite(struct store_sys *sys, int file, int fd,
-		       const void *buf, size_t n, uint64_t off)
+int swapio__sys_pwrite_part(struct store_sys *sys, int file, int fd,
+			    const void *buf, size_t n, uint64_t off,
+			    size_t *wrote)
 {
 	const char *p = buf;
 	int err = sys_pick(sys, SYS_PWRITE, file);
 	ssize_t w;
 
+	*wrote = 0;
 	if (err == ENOSPC && n > 1) {
 		/* A full disk tears the write: half of it lands. */
-		(void)!pwrite(fd, p, n / 2, (off_t)off);
+		w = pwrite(fd, p, n / 2, (off_t)off);
+		*wrote = w > 0 ? (size_t)w : 0;
 		return -err;
 	}
 	if (err)
@@ -190,8 +193,17 @@ int swapio__sys_pwrite(struct store_sys *sys, int file, int fd,
 		p += w;
 		n -= (size_t)w;
 		off += (uint64_t)w;
+		*wrote += (size_t)w;
 	}
 	return 0;
+}
+
+int swapio__sys_pwrite(struct store_sys *sys, int file, int fd,
+		       const void *buf, size_t n, uint64_t off)
+{
+	size_t wrote;
+
+	return swapio__sys_pwrite_part(sys, file, fd, buf, n, off, &wrote);
 }
 
 int swapio__sys_fdatasync(struct store_sys *sys, int file, int fd)

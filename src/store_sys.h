@@ -40,6 +40,10 @@ int swapio__sys_init(struct store_sys *sys, const char *spec);
 /* The whole buffer or -errno (a short write is retried, EINTR too). */
 int swapio__sys_pwrite(struct store_sys *sys, int file, int fd,
 		       const void *buf, size_t n, uint64_t off);
+/* The same, and *@wrote: the bytes that reached the file, also on error. */
+int swapio__sys_pwrite_part(struct store_sys *sys, int file, int fd,
+			    const void *buf, size_t n, uint64_t off,
+			    size_t *wrote);
 int swapio__sys_fdatasync(struct store_sys *sys, int file, int fd);
 int swapio__sys_ftruncate(struct store_sys *sys, int file, int fd,
 			  uint64_t size);
