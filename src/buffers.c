@@ -46,6 +46,20 @@ uint64_t swapio__reg_copy(struct swapio_reg_slot out[SWAPIO_REG_SLOTS])
 	return gen;
 }
 
+bool swapio__reg_holds(const void *buf, size_t len)
+{
+	const uintptr_t a = (uintptr_t)buf;
+	bool in = false;
+
+	pthread_mutex_lock(&reg_lock);
+	for (unsigned int i = 0; i < SWAPIO_REG_SLOTS && !in; i++)
+		in = reg_slots[i].len && a >= reg_slots[i].start &&
+		     len <= reg_slots[i].len &&
+		     a - reg_slots[i].start <= reg_slots[i].len - len;
+	pthread_mutex_unlock(&reg_lock);
+	return in;
+}
+
 /* Give [p, p + size) slots, 1 GiB a slot, as far as free slots go. */
 static void reg_add(void *p, size_t size)
 {

@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "engine.h"	/* swapio__reg_holds() */
 #include "store_impl.h"
 
 /* Where @len bytes at @off begin: drive, offset there, bytes in one run. */
@@ -112,7 +113,14 @@ int swapio__data_submit(swapio_store *s, struct swapio_store_op *op,
  * unit) they go as one request of two segments: one write and one extent
  * conversion in the filesystem instead of two, which is a third of a
  * 64 KiB put's CPU. Else, and for an empty value, the header goes alone.
+ * So does a large payload in registered memory: a vectored request cannot
+ * be a fixed-buffer one, and pinning its pages again (256 per MiB) costs
+ * more than the header's own write (1 MiB puts: 0.088 s/GB as two writes,
+ * 0.108 as one; docs/PERFORMANCE.md).
  */
+/* Registered payloads up to this size still go with their header. */
+#define PREFIX_FIXED_MAX	(128u << 10)
+
 int swapio__data_submit_put(swapio_store *s, struct swapio_store_op *op,
 			    void *hdr, void *buf, uint64_t len, uint64_t off)
 {
@@ -122,7 +130,8 @@ int swapio__data_submit_put(swapio_store *s, struct swapio_store_op *op,
 	int ret;
 
 	data_map(s, off, s->block + len, &d, &at, &run);
-	if (!len || run < s->block + len || len > SIZE_MAX - s->block) {
+	if (!len || run < s->block + len || len > SIZE_MAX - s->block ||
+	    (len > PREFIX_FIXED_MAX && swapio__reg_holds(buf, (size_t)len))) {
 		ret = swapio__data_submit(s, op, true, hdr, s->block, off);
 		return ret ? ret : swapio__data_submit(s, op, true, buf, len,
 						       off + s->block);
