@@ -149,9 +149,12 @@ static void op_finish(struct swapio_op *op)
 	h->ops_done++;
 	if (--h->inflight_ops == 0)
 		h->busy_ns += swapio__now_ns() - h->busy_since_ns;
-	/* The op may be freed by a waiter as soon as this is seen. */
+	/* The op may be freed by a waiter as soon as this is seen. Only
+	 * its own waiters and those waiting for any op are woken: a caller
+	 * waiting for the oldest of 64 ops is not woken for the other 63. */
+	if (op->waiters || h->any_waiters)
+		pthread_cond_broadcast(&h->done_cv);
 	atomic_store_explicit(&op->done, true, memory_order_release);
-	pthread_cond_broadcast(&h->done_cv);
 	pthread_mutex_unlock(&h->lock);
 
 	efd = atomic_load(&h->efd);
@@ -872,6 +875,7 @@ static int op_new(swapio_handle *h, swapio_file *f, swapio_file *owned,
 	op->f = f;
 	op->owned = owned;
 	op->write = write;
+	op->waiters = 0;
 	atomic_init(&op->done, false);
 	atomic_init(&op->bytes, 0);
 	atomic_init(&op->error, 0);
@@ -1176,8 +1180,10 @@ int64_t swapio_op_wait(swapio_op *op, int timeout_ms)
 	if (timeout_ms > 0)
 		dl = swapio__deadline(timeout_ms);
 	pthread_mutex_lock(&op->h->lock);
+	op->waiters++;
 	while (!(done = op_is_done(op)) && sleep_until(op->h, timeout_ms, &dl))
 		;
+	op->waiters--;
 	pthread_mutex_unlock(&op->h->lock);
 	return done || op_is_done(op) ? op->result : -ETIMEDOUT;
 }
@@ -1208,9 +1214,11 @@ int swapio_wait_any(swapio_op *const *ops, unsigned int n, int timeout_ms)
 	if (timeout_ms > 0)
 		dl = swapio__deadline(timeout_ms);
 	pthread_mutex_lock(&h->lock);
+	h->any_waiters++;
 	while ((idx = first_done(ops, n)) < 0 &&
 	       sleep_until(h, timeout_ms, &dl))
 		;
+	h->any_waiters--;
 	pthread_mutex_unlock(&h->lock);
 	return idx >= 0 ? idx : first_done(ops, n);
 }
@@ -1241,8 +1249,10 @@ int swapio_wait_all(swapio_handle *h, int timeout_ms)
 		dl = swapio__deadline(timeout_ms);
 	pthread_mutex_lock(&h->lock);
 	seq = h->next_seq;
+	h->any_waiters++;
 	while (running_before(h, seq) && sleep_until(h, timeout_ms, &dl))
 		;
+	h->any_waiters--;
 	ret = running_before(h, seq) ? -ETIMEDOUT : 0;
 	pthread_mutex_unlock(&h->lock);
 	return ret;

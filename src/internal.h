@@ -71,6 +71,8 @@ struct swapio_op {
 	uint64_t		seq;		/* submission order */
 	bool			write;
 	bool			spin;		/* see op_link() */
+	unsigned int		waiters;	/* asleep in swapio_op_wait()
+						 * on it; under h->lock */
 	atomic_bool		done;
 	atomic_uint		parts_left;
 	atomic_uint_least64_t	bytes;
@@ -134,6 +136,8 @@ struct swapio_handle {
 
 	pthread_mutex_t			lock;
 	pthread_cond_t			done_cv;	/* an op completed */
+	unsigned int			any_waiters;	/* asleep in wait_any or
+							 * wait_all; h->lock */
 	unsigned int			nr_started;	/* worker start-up */
 	unsigned long			inflight_ops;
 	uint64_t			next_seq;

@@ -78,6 +78,7 @@ struct bench_store_opts {
 	uint64_t stripe_unit;		/* 0: the store's default */
 	uint64_t value_bytes;		/* bytes per put and get */
 	unsigned int in_flight;		/* puts or gets in flight; 0: 4 */
+	bool no_checksum;		/* SWAPIO_STORE_NO_CHECKSUM */
 };
 
 /* The phases of @o through a store over @so's directories (bench_store.c);

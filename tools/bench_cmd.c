@@ -28,6 +28,7 @@ static const char usage[] =
 "                          each time\n"
 "      --stripe-unit SIZE  bytes each drive takes in turn (default 1M)\n"
 "      --value-size SIZE   bytes per put and get with --dir (default 64M)\n"
+"      --no-checksum       a store without checksums (SWAPIO_STORE_NO_CHECKSUM)\n"
 "                          (the store is allocated before the clock starts\n"
 "                          unless --no-prealloc)\n"
 "      --op-size SIZE      bytes per op with --file: 4K to 1G, a multiple\n"
@@ -74,7 +75,7 @@ static const char usage[] =
 enum {
 	OPT_DIRECT = 256, OPT_NO_DIRECT, OPT_VERIFY, OPT_KEEP, OPT_JSON,
 	OPT_NO_PIN, OPT_NO_HUGE, OPT_NO_PREALLOC, OPT_MEMORY, OPT_NO_REGISTER, OPT_NO_SPIN,
-	OPT_STRIPE_UNIT, OPT_VALUE_SIZE, OPT_IN_FLIGHT, OPT_OP_SIZE,
+	OPT_STRIPE_UNIT, OPT_VALUE_SIZE, OPT_NO_CHECKSUM, OPT_IN_FLIGHT, OPT_OP_SIZE,
 	OPT_RANDOM,
 };
 
@@ -83,6 +84,7 @@ static const struct option long_opts[] = {
 	{ "dir",	 required_argument, NULL, 'd' },
 	{ "stripe-unit", required_argument, NULL, OPT_STRIPE_UNIT },
 	{ "value-size",	 required_argument, NULL, OPT_VALUE_SIZE },
+	{ "no-checksum", no_argument,	    NULL, OPT_NO_CHECKSUM },
 	{ "in-flight",	 required_argument, NULL, OPT_IN_FLIGHT },
 	{ "op-size",	 required_argument, NULL, OPT_OP_SIZE },
 	{ "random",	 no_argument,	    NULL, OPT_RANDOM },
@@ -292,6 +294,7 @@ static int parse_opt(struct bench_args *a, int c, const char *arg)
 	case OPT_STRIPE_UNIT:
 		return tool_parse_size(arg, &a->so.stripe_unit) ||
 		       !a->so.stripe_unit || a->so.stripe_unit % 4096 ? -1 : 0;
+	case OPT_NO_CHECKSUM: a->so.no_checksum = true; return 0;
 	case OPT_VALUE_SIZE:
 		return tool_parse_size(arg, &a->so.value_bytes) ||
 		       !a->so.value_bytes || a->so.value_bytes > 1ull << 32 ?

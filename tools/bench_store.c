@@ -96,6 +96,7 @@ static int sbench_open(struct sbench *b, const struct bench_opts *o,
 	const uint64_t blk = 64u << 10;
 	struct swapio_store_config scfg = {
 		.stripe_unit = so->stripe_unit,
+		.flags = so->no_checksum ? SWAPIO_STORE_NO_CHECKSUM : 0,
 		.capacity = o->no_prealloc ? 0 : b->nvals *
 			    ((b->buf_bytes + blk - 1) / blk * blk + blk),
 	};
