@@ -18,14 +18,14 @@
 #define FALLBACK_ALIGN	4096u	/* a multiple of every logical block */
 
 /*
- * The logical block size of the device under @fd (for a block device, of
- * the device itself), from sysfs; 0 if none.
+ * A value of the request queue of the device under @fd (for a block
+ * device, of the device itself), from sysfs; 0 if none.
  */
-static uint32_t sysfs_logical_block(int fd)
+static uint32_t sysfs_queue(int fd, const char *name)
 {
 	static const char *const fmts[] = {
-		"/sys/dev/block/%u:%u/queue/logical_block_size",
-		"/sys/dev/block/%u:%u/../queue/logical_block_size", /* partition */
+		"/sys/dev/block/%u:%u/queue/%s",
+		"/sys/dev/block/%u:%u/../queue/%s",	/* a partition */
 	};
 	struct stat st;
 	char path[96];
@@ -40,16 +40,44 @@ static uint32_t sysfs_logical_block(int fd)
 		FILE *fp;
 		int n;
 
-		snprintf(path, sizeof(path), fmts[i], major(dev), minor(dev));
+		snprintf(path, sizeof(path), fmts[i], major(dev), minor(dev),
+			 name);
 		fp = fopen(path, "re");
 		if (!fp)
 			continue;
 		n = fscanf(fp, "%u", &v);
 		fclose(fp);
-		if (n == 1 && v && !(v & (v - 1)))
+		if (n == 1)
 			return v;
 	}
 	return 0;
+}
+
+static uint32_t sysfs_logical_block(int fd)
+{
+	uint32_t v = sysfs_queue(fd, "logical_block_size");
+
+	return v && !(v & (v - 1)) ? v : 0;
+}
+
+/*
+ * The largest direct request that needs no split even from memory in
+ * scattered 4 KiB pages: max_segments pages, within max_sectors_kb; 0 if
+ * the queue does not say. A 1 MiB request from 4 KiB pages on a queue of
+ * 254 segments is cut into 1016 KiB and a stray 8 KiB, and the strays
+ * keep the block layer from merging neighbours: reading 2 GiB that way
+ * took 1540 device commands, in 1016 KiB requests 818 (docs/PERFORMANCE.md).
+ */
+static uint32_t unsplit_bytes(int fd)
+{
+	const uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t segs = sysfs_queue(fd, "max_segments");
+	uint64_t kb = sysfs_queue(fd, "max_sectors_kb");
+	uint64_t n = segs * page;
+
+	if (kb && (!n || kb * 1024 < n))
+		n = kb * 1024;
+	return (uint32_t)SWAPIO_MIN(n, (uint64_t)UINT32_MAX / page * page);
 }
 
 /*
@@ -79,6 +107,7 @@ static void learn_alignment(swapio_file *f)
 	 * hold dirty, so writeback can never overwrite direct data.
 	 */
 	f->edge_align = SWAPIO_MAX(f->off_align, (uint32_t)sysconf(_SC_PAGESIZE));
+	f->unsplit = unsplit_bytes(f->fd);
 }
 
 /*

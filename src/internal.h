@@ -44,6 +44,8 @@ struct swapio_file {
 	uint32_t	mem_align;	/* direct I/O: buffer address */
 	uint32_t	off_align;	/* direct I/O: offset and length */
 	uint32_t	edge_align;	/* max(off_align, page): see plan.c */
+	uint32_t	unsplit;	/* largest unsplit direct request, from
+					 * 4 KiB pages; 0: unknown (file.c) */
 	atomic_uint_least64_t size_hint; /* allocated up to here, at least */
 	struct swapio_file *prev, *next; /* every open file (fork.c) */
 };

@@ -47,11 +47,19 @@ static void part_bounds(const swapio_file *f, struct swapio_part *p)
 /*
  * The request size for @f: block_size, rounded up to whole edge units. A
  * device whose logical block is larger than block_size (16 KiB sectors
- * and 4 KiB blocks) would otherwise get misaligned direct requests.
+ * and 4 KiB blocks) would otherwise get misaligned direct requests. A
+ * direct request is also kept within what the device takes unsplit from
+ * scattered 4 KiB pages (file.c): 1 MiB becomes 1016 KiB on a queue of
+ * 254 segments.
  */
 static uint64_t file_block(const swapio_handle *h, const swapio_file *f)
 {
-	return SWAPIO_ALIGN_UP(h->cfg.block_size, (uint64_t)f->edge_align);
+	const uint64_t e = f->edge_align;
+	uint64_t bs = SWAPIO_ALIGN_UP(h->cfg.block_size, e);
+
+	if (f->direct && f->unsplit >= e && bs > f->unsplit)
+		bs = SWAPIO_ALIGN_DOWN((uint64_t)f->unsplit, e);
+	return bs;
 }
 
 /*
