@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The store's front end: the map (key -> entry), the ops, the public
- * calls. It uses only the public API (swapio.h) for its data I/O; the log,
- * the allocator and recovery are units of their own (store_impl.h).
+ * calls. Its data I/O goes through the public API (swapio.h) and one
+ * private call, swapio__submit_write_pre() (a put's header and payload as
+ * one write); the log, the allocator and recovery are units of their own
+ * (store_impl.h).
  *
  * Why a crash never mixes old and new: a put writes its extent into free
  * space, which no live key refers to, and only when both writes have
