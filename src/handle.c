@@ -185,9 +185,11 @@ static void req_finish(struct swapio_worker *w, struct swapio_req *rq,
 	uint64_t lat = swapio__now_ns() - rq->t_queued;
 
 	if (rq->user) {
+		/* Only a write has a prefix, and the prefix is never bounced. */
 		if (!rq->write)
 			memcpy(rq->user, rq->buf, rq->done);
-		atomic_fetch_add_explicit(&st->bounced, rq->done,
+		atomic_fetch_add_explicit(&st->bounced, rq->done -
+					  SWAPIO_MIN(rq->done, rq->pre_len),
 					  memory_order_relaxed);
 	}
 	atomic_fetch_add_explicit(rq->write ? &st->bytes_written :
