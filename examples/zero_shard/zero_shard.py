@@ -215,6 +215,13 @@ def _spawned(rank, world, args, init):
         run(rank, world, args)
     finally:
         dist.destroy_process_group()
+    # A rank that finished leaves without the interpreter's teardown: in
+    # it, gloo's worker threads now and then abort the process
+    # ("terminate called without an active exception", pytorch/pytorch
+    # #190489) after all the work is done and the shard is closed.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def main(argv=None):
