@@ -147,6 +147,12 @@ struct swapio_engine_ops {
 		     struct swapio_event *ev, unsigned int max);
 	/* Any thread: make the current or the next ->reap() return soon. */
 	void (*wake)(struct swapio_ectx *ctx);
+	/*
+	 * Optional (NULL: nothing to do). Run what the kernel deferred for
+	 * this context until its next system call, and that may still hold
+	 * a file open: io_uring's task work of finished requests.
+	 */
+	void (*flush)(struct swapio_ectx *ctx);
 };
 
 /* The engines, each at the end of its own file. */

@@ -511,6 +511,12 @@ static void fault_wake(struct swapio_ectx *ctx)
 	fe_of(ctx)->real->wake(real_of(ctx));
 }
 
+static void fault_flush(struct swapio_ectx *ctx)
+{
+	if (fe_of(ctx)->real->flush)
+		fe_of(ctx)->real->flush(real_of(ctx));
+}
+
 /* ------------------------------------------------------------------ */
 /* Wrapping                                                            */
 /* ------------------------------------------------------------------ */
@@ -542,6 +548,7 @@ int swapio__fault_wrap(unsigned int id, unsigned int nr_workers,
 		.submit		= fault_submit,
 		.reap		= fault_reap,
 		.wake		= fault_wake,
+		.flush		= fault_flush,
 	};
 	fe->real = *e;
 	fe->id = id;

@@ -331,6 +331,21 @@ static void uring_wake(struct swapio_ectx *ctx)
 	(void)!write(c->wake_fd, &(uint64_t){ 1 }, sizeof(uint64_t));
 }
 
+/*
+ * With deferred task work, the last reference to a finished request (and
+ * to its file) may be dropped in task work that runs only when this
+ * ring's owner next enters the kernel; a worker with nothing to do does
+ * not. A closed file could stay open for writing until then, and the
+ * store's reopen waits for it (its read lease) before it gives up.
+ */
+static void uring_flush(struct swapio_ectx *ctx)
+{
+	struct uring_ctx *c = ctx->data;
+
+	ctx->syscalls++;
+	(void)io_uring_get_events(&c->ring);
+}
+
 const struct swapio_engine_ops swapio__engine_uring = {
 	.version	= SWAPIO_ENGINE_OPS_VERSION,
 	.probe		= uring_probe,
@@ -340,4 +355,5 @@ const struct swapio_engine_ops swapio__engine_uring = {
 	.submit		= uring_submit,
 	.reap		= uring_reap,
 	.wake		= uring_wake,
+	.flush		= uring_flush,
 };

@@ -303,8 +303,10 @@ static bool worker_fetch(struct swapio_worker *w)
 	worker_idle_spin(w);
 	pthread_mutex_lock(&w->lock);
 	while (!w->in_head && !w->cur_head && !w->retry && !w->inflight &&
-	       !w->stop)
+	       !w->stop && !w->flush)
 		pthread_cond_wait(&w->cv, &w->lock);
+	w->flush_now = w->flush;
+	w->flush = false;
 	if (w->in_head) {
 		if (w->cur_tail)
 			w->cur_tail->next = w->in_head;
@@ -479,6 +481,9 @@ static void *worker_main(void *arg)
 			worker_drain_dead(w);
 			continue;
 		}
+		if (w->flush_now && w->ectx.ops->flush)
+			w->ectx.ops->flush(&w->ectx);
+		w->flush_now = false;
 		worker_fill(w);
 		if (w->inflight)
 			worker_reap(w);
@@ -504,6 +509,20 @@ static void worker_enqueue(struct swapio_worker *w, struct swapio_part *p)
 		swapio__engine_wake(w);
 	}
 	pthread_mutex_unlock(&w->lock);
+}
+
+void swapio__handle_flush(swapio_handle *h)
+{
+	if (swapio__forked(h->gen))
+		return;	/* the parent's: no workers here */
+	for (unsigned int i = 0; i < h->cfg.threads; i++) {
+		struct swapio_worker *w = &h->workers[i];
+
+		pthread_mutex_lock(&w->lock);
+		w->flush = true;
+		pthread_cond_signal(&w->cv);
+		pthread_mutex_unlock(&w->lock);
+	}
 }
 
 /* Tell the first @n workers first, then join: teardowns overlap. */

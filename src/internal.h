@@ -106,6 +106,7 @@ struct swapio_worker {
 	struct swapio_part	*in_head, *in_tail;
 	atomic_uint		enqueued;	/* parts ever queued; also read
 						 * unlocked by the idle spin */
+	bool			flush;		/* swapio__handle_flush() asked */
 	bool			stop;
 	bool			reaping;	/* may sleep in ->reap() */
 
@@ -116,6 +117,7 @@ struct swapio_worker {
 	struct swapio_req	*retry;
 	unsigned int		inflight;	/* lent to the engine */
 	unsigned int		taken;		/* enqueued when last looked */
+	bool			flush_now;	/* run ->flush() next */
 	bool			spin;		/* last part taken: a lone small
 						 * op's (op_link()) */
 	int			dead;		/* engine failed: -errno */

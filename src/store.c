@@ -406,6 +406,9 @@ static int data_quiesce(const struct store_drive *d)
 		} else if (errno != EAGAIN && errno != EBUSY) {
 			ret = 0;
 		} else {
+			/* Our own handle's ring may hold it (engine.h). */
+			if (i % 10 == 0)
+				swapio__handle_flush(d->h);
 			nanosleep(&tick, NULL);
 		}
 	}

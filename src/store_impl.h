@@ -170,6 +170,9 @@ static inline uint64_t ext_bytes(const swapio_store *s, uint64_t len)
 int swapio__submit_write_pre(swapio_handle *h, swapio_file *f,
 			     const void *pre, size_t pre_len, const void *buf,
 			     size_t len, uint64_t off, swapio_op **op);
+/* handle.c: have @h's workers run what their engines deferred (engine.h,
+ * ->flush): a file this process closed may be held open until then. */
+void swapio__handle_flush(swapio_handle *h);
 
 /* store.c: the map (s->lock held) */
 struct entry *swapio__entry_new(const char *key, size_t keylen);
