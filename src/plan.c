@@ -182,8 +182,13 @@ int swapio__plan_next(struct swapio_worker *w, struct swapio_part *p,
 		rq->fd = f->bfd;
 		rq->direct = false;
 	} else {
-		/* Body: whole pages, direct when the file is. */
+		/* Body: whole pages, direct when the file is; with a
+		 * prefix, the two together within one request's size. */
 		n = SWAPIO_MIN(bs, p->tail - p->pos);
+		if (p->pre_len && n + p->pre_len > bs &&
+		    bs >= p->pre_len + f->edge_align)
+			n = SWAPIO_ALIGN_DOWN(bs - p->pre_len,
+					      (uint64_t)f->edge_align);
 		if ((uintptr_t)p->mem % f->mem_align) {
 			int ret = bounce_block(rq, bs);
 
