@@ -826,8 +826,10 @@ SWAPIO_API void swapio_store_close(swapio_store *s);
  *
  * The checksum is computed here, on the calling thread. @buf must stay
  * valid and unchanged until the op completes. The put takes effect (the
- * key switches to the new value) when its op is waited for or freed, on
- * that thread; when two puts of one key overlap, the later submitted wins.
+ * key switches to the new value) once its data is written, at the latest
+ * when its op is waited for or freed (a wait on another put may commit
+ * it with its own); when two puts of one key overlap, the later submitted
+ * wins.
  * Returns 0 and *op, or -errno: -EINVAL (NULL, key empty or longer than
  * SWAPIO_STORE_KEY_MAX, @len over 2^56), -ENOSPC (no room; nothing
  * changed), -ENOMEM.
@@ -853,7 +855,8 @@ SWAPIO_API int swapio_store_submit_get(swapio_store *s, const char *key,
 
 /*
  * swapio_store_op_wait() - wait for a put or get, then finish it: a put is
- * committed to the index, a get's checksum verified. Same timeouts as
+ * committed to the index (with any other puts whose data is written: one
+ * write of the index for all), a get's checksum verified. Same timeouts as
  * swapio_op_wait(). Returns the value's length, -ETIMEDOUT (still running;
  * wait again), or the op's error: -EBADMSG (checksum mismatch), -EIO
  * (short transfer: data file truncated), -ENOSPC, or an I/O error. A
