@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The payload checksum, XXH3-64, at the CPU's speed. libxxhash as Debian
- * builds it runs its SSE2 kernel, about 20 GB/s on one core here: for a
+ * builds it runs its SSE2 kernel, about 18 GB/s on one core here: for a
  * store moving 1.5 GB/s that is 0.05 s of CPU per GB on each put and
  * each get. xxHash's own x86 dispatcher is in the shared library only, not
  * in the static archive that the Python module links, so swapio compiles
  * xxHash's header once more with AVX2 (checksum_avx2.c) and picks that
- * kernel when the CPU has it: 66 GB/s here. Every kernel gives the same
+ * kernel when the CPU has it: about 60 GB/s here. Every kernel gives the same
  * hash, so stores move between machines unchanged.
  */
 #include <xxhash.h>

@@ -1042,7 +1042,7 @@ static unsigned int commit_gather(swapio_store *s,
 	bool mine;
 
 	for (q = s->live.next; q != &s->live && n < max; q = q->next) {
-		if (q == op || !q->put ||
+		if (q == op || !q->put || atomic_load(&q->finished) ||
 		    !atomic_load_explicit(&q->submitted, memory_order_acquire) ||
 		    !io_all_done(q) || pthread_mutex_trylock(&q->lock))
 			continue;
@@ -1197,22 +1197,24 @@ int64_t swapio_store_op_wait(swapio_store_op *op, int timeout_ms)
 	if (!sop_io_wait(op, timeout_ms, start))
 		return atomic_load(&op->finished) ? op->result : -ETIMEDOUT;
 	pthread_mutex_lock(&op->lock);
-	if (!op->finishing) {
-		op->finishing = mine = true;
-		pthread_mutex_unlock(&op->lock);
+	mine = !op->finishing;
+	op->finishing = true;
+	pthread_mutex_unlock(&op->lock);
+	if (mine) {
+		const bool put = op->put;	/* @op may go once published */
+
 		res = op_finish(op);
-		pthread_mutex_lock(&op->lock);
-		op->result = res;
-		atomic_store(&op->finished, true);
-		pthread_cond_broadcast(&op->cond);
-	} else {
-		finish_wait(op, timeout_ms, start);
+		op_publish(op, res);
+		/* After the result is out: a compaction must not hold
+		 * waiters. */
+		if (put)
+			swapio__log_maybe_compact(s);
+		return res;
 	}
+	pthread_mutex_lock(&op->lock);
+	finish_wait(op, timeout_ms, start);
 	res = atomic_load(&op->finished) ? op->result : -ETIMEDOUT;
 	pthread_mutex_unlock(&op->lock);
-	/* After the result is out: a compaction must not hold waiters. */
-	if (mine && op->put)
-		swapio__log_maybe_compact(s);
 	return res;
 }
 
