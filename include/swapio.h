@@ -640,6 +640,18 @@ SWAPIO_API const char *swapio_strerror(int err);
  */
 SWAPIO_API const char *swapio_errname(int err);
 
+/*
+ * swapio_error_detail() - what the last failed call of this thread had to
+ * say beyond its code: the path, variable or value at fault, as in
+ * "SWAPIO_ENGINE='urng': unknown engine (auto, uring, aio, threads)" or
+ * "/tmp/st: directory writable by others (mode 0777)". "" when that call
+ * set none. Calls that can set it (they say so) clear it when they start,
+ * so a detail never outlives the next such call in the thread. The text
+ * lives in thread-local storage until then; never NULL. Never touches
+ * errno.
+ */
+SWAPIO_API const char *swapio_error_detail(void);
+
 /* SWAPIO_VERSION_NUMBER of the library in use. */
 SWAPIO_API unsigned int swapio_version(void);
 

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
@@ -52,6 +54,30 @@ const char *swapio_errname(int err)
 		return "UNKNOWN";
 	name = strerrorname_np(-err);	/* glibc 2.32: static, thread-safe */
 	return name ? name : "UNKNOWN";
+}
+
+/* The detail of this thread's last failed call; see swapio_error_detail(). */
+static __thread char detail[512];
+
+void swapio__detail_clear(void)
+{
+	detail[0] = '\0';
+}
+
+int swapio__detail(int err, const char *fmt, ...)
+{
+	SWAPIO_KEEP_ERRNO;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+const char *swapio_error_detail(void)
+{
+	return detail;
 }
 
 unsigned int swapio_version(void)

@@ -95,4 +95,15 @@ static inline void swapio__errno_restore(const int *saved)
 	int swapio__saved_errno						\
 		__attribute__((cleanup(swapio__errno_restore), unused)) = errno
 
+/*
+ * The calling thread's error detail (swapio_error_detail()). A public call
+ * that can set one clears it first; a failure records what the caller gave
+ * that is at fault, and returns @err:
+ *	return swapio__detail(-EINVAL, "SWAPIO_ENGINE='%s': unknown", v);
+ * Defined in errors.c; every layer may use them.
+ */
+void swapio__detail_clear(void);
+int swapio__detail(int err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 #endif /* SWAPIO_UTIL_H */
