@@ -39,6 +39,8 @@
 
 #include <swapio.h>
 
+#include "args.h"
+
 int adam_main(int argc, char **argv);
 
 /* Small helpers: errors, numbers, the clock. */
@@ -46,7 +48,11 @@ int adam_main(int argc, char **argv);
 
 static int fail(const char *what, int err)
 {
-	fprintf(stderr, "swapio-adam: %s: %s\n", what, swapio_strerror(err));
+	const char *detail = swapio_error_detail();
+
+	fprintf(stderr, "swapio-adam: %s: %s%s%s%s\n", what,
+		swapio_strerror(err), *detail ? " (" : "", detail,
+		*detail ? ")" : "");
 	return 1;
 }
 
@@ -65,67 +71,6 @@ static int usage_error(const char *usage, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-/* Digits, then an optional K, M, G or T (x1024). 0 or -1. */
-static int parse_size(const char *s, uint64_t *out)
-{
-	unsigned int shift = 0;
-	unsigned long long v;
-	char *end;
-
-	if (!s || *s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -1;
-	switch (*end | 0x20) {	/* ASCII lower case */
-	case 'k': shift = 10; break;
-	case 'm': shift = 20; break;
-	case 'g': shift = 30; break;
-	case 't': shift = 40; break;
-	}
-	if (shift)
-		end++;
-	if (*end || v > (UINT64_MAX >> shift))
-		return -1;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
-
-/* A decimal integer in [min, max]. 0 or -1. */
-static int parse_uint(const char *s, unsigned long min, unsigned long max,
-		      unsigned int *out)
-{
-	unsigned long v;
-	char *end;
-
-	if (!s || *s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || v < min || v > max || v > 0xffffffffUL)
-		return -1;
-	*out = (unsigned int)v;
-	return 0;
-}
-
-/* 1M rather than 1048576 where the value allows it. */
-static void format_size(char *buf, unsigned int n, uint64_t v)
-{
-	static const char units[] = "TGMK";
-
-	for (unsigned int i = 0; i < 4; i++) {
-		unsigned int shift = 40 - 10 * i;
-
-		if (v && v % (1ull << shift) == 0) {
-			snprintf(buf, n, "%llu%c",
-				 (unsigned long long)(v >> shift), units[i]);
-			return;
-		}
-	}
-	snprintf(buf, n, "%llu", (unsigned long long)v);
-}
-
 /* Monotonic seconds. */
 static double seconds_now(void)
 {
@@ -140,6 +85,7 @@ static double seconds_now(void)
 #define PARAM_ALIGN	1024u	/* 4 KiB of fp32: tensors stay aligned */
 #define VERIFY_PARAMS	(1u << 20)
 #define MAX_ROUNDS	101
+#define MAX_PARAMS	(64ull << 30)	/* 1 TiB of state: no overflow */
 
 static const char usage[] =
 "usage: swapio-adam [options]\n"
@@ -153,7 +99,8 @@ static const char usage[] =
 "efficiency max(io, compute) / pipelined, and checks a small run against\n"
 "an in-memory Adam.\n"
 "\n"
-"  -n, --params N     parameters (K/M/G suffixes, x1024; default 32M)\n"
+"  -n, --params N     parameters (K/M/G suffixes, x1024; default 32M,\n"
+"                     at most 64G)\n"
 "  -b, --budget BYTES pipeline buffer memory (default 256M)\n"
 "  -d, --dir DIR      store directory (default: a fresh one under $TMPDIR\n"
 "                     or /tmp, removed afterwards)\n"
@@ -734,9 +681,9 @@ static void print_head(const struct demo *d)
 {
 	char b[32], g[32], t[32];
 
-	format_size(b, sizeof(b), d->budget);
-	format_size(g, sizeof(g), d->L.gparams * BYTES_PER_PARAM);
-	format_size(t, sizeof(t), d->params * BYTES_PER_PARAM);
+	args_format_size(b, sizeof(b), d->budget);
+	args_format_size(g, sizeof(g), d->L.gparams * BYTES_PER_PARAM);
+	args_format_size(t, sizeof(t), d->params * BYTES_PER_PARAM);
 	printf("swapio demo adam: %llu fp32 parameters, %s of optimizer "
 	       "state in %s\n", (unsigned long long)d->params, t, d->dir);
 	printf("  engine %s; %u groups of %llu parameters (%s per buffer); "
@@ -782,18 +729,19 @@ static int parse_one(struct demo *d, int c)
 {
 	switch (c) {
 	case 'n':
-		return parse_size(optarg, &d->params) || !d->params;
+		return args_parse_size(optarg, &d->params) || !d->params ||
+		       d->params > MAX_PARAMS;
 	case 'b':
-		return parse_size(optarg, &d->budget);
+		return args_parse_size(optarg, &d->budget);
 	case 'd':
 		d->dir = optarg;
 		return 0;
 	case 's':
-		return parse_uint(optarg, 1, 1000, &d->steps);
+		return args_parse_uint(optarg, 1, 1000, &d->steps);
 	case 'r':
-		return parse_uint(optarg, 1, MAX_ROUNDS, &d->rounds);
+		return args_parse_uint(optarg, 1, MAX_ROUNDS, &d->rounds);
 	case 'x':
-		return parse_uint(optarg, 1, 1000, &d->compute_x);
+		return args_parse_uint(optarg, 1, 1000, &d->compute_x);
 	case 'C':
 		d->no_checksum = true;
 		return 0;

@@ -11,7 +11,8 @@
  * way, and like it this file knows only the engine contract (engine.h).
  *
  * It is switched on per handle by SWAPIO_FAULT, read when the handle is
- * created (docs/RELIABILITY.md has the grammar). Without it the handle
+ * created (docs/RELIABILITY.md has the grammar; src/env.c checks it and
+ * says on stderr, once per process, that faults are being injected). Without it the handle
  * runs the real engine's table directly: nothing here is on the hot path.
  *
  * Each wrapped handle gets its own copy of the table, embedded in a
@@ -524,16 +525,17 @@ static void fault_flush(struct swapio_ectx *ctx)
 int swapio__fault_wrap(unsigned int id, unsigned int nr_workers,
 		       const struct swapio_engine_ops **e)
 {
-	const char *env = getenv("SWAPIO_FAULT");
+	const char *env = swapio__env("SWAPIO_FAULT");
 	struct fault_engine *fe;
 	struct fault_spec sp;
 	int ret;
 
-	if (!env || !*env)
+	if (!env)
 		return 0;
 	ret = fault_parse(env, &sp);
-	if (ret)
-		return ret;
+	if (ret)	/* swapio_handle_create() checked it: changed since */
+		return swapio__detail(ret, "SWAPIO_FAULT='%.256s': not a "
+				      "fault spec", env);
 	if (!spec_has_io(&sp) && !sp.setup_err[id])
 		return 0;	/* nothing for this engine: run it bare */
 	fe = calloc(1, sizeof(*fe));

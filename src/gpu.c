@@ -182,7 +182,7 @@ struct swapio_gpu {
 static void *lib_open(const char *env, const char *const *names,
 		      const char *what, size_t room)
 {
-	const char *path = getenv(env);
+	const char *path = swapio__env(env);
 	size_t used = strlen(rt.why);
 	const char *err;
 	void *lib;
@@ -228,7 +228,7 @@ static void cufile_load(void)
 {
 	static const char *const names[] = { "libcufile.so.0", "libcufile.so",
 					     NULL };
-	const char *env = getenv("SWAPIO_CUFILE_LIBRARY");
+	const char *env = swapio__env("SWAPIO_CUFILE_LIBRARY");
 	struct cufile_err e;
 	size_t used;
 	void *lib;
@@ -315,7 +315,7 @@ static int cu_check(struct swapio_gpu *g, cu_err e, const char *call)
 
 static size_t chunk_from_env(void)
 {
-	const char *s = getenv("SWAPIO_GPU_CHUNK");
+	const char *s = swapio__env("SWAPIO_GPU_CHUNK");
 	unsigned long long v;
 	char *end;
 
@@ -329,7 +329,7 @@ static size_t chunk_from_env(void)
 
 static unsigned int path_from(const swapio_handle *h)
 {
-	const char *s = getenv("SWAPIO_GPU_PATH");
+	const char *s = swapio__env("SWAPIO_GPU_PATH");
 
 	if (s && !strcmp(s, "staging"))
 		return SWAPIO_GPU_STAGING;

@@ -51,18 +51,16 @@ static inline void cpu_relax(void)
  * that together they keep as many requests in flight on the shared
  * drives as one process alone would, and each gets the same.
  */
-static uint32_t node_share(uint32_t qd)
+static int node_share(uint32_t *qd)
 {
-	const char *v = getenv("LOCAL_WORLD_SIZE");
-	unsigned long n = 1;
-	char *end;
+	uint64_t n = 1;
+	int ret;
 
-	if (v && *v) {
-		n = strtoul(v, &end, 10);
-		if (*end || !n || n > SWAPIO_MAX_QD)
-			n = 1;
-	}
-	return SWAPIO_MAX(qd / (uint32_t)n, 1u);
+	ret = swapio__env_get("LOCAL_WORLD_SIZE", &n);
+	if (ret < 0)
+		return ret;
+	*qd = SWAPIO_MAX(*qd / (uint32_t)n, 1u);
+	return 0;
 }
 
 static int config_resolve(const struct swapio_config *in,
@@ -72,7 +70,8 @@ static int config_resolve(const struct swapio_config *in,
 			       SWAPIO_CFG_NO_OVERLAP | SWAPIO_CFG_DIRECT_STRICT |
 			       SWAPIO_CFG_NO_REGISTER | SWAPIO_CFG_SHARE_NODE |
 			       SWAPIO_CFG_NO_SPIN;
-	const char *share = getenv("SWAPIO_SHARE_NODE");
+	uint64_t share = 0;
+	int ret;
 
 	*c = *in;
 	for (size_t i = 0; i < SWAPIO_ARRAY_SIZE(c->reserved); i++)
@@ -90,10 +89,15 @@ static int config_resolve(const struct swapio_config *in,
 	    c->queue_depth > SWAPIO_MAX_QD || c->threads > SWAPIO_MAX_THREADS ||
 	    c->engine > SWAPIO_ENGINE_THREADS || (c->flags & ~known))
 		return -EINVAL;
-	if (share && !strcmp(share, "1"))
+	ret = swapio__env_get("SWAPIO_SHARE_NODE", &share);
+	if (ret < 0)
+		return ret;
+	if (share)
 		c->flags |= SWAPIO_CFG_SHARE_NODE;
 	if (c->flags & SWAPIO_CFG_SHARE_NODE) {
-		c->queue_depth = node_share(c->queue_depth);
+		ret = node_share(&c->queue_depth);
+		if (ret)
+			return ret;
 		c->flags &= ~SWAPIO_CFG_SHARE_NODE;	/* taken */
 	}
 	return 0;
@@ -682,17 +686,19 @@ static int engine_try(swapio_handle *h, unsigned int id)
  */
 static int engine_attach(swapio_handle *h)
 {
-	const char *env = getenv("SWAPIO_ENGINE");
 	unsigned int want = h->cfg.engine;
 	const char *why = "requested";
 	int ret = -EOPNOTSUPP, id;
+	uint64_t env;
 
-	if (want == SWAPIO_ENGINE_AUTO && env && *env) {
-		ret = swapio_engine_parse(env);
+	if (want == SWAPIO_ENGINE_AUTO) {
+		ret = swapio__env_get("SWAPIO_ENGINE", &env);
 		if (ret < 0)
 			return ret;
-		want = (unsigned int)ret;
-		why = "SWAPIO_ENGINE";
+		if (ret) {
+			want = (unsigned int)env;
+			why = "SWAPIO_ENGINE";
+		}
 	}
 	if (want != SWAPIO_ENGINE_AUTO) {
 		ret = engine_try(h, want);
@@ -745,9 +751,14 @@ int swapio_handle_create(const struct swapio_config *cfg, swapio_handle **out)
 	swapio_handle *h;
 	int ret;
 
+	swapio__detail_clear();
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
+	/* Every variable a handle reads, whether or not this one uses it. */
+	ret = swapio__env_check(SWAPIO_ENV_HANDLE);
+	if (ret)
+		return ret;
 	ret = config_resolve(cfg ? cfg : &none, &c);
 	if (ret)
 		return ret;

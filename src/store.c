@@ -646,6 +646,7 @@ int swapio_store_open_multi(const struct swapio_store_drive *dv,
 	swapio_store *s;
 	int ret;
 
+	swapio__detail_clear();
 	if (failed)
 		*failed = nr;
 	if (!out)
@@ -662,7 +663,9 @@ int swapio_store_open_multi(const struct swapio_store_drive *dv,
 	s->unit = nr > 1 ? c->stripe_unit : 0;
 	if (c->grow_bytes)
 		s->grow = c->grow_bytes;
-	ret = swapio__sys_init(&s->sys, getenv("SWAPIO_FAULT_FD"));
+	ret = swapio__env_check(SWAPIO_ENV_STORE);
+	if (!ret)
+		ret = swapio__sys_init(&s->sys, swapio__env("SWAPIO_FAULT_FD"));
 	if (!ret)
 		ret = store_setup(s, dv, &fresh, &bad);
 	if (!ret && c->capacity)

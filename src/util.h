@@ -106,4 +106,23 @@ void swapio__detail_clear(void);
 int swapio__detail(int err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * The environment (src/env.c): every variable the library reads is in its
+ * table and in man/swapio.3, ENVIRONMENT. swapio__env() is the value of
+ * @name, NULL when unset or empty. swapio__env_get() parses it: 1 and
+ * *@out, 0 when unset or empty (*@out untouched), or -EINVAL with a detail
+ * that names the variable and the value. swapio__env_check() parses every
+ * variable of @scope that is set: 0 or the first -EINVAL. A fault-injection
+ * variable that parses is announced on stderr, once per process.
+ */
+enum {
+	SWAPIO_ENV_HANDLE	= 1u << 0,	/* at swapio_handle_create() */
+	SWAPIO_ENV_STORE	= 1u << 1,	/* at a store's open */
+};
+const char *swapio__env(const char *name);
+int swapio__env_get(const char *name, uint64_t *out);
+int swapio__env_check(unsigned int scope);
+/* The table's @i-th name, NULL past its end (for the tests). */
+const char *swapio__env_nth(unsigned int i);
+
 #endif /* SWAPIO_UTIL_H */

@@ -54,6 +54,8 @@ struct bench {
 	uint64_t		*lat_ns;	/* one per op of a phase */
 	uint64_t		nr_lat;
 	bool			created;
+	int			created_fd;	/* the file this run made */
+	struct stat		created_st;
 	bool			tty;	/* stderr shows progress */
 	double			t0;	/* start of the phase */
 	double			last_progress;
@@ -121,23 +123,50 @@ static int64_t pattern_check(const unsigned char *buf, size_t len,
  * Give the file its full size before the clock starts, as fio does: a
  * direct write that extends a file is serialised by most filesystems,
  * and allocation would be timed with the data. Size 0 (--no-prealloc)
- * only creates it, to time what a runtime writing new files sees.
+ * leaves it as it is, to time what a runtime writing new files sees.
  */
-static int file_allocate(const char *path, uint64_t size, bool *created)
+static int file_grow(int fd, uint64_t size)
 {
-	int fd, ret = 0;
+	int ret = 0;
 
-	fd = open(path, O_WRONLY | O_CLOEXEC |
-		  (created ? O_CREAT | O_EXCL : 0), 0644);
-	if (fd < 0)
-		return -errno;
-	if (created)
-		*created = true;
 	if (size && fallocate(fd, 0, 0, (off_t)size)) {
 		ret = -errno;
 		if (ret == -EOPNOTSUPP)
 			ret = ftruncate(fd, (off_t)size) ? -errno : 0;
 	}
+	return ret;
+}
+
+/*
+ * A file of bench's own: created exclusively (never a file or a link
+ * that is already there) and private (0600). Its descriptor stays open:
+ * the run reopens the file through it, never by name, and the name is
+ * removed only while it still names this file.
+ */
+static int file_create(struct bench *b, uint64_t size)
+{
+	int fd;
+
+	fd = open(b->o->path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
+		  O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	b->created = true;
+	b->created_fd = fd;
+	if (fstat(fd, &b->created_st))
+		return -errno;
+	return file_grow(fd, size);
+}
+
+/* An existing file that is smaller than --size: the caller's to grow. */
+static int file_allocate(const char *path, uint64_t size)
+{
+	int fd, ret;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = file_grow(fd, size);
 	if (close(fd) && !ret)
 		ret = -errno;
 	return ret;
@@ -155,12 +184,14 @@ static int file_prepare(struct bench *b)
 	if (stat(o->path, &st)) {
 		if (errno != ENOENT || !writes)
 			return tool_fail(o->path, -errno);
-		ret = file_allocate(o->path, o->no_prealloc ? 0 : r->size,
-				    &b->created);
+		ret = file_create(b, o->no_prealloc ? 0 : r->size);
 		return ret ? tool_fail(o->path, ret) : 0;
 	}
 	if (S_ISDIR(st.st_mode))
 		return tool_fail(o->path, -EISDIR);
+	/* What swapio_file_open() refuses: nothing to read at an offset. */
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return tool_fail(o->path, -ESPIPE);
 	if (!writes && !o->size)
 		r->size = (uint64_t)st.st_size;
 	if (!r->size) {
@@ -175,8 +206,28 @@ static int file_prepare(struct bench *b)
 			(long long)st.st_size, r->size);
 		return 1;
 	}
-	ret = file_allocate(o->path, o->no_prealloc ? 0 : r->size, NULL);
+	ret = file_allocate(o->path, o->no_prealloc ? 0 : r->size);
 	return ret ? tool_fail(o->path, ret) : 0;
+}
+
+/*
+ * Remove the file this run made, if its name still names it: in a
+ * directory others may write, the name may have been given to another.
+ */
+static int file_remove(struct bench *b)
+{
+	const char *path = b->o->path;
+	struct stat st;
+
+	if (lstat(path, &st))
+		return errno == ENOENT ? 0 : tool_fail(path, -errno);
+	if (st.st_dev != b->created_st.st_dev ||
+	    st.st_ino != b->created_st.st_ino) {
+		fprintf(stderr, "swapio: %s: no longer the file bench "
+			"created; left alone\n", path);
+		return 1;
+	}
+	return unlink(path) ? tool_fail(path, -errno) : 0;
 }
 
 /* --op-size, or ops big enough that each one reaches every worker. */
@@ -336,7 +387,14 @@ static int bench_open(struct bench *b)
 		 swapio_handle_engine_note(b->h));
 	if (o->modes & BENCH_WRITE)
 		flags |= SWAPIO_O_WRITE;
-	ret = swapio_file_open(b->h, o->path, flags, &b->f);
+	/* A file of ours by its descriptor; by name where /proc is not. */
+	ret = -ENOENT;
+	if (b->created) {
+		snprintf(what, sizeof(what), "/proc/self/fd/%d", b->created_fd);
+		ret = swapio_file_open(b->h, what, flags, &b->f);
+	}
+	if (ret == -ENOENT)
+		ret = swapio_file_open(b->h, o->path, flags, &b->f);
 	if (ret)
 		return tool_fail(o->path, ret);
 	r->direct = swapio_file_direct(b->f);
@@ -572,8 +630,13 @@ void bench_op_latency(uint64_t *ns, uint64_t n, struct bench_phase *ph)
 	ph->op_mean_us = sum / (double)n / 1e3;
 }
 
+bool bench_interrupted(void)
+{
+	return interrupted;
+}
+
 /* The library's threads block every signal, so these reach this one. */
-static void catch_signals(bool on)
+void bench_catch_signals(bool on)
 {
 	static struct sigaction old_int, old_term;
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -590,14 +653,14 @@ static void catch_signals(bool on)
 
 int bench_run(const struct bench_opts *o, struct bench_result *r)
 {
-	struct bench b = { .o = o, .r = r };
-	int rc;
+	struct bench b = { .o = o, .r = r, .created_fd = -1 };
+	int rc, ret;
 
 	memset(r, 0, sizeof(*r));
 	r->size = o->size ? o->size : ((o->modes & BENCH_WRITE) ? 1ull << 30
 								 : 0);
 	b.tty = !o->quiet && isatty(STDERR_FILENO);
-	catch_signals(true);
+	bench_catch_signals(true);
 	rc = file_prepare(&b);
 	if (!rc) {
 		rc = bench_open(&b);
@@ -607,8 +670,13 @@ int bench_run(const struct bench_opts *o, struct bench_result *r)
 		bench_close(&b);
 	}
 	/* A file this run made goes, even after an error, unless kept. */
-	if (b.created && (!o->keep || rc) && unlink(o->path) && !rc)
-		rc = tool_fail(o->path, -errno);
-	catch_signals(false);
+	if (b.created && (!o->keep || rc)) {
+		ret = file_remove(&b);
+		rc = rc ? rc : ret;
+	}
+	r->created = b.created && !rc && o->keep;
+	if (b.created_fd >= 0)
+		close(b.created_fd);
+	bench_catch_signals(false);
 	return rc;
 }

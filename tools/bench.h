@@ -68,6 +68,7 @@ struct bench_result {
 	uint64_t chunk;			/* bytes per op */
 	unsigned int window;		/* ops in flight */
 	bool random;			/* ops in a random order */
+	bool created;			/* made the file, and kept it */
 	struct bench_phase ph[NR_PHASES];
 };
 
@@ -101,6 +102,14 @@ void bench_shuffle(uint64_t *v, uint64_t n, uint64_t seed);
 
 /* The op latencies of @ns[0..n) (sorted in place) into @ph; 0 if n is 0. */
 void bench_op_latency(uint64_t *ns, uint64_t n, struct bench_phase *ph);
+
+/*
+ * SIGINT and SIGTERM set a flag instead of ending the process (@on), or
+ * get their old handlers back: a run stops, and removes what it made.
+ * bench_interrupted() says whether one came.
+ */
+void bench_catch_signals(bool on);
+bool bench_interrupted(void);
 
 /* Derived figures of a phase; 0 when it did not run. */
 double bench_gbps(const struct bench_phase *p);

@@ -6,9 +6,10 @@
  * come back with gets; every byte is checked with --verify (the store
  * verifies its checksum on every get anyway). With --random the gets go
  * in a seeded random order of the keys; the puts stay in order, since
- * each goes to fresh space wherever its key falls. The store lives in a fresh
- * "swapio-bench.PID" under each directory and goes afterwards unless
- * --keep.
+ * each goes to fresh space wherever its key falls. The store lives in a
+ * directory "swapio-bench.XXXXXX" that mkdtemp(3) makes under each one
+ * given (never one that already exists; mode 0700), and goes afterwards,
+ * after an error and after Ctrl-C too, unless --keep.
  */
 #include <assert.h>
 #include <errno.h>
@@ -58,23 +59,18 @@ static void value_fill(unsigned char *p, size_t n, uint64_t i)
 	memset(p + k, (int)(i & 0xff), n - k);
 }
 
-static void sbench_free(struct sbench *b, bool remove)
+/* Closes everything; with @remove, the directories bench made go too. */
+static int sbench_free(struct sbench *b, bool remove)
 {
-	static const char *const files[] = { "lock", "data", "index",
-					     "drives", "index.tmp" };
-	char path[4096];
+	int rc = 0, ret;
 
 	swapio_store_close(b->s);
 	for (unsigned int i = 0; i < b->so->nr_dirs; i++) {
 		swapio_handle_destroy(b->h[i]);
 		if (remove && b->dirs[i]) {
-			for (size_t k = 0; k < sizeof(files) / sizeof(*files);
-			     k++) {
-				snprintf(path, sizeof(path), "%s/%s",
-					 b->dirs[i], files[k]);
-				(void)unlink(path);
-			}
-			(void)rmdir(b->dirs[i]);
+			ret = tool_rmtree(b->dirs[i]);
+			if (ret && !rc)
+				rc = tool_fail(b->dirs[i], ret);
 		}
 		free(b->dirs[i]);
 	}
@@ -82,6 +78,7 @@ static void sbench_free(struct sbench *b, bool remove)
 		swapio_buf_free(b->bufs[w], b->buf_bytes);
 	free(b->order);
 	free(b->lat_ns);
+	return rc;
 }
 
 static int sbench_open(struct sbench *b, const struct bench_opts *o,
@@ -104,9 +101,9 @@ static int sbench_open(struct sbench *b, const struct bench_opts *o,
 	int ret;
 
 	for (unsigned int i = 0; i < so->nr_dirs; i++) {
-		if (asprintf(&b->dirs[i], "%s/swapio-bench.%d", so->dirs[i],
-			     (int)getpid()) < 0)
-			return tool_fail("asprintf", -ENOMEM);
+		b->dirs[i] = tool_mkdtemp(so->dirs[i], "swapio-bench");
+		if (!b->dirs[i])
+			return tool_fail(so->dirs[i], -errno);
 		ret = swapio_handle_create(&o->cfg, &b->h[i]);
 		if (ret)
 			return tool_fail("handle", ret);
@@ -194,6 +191,11 @@ static int sbench_phase(struct sbench *b, bool read, bool verify,
 		const unsigned int w = (unsigned int)(i % b->window);
 		uint64_t k;
 
+		if (bench_interrupted()) {
+			fprintf(stderr, "\nswapio: bench: interrupted\n");
+			ret = 130;
+			break;
+		}
 		if (ops[w])
 			ret = sbench_finish(b, ops[w], w, idx[w], read, verify);
 		ops[w] = NULL;
@@ -214,7 +216,7 @@ static int sbench_phase(struct sbench *b, bool read, bool verify,
 			ret = tool_fail(read ? "get" : "put", ret);
 	}
 	for (unsigned int w = 0; w < b->window; w++)
-		swapio_store_op_free(ops[w]);
+		swapio_store_op_free(ops[w]);	/* waits for it first */
 	ph->ran = !ret;
 	ph->secs = tool_now() - t0;
 	ph->cpu_secs = tool_cpu_seconds() - c0;
@@ -244,7 +246,7 @@ int bench_store_run(const struct bench_opts *o,
 {
 	struct sbench b = { .so = so };
 	const uint64_t size = o->size ? o->size : 1ull << 30;
-	int ret;
+	int ret, rc;
 
 	memset(r, 0, sizeof(*r));
 	b.buf_bytes = (size_t)so->value_bytes;
@@ -267,6 +269,7 @@ int bench_store_run(const struct bench_opts *o,
 			return tool_fail("buffer", ret);
 		}
 	}
+	bench_catch_signals(true);
 	ret = sbench_open(&b, o, r);
 	if (!ret && (o->modes & BENCH_WRITE))
 		ret = sbench_phase(&b, false, o->verify, &r->ph[PH_WRITE]);
@@ -279,6 +282,8 @@ int bench_store_run(const struct bench_opts *o,
 	r->chunk = b.buf_bytes;
 	r->window = b.window;
 	r->random = o->random;
-	sbench_free(&b, !o->keep);
-	return ret ? 1 : 0;
+	/* What this run made goes, even after an error, unless kept. */
+	rc = sbench_free(&b, !o->keep || ret);
+	bench_catch_signals(false);
+	return ret == 130 ? 130 : ret || rc ? 1 : 0;
 }

@@ -20,7 +20,10 @@ int adam_main(int argc, char **argv);
 /* Shared helpers (tools/util.c). */
 #define EXIT_USAGE	2
 
-/* "swapio: <what>: <swapio_strerror(err)>" on stderr; returns 1. */
+/*
+ * "swapio: <what>: <swapio_strerror(err)>" on stderr, followed by
+ * " (<swapio_error_detail()>)" when the library left one; returns 1.
+ */
 int tool_fail(const char *what, int err);
 
 /*
@@ -30,7 +33,10 @@ int tool_fail(const char *what, int err);
 int tool_usage_error(const char *cmd, const char *usage, const char *fmt,
 		     ...) __attribute__((format(printf, 3, 4)));
 
-/* A byte count: digits, then an optional K, M, G or T (x1024). 0 or -1. */
+/*
+ * A byte count: digits, then an optional K, M, G or T (x1024), at most
+ * INT64_MAX (the range of a file offset). 0 or -1.
+ */
 int tool_parse_size(const char *s, uint64_t *out);
 
 /* A decimal integer in [min, max]. 0 or -1. */
@@ -50,6 +56,20 @@ int tool_parse_uint_list(const char *s, unsigned long min, unsigned long max,
 
 /* 1M rather than 1048576 where the value allows it. */
 void tool_format_size(char *buf, unsigned int n, uint64_t v);
+
+/*
+ * A fresh directory "@parent/@prefix.XXXXXX" of mkdtemp(3): made here,
+ * never one that already existed, mode 0700. The malloc'd path, or NULL
+ * with errno set.
+ */
+char *tool_mkdtemp(const char *parent, const char *prefix);
+
+/*
+ * Remove @dir and everything under it, each symbolic link as a link,
+ * never followed. Only for a directory of the command's own, such as
+ * tool_mkdtemp()'s: 0, or the first -errno.
+ */
+int tool_rmtree(const char *dir);
 
 /* Monotonic seconds (and nanoseconds), and CPU seconds (user + system)
  * of the process. */

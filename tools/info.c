@@ -195,10 +195,16 @@ static void probe_transfer(swapio_handle *h, swapio_file *f, bool write)
 		       write ? "written and read back" : "read");
 }
 
-/* A fresh file in @dir, removed at once: it lives while it is open. */
+/*
+ * A fresh file in @dir (mkstemp(3): exclusive, 0600), removed at once: it
+ * lives while it is open. It is opened through its descriptor, never by
+ * its name, which others may change in a directory they can write; by
+ * name only where /proc is not mounted.
+ */
 static int open_in_dir(swapio_handle *h, const char *dir, swapio_file **f)
 {
-	char *name;
+	const unsigned int flags = SWAPIO_O_READ | SWAPIO_O_WRITE;
+	char *name, self[64];
 	int fd, ret;
 
 	if (asprintf(&name, "%s/.swapio-info-XXXXXX", dir) < 0)
@@ -209,9 +215,12 @@ static int open_in_dir(swapio_handle *h, const char *dir, swapio_file **f)
 		free(name);
 		return ret;
 	}
-	close(fd);
-	ret = swapio_file_open(h, name, SWAPIO_O_READ | SWAPIO_O_WRITE, f);
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	ret = swapio_file_open(h, self, flags, f);
+	if (ret == -ENOENT)
+		ret = swapio_file_open(h, name, flags, f);
 	unlink(name);
+	close(fd);
 	free(name);
 	return ret;
 }

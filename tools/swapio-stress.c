@@ -39,6 +39,8 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -429,6 +431,28 @@ static void print_report(const char *how, double secs)
 	fflush(stdout);
 }
 
+static int remove_one(const char *path, const struct stat *st, int type,
+		      struct FTW *ftw)
+{
+	(void)st;
+	(void)type;
+	(void)ftw;
+	if (remove(path) && errno != ENOENT)
+		complain("remove %s: %s", path, strerror(errno));
+	return 0;
+}
+
+/*
+ * The scratch directory and everything in it, whatever the store made
+ * there: mkdtemp() made it private (0700), so all it holds is ours. Links
+ * are removed as links, never followed.
+ */
+static void scratch_remove(void)
+{
+	if (scratch)
+		nftw(scratch, remove_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
 /* No op completed for watchdog_s seconds: report and leave at once. */
 static void *watchdog(void *arg)
 {
@@ -446,9 +470,7 @@ static void *watchdog(void *arg)
 				 o.watchdog_s);
 			print_report("hang", now_s() - t0);
 			/* Threads are stuck in swapio: leave, but tidy up. */
-			for (unsigned int i = 0; i < o.files; i++)
-				unlink(files[i].path);
-			rmdir(scratch);
+			scratch_remove();
 			_exit(EXIT_HANG);
 		}
 	}
@@ -725,22 +747,10 @@ static int store_setup(void)
 	return ret;
 }
 
-/* Close the store and remove its files (it makes lock, data, index). */
 static void store_teardown(void)
 {
-	static const char *const names[] = { "lock", "data", "index" };
-	char path[4096];
-
-	if (!o.store_threads)
-		return;
-	swapio_store_close(store);
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		snprintf(path, sizeof(path), "%s/store/%s", scratch, names[i]);
-		unlink(path);
-	}
-	snprintf(path, sizeof(path), "%s/store", scratch);
-	if (rmdir(path) && errno != ENOENT)
-		complain("rmdir %s: %s", path, strerror(errno));
+	if (o.store_threads)
+		swapio_store_close(store);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1089,7 +1099,8 @@ static int handle_setup(void)
 	expect_errors = o.fault && spec_fails_ops(o.fault);
 	ret = swapio_handle_create(&cfg, &h);
 	if (ret) {
-		complain("swapio_handle_create: %s", swapio_strerror(ret));
+		complain("swapio_handle_create: %s %s", swapio_strerror(ret),
+			 swapio_error_detail());
 		return 1;
 	}
 	return 0;
@@ -1169,7 +1180,8 @@ int main(int argc, char **argv)
 	if (!ret) {
 		ret = store_setup();
 		if (ret)
-			complain("swapio_store_open: %s", swapio_strerror(ret));
+			complain("swapio_store_open: %s %s", swapio_strerror(ret),
+				 swapio_error_detail());
 	}
 	if (!ret)
 		secs = run();
@@ -1182,8 +1194,7 @@ int main(int argc, char **argv)
 		print_report(GET(mismatches) || GET(bad) ? "FAILED" : "ok",
 			     secs);
 	swapio_handle_destroy(h);
-	if (scratch)
-		rmdir(scratch);
+	scratch_remove();
 	free(scratch);
 	return ret || GET(mismatches) || GET(bad) ? 1 : 0;
 }

@@ -465,11 +465,15 @@ static int lay_out(const struct sweep *s, bool *created)
 	};
 	struct bench_result r;
 	struct stat st;
+	int rc;
 
-	*created = stat(s->path, &st) && errno == ENOENT;
-	if (!*created && (uint64_t)st.st_size >= s->size)
+	*created = false;
+	if (!stat(s->path, &st) && (uint64_t)st.st_size >= s->size)
 		return 0;
-	return bench_run(&o, &r);
+	rc = bench_run(&o, &r);
+	/* Only a file bench made here, never one that turned up meanwhile. */
+	*created = !rc && r.created;
+	return rc;
 }
 
 int cmd_sweep(int argc, char **argv)

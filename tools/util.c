@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Helpers shared by the subcommands: errors, numbers, clocks. */
 #include <errno.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,13 +9,23 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "swapio.h"
+#include "args.h"	/* examples/: one parser for every program */
 #include "cmd.h"
 
 int tool_fail(const char *what, int err)
 {
-	fprintf(stderr, "swapio: %s: %s\n", what, swapio_strerror(err));
+	const char *detail = swapio_error_detail();
+
+	/* The library's own words on what was at fault, where it has any. */
+	if (*detail)
+		fprintf(stderr, "swapio: %s: %s (%s)\n", what,
+			swapio_strerror(err), detail);
+	else
+		fprintf(stderr, "swapio: %s: %s\n", what,
+			swapio_strerror(err));
 	return 1;
 }
 
@@ -35,45 +46,13 @@ int tool_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
 
 int tool_parse_size(const char *s, uint64_t *out)
 {
-	unsigned int shift = 0;
-	unsigned long long v;
-	char *end;
-
-	/* strtoull accepts signs and spaces; a size starts with a digit. */
-	if (!s || *s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -1;
-	switch (*end | 0x20) {	/* ASCII lower case */
-	case 'k': shift = 10; break;
-	case 'm': shift = 20; break;
-	case 'g': shift = 30; break;
-	case 't': shift = 40; break;
-	}
-	if (shift)
-		end++;
-	if (*end || v > (UINT64_MAX >> shift))
-		return -1;
-	*out = (uint64_t)v << shift;
-	return 0;
+	return args_parse_size(s, out);
 }
 
 int tool_parse_uint(const char *s, unsigned long min, unsigned long max,
 		    unsigned int *out)
 {
-	unsigned long v;
-	char *end;
-
-	if (!s || *s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || v < min || v > max || v > 0xffffffffUL)
-		return -1;
-	*out = (unsigned int)v;
-	return 0;
+	return args_parse_uint(s, min, max, out);
 }
 
 const char *tool_option_name(const struct option *opts, int val)
@@ -146,18 +125,7 @@ int tool_parse_uint_list(const char *s, unsigned long min, unsigned long max,
 
 void tool_format_size(char *buf, unsigned int n, uint64_t v)
 {
-	static const char units[] = "TGMK";
-
-	for (unsigned int i = 0; i < 4; i++) {
-		unsigned int shift = 40 - 10 * i;
-
-		if (v && v % (1ull << shift) == 0) {
-			snprintf(buf, n, "%llu%c",
-				 (unsigned long long)(v >> shift), units[i]);
-			return;
-		}
-	}
-	snprintf(buf, n, "%llu", (unsigned long long)v);
+	args_format_size(buf, n, v);
 }
 
 double tool_now(void)
@@ -184,4 +152,44 @@ double tool_cpu_seconds(void)
 	getrusage(RUSAGE_SELF, &ru);
 	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
 	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
+char *tool_mkdtemp(const char *parent, const char *prefix)
+{
+	char *dir;
+	int err;
+
+	if (asprintf(&dir, "%s/%s.XXXXXX", parent, prefix) < 0) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (mkdtemp(dir))
+		return dir;
+	err = errno;
+	free(dir);
+	errno = err;
+	return NULL;
+}
+
+static int rmtree_err;
+
+static int rmtree_one(const char *path, const struct stat *st, int type,
+		      struct FTW *ftw)
+{
+	(void)st;
+	(void)type;
+	(void)ftw;
+	if (remove(path) && errno != ENOENT && !rmtree_err)
+		rmtree_err = -errno;
+	return 0;
+}
+
+int tool_rmtree(const char *dir)
+{
+	/* Depth first, each link removed as itself, never followed. */
+	rmtree_err = 0;
+	if (nftw(dir, rmtree_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) &&
+	    errno != ENOENT && !rmtree_err)
+		rmtree_err = -errno;
+	return rmtree_err;
 }
