@@ -113,7 +113,8 @@ static int parse_gpu_chunk(const char *s, uint64_t *out)
 }
 
 static const struct env_var vars[] = {
-	{ "SWAPIO_ENGINE", SWAPIO_ENV_HANDLE, false, parse_engine,
+	/* Read only by a handle whose config leaves the engine to auto. */
+	{ "SWAPIO_ENGINE", 0, false, parse_engine,
 	  "unknown engine (auto, uring, aio, threads)" },
 	{ "SWAPIO_SHARE_NODE", SWAPIO_ENV_HANDLE, false, parse_bool,
 	  "expected 0 or 1" },

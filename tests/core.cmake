@@ -7,6 +7,11 @@ swapio_add_test(NAME async SOURCES test_async.c PER_ENGINE LABELS tsan
 swapio_add_test(NAME errors SOURCES test_errors.c PER_ENGINE TIMEOUT 120)
 swapio_add_test(NAME buffers SOURCES test_buffers.c PER_ENGINE TIMEOUT 60)
 swapio_add_test(NAME config SOURCES test_config.c PER_ENGINE TIMEOUT 60)
+# The environment: one table of variables, malformed values named in the
+# error detail, fault injection announced once per process on stderr.
+swapio_add_test(NAME env SOURCES test_env.c TIMEOUT 60)
+target_compile_definitions(test_env PRIVATE
+  SWAPIO_SRC_DIR="${CMAKE_SOURCE_DIR}")
 # The engine contract, on each engine without a handle: fake requests,
 # wake-ups, refused requests and the fault filter.
 swapio_add_test(NAME engine SOURCES test_engine.c PER_ENGINE LABELS tsan

@@ -108,11 +108,53 @@ static void share_node(void **state)
 	assert_int_equal(shared_qd(0, f, "8", NULL), 4);	/* of 32 */
 	assert_int_equal(shared_qd(2, f, "4", NULL), 1);	/* never 0 */
 	assert_int_equal(shared_qd(32, f, NULL, NULL), 32);
-	assert_int_equal(shared_qd(32, f, "four", NULL), 32);
-	assert_int_equal(shared_qd(32, f, "0", NULL), 32);
+	assert_int_equal(shared_qd(32, f, "4096", NULL), 1);
 	assert_int_equal(shared_qd(32, 0, "4", NULL), 32);	/* not asked */
+	/* Not read unless asked: torchrun's variable, not ours to judge. */
+	assert_int_equal(shared_qd(32, 0, "four", NULL), 32);
 	assert_int_equal(shared_qd(32, 0, "4", "1"), 8);	/* the env */
 	assert_int_equal(shared_qd(32, 0, "4", "0"), 32);
+}
+
+/* A handle that shares the node and finds no process count it can use. */
+static void share_node_refuses(const char *lws, const char *share,
+			       uint32_t flags, const char *named)
+{
+	struct swapio_config cfg = { .flags = flags, .engine = t_engine() };
+	swapio_handle *h = (swapio_handle *)&cfg;	/* not NULL */
+
+	if (lws)
+		setenv("LOCAL_WORLD_SIZE", lws, 1);
+	if (share)
+		setenv("SWAPIO_SHARE_NODE", share, 1);
+	assert_int_equal(swapio_handle_create(&cfg, &h), -EINVAL);
+	assert_null(h);
+	unsetenv("LOCAL_WORLD_SIZE");
+	unsetenv("SWAPIO_SHARE_NODE");
+	assert_string_equal(swapio_error_detail(), named);
+}
+
+static void share_node_bad_values(void **state)
+{
+	const uint32_t f = SWAPIO_CFG_SHARE_NODE;
+	const char *lws_says = "': not a process count from 1 to 4096 (read "
+			       "for SWAPIO_SHARE_NODE / SWAPIO_CFG_SHARE_NODE)";
+	static const char *const bad_lws[] = { "four", "0", "4097", "-1",
+					       " 4", "4 ", "0x4",
+					       "99999999999999999999999" };
+	char want[256];
+
+	(void)state;
+	for (size_t i = 0; i < T_ARRAY_SIZE(bad_lws); i++) {
+		snprintf(want, sizeof(want), "LOCAL_WORLD_SIZE='%s%s",
+			 bad_lws[i], lws_says);
+		share_node_refuses(bad_lws[i], NULL, f, want);
+		share_node_refuses(bad_lws[i], "1", 0, want);
+	}
+	share_node_refuses("4", "yes", 0, "SWAPIO_SHARE_NODE='yes': expected "
+			   "0 or 1");
+	share_node_refuses(NULL, "2", f, "SWAPIO_SHARE_NODE='2': expected "
+			   "0 or 1");
 }
 
 static void engine_reported(void **state)
@@ -343,6 +385,7 @@ int main(void)
 		cmocka_unit_test(defaults_filled_in),
 		cmocka_unit_test(config_kept),
 		cmocka_unit_test(share_node),
+		cmocka_unit_test(share_node_bad_values),
 		cmocka_unit_test(engine_reported),
 		cmocka_unit_test(version_and_names),
 		cmocka_unit_test(stats_one_worker),

@@ -2,6 +2,7 @@
 /* swapio bench: arguments and report. The measuring is in bench.c. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,14 +20,15 @@ static const char usage[] =
 "\n"
 "With --dir instead of --file, bench puts values into a store striped over\n"
 "the directories given (one per drive, each on a handle of its own, in a\n"
-"fresh swapio-bench.PID under each; removed unless --keep), then gets\n"
-"them back: the path a runtime with several drives takes.\n"
+"new private swapio-bench.XXXXXX under each; removed unless --keep), then\n"
+"gets them back: the path a runtime with several drives takes.\n"
 "\n"
 "  -f, --file PATH         file to write and read\n"
 "  -d, --dir DIR           a drive's directory for a striped store; give\n"
 "                          it once per drive (up to 64), in the same order\n"
 "                          each time\n"
-"      --stripe-unit SIZE  bytes each drive takes in turn (default 1M)\n"
+"      --stripe-unit SIZE  bytes each drive takes in turn, a multiple\n"
+"                          of 4K up to 1T (default 1M)\n"
 "      --value-size SIZE   bytes per put and get with --dir (default 64M)\n"
 "      --no-checksum       a store without checksums (SWAPIO_STORE_NO_CHECKSUM)\n"
 "                          (the store is allocated before the clock starts\n"
@@ -42,8 +44,9 @@ static const char usage[] =
 "                          in a seeded random order, the same every pass\n"
 "                          (with --dir: the gets, in a random order of the\n"
 "                          keys; the puts stay in order)\n"
-"  -s, --size SIZE         bytes to move (K/M/G suffixes, x1024); default\n"
-"                          1G, or the file's size with --mode read\n"
+"  -s, --size SIZE         bytes to move (K/M/G/T suffixes, x1024; times\n"
+"                          --loops at most 2^63 - 1); default 1G, or the\n"
+"                          file's size with --mode read\n"
 "  -e, --engine NAME       auto (default), uring, aio or threads\n"
 "  -b, --block-size SIZE   bytes per request (default 1M)\n"
 "  -q, --queue-depth N     requests in flight per thread (default 32)\n"
@@ -71,6 +74,8 @@ static const char usage[] =
 "\n"
 "Several processes on one node (one per GPU): SWAPIO_SHARE_NODE=1 gives\n"
 "each handle queue_depth / LOCAL_WORLD_SIZE (docs/SCALING.md).\n";
+
+#define STRIPE_UNIT_MAX	(1ull << 40)
 
 enum {
 	OPT_DIRECT = 256, OPT_NO_DIRECT, OPT_VERIFY, OPT_KEEP, OPT_JSON,
@@ -293,7 +298,8 @@ static int parse_opt(struct bench_args *a, int c, const char *arg)
 		return 0;
 	case OPT_STRIPE_UNIT:
 		return tool_parse_size(arg, &a->so.stripe_unit) ||
-		       !a->so.stripe_unit || a->so.stripe_unit % 4096 ? -1 : 0;
+		       !a->so.stripe_unit || a->so.stripe_unit % 4096 ||
+		       a->so.stripe_unit > STRIPE_UNIT_MAX ? -1 : 0;
 	case OPT_NO_CHECKSUM: a->so.no_checksum = true; return 0;
 	case OPT_VALUE_SIZE:
 		return tool_parse_size(arg, &a->so.value_bytes) ||
@@ -431,6 +437,10 @@ static int parse_args(struct bench_args *a, int argc, char **argv)
 	if (a->o.path && a->so.nr_dirs)
 		return tool_usage_error("bench", usage,
 					"--file and --dir do not go together");
+	/* A phase's byte count must stay within a file offset's range. */
+	if (a->o.loops && a->o.size > INT64_MAX / a->o.loops)
+		return tool_usage_error("bench", usage, "--size x --loops "
+					"is past 2^63 - 1 bytes");
 	if (!a->so.value_bytes)
 		a->so.value_bytes = 64ull << 20;
 	a->so.in_flight = a->o.in_flight;
