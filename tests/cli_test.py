@@ -11,9 +11,11 @@ import os
 import re
 import struct
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import zlib
 
 SKIP = 77
@@ -28,10 +30,12 @@ class Skip(Exception):
     pass
 
 
-def run(*args, expect=0):
-    """Run swapio with args; check its exit code; return (stdout, stderr)."""
+def run(*args, expect=0, env=None, preexec_fn=None):
+    """Run swapio with args; check its exit code; return (stdout, stderr).
+    env: variables set on top of this process's environment."""
     p = subprocess.run([SWAPIO, *args], capture_output=True, text=True,
-                       timeout=60)
+                       timeout=60, env={**os.environ, **env} if env else None,
+                       preexec_fn=preexec_fn)
     if p.returncode != expect:
         raise Fail(f"swapio {' '.join(args)}: exit {p.returncode}, "
                    f"expected {expect}\nstdout: {p.stdout}\n"
@@ -50,8 +54,8 @@ def usage_error(*args):
     check(out == "", f"{args}: usage error wrote to stdout: {out!r}")
 
 
-def runtime_error(*args, says):
-    _, err = run(*args, expect=1)
+def runtime_error(*args, says, env=None):
+    _, err = run(*args, expect=1, env=env)
     check(err.startswith("swapio: "), f"{args}: stderr {err!r}")
     check(says in err, f"{args}: {says!r} not in {err!r}")
 
@@ -102,7 +106,28 @@ def case_usage(d):
     usage_error("sweep", "-f", f, "--engines", "uring,bogus")
     usage_error("info", d, d)
     usage_error("info", "--bogus")
+    # Numbers past what the option can take are bad arguments (exit 2),
+    # never a run that fails later (exit 1): one parser for all.
+    for big in ("18446744073709551615", "18446744073709551616",
+                "9223372036854775808", "8388608T", "17179869184G"):
+        usage_error("bench", "-f", f, "--size", big)
+        usage_error("sweep", "-f", f, "--size", big)
+        usage_error("demo", "adam", "--params", big)
+        usage_error("demo", "adam", "--budget", big)
+        usage_error("bench", "--dir", d, "--value-size", big)
+        usage_error("bench", "--dir", d, "--stripe-unit", big)
+        usage_error("bench", "-f", f, "--op-size", big)
+        usage_error("bench", "-f", f, "--block-size", big)
+        usage_error("sweep", "-f", f, "--block-sizes", "1M," + big)
+    usage_error("bench", "-f", f, "--size", "16T", "--loops", "1000000")
+    usage_error("bench", "--dir", d, "--stripe-unit", "2T")
+    usage_error("bench", "-f", f, "--loops", "4294967297")
+    usage_error("bench", "-f", f, "--queue-depth", "4294967297")
+    usage_error("sweep", "-f", f, "--queue-depths", "1,4294967297")
+    usage_error("demo", "adam", "--params", "65G")
+    usage_error("demo", "adam", "--steps", "4294967297")
     check(not os.path.exists(f), "a usage error created the file")
+    check(os.listdir(d) == [], f"usage errors left {os.listdir(d)}")
 
 
 def case_errors(d):
@@ -125,6 +150,21 @@ def case_errors(d):
     runtime_error("bench", "-f", small, "--mode", "read", "--size", "1M",
                   says="fewer than --size")
     runtime_error("info", missing, says="No such file or directory")
+    # Not a file to seek in: ESPIPE, as swapio_file_open(3) promises.
+    fifo = os.path.join(d, "fifo")
+    os.mkfifo(fifo)
+    for path in ("/dev/null", fifo):
+        for mode in ("both", "write", "read"):
+            runtime_error("bench", "-f", path, "--size", "1M", "--mode",
+                          mode, says=f"swapio: {path}: Illegal seek")
+    os.unlink(fifo)
+    # A malformed variable: the error names it and its value.
+    runtime_error("bench", "-f", os.path.join(d, "f"), "--size", SMALL,
+                  env={"SWAPIO_ENGINE": "urng"},
+                  says="SWAPIO_ENGINE='urng': unknown engine")
+    runtime_error("bench", "--dir", d, "--size", SMALL, "--value-size", "1M",
+                  env={"SWAPIO_FAULT_FD": "call=bogus"},
+                  says="SWAPIO_FAULT_FD='call=bogus': ")
     check(sorted(os.listdir(d)) == ["bad.conf", "small"],
           f"left behind: {os.listdir(d)}")
 
@@ -501,7 +541,104 @@ def case_stripe(d):
                   says="missing")
 
 
+def bench_dirs(d):
+    return sorted(x for x in os.listdir(d) if x.startswith("swapio-bench."))
+
+
+def case_temporaries(d):
+    """bench's temporaries: made exclusively and private, never a path
+    that was there before, removed at the end and after an error."""
+    target = os.path.join(d, "target")
+    os.mkdir(target)
+    store = ["--dir", d, "-s", "1M", "--value-size", "64K"]
+
+    # The name an older bench used (swapio-bench.PID), planted for the
+    # very process that runs bench: a link to another directory.
+    def plant_link():
+        os.symlink(target, os.path.join(d, f"swapio-bench.{os.getpid()}"))
+
+    run("bench", *store, "--keep", "--verify", preexec_fn=plant_link)
+    made = [x for x in bench_dirs(d)
+            if not os.path.islink(os.path.join(d, x))]
+    check(len(made) == 1, f"bench made {made}")
+    st = os.lstat(os.path.join(d, made[0]))
+    check(st.st_mode & 0o777 == 0o700, f"{made[0]}: mode {st.st_mode:o}")
+    check(os.listdir(target) == [], f"bench wrote through the link: "
+          f"{os.listdir(target)}")
+    shutil.rmtree(os.path.join(d, made[0]))
+    links = bench_dirs(d)
+    check(len(links) == 1 and os.path.islink(os.path.join(d, links[0])),
+          f"the planted link: {links}")
+    os.unlink(os.path.join(d, links[0]))
+
+    # A directory at that name, with a file in it: left as it was.
+    def plant_dir():
+        x = os.path.join(d, f"swapio-bench.{os.getpid()}")
+        os.mkdir(x)
+        with open(os.path.join(x, "mine"), "w") as fp:
+            fp.write("untouched")
+
+    run("bench", *store, "--verify", preexec_fn=plant_dir)
+    left = bench_dirs(d)
+    check(len(left) == 1, f"left: {left}")
+    x = os.path.join(d, left[0])
+    check(os.listdir(x) == ["mine"], f"{x}: {os.listdir(x)}")
+    with open(os.path.join(x, "mine")) as fp:
+        check(fp.read() == "untouched", "the planted file changed")
+    shutil.rmtree(x)
+
+    # Two benches on one directory at once: neither sees the other.
+    ps = [subprocess.Popen([SWAPIO, "bench", *store, "--verify"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True) for _ in range(2)]
+    for p in ps:
+        out, err = p.communicate(timeout=60)
+        check(p.returncode == 0, f"exit {p.returncode}: {err}")
+        check("every byte read matched" in out, out)
+    check(sorted(os.listdir(d)) == ["target"], f"left {os.listdir(d)}")
+
+    # An error after the directory was made: it goes all the same.
+    runtime_error("bench", *store, env={"SWAPIO_FAULT": "errno=EIO"},
+                  says="Input/output error")
+    check(sorted(os.listdir(d)) == ["target"], f"left {os.listdir(d)}")
+
+    # --file: a file bench makes is private; a link already at the path
+    # is refused, and what it points to is not created.
+    f = os.path.join(d, "f")
+    run("bench", "-f", f, "-s", "1M", "--keep")
+    check(os.stat(f).st_mode & 0o777 == 0o600,
+          f"mode {os.stat(f).st_mode:o}")
+    os.unlink(f)
+    os.symlink(os.path.join(target, "made"), f)
+    runtime_error("bench", "-f", f, "-s", "1M", says="File exists")
+    check(os.listdir(target) == [], f"bench followed the link")
+    os.unlink(f)
+
+
+def case_interrupt(d):
+    """Ctrl-C during bench --dir: it stops and removes its directory."""
+    # Every completion 200 ms late: a run of 64 values takes 13 s.
+    p = subprocess.Popen([SWAPIO, "bench", "--dir", d, "-s", "64M",
+                          "--value-size", "1M", "--in-flight", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env={**os.environ,
+                                         "SWAPIO_FAULT": "delay_ms=200"})
+    for _ in range(200):
+        if bench_dirs(d):
+            break
+        time.sleep(0.05)
+    check(bench_dirs(d), "bench made no directory")
+    time.sleep(0.3)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    check(p.returncode == 130, f"exit {p.returncode}: {err}")
+    check("interrupted" in err, err)
+    check(os.listdir(d) == [], f"left {os.listdir(d)}")
+
+
 CASES = {
+    "temporaries": case_temporaries,
+    "interrupt": case_interrupt,
     "stripe": case_stripe,
     "small_ops": case_small_ops,
     "random_odd": case_random_odd,

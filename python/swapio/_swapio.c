@@ -114,6 +114,21 @@ static PyObject *raise_dev_err(int err, swapio_handle *h, PyObject *filename)
 	return raise_err_text(err, text, filename);
 }
 
+/*
+ * As raise_err(), followed by swapio_error_detail() where the call that
+ * just failed left one: the variable or value at fault.
+ */
+static PyObject *raise_err_detail(int err, PyObject *filename)
+{
+	const char *detail = swapio_error_detail();
+	char text[768];
+
+	if (!*detail)
+		return raise_err(err, filename);
+	snprintf(text, sizeof(text), "%s: %s", swapio_strerror(err), detail);
+	return raise_err_text(err, text, filename);
+}
+
 /* Seconds (None: forever) to the milliseconds swapio's waits take. */
 static int timeout_ms(PyObject *t, int *ms)
 {
@@ -517,7 +532,7 @@ static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
 	ret = swapio_handle_create(&cfg, &h);
 	Py_END_ALLOW_THREADS
 	if (ret < 0) {
-		raise_err(ret, NULL);
+		raise_err_detail(ret, NULL);
 		return -1;
 	}
 	self->h = h;
@@ -1740,7 +1755,7 @@ static int store_init(StoreObject *self, PyObject *args, PyObject *kw)
 		name = !(PyList_Check(dir) || PyTuple_Check(dir)) ||
 		       failed >= (unsigned int)n ? dir :
 		       PySequence_GetItem(dir, failed);
-		raise_err(ret, name);
+		raise_err_detail(ret, name);
 		if (name != dir)
 			Py_XDECREF(name);
 		Py_DECREF(hs);
