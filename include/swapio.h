@@ -115,9 +115,9 @@ enum {
 	 * queue depth given (or the default) is the node's, and this handle
 	 * takes its fair share, queue_depth / LOCAL_WORLD_SIZE (at least 1).
 	 * LOCAL_WORLD_SIZE is read from the environment at create (torchrun
-	 * and most launchers set it; unset or not a number: 1). The
-	 * environment variable SWAPIO_SHARE_NODE=1 sets this flag for every
-	 * handle the process creates. swapio_handle_config() reports the
+	 * and most launchers set it; unset: 1; not a number from 1 to 4096:
+	 * -EINVAL). The environment variable SWAPIO_SHARE_NODE=1 sets this
+	 * flag for every handle the process creates. swapio_handle_config() reports the
 	 * share taken, with this flag cleared.
 	 */
 	SWAPIO_CFG_SHARE_NODE		= 1u << 5,
@@ -219,7 +219,10 @@ SWAPIO_API int swapio_config_save(const char *path,
  * swapio_handle_engine_note() tell which and why. An engine named in the
  * config that cannot run here fails with -EOPNOTSUPP (or the errno its set
  * up met). @cfg may be NULL for the defaults, as everywhere a config is
- * taken. On success *out owns the handle. Returns 0 or -errno.
+ * taken. On success *out owns the handle. Returns 0 or -errno. Every
+ * environment variable a handle reads (swapio(3), ENVIRONMENT) is checked
+ * here: a malformed one gives -EINVAL, and swapio_error_detail() names the
+ * variable and its value. Clears swapio_error_detail() when it starts.
  */
 SWAPIO_API int swapio_handle_create(const struct swapio_config *cfg,
 				    swapio_handle **out);
@@ -771,7 +774,8 @@ struct swapio_store_config {
  * process still holds the data file open for writing then. A second open
  * in the same process is refused with -EBUSY too. SWAPIO_FAULT_FD (see
  * docs/RELIABILITY.md) makes the store's own system calls fail for tests;
- * a spec that does not parse gives -EINVAL. Returns 0 and
+ * a spec that does not parse gives -EINVAL, and swapio_error_detail()
+ * names it. Clears swapio_error_detail() when it starts. Returns 0 and
  * *out, or -errno: -EINVAL (bad argument), -EBUSY, -ENOENT, -ENOSPC
  * (capacity not available), SWAPIO_EBADSTORE (damaged index, or not a
  * store; see SWAPIO_STORE_RECOVER), or what the filesystem said.
