@@ -21,6 +21,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE		/* asprintf */
 #endif
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -539,20 +540,28 @@ static int make_dir(struct demo *d)
 	return 0;
 }
 
+/*
+ * The directory make_dir() made, with whatever the store put in it: all
+ * of it is ours, since mkdtemp() made it private (0700). Entries go by
+ * name relative to it, a link as a link, never followed.
+ */
 static void remove_dir(struct demo *d)
 {
-	static const char *const files[] = {
-		"data", "index", "index.tmp", "lock",
-	};
+	struct dirent *de;
+	DIR *dir = NULL;
 	int dfd;
 
 	if (!d->tmpdir)
 		return;
-	dfd = open(d->tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	for (size_t i = 0; dfd >= 0 && i < sizeof(files) / sizeof(*files);
-	     i++)
-		unlinkat(dfd, files[i], 0);
+	dfd = open(d->tmpdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd >= 0)
+		dir = fdopendir(dfd);
+	while (dir && (de = readdir(dir)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			unlinkat(dfd, de->d_name, 0);
+	if (dir)
+		closedir(dir);	/* closes dfd */
+	else if (dfd >= 0)
 		close(dfd);
 	rmdir(d->tmpdir);
 	free(d->tmpdir);

@@ -611,8 +611,20 @@ def case_temporaries(d):
     os.unlink(f)
     os.symlink(os.path.join(target, "made"), f)
     runtime_error("bench", "-f", f, "-s", "1M", says="File exists")
-    check(os.listdir(target) == [], f"bench followed the link")
+    check(os.listdir(target) == [], "bench followed the link")
     os.unlink(f)
+
+    # demo adam's store directory under $TMPDIR goes, after an error too.
+    tmp = os.path.join(d, "tmp")
+    os.mkdir(tmp)
+    _, err = run("demo", "adam", "-n", "1M", "-b", "4M", "-r", "1",
+                 "-s", "1", expect=1,
+                 env={"TMPDIR": tmp, "SWAPIO_FAULT_FD": "call=bogus"})
+    check("SWAPIO_FAULT_FD='call=bogus'" in err, err)
+    check(os.listdir(tmp) == [], f"demo left {os.listdir(tmp)}")
+    run("demo", "adam", "-n", "1M", "-b", "4M", "-r", "1", "-s", "1",
+        env={"TMPDIR": tmp})
+    check(os.listdir(tmp) == [], f"demo left {os.listdir(tmp)}")
 
 
 def case_interrupt(d):
