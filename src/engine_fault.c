@@ -12,8 +12,9 @@
  *
  * It is switched on per handle by SWAPIO_FAULT, read when the handle is
  * created (docs/RELIABILITY.md has the grammar; src/env.c checks it and
- * says on stderr, once per process, that faults are being injected). Without it the handle
- * runs the real engine's table directly: nothing here is on the hot path.
+ * says on stderr, once per process, that faults are being injected).
+ * Without it the handle runs the real engine's table directly: nothing
+ * here is on the hot path.
  *
  * Each wrapped handle gets its own copy of the table, embedded in a
  * struct fault_engine, so that a hook finds its state from ctx->ops. Each

@@ -8,8 +8,8 @@
  * in a seeded random order of the keys; the puts stay in order, since
  * each goes to fresh space wherever its key falls. The store lives in a
  * directory "swapio-bench.XXXXXX" that mkdtemp(3) makes under each one
- * given (never one that already exists; mode 0700), and goes afterwards,
- * after an error and after Ctrl-C too, unless --keep.
+ * given (never one that already exists; mode 0700), and goes afterwards
+ * unless --keep, and after an error or Ctrl-C whatever --keep says.
  */
 #include <assert.h>
 #include <errno.h>

@@ -457,7 +457,7 @@ static int write_png(const struct sweep *s)
 /* ------------------------------------------------------------------ */
 
 /* Lay the file out once, so that the first point overwrites as all do. */
-static int lay_out(const struct sweep *s, bool *created)
+static int lay_out(const struct sweep *s, struct stat *made, bool *created)
 {
 	struct bench_opts o = {
 		.path = s->path, .size = s->size, .modes = BENCH_WRITE,
@@ -473,6 +473,8 @@ static int lay_out(const struct sweep *s, bool *created)
 	rc = bench_run(&o, &r);
 	/* Only a file bench made here, never one that turned up meanwhile. */
 	*created = !rc && r.created;
+	if (*created && lstat(s->path, made))
+		*created = false;
 	return rc;
 }
 
@@ -480,6 +482,7 @@ int cmd_sweep(int argc, char **argv)
 {
 	unsigned int best[NR_BEST];
 	bool created = false;
+	struct stat made, now;
 	struct sweep s;
 	int rc;
 
@@ -491,7 +494,7 @@ int cmd_sweep(int argc, char **argv)
 	}
 	rc = filter_engines(&s);
 	if (!rc)
-		rc = lay_out(&s, &created);
+		rc = lay_out(&s, &made, &created);
 	if (!rc)
 		rc = run_grid(&s);
 	if (!rc) {
@@ -506,6 +509,10 @@ int cmd_sweep(int argc, char **argv)
 		print_json(&s, best);
 	else if (!rc)
 		print_best_text(&s, best);
+	/* Only while the name still names the file sweep made. */
+	if (created && (lstat(s.path, &now) || now.st_dev != made.st_dev ||
+			now.st_ino != made.st_ino))
+		created = false;
 	if (created && unlink(s.path) && errno != ENOENT && !rc)
 		rc = tool_fail(s.path, -errno);
 	free(s.res);
