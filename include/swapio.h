@@ -523,6 +523,30 @@ SWAPIO_API ssize_t swapio_dev_pwrite(swapio_handle *h, swapio_file *f,
  */
 SWAPIO_API int swapio_dev_stream(swapio_handle *h, int device, void **stream);
 
+/* The calling thread's CUDA state, saved by swapio_dev_enter(): opaque. */
+struct swapio_dev_saved {
+	void	*ctx;		/* its CUcontext, or NULL */
+	int	device;		/* its current device */
+	int	how;		/* what to give back; 0: nothing */
+};
+
+/*
+ * swapio_dev_enter() / swapio_dev_leave() - make @device current on the
+ * calling thread around a call into another CUDA library (a DLPack
+ * producer's __dlpack__(), which works on the current device), then give
+ * the thread back exactly what it had. swapio_dev_enter() sets up @device
+ * as swapio_dev_stream() does and saves the thread's state in @saved;
+ * swapio_dev_leave() restores it: the context the thread had, none if it
+ * had none (a thread that never chose a device does not get one on
+ * device 0). Returns 0, -EINVAL, SWAPIO_ENOCUDA or SWAPIO_ECUDA; on
+ * error nothing was changed, and leave is a no-op. Clears, then may set,
+ * swapio_error_detail(). Per thread: leave on the thread that entered.
+ */
+SWAPIO_API int swapio_dev_enter(swapio_handle *h, int device,
+				struct swapio_dev_saved *saved);
+SWAPIO_API void swapio_dev_leave(swapio_handle *h,
+				 const struct swapio_dev_saved *saved);
+
 /*
  * swapio_dev_path() - the path device ops on @device take in direction
  * @write now: SWAPIO_GPU_STAGING or SWAPIO_GPU_GDS, or SWAPIO_GPU_AUTO
