@@ -195,8 +195,8 @@ static void cuda_load_once(void)
 				err = dlerror();
 				if (pass)
 					why_add(c->why, sizeof(c->why),
-						"%s not loaded (%s)", names[i],
-						err ? err : "not found");
+						"CUDA runtime not loaded (%s)",
+						err ? err : names[i]);
 				continue;
 			}
 			tried[i] = true;
