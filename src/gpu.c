@@ -168,7 +168,7 @@ static int cu_check(struct swapio_gpu *g, cu_err e, const char *call)
 {
 	const char *msg;
 
-	if (e == CU_SUCCESS)
+	if (e == GPU_SUCCESS)
 		return 0;
 	rt_cu.GetLastError();
 	msg = rt_cu.GetErrorString(e);
@@ -307,7 +307,7 @@ static int slot_init(struct swapio_gpu *g, struct slot *s, bool *pin_failed)
 	if (ret)
 		return ret;
 	ret = cu_check(g, rt_cu.EventCreateWithFlags(&s->ev,
-						     CU_EVENT_NO_TIMING),
+						     GPU_EVENT_NO_TIMING),
 		       "cudaEventCreateWithFlags");
 	if (ret)
 		return ret;
@@ -332,7 +332,7 @@ static int dev_new(struct swapio_gpu *g, int device, struct gpu_dev **out)
 	d->device = device;
 	d->path[0] = d->path[1] = (int)g->path_cfg;
 	ret = cu_check(g, rt_cu.StreamCreateWithFlags(&d->stream,
-						      CU_STREAM_NON_BLOCKING),
+						      GPU_STREAM_NON_BLOCKING),
 		       "cudaStreamCreateWithFlags");
 	for (unsigned int i = 0; !ret && i < GPU_SLOTS; i++)
 		ret = slot_init(g, &d->slot[i], &pin_failed);
@@ -366,7 +366,7 @@ static int dev_enter(struct swapio_gpu *g, int device,
 	ret = cu_check(g, rt_cu.GetDevice(&old), "cudaGetDevice");
 	if (ret)
 		return ret;
-	if (ctx_api && rt_cu.CtxGetCurrent(&ctx) != CU_SUCCESS)
+	if (ctx_api && rt_cu.CtxGetCurrent(&ctx) != GPU_SUCCESS)
 		ctx_api = false;
 	if (old == device && (ctx || !ctx_api))
 		return 0;
@@ -636,13 +636,13 @@ static enum cufile_state cufile_state(struct swapio_gpu *g)
 	bool changed;
 
 	st = swapio__cufile_get(&api, why, sizeof(why));
-	if (st == CUFILE_NVFS || st == CUFILE_COMPAT)
+	if (st == GDS_NVFS || st == GDS_COMPAT)
 		atomic_store(&cf_api, api);
 	pthread_mutex_lock(&g->lock);
 	changed = g->cufile != st;
 	g->cufile = st;
 	pthread_mutex_unlock(&g->lock);
-	if (changed && st == CUFILE_COMPAT)
+	if (changed && st == GDS_COMPAT)
 		note_add(g, "cuFile in compat mode (no nvidia-fs): POSIX I/O "
 			 "through its own bounce buffers");
 	else if (changed && why[0])
@@ -683,7 +683,7 @@ static ssize_t gds_fail(struct swapio_gpu *g, swapio_file *f,
 static int gds_file(struct swapio_gpu *g, swapio_file *f, cufile_handle *fh)
 {
 	const struct cufile_api *cf = atomic_load(&cf_api);
-	struct cufile_descr desc = { .type = CUFILE_HANDLE_FD };
+	struct cufile_descr desc = { .type = GPU_CUFILE_FD };
 	struct cufile_err e;
 	int state;
 
@@ -763,10 +763,10 @@ static ssize_t stage_job(struct swapio_gpu *g, struct job *j, size_t len)
 {
 	if (j->write)
 		return stage_write(g, j->d, j->f, j->dev, len, j->off,
-				   j->managed ? CU_MEMCPY_DEFAULT :
-				   CU_MEMCPY_D2H);
+				   j->managed ? GPU_MEMCPY_DEFAULT :
+				   GPU_MEMCPY_D2H);
 	return stage_read(g, j->d, j->f, j->dev, len, j->off,
-			  j->managed ? CU_MEMCPY_DEFAULT : CU_MEMCPY_H2D);
+			  j->managed ? GPU_MEMCPY_DEFAULT : GPU_MEMCPY_H2D);
 }
 
 static double gbps(size_t n, uint64_t ns)
@@ -831,20 +831,20 @@ static int job_path(struct swapio_gpu *g, struct job *j)
 	if (path == SWAPIO_GPU_STAGING)
 		return path;
 	st = cufile_state(g);
-	if (st == CUFILE_OPENING)	/* not yet: maybe for a later op */
+	if (st == GDS_OPENING)	/* not yet: maybe for a later op */
 		return SWAPIO_GPU_STAGING;
-	if (path == SWAPIO_GPU_AUTO && st != CUFILE_NVFS) {
+	if (path == SWAPIO_GPU_AUTO && st != GDS_NVFS) {
 		/* Compat mode is POSIX I/O with bounce buffers: staging. */
 		path_set(g, j, SWAPIO_GPU_STAGING);
 		note_add(g, "auto: %s by staging (%s)",
 			 j->write ? "writes" : "reads",
-			 st == CUFILE_COMPAT ? "cuFile in compat mode" :
+			 st == GDS_COMPAT ? "cuFile in compat mode" :
 			 "no cuFile");
 		return SWAPIO_GPU_STAGING;
 	}
-	if (st == CUFILE_FAILED)
+	if (st == GDS_FAILED)
 		return SWAPIO_GPU_STAGING;
-	if (st == CUFILE_COMPAT)
+	if (st == GDS_COMPAT)
 		note_add(g, "gds (compat mode)");
 	return path;
 }
@@ -939,19 +939,19 @@ static int ptr_check(struct job *j, int device)
 	struct cu_ptr_attr a;
 
 	memset(&a, 0, sizeof(a));
-	if (rt_cu.PointerGetAttributes(&a, j->dev) != CU_SUCCESS) {
+	if (rt_cu.PointerGetAttributes(&a, j->dev) != GPU_SUCCESS) {
 		rt_cu.GetLastError();
 		return 0;
 	}
-	if (a.type == CU_MEM_DEVICE && a.device != device)
+	if (a.type == GPU_MEM_DEVICE && a.device != device)
 		return swapio__detail(-EINVAL, "dev_buf %p is memory of CUDA "
 				      "device %d, not of device %d",
 				      (void *)j->dev, a.device, device);
-	if (a.type != CU_MEM_DEVICE && a.type != CU_MEM_MANAGED)
+	if (a.type != GPU_MEM_DEVICE && a.type != GPU_MEM_MANAGED)
 		return swapio__detail(-EINVAL, "dev_buf %p is host memory, "
 				      "not CUDA device memory",
 				      (void *)j->dev);
-	j->managed = a.type == CU_MEM_MANAGED;
+	j->managed = a.type == GPU_MEM_MANAGED;
 	return 0;
 }
 
@@ -971,7 +971,7 @@ static int submit_here(struct swapio_gpu *g, int device, void *arg)
 	if (ret || !sb->record)
 		return ret;
 	ret = cu_check(g, rt_cu.EventCreateWithFlags(&sb->j->ready,
-						     CU_EVENT_NO_TIMING),
+						     GPU_EVENT_NO_TIMING),
 		       "cudaEventCreateWithFlags");
 	if (ret)
 		return ret;
@@ -1187,8 +1187,8 @@ int swapio_dev_path(swapio_handle *h, int device, int write)
 	pthread_mutex_lock(&g->lock);
 	if (g->devs[device])
 		path = g->devs[device]->path[!!write];
-	if (path == SWAPIO_GPU_GDS && (g->cufile == CUFILE_FAILED ||
-				       g->cufile == CUFILE_OPENING))
+	if (path == SWAPIO_GPU_GDS && (g->cufile == GDS_FAILED ||
+				       g->cufile == GDS_OPENING))
 		path = SWAPIO_GPU_STAGING;
 	pthread_mutex_unlock(&g->lock);
 	return path;

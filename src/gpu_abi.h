@@ -30,20 +30,20 @@ typedef unsigned int cu_result;			/* CUresult */
 typedef unsigned int cu_entry_status;	/* cudaDriverEntryPointQueryResult */
 
 enum {
-	CU_SUCCESS		= 0,	/* cudaSuccess */
-	CU_ERR_NO_DEVICE	= 100,	/* cudaErrorNoDevice */
-	CU_MEMCPY_H2D		= 1,	/* cudaMemcpyHostToDevice */
-	CU_MEMCPY_D2H		= 2,	/* cudaMemcpyDeviceToHost */
-	CU_MEMCPY_DEFAULT	= 4,	/* cudaMemcpyDefault */
-	CU_STREAM_NON_BLOCKING	= 1,	/* cudaStreamNonBlocking */
-	CU_EVENT_NO_TIMING	= 2,	/* cudaEventDisableTiming */
-	CU_MEM_UNREGISTERED	= 0,	/* cudaMemoryTypeUnregistered */
-	CU_MEM_HOST		= 1,	/* cudaMemoryTypeHost */
-	CU_MEM_DEVICE		= 2,	/* cudaMemoryTypeDevice */
-	CU_MEM_MANAGED		= 3,	/* cudaMemoryTypeManaged */
-	CU_ENTRY_DEFAULT	= 0,	/* cudaEnableDefault */
-	CU_ENTRY_SUCCESS	= 0,	/* cudaDriverEntryPointSuccess */
-	CU_DRIVER_VERSION	= 12000, /* the driver ABI asked for: 12.0 */
+	GPU_SUCCESS		= 0,	/* cudaSuccess */
+	GPU_ERR_NO_DEVICE	= 100,	/* cudaErrorNoDevice */
+	GPU_MEMCPY_H2D		= 1,	/* cudaMemcpyHostToDevice */
+	GPU_MEMCPY_D2H		= 2,	/* cudaMemcpyDeviceToHost */
+	GPU_MEMCPY_DEFAULT	= 4,	/* cudaMemcpyDefault */
+	GPU_STREAM_NON_BLOCKING	= 1,	/* cudaStreamNonBlocking */
+	GPU_EVENT_NO_TIMING	= 2,	/* cudaEventDisableTiming */
+	GPU_MEM_UNREGISTERED	= 0,	/* cudaMemoryTypeUnregistered */
+	GPU_MEM_HOST		= 1,	/* cudaMemoryTypeHost */
+	GPU_MEM_DEVICE		= 2,	/* cudaMemoryTypeDevice */
+	GPU_MEM_MANAGED		= 3,	/* cudaMemoryTypeManaged */
+	GPU_ENTRY_DEFAULT	= 0,	/* cudaEnableDefault */
+	GPU_ENTRY_SUCCESS	= 0,	/* cudaDriverEntryPointSuccess */
+	GPU_DRIVER_VERSION	= 12000, /* the driver ABI asked for: 12.0 */
 };
 
 /* struct cudaPointerAttributes (CUDA 13; CUDA 12 writes the first four). */
@@ -131,9 +131,9 @@ struct cufile_props {
 typedef void *cufile_handle;		/* CUfileHandle_t */
 
 enum {
-	CUFILE_HANDLE_FD	= 1,	/* CU_FILE_HANDLE_TYPE_OPAQUE_FD */
-	CUFILE_SUCCESS		= 0,	/* CU_FILE_SUCCESS */
-	CUFILE_BASE_ERR		= 5000,	/* CUFILEOP_BASE_ERR */
+	GPU_CUFILE_FD	= 1,	/* CU_FILE_HANDLE_TYPE_OPAQUE_FD */
+	GPU_CUFILE_SUCCESS		= 0,	/* CU_FILE_SUCCESS */
+	GPU_CUFILE_BASE_ERR		= 5000,	/* CUFILEOP_BASE_ERR */
 };
 
 /*

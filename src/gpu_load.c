@@ -111,9 +111,9 @@ static void driver_load(struct cuda_api *cu)
 	for (size_t i = 0; i < SWAPIO_ARRAY_SIZE(driver_syms); i++) {
 		p = NULL;
 		if (cu->GetDriverEntryPointByVersion(driver_syms[i].name, &p,
-						     CU_DRIVER_VERSION,
-						     CU_ENTRY_DEFAULT, &st) ||
-		    st != CU_ENTRY_SUCCESS)
+						     GPU_DRIVER_VERSION,
+						     GPU_ENTRY_DEFAULT, &st) ||
+		    st != GPU_ENTRY_SUCCESS)
 			p = NULL;
 		memcpy((char *)cu + driver_syms[i].off, &p, sizeof(p));
 	}
@@ -137,9 +137,9 @@ static bool cuda_try(void *lib, const char *name)
 		return false;
 	}
 	e = c->cu.GetDeviceCount(&count);
-	if (e != CU_SUCCESS || count <= 0) {
-		if (e == CU_SUCCESS)
-			e = CU_ERR_NO_DEVICE;
+	if (e != GPU_SUCCESS || count <= 0) {
+		if (e == GPU_SUCCESS)
+			e = GPU_ERR_NO_DEVICE;
 		msg = c->cu.GetErrorString(e);
 		why_add(c->why, sizeof(c->why),
 			"%s: cudaGetDeviceCount: %s (%u)", name,
@@ -263,7 +263,7 @@ static enum cufile_state cufile_open(struct cufile_api *api, char *why,
 	if (env && !strcmp(env, "none")) {
 		snprintf(why, len, "cuFile not loaded "
 			 "(SWAPIO_CUFILE_LIBRARY=none)");
-		return CUFILE_FAILED;
+		return GDS_FAILED;
 	}
 	if (env && *env) {
 		lib = dlopen(env, RTLD_NOW | RTLD_LOCAL);
@@ -281,20 +281,20 @@ static enum cufile_state cufile_open(struct cufile_api *api, char *why,
 	if (!lib) {
 		snprintf(why, len, "cuFile not loaded (%s)",
 			 err ? err : "not found");
-		return CUFILE_FAILED;
+		return GDS_FAILED;
 	}
 	if (!syms_load(lib, cufile_syms, SWAPIO_ARRAY_SIZE(cufile_syms), api,
 		       &missing)) {
 		snprintf(why, len, "cuFile not loaded (%s missing)", missing);
 		dlclose(lib);
-		return CUFILE_FAILED;
+		return GDS_FAILED;
 	}
 	/* Opened once per process; closed by the process's exit. */
 	e = api->DriverOpen();
 	if (e.err) {
 		snprintf(why, len, "cuFileDriverOpen: error %u (CUDA %u)",
 			 e.err, e.cu_err);
-		return CUFILE_FAILED;
+		return GDS_FAILED;
 	}
 	/*
 	 * nvidia-fs's version is 0.0 where its module is not loaded: cuFile
@@ -305,8 +305,8 @@ static enum cufile_state cufile_open(struct cufile_api *api, char *why,
 	if (api->DriverGetProperties &&
 	    !api->DriverGetProperties(&props).err &&
 	    !props.nvfs.major_version && !props.nvfs.minor_version)
-		return CUFILE_COMPAT;
-	return CUFILE_NVFS;
+		return GDS_COMPAT;
+	return GDS_NVFS;
 }
 
 static void *cufile_main(void *arg)
@@ -334,7 +334,7 @@ static void cufile_start(void)
 	pthread_t t;
 	int ret;
 
-	cf.state = CUFILE_OPENING;
+	cf.state = GDS_OPENING;
 	cf.deadline = swapio__deadline(CUFILE_OPEN_WAIT_MS);
 	ret = pthread_attr_init(&a);
 	if (!ret) {
@@ -343,7 +343,7 @@ static void cufile_start(void)
 		pthread_attr_destroy(&a);
 	}
 	if (ret) {
-		cf.state = CUFILE_FAILED;
+		cf.state = GDS_FAILED;
 		snprintf(cf.why, sizeof(cf.why), "cuFile not opened: no thread "
 			 "(%s)", strerror(ret));
 	}
@@ -356,14 +356,14 @@ enum cufile_state swapio__cufile_get(const struct cufile_api **api,
 
 	pthread_once(&cf.once, cufile_cv_init);
 	pthread_mutex_lock(&cf.lock);
-	if (cf.state == CUFILE_UNTRIED)
+	if (cf.state == GDS_UNTRIED)
 		cufile_start();
-	while (cf.state == CUFILE_OPENING &&
+	while (cf.state == GDS_OPENING &&
 	       pthread_cond_timedwait(&cf.cv, &cf.lock, &cf.deadline) == 0)
 		;
 	st = cf.state;
 	*api = &cf.api;
-	if (st == CUFILE_OPENING)
+	if (st == GDS_OPENING)
 		snprintf(why, len, "cuFileDriverOpen: no answer after %d s; "
 			 "gds unavailable until it answers",
 			 CUFILE_OPEN_WAIT_MS / 1000);

@@ -41,11 +41,11 @@ void swapio__cuda_load(void);
 
 /* What cuFile is, once asked for. */
 enum cufile_state {
-	CUFILE_UNTRIED,		/* nobody asked yet */
-	CUFILE_OPENING,		/* cuFileDriverOpen() has not answered yet */
-	CUFILE_NVFS,		/* open, with nvidia-fs: real GDS */
-	CUFILE_COMPAT,		/* open, without nvidia-fs: POSIX inside */
-	CUFILE_FAILED,		/* not loaded, or its driver did not open */
+	GDS_UNTRIED,		/* nobody asked yet */
+	GDS_OPENING,		/* cuFileDriverOpen() has not answered yet */
+	GDS_NVFS,		/* open, with nvidia-fs: real GDS */
+	GDS_COMPAT,		/* open, without nvidia-fs: POSIX inside */
+	GDS_FAILED,		/* not loaded, or its driver did not open */
 };
 
 /*
@@ -53,7 +53,7 @@ enum cufile_state {
  * once CUDA works, for an op that may use GDS). The library is loaded
  * and its driver opened on a thread of its own; a caller waits at most
  * a few seconds after the first call for it, and a driver that has not
- * answered by then counts as unavailable until it does. On CUFILE_NVFS
+ * answered by then counts as unavailable until it does. On GDS_NVFS
  * or _COMPAT, *api is the table; otherwise @why (@len bytes) says why.
  * Thread-safe.
  */

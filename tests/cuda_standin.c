@@ -330,8 +330,8 @@ API int cudaPointerGetAttributes(struct cu_ptr_attr *attr, const void *p)
 
 	memset(attr, 0, sizeof(*attr));
 	attr->device = device;
-	attr->type = kind == 1 ? CU_MEM_DEVICE : kind == 2 ? CU_MEM_MANAGED :
-		     CU_MEM_UNREGISTERED;
+	attr->type = kind == 1 ? GPU_MEM_DEVICE : kind == 2 ? GPU_MEM_MANAGED :
+		     GPU_MEM_UNREGISTERED;
 	attr->device_ptr = kind ? (void *)p : NULL;
 	return E_OK;
 }
