@@ -94,18 +94,25 @@ static atomic_long *knob(const char *name)
 
 #define K(name)	atomic_load(knob(name))
 
+static __thread int cur_ctx = -1;	/* the thread's device; -1: none */
+static __thread int last_err;
+
+/* Also "current": the calling thread's device (-1: none), as a program
+ * that set it with cudaSetDevice() or cleared it with cuCtxSetCurrent(). */
 API int swapio_standin_set(const char *name, long v)
 {
 	atomic_long *k = knob(name);
+
+	if (!strcmp(name, "current")) {
+		cur_ctx = (int)v;
+		return 0;
+	}
 
 	if (!k)
 		return -1;
 	atomic_store(k, v);
 	return 0;
 }
-
-static __thread int cur_ctx = -1;	/* the thread's device; -1: none */
-static __thread int last_err;
 
 /* A failed call: the thread's last error until cudaGetLastError(). */
 static int err(int e)
