@@ -748,8 +748,9 @@ void swapio__gpu_file_close(swapio_file *f)
 {
 	const struct cufile_api *cf = atomic_load(&cf_api);
 
-	/* Registered only once cuFile had opened: cf is set. */
-	if (f->gds_state > 0 && cf)
+	/* Registered only once cuFile had opened: cf is set. A file that
+	 * failed later (gds_state -1) may still hold its registration. */
+	if (f->gds_fh && cf)
 		cf->HandleDeregister(f->gds_fh);
 	f->gds_fh = NULL;
 	f->gds_state = 0;

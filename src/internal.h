@@ -47,7 +47,7 @@ struct swapio_file {
 	uint32_t	unsplit;	/* largest unsplit direct request, from
 					 * 4 KiB pages; 0: unknown (file.c) */
 	atomic_uint_least64_t size_hint; /* allocated up to here, at least */
-	void		*gds_fh;	/* cuFile handle of fd (gpu.c) */
+	void		*gds_fh;	/* cuFile handle of fd, or NULL (gpu.c) */
 	int		gds_state;	/* 0 untried, 1 registered, -1 refused */
 	struct swapio_file *prev, *next; /* every open file (fork.c) */
 };

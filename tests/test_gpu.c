@@ -1035,6 +1035,8 @@ static void gds_errno_in_note(void **state)
 	roundtrip(h, f, env->path, CHUNK, 0, 120);
 	expect_note(h, "cuFileWrite: Input/output error (errno 5)");
 	swapio_file_close(f);
+	/* Registered before it failed: still deregistered at close. */
+	assert_int_equal(sd.get("cufile_deregisters"), 1);
 	swapio_handle_destroy(h);
 }
 
