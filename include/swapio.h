@@ -444,22 +444,24 @@ SWAPIO_API int swapio_handle_eventfd(swapio_handle *h);
 
 /*
  * Transfers between a file and CUDA device memory. swapio neither links
- * against CUDA nor needs its headers: the CUDA runtime (libcudart.so.13,
- * .12, or libcudart.so; SWAPIO_CUDA_LIBRARY names another) is loaded with
- * dlopen() at the first device call, and cuFile (libcufile.so.0;
- * SWAPIO_CUFILE_LIBRARY, "none" to skip it) with it. Where the runtime
- * cannot be loaded every device call returns SWAPIO_ENOCUDA; where one of
- * its calls fails, SWAPIO_ECUDA, and swapio_handle_gpu_note() names the
- * call and CUDA's message.
+ * against CUDA nor needs its headers: the CUDA runtime is loaded with
+ * dlopen() at the first device call, one already in the process first,
+ * else the first of libcudart.so.13, .12, libcudart.so (SWAPIO_CUDA_LIBRARY
+ * names others, ':'-separated) whose cudaGetDeviceCount() finds a device;
+ * cuFile (libcufile.so.0; SWAPIO_CUFILE_LIBRARY, "none" to skip it) only
+ * for the first op that may use it, with a bounded wait for its driver.
+ * Where no runtime works (none, no driver, no device) every device call
+ * returns SWAPIO_ENOCUDA; where one of its calls fails, SWAPIO_ECUDA, and
+ * swapio_handle_gpu_note() names the call and CUDA's message.
  *
  * Paths (docs/GPU.md): data moves through pinned host staging buffers,
  * chunk by chunk, the copies on a stream of swapio's own overlapping the
  * file I/O; or, where cuFile's driver and the file allow it (an O_DIRECT
  * file, offset and length multiples of 4096), by GPUDirect Storage. With
  * SWAPIO_GPU_AUTO the first eligible op of each direction is timed both
- * ways and the faster path kept. Any cuFile error makes the handle fall
- * back to staging for good, and the op is redone that way; the note says
- * why.
+ * ways and the faster path kept (staging where cuFile runs in compat
+ * mode, without nvidia-fs). A cuFile error makes that file fall back to
+ * staging for good, and the op is redone that way; the note says why.
  *
  * Streams: @stream is the cudaStream_t the caller last used @dev_buf on
  * (NULL: the legacy default stream). The op's copies are ordered after
@@ -480,8 +482,11 @@ SWAPIO_API int swapio_handle_eventfd(swapio_handle *h);
  * swapio_submit_read() / _write(), for @len bytes of device memory at
  * @dev_buf on device @device. The op is waited for, polled and freed as
  * any other. Returns 0 and *op, or the errors of swapio_submit_read(),
- * -EINVAL for a device out of range, SWAPIO_ENOCUDA, SWAPIO_ECUDA (the
- * device's set-up or the stream event failed). The op's result is the
+ * -EINVAL for a device out of range, for @dev_buf in host memory or on
+ * another device (as cudaPointerGetAttributes() says), or for a malformed
+ * SWAPIO_GPU_PATH / SWAPIO_GPU_CHUNK (swapio_error_detail() names it;
+ * cleared first), SWAPIO_ENOCUDA, SWAPIO_ECUDA (the device's set-up or
+ * the stream event failed). The op's result is the
  * bytes moved (a read short only at end of file) or the first error: an
  * I/O error, or SWAPIO_ECUDA for a failed copy. Thread-safe.
  */
@@ -557,9 +562,11 @@ SWAPIO_API int swapio_dev_path(swapio_handle *h, int device, int write);
 
 /*
  * swapio_handle_gpu_note() - what the device layer chose and why, and
- * every fallback it took ("cuFileRead: error 5010; gds off, staging
- * used"), copied into @buf (at most @len bytes, NUL included). Returns the
- * note's full length. Empty before the first device call. Thread-safe.
+ * every fallback it took ("cuFileRead: error 5010; gds off for this file,
+ * staging used"), clauses separated by "; ", each once, the newest last
+ * (the oldest dropped when room runs out), copied into @buf (at most @len
+ * bytes, NUL included). Returns the note's full length. Empty before the
+ * first device call. Thread-safe.
  */
 SWAPIO_API size_t swapio_handle_gpu_note(swapio_handle *h, char *buf,
 					 size_t len);
