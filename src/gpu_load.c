@@ -256,7 +256,8 @@ static enum cufile_state cufile_open(struct cufile_api *api, char *why,
 					     "libcufile.so" };
 	const char *env = getenv("SWAPIO_CUFILE_LIBRARY");
 	struct cufile_props props;
-	const char *missing = NULL, *err = NULL;
+	const char *missing = NULL, *err;
+	char first[256] = "";
 	struct cufile_err e;
 	void *lib = NULL;
 
@@ -265,22 +266,22 @@ static enum cufile_state cufile_open(struct cufile_api *api, char *why,
 			 "(SWAPIO_CUFILE_LIBRARY=none)");
 		return GDS_FAILED;
 	}
-	if (env && *env) {
-		lib = dlopen(env, RTLD_NOW | RTLD_LOCAL);
+	for (size_t i = 0; !lib && i < SWAPIO_ARRAY_SIZE(names); i++) {
+		lib = dlopen(env && *env ? env : names[i],
+			     RTLD_NOW | RTLD_LOCAL);
+		/*
+		 * The first name's reason, copied: the later names are
+		 * fallbacks, and the next dlopen() reuses dlerror()'s text.
+		 */
 		err = lib ? NULL : dlerror();
-	}
-	for (size_t i = 0; !(env && *env) && !lib &&
-	     i < SWAPIO_ARRAY_SIZE(names); i++) {
-		lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
-		/* The first name's reason: the later ones are fallbacks. */
-		if (!lib && !err)
-			err = dlerror();
-		else if (!lib)
-			dlerror();
+		if (err && !first[0])
+			snprintf(first, sizeof(first), "%s", err);
+		if (env && *env)
+			break;
 	}
 	if (!lib) {
 		snprintf(why, len, "cuFile not loaded (%s)",
-			 err ? err : "not found");
+			 first[0] ? first : "not found");
 		return GDS_FAILED;
 	}
 	if (!syms_load(lib, cufile_syms, SWAPIO_ARRAY_SIZE(cufile_syms), api,

@@ -39,7 +39,8 @@ find_file(SWAPIO_REAL_CUDART NAMES libcudart.so.13 libcudart.so.12
 if(NOT SWAPIO_REAL_CUDART)
   set(SWAPIO_REAL_CUDART "")
 endif()
-# gpu_mode(MODE LIBS [ENV...]): test_gpu with SWAPIO_TEST_GPU=MODE.
+# gpu_mode(MODE LIBS [ENV...]): test_gpu with SWAPIO_TEST_GPU=MODE,
+# cuFile the stand-in unless ENV says otherwise.
 function(gpu_mode mode libs)
   add_test(NAME gpu_${mode} COMMAND test_gpu)
   set_tests_properties(gpu_${mode} PROPERTIES
@@ -52,6 +53,7 @@ gpu_mode(nodevice "${SWAPIO_STANDIN}")
 gpu_mode(real "${SWAPIO_REAL_CUDART}")
 gpu_mode(stall "${SWAPIO_STANDIN}" SWAPIO_STANDIN_CUFILE_OPEN_DELAY_MS=30000)
 gpu_mode(compat "${SWAPIO_STANDIN}" SWAPIO_STANDIN_CUFILE_COMPAT=1)
+gpu_mode(nocufile "${SWAPIO_STANDIN}" SWAPIO_CUFILE_LIBRARY=)
 
 # src/gpu_abi.h against the real CUDA and cuFile headers, where they are
 # (cufile.h fetched from PyPI's nvidia-cufile into the build tree if

@@ -19,7 +19,7 @@
  * device: SWAPIO_ENOCUDA at once, the note said once; "real", the real
  * libcudart.so of this machine, where there is no driver; "stall", a
  * cuFileDriverOpen() that does not come back; "compat", cuFile without
- * nvidia-fs.
+ * nvidia-fs; "nocufile", no cuFile by its usual names.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1338,6 +1338,32 @@ static void cufile_compat_mode(void **state)
 	swapio_handle_destroy(h);
 }
 
+/*
+ * cuFile by its usual names, where none loads: the note gives the reason
+ * for the first name (libcufile.so.0), not the last one tried.
+ */
+static void cufile_not_found(void **state)
+{
+	struct t_env *env = *state;
+	swapio_handle *h;
+	swapio_file *f;
+	void *lib = dlopen("libcufile.so.0", RTLD_NOW | RTLD_LOCAL);
+
+	if (lib) {
+		dlclose(lib);
+		skip();	/* a real cuFile here: not this test's case */
+	}
+	knobs_reset();
+	setenv("SWAPIO_GPU_PATH", "gds", 1);
+	h = handle(0, 0);
+	f = direct_or_skip(h, env->path);
+	roundtrip(h, f, env->path, 2 * CHUNK, 0, 180);
+	expect_note(h, "cuFile not loaded (libcufile.so.0: ");
+	assert_int_equal(sd.get("cufile_calls"), 0);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+}
+
 static int run_mode(const char *mode)
 {
 	const struct CMUnitTest missing[] = {
@@ -1360,6 +1386,9 @@ static int run_mode(const char *mode)
 	};
 	const struct CMUnitTest compat[] = {
 		cmocka_unit_test(cufile_compat_mode),
+	};
+	const struct CMUnitTest nocufile[] = {
+		cmocka_unit_test(cufile_not_found),
 	};
 	const char *lib = getenv("SWAPIO_CUDA_LIBRARY");
 
@@ -1384,6 +1413,8 @@ static int run_mode(const char *mode)
 		return GROUP(stall);
 	if (!strcmp(mode, "compat"))
 		return GROUP(compat);
+	if (!strcmp(mode, "nocufile"))
+		return GROUP(nocufile);
 #undef GROUP
 	t_die("SWAPIO_TEST_GPU=%s: unknown", mode);
 }
