@@ -444,6 +444,7 @@ static int dev_get(swapio_handle *h, int device, struct swapio_gpu **g,
 void swapio__gpu_destroy(swapio_handle *h)
 {
 	struct swapio_gpu *g = h->gpu;
+	struct swapio_dev_saved sv;
 
 	if (!g)
 		return;
@@ -455,8 +456,17 @@ void swapio__gpu_destroy(swapio_handle *h)
 		pthread_join(g->thread, NULL);
 	}
 	assert(!g->head);
-	for (unsigned int i = 0; i < SWAPIO_DEV_MAX; i++)
+	for (int i = 0; i < SWAPIO_DEV_MAX; i++) {
+		if (!g->devs[i])
+			continue;
+		/* On its device, then the caller's thread as it was. */
+		if (dev_enter(g, i, &sv)) {
+			dev_free(g->devs[i], g->chunk);
+			continue;
+		}
 		dev_free(g->devs[i], g->chunk);
+		dev_leave(&sv);
+	}
 	pthread_cond_destroy(&g->cv);
 	pthread_mutex_destroy(&g->lock);
 	free(g);

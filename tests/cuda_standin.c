@@ -114,6 +114,16 @@ API int swapio_standin_set(const char *name, long v)
 	return 0;
 }
 
+/*
+ * A call that needs a context, on a thread with none, makes device 0's
+ * primary context current there, as the real runtime does.
+ */
+static void bind(void)
+{
+	if (cur_ctx < 0)
+		cur_ctx = 0;
+}
+
 /* A failed call: the thread's last error until cudaGetLastError(). */
 static int err(int e)
 {
@@ -355,6 +365,7 @@ API int cudaHostRegister(void *p, size_t n, unsigned int flags)
 {
 	struct range *r;
 
+	bind();
 	(void)flags;
 	if (fire("fail_register") || K("fail_register") < 0)
 		return err(E_NO_MEMORY);
@@ -376,6 +387,7 @@ API int cudaHostUnregister(void *p)
 	struct range **pp, *r;
 	int ret = E_INVALID_VALUE;
 
+	bind();
 	pthread_mutex_lock(&reg_lock);
 	for (pp = &regs; (r = *pp); pp = &r->next) {
 		if (r->lo == (uintptr_t)p) {
@@ -494,6 +506,7 @@ API int cudaEventCreateWithFlags(struct event **out, unsigned int flags)
 {
 	struct event *e = calloc(1, sizeof(*e));
 
+	bind();
 	(void)flags;
 	if (!e)
 		return err(E_NO_MEMORY);
@@ -520,6 +533,7 @@ static void event_put(struct event *e)
 
 API int cudaEventDestroy(struct event *e)
 {
+	bind();
 	if (!e)
 		return err(E_INVALID_VALUE);
 	event_put(e);
@@ -548,6 +562,7 @@ API int cudaEventSynchronize(struct event *e)
 {
 	uint64_t gen;
 
+	bind();
 	atomic_fetch_add(knob("event_syncs"), 1);
 	pthread_mutex_lock(&e->lock);
 	gen = e->recorded;
@@ -656,6 +671,7 @@ static struct stream *stream_of(struct stream *s)
 
 API int cudaStreamCreateWithFlags(struct stream **out, unsigned int flags)
 {
+	bind();
 	(void)flags;
 	*out = stream_new();
 	return *out ? E_OK : E_NO_MEMORY;
@@ -668,6 +684,7 @@ API int cudaStreamCreate(struct stream **out)
 
 API int cudaStreamSynchronize(struct stream *s)
 {
+	bind();
 	atomic_fetch_add(knob("stream_syncs"), 1);
 	s = stream_of(s);
 	pthread_mutex_lock(&s->lock);
@@ -679,6 +696,7 @@ API int cudaStreamSynchronize(struct stream *s)
 
 API int cudaStreamDestroy(struct stream *s)
 {
+	bind();
 	if (!s)
 		return err(E_INVALID_VALUE);
 	cudaStreamSynchronize(s);
@@ -721,6 +739,7 @@ API int cudaEventRecord(struct event *e, struct stream *s)
 {
 	struct cmd *c;
 
+	bind();
 	if (!e)
 		return err(E_INVALID_VALUE);
 	if (fire("fail_event_record"))
@@ -742,6 +761,7 @@ API int cudaStreamWaitEvent(struct stream *s, struct event *e,
 {
 	struct cmd *c = calloc(1, sizeof(*c));
 
+	bind();
 	(void)flags;
 	if (!c)
 		return err(E_NO_MEMORY);
@@ -768,6 +788,7 @@ API int cudaMemcpyAsync(void *dst, const void *src, size_t n, int kind,
 	bool h2d;
 	struct cmd *c;
 
+	bind();
 	if (fire("fail_memcpy"))
 		return err(E_INVALID_VALUE);
 	if (kind != 1 && kind != 2 && kind != 4)

@@ -723,8 +723,10 @@ struct ctx_arg {
 /*
  * A thread that never chose a device submits on device 1, then enters
  * and leaves device 1: it must end with no device current, not with a
- * context on device 0 made by a restore. A thread on device 1 that
- * submits on device 0 gets device 1 back.
+ * context on device 0 made by a restore. A thread on device 0 that
+ * submits on device 1 gets device 0 back. A thread that makes, uses and
+ * destroys a handle keeps no context either (the stand-in, as the
+ * runtime does, binds device 0 to a thread that calls without one).
  */
 static void *ctx_main(void *p)
 {
@@ -744,6 +746,22 @@ static void *ctx_main(void *p)
 		a->seen[2] = sd.get("current");
 	swapio_dev_leave(a->h, &sv);
 	a->seen[3] = sd.get("current");
+	return NULL;
+}
+
+/* A handle made, used on device 1 and destroyed in a fresh thread. */
+static void *ctx_destroy_main(void *p)
+{
+	struct ctx_arg *a = p;
+	swapio_handle *h = handle(0, 0);
+	swapio_file *f = open_rw(h, a->path);
+
+	if (swapio_dev_pwrite(h, f, 1, a->dev1, CHUNK, 0, NULL) !=
+	    (ssize_t)CHUNK)
+		a->seen[0] = -100;
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+	a->seen[1] = sd.get("current");
 	return NULL;
 }
 
@@ -772,6 +790,11 @@ static void thread_device_restored(void **state)
 		assert_int_equal(a.seen[2], 1);
 		assert_int_equal(a.seen[3], start);
 	}
+	a = (struct ctx_arg){ h, f, env->path, dev1, -1, { 0 } };
+	assert_int_equal(pthread_create(&t, NULL, ctx_destroy_main, &a), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(a.seen[0], 0);
+	assert_int_equal(a.seen[1], -1);	/* its teardown made none */
 	roundtrip(h, f, env->path, 1, 0, 131);	/* device 0 still works */
 	swapio_file_close(f);
 	swapio_handle_destroy(h);
