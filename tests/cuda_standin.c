@@ -22,7 +22,8 @@
  * hold their copies back), cufile_open_delay_ms (cuFileDriverOpen()
  * stalls), cufile_compat (no nvidia-fs: its version reads 0.0),
  * cufile_refuse (the Nth cuFileHandleRegister from now fails),
- * cufile_fail_errno (the Nth cuFileRead/Write returns -1 with errno EIO).
+ * cufile_fail_errno (the Nth cuFileRead/Write returns -1 with errno EIO),
+ * cufile_register_delay_us (cuFileHandleRegister() is slow).
  * Environment names are SWAPIO_STANDIN_ and the knob in capitals.
  *
  * What real CUDA does that matters to swapio, and the stand-in models:
@@ -74,6 +75,7 @@ static struct knob knobs[] = {
 	{ "cufile_driver_fail", 0 }, { "copy_hold", 0 },
 	{ "cufile_open_delay_ms", 0 }, { "cufile_compat", 0 },
 	{ "cufile_refuse", 0 }, { "cufile_fail_errno", 0 },
+	{ "cufile_register_delay_us", 0 },
 	/* Counters, read back by the tests. */
 	{ "violations", 0 }, { "copies", 0 }, { "unpinned_copies", 0 },
 	{ "registered", 0 }, { "cufile_calls", 0 }, { "waits", 0 },
@@ -849,6 +851,7 @@ API struct cufile_err cuFileHandleRegister(struct cf_handle **fh,
 	struct cufile_err e = { 0, 0 };
 
 	atomic_fetch_add(knob("cufile_registers"), 1);
+	sleep_us(K("cufile_register_delay_us"));
 	if (fire("cufile_refuse")) {
 		e.err = 5030;	/* CU_FILE_IO_NOT_SUPPORTED */
 		return e;

@@ -102,7 +102,7 @@ static void knobs_reset(void)
 		"violations", "copies", "unpinned_copies", "cufile_calls",
 		"waits", "cufile_races", "cufile_refuse", "cufile_fail_errno",
 		"cufile_registers", "cufile_deregisters", "buf_registers",
-		"managed_explicit", "stream_syncs",
+		"managed_explicit", "stream_syncs", "cufile_register_delay_us",
 	};
 
 	for (size_t i = 0; i < T_ARRAY_SIZE(names); i++)
@@ -1088,6 +1088,32 @@ static void auto_probe_keeps_the_faster(void **state)
 	swapio_handle_destroy(h);
 }
 
+/*
+ * Auto: registering the file with cuFile is slow here, the transfer
+ * itself fast, staging's copy slow. Registration is once per file, not
+ * part of the transfer: the probe must not time it, and keeps gds.
+ */
+static void auto_probe_excludes_registration(void **state)
+{
+	struct t_env *env = *state;
+	swapio_handle *h;
+	swapio_file *f;
+
+	knobs_reset();
+	setenv("SWAPIO_GPU_PATH", "auto", 1);
+	sd.set("cufile_register_delay_us", 300000);
+	sd.set("copy_delay_us", 30000);
+	h = handle(0, 0);
+	f = direct_or_skip(h, env->path);
+	roundtrip(h, f, env->path, 2 * CHUNK, 0, 75);
+	expect_note(h, "auto: writes gds");
+	assert_int_equal(swapio_dev_path(h, 0, 1), SWAPIO_GPU_GDS);
+	assert_int_equal(swapio_dev_path(h, 0, 0), SWAPIO_GPU_GDS);
+	assert_int_equal(sd.get("cufile_registers"), 1);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+}
+
 static void config_path_override(void **state)
 {
 	struct t_env *env = *state;
@@ -1471,6 +1497,7 @@ int main(void)
 		cmocka_unit_test(gds_falls_back_per_file),
 		cmocka_unit_test(gds_errno_in_note),
 		cmocka_unit_test(auto_probe_keeps_the_faster),
+		cmocka_unit_test(auto_probe_excludes_registration),
 		cmocka_unit_test(config_path_override),
 	};
 	const char *mode = getenv("SWAPIO_TEST_GPU");
