@@ -942,8 +942,9 @@ static void *gpu_main(void *arg)
 /*
  * Is the job's memory that of @device, as CUDA knows it? A wrong
  * ordinal or host memory would otherwise fail later, as an unexplained
- * copy error, or not at all. A runtime that does not know the pointer at all (older
- * ones refuse host memory so) leaves the check to the copies.
+ * copy error, or not at all. A runtime that does not know the pointer
+ * at all (older ones refuse host memory so) leaves the check to the
+ * copies.
  */
 static int ptr_check(struct job *j, int device)
 {

@@ -31,8 +31,8 @@ import types
 from . import _swapio
 
 __all__ = ["aio_handle", "gds_handle", "pin_handle", "aio_read",
-           "aio_write", "deepspeed_memcpy", "ValidationError", "install", "uninstall",
-           "async_io", "pin_memory"]
+           "aio_write", "deepspeed_memcpy", "ValidationError", "install",
+           "uninstall", "async_io", "pin_memory"]
 
 _log = logging.getLogger("swapio.deepspeed")
 
