@@ -447,22 +447,24 @@ SWAPIO_API int swapio_handle_eventfd(swapio_handle *h);
 
 /*
  * Transfers between a file and CUDA device memory. swapio neither links
- * against CUDA nor needs its headers: the CUDA runtime (libcudart.so.13,
- * .12, or libcudart.so; SWAPIO_CUDA_LIBRARY names another) is loaded with
- * dlopen() at the first device call, and cuFile (libcufile.so.0;
- * SWAPIO_CUFILE_LIBRARY, "none" to skip it) with it. Where the runtime
- * cannot be loaded every device call returns SWAPIO_ENOCUDA; where one of
- * its calls fails, SWAPIO_ECUDA, and swapio_handle_gpu_note() names the
- * call and CUDA's message.
+ * against CUDA nor needs its headers: the CUDA runtime is loaded with
+ * dlopen() at the first device call, one already in the process first,
+ * else the first of libcudart.so.13, .12, libcudart.so (SWAPIO_CUDA_LIBRARY
+ * names others, ':'-separated) whose cudaGetDeviceCount() finds a device;
+ * cuFile (libcufile.so.0; SWAPIO_CUFILE_LIBRARY, "none" to skip it) only
+ * for the first op that may use it, with a bounded wait for its driver.
+ * Where no runtime works (none, no driver, no device) every device call
+ * returns SWAPIO_ENOCUDA; where one of its calls fails, SWAPIO_ECUDA, and
+ * swapio_handle_gpu_note() names the call and CUDA's message.
  *
  * Paths (docs/GPU.md): data moves through pinned host staging buffers,
  * chunk by chunk, the copies on a stream of swapio's own overlapping the
  * file I/O; or, where cuFile's driver and the file allow it (an O_DIRECT
  * file, offset and length multiples of 4096), by GPUDirect Storage. With
  * SWAPIO_GPU_AUTO the first eligible op of each direction is timed both
- * ways and the faster path kept. Any cuFile error makes the handle fall
- * back to staging for good, and the op is redone that way; the note says
- * why.
+ * ways and the faster path kept (staging where cuFile runs in compat
+ * mode, without nvidia-fs). A cuFile error makes that file fall back to
+ * staging for good, and the op is redone that way; the note says why.
  *
  * Streams: @stream is the cudaStream_t the caller last used @dev_buf on
  * (NULL: the legacy default stream). The op's copies are ordered after
@@ -483,8 +485,11 @@ SWAPIO_API int swapio_handle_eventfd(swapio_handle *h);
  * swapio_submit_read() / _write(), for @len bytes of device memory at
  * @dev_buf on device @device. The op is waited for, polled and freed as
  * any other. Returns 0 and *op, or the errors of swapio_submit_read(),
- * -EINVAL for a device out of range, SWAPIO_ENOCUDA, SWAPIO_ECUDA (the
- * device's set-up or the stream event failed). The op's result is the
+ * -EINVAL for a device out of range, for @dev_buf in host memory or on
+ * another device (as cudaPointerGetAttributes() says), or for a malformed
+ * SWAPIO_GPU_PATH / SWAPIO_GPU_CHUNK (swapio_error_detail() names it;
+ * cleared first), SWAPIO_ENOCUDA, SWAPIO_ECUDA (the device's set-up or
+ * the stream event failed). The op's result is the
  * bytes moved (a read short only at end of file) or the first error: an
  * I/O error, or SWAPIO_ECUDA for a failed copy. Thread-safe.
  */
@@ -526,6 +531,30 @@ SWAPIO_API ssize_t swapio_dev_pwrite(swapio_handle *h, swapio_file *f,
  */
 SWAPIO_API int swapio_dev_stream(swapio_handle *h, int device, void **stream);
 
+/* The calling thread's CUDA state, saved by swapio_dev_enter(): opaque. */
+struct swapio_dev_saved {
+	void	*ctx;		/* its CUcontext, or NULL */
+	int	device;		/* its current device */
+	int	how;		/* what to give back; 0: nothing */
+};
+
+/*
+ * swapio_dev_enter() / swapio_dev_leave() - make @device current on the
+ * calling thread around a call into another CUDA library (a DLPack
+ * producer's __dlpack__(), which works on the current device), then give
+ * the thread back exactly what it had. swapio_dev_enter() sets up @device
+ * as swapio_dev_stream() does and saves the thread's state in @saved;
+ * swapio_dev_leave() restores it: the context the thread had, none if it
+ * had none (a thread that never chose a device does not get one on
+ * device 0). Returns 0, -EINVAL, SWAPIO_ENOCUDA or SWAPIO_ECUDA; on
+ * error nothing was changed, and leave is a no-op. Clears, then may set,
+ * swapio_error_detail(). Per thread: leave on the thread that entered.
+ */
+SWAPIO_API int swapio_dev_enter(swapio_handle *h, int device,
+				struct swapio_dev_saved *saved);
+SWAPIO_API void swapio_dev_leave(swapio_handle *h,
+				 const struct swapio_dev_saved *saved);
+
 /*
  * swapio_dev_path() - the path device ops on @device take in direction
  * @write now: SWAPIO_GPU_STAGING or SWAPIO_GPU_GDS, or SWAPIO_GPU_AUTO
@@ -536,9 +565,11 @@ SWAPIO_API int swapio_dev_path(swapio_handle *h, int device, int write);
 
 /*
  * swapio_handle_gpu_note() - what the device layer chose and why, and
- * every fallback it took ("cuFileRead: error 5010; gds off, staging
- * used"), copied into @buf (at most @len bytes, NUL included). Returns the
- * note's full length. Empty before the first device call. Thread-safe.
+ * every fallback it took ("cuFileRead: error 5010; gds off for this file,
+ * staging used"), clauses separated by "; ", each once, the newest last
+ * (the oldest dropped when room runs out), copied into @buf (at most @len
+ * bytes, NUL included). Returns the note's full length. Empty before the
+ * first device call. Thread-safe.
  */
 SWAPIO_API size_t swapio_handle_gpu_note(swapio_handle *h, char *buf,
 					 size_t len);

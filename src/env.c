@@ -132,7 +132,7 @@ static const struct env_var vars[] = {
 	{ "SWAPIO_GPU_CHUNK", SWAPIO_ENV_HANDLE, false, parse_gpu_chunk,
 	  "expected bytes, a multiple of 4096 from 4096 to 1073741824" },
 	/* Paths for dlopen(); what does not load is the device note's. */
-	{ "SWAPIO_CUDA_LIBRARY", 0, false, NULL, "a library path" },
+	{ "SWAPIO_CUDA_LIBRARY", 0, false, NULL, "library paths, ':'-separated" },
 	{ "SWAPIO_CUFILE_LIBRARY", 0, false, NULL, "a library path, or none" },
 };
 

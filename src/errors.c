@@ -12,8 +12,9 @@
 	X(SWAPIO_EBADSTORE, "store index damaged, or not a swapio store")	\
 	X(SWAPIO_EFORKED, "object belongs to the process that created it "	\
 			  "(inherited across fork)")				\
-	X(SWAPIO_ENOCUDA, "device memory, but no CUDA runtime could be "	\
-			  "loaded (libcudart.so; set SWAPIO_CUDA_LIBRARY)")	\
+	X(SWAPIO_ENOCUDA, "device memory, but no CUDA runtime that finds a "	\
+			  "device (libcudart.so not loaded, or no driver or "	\
+			  "GPU; set SWAPIO_CUDA_LIBRARY)")			\
 	X(SWAPIO_ECUDA, "a CUDA runtime call failed (the handle's GPU "	\
 			"note names it)")			\
 	X(SWAPIO_EDRIVES, "store opened with drives other than its own "	\

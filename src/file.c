@@ -399,6 +399,7 @@ int swapio_file_close(swapio_file *f)
 	if (swapio__forked(f->gen))
 		return SWAPIO_EFORKED;
 	swapio__file_unregister(f);
+	swapio__gpu_file_close(f);
 	if (f->bfd != f->fd && close(f->bfd))
 		ret = -errno;
 	if (close(f->fd) && !ret)

@@ -2,8 +2,8 @@
 /*
  * Device memory: CUDA buffers to files and back, through pinned staging
  * buffers or GPUDirect Storage (cuFile). Neither CUDA nor cuFile is linked
- * or included: both are loaded with dlopen() at the first device call and
- * reached through the few function pointers declared here, so a machine
+ * or included: gpu_load.c loads both with dlopen() (the runtime at the
+ * first device call, cuFile only for an op that may use GDS), so a machine
  * without them builds and runs swapio, and gets SWAPIO_ENOCUDA from the
  * device calls alone.
  *
@@ -20,11 +20,16 @@
  * the file op that used it has completed, and to a file op only once the
  * event recorded after its last copy has completed.
  *
+ * cuFile calls are outside every stream: before a job that may use them,
+ * the driver thread waits on the host for the caller's event and for
+ * swapio's own stream (where a DLPack producer queued its wait), and a
+ * cuFile call returns only once its data has moved.
+ *
  * Locks: h->lock (creating h->gpu), then g->lock (the job queue, the
- * devices, the note, the statistics). Neither is held across a transfer.
+ * devices, the note, the statistics, each file's cuFile state). Neither
+ * is held across a transfer.
  */
 #include <assert.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,6 +38,7 @@
 #include <string.h>
 
 #include "gpu.h"
+#include "gpu_load.h"
 #include "internal.h"
 #include "util.h"
 
@@ -41,94 +47,7 @@
 #define GPU_MAX_CHUNK	(1ull << 30)
 #define GDS_ALIGN	4096u
 
-/* The CUDA runtime's types and constants, as its API documents them. */
-typedef int cu_err;		/* cudaError_t */
-typedef void *cu_stream;	/* cudaStream_t */
-typedef void *cu_event;		/* cudaEvent_t */
-enum {
-	CU_SUCCESS		= 0,
-	CU_MEMCPY_H2D		= 1,	/* cudaMemcpyHostToDevice */
-	CU_MEMCPY_D2H		= 2,	/* cudaMemcpyDeviceToHost */
-	CU_STREAM_NON_BLOCKING	= 1,	/* cudaStreamNonBlocking */
-	CU_EVENT_NO_TIMING	= 2,	/* cudaEventDisableTiming */
-};
-
-struct cuda_api {
-	cu_err (*GetDevice)(int *dev);
-	cu_err (*SetDevice)(int dev);
-	cu_err (*StreamCreateWithFlags)(cu_stream *s, unsigned int flags);
-	cu_err (*StreamDestroy)(cu_stream s);
-	cu_err (*StreamWaitEvent)(cu_stream s, cu_event e, unsigned int fl);
-	cu_err (*EventCreateWithFlags)(cu_event *e, unsigned int flags);
-	cu_err (*EventDestroy)(cu_event e);
-	cu_err (*EventRecord)(cu_event e, cu_stream s);
-	cu_err (*EventSynchronize)(cu_event e);
-	cu_err (*MemcpyAsync)(void *dst, const void *src, size_t n, int kind,
-			      cu_stream s);
-	cu_err (*HostRegister)(void *p, size_t n, unsigned int flags);
-	cu_err (*HostUnregister)(void *p);
-	const char *(*GetErrorString)(cu_err e);
-};
-
-/* cuFile's, likewise: CUfileError_t, CUfileDescr_t, the calls used. */
-struct cufile_err {
-	int err;	/* CUfileOpError; 0: success */
-	int cu_err;	/* CUresult */
-};
-
-struct cufile_descr {
-	int type;	/* CU_FILE_HANDLE_TYPE_OPAQUE_FD */
-	union {
-		int fd;
-		void *handle;
-	} handle;
-	const void *fs_ops;
-};
-
-#define CUFILE_HANDLE_FD	1
-
-struct cufile_api {
-	struct cufile_err (*DriverOpen)(void);
-	struct cufile_err (*HandleRegister)(void **fh, struct cufile_descr *d);
-	void (*HandleDeregister)(void *fh);
-	struct cufile_err (*BufRegister)(const void *p, size_t n, int flags);
-	struct cufile_err (*BufDeregister)(const void *p);
-	ssize_t (*Read)(void *fh, void *p, size_t n, off_t foff, off_t poff);
-	ssize_t (*Write)(void *fh, const void *p, size_t n, off_t foff,
-			 off_t poff);
-};
-
-struct sym {
-	const char	*name;
-	size_t		off;
-};
-
-#define CU(f)	{ "cuda" #f, offsetof(struct cuda_api, f) }
-static const struct sym cuda_syms[] = {
-	CU(GetDevice), CU(SetDevice), CU(StreamCreateWithFlags),
-	CU(StreamDestroy), CU(StreamWaitEvent), CU(EventCreateWithFlags),
-	CU(EventDestroy), CU(EventRecord), CU(EventSynchronize),
-	CU(MemcpyAsync), CU(HostRegister), CU(HostUnregister),
-	CU(GetErrorString),
-};
-#undef CU
-
-#define CF(f)	{ "cuFile" #f, offsetof(struct cufile_api, f) }
-static const struct sym cufile_syms[] = {
-	CF(DriverOpen), CF(HandleRegister), CF(HandleDeregister),
-	CF(BufRegister), CF(BufDeregister), CF(Read), CF(Write),
-};
-#undef CF
-
-/* Process-wide: the libraries, loaded once. */
-static struct {
-	pthread_once_t		once;
-	bool			cuda_ok;
-	bool			cufile_ok;	/* loaded and its driver opened */
-	struct cuda_api		cu;
-	struct cufile_api	cf;
-	char			why[320];	/* what failed to load, and how */
-} rt = { .once = PTHREAD_ONCE_INIT };
+#define rt_cu	(swapio__cuda.cu)
 
 struct slot {
 	unsigned char	*buf;		/* chunk bytes, page-aligned */
@@ -156,6 +75,7 @@ struct job {
 	size_t		len;
 	uint64_t	off;
 	bool		write;
+	bool		managed;	/* cudaMallocManaged() memory */
 	cu_event	ready;	/* the caller's stream at submission, or NULL */
 };
 
@@ -166,7 +86,7 @@ struct swapio_gpu {
 	pthread_t		thread;
 	bool			started;
 	bool			stop;
-	bool			gds_off;	/* a cuFile call failed */
+	enum cufile_state	cufile;		/* as last seen, for the note */
 	unsigned int		path_cfg;	/* SWAPIO_GPU_* asked for */
 	size_t			chunk;		/* staging buffer size */
 	struct job		*head, *tail;
@@ -175,137 +95,84 @@ struct swapio_gpu {
 	char			note[512];
 };
 
-/* ------------------------------------------------------------------ */
-/* Loading                                                             */
-/* ------------------------------------------------------------------ */
-
-static void *lib_open(const char *env, const char *const *names,
-		      const char *what, size_t room)
-{
-	const char *path = swapio__env(env);
-	size_t used = strlen(rt.why);
-	const char *err;
-	void *lib;
-
-	if (path && *path) {
-		lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-		names = NULL;
-	} else {
-		lib = NULL;
-		for (; names && *names && !lib; names++)
-			lib = dlopen(*names, RTLD_NOW | RTLD_LOCAL);
-	}
-	if (!lib) {
-		err = dlerror();
-		snprintf(rt.why + used, room - used, "%s%s not loaded (%s)",
-			 used ? "; " : "", what, err ? err : "not found");
-	}
-	return lib;
-}
-
-static bool syms_load(void *lib, const struct sym *syms, size_t n,
-		      void *table)
-{
-	size_t used;
-	void *p;
-
-	for (size_t i = 0; i < n; i++) {
-		p = dlsym(lib, syms[i].name);
-		if (!p) {
-			used = strlen(rt.why);
-			snprintf(rt.why + used, sizeof(rt.why) - used,
-				 "%s%s missing", used ? "; " : "",
-				 syms[i].name);
-			return false;
-		}
-		/* POSIX: a function's address travels as a void *. */
-		memcpy((char *)table + syms[i].off, &p, sizeof(p));
-	}
-	return true;
-}
-
-static void cufile_load(void)
-{
-	static const char *const names[] = { "libcufile.so.0", "libcufile.so",
-					     NULL };
-	const char *env = swapio__env("SWAPIO_CUFILE_LIBRARY");
-	struct cufile_err e;
-	size_t used;
-	void *lib;
-
-	if (env && !strcmp(env, "none"))
-		return;
-	lib = lib_open("SWAPIO_CUFILE_LIBRARY", names, "cuFile",
-		       sizeof(rt.why));
-	if (!lib)
-		return;
-	if (!syms_load(lib, cufile_syms, SWAPIO_ARRAY_SIZE(cufile_syms),
-		       &rt.cf)) {
-		dlclose(lib);
-		return;
-	}
-	/* Opened once per process; closed by the process's exit. */
-	e = rt.cf.DriverOpen();
-	if (e.err) {
-		used = strlen(rt.why);
-		snprintf(rt.why + used, sizeof(rt.why) - used,
-			 "%scuFileDriverOpen: error %d (CUDA %d)",
-			 used ? "; " : "", e.err, e.cu_err);
-		return;
-	}
-	rt.cufile_ok = true;
-}
-
-static void rt_load(void)
-{
-	static const char *const names[] = { "libcudart.so.13",
-					     "libcudart.so.12",
-					     "libcudart.so", NULL };
-	void *lib;
-
-	lib = lib_open("SWAPIO_CUDA_LIBRARY", names, "CUDA runtime",
-		       sizeof(rt.why));
-	if (!lib)
-		return;
-	if (!syms_load(lib, cuda_syms, SWAPIO_ARRAY_SIZE(cuda_syms), &rt.cu)) {
-		dlclose(lib);
-		return;
-	}
-	rt.cuda_ok = true;
-	cufile_load();
-}
+/* The cuFile table, once cuFile has opened (set by the driver threads). */
+static const struct cufile_api *_Atomic cf_api;
 
 /* ------------------------------------------------------------------ */
 /* Notes and CUDA errors                                               */
 /* ------------------------------------------------------------------ */
 
+/* Where the clause @c (@n bytes) sits in @note, or NULL. */
+static char *clause_find(char *note, const char *c, size_t n)
+{
+	char *p = note, *end;
+
+	while (*p) {
+		end = strstr(p, "; ");
+		if ((size_t)((end ? end : p + strlen(p)) - p) == n &&
+		    !memcmp(p, c, n))
+			return p;
+		if (!end)
+			return NULL;
+		p = end + 2;
+	}
+	return NULL;
+}
+
+/* Drops the clause at @p (and the separator after or before it). */
+static void clause_drop(char *note, char *p)
+{
+	char *end = strstr(p, "; ");
+
+	if (end)
+		memmove(p, end + 2, strlen(end + 2) + 1);
+	else if (p > note)
+		p[-2] = '\0';
+	else
+		*p = '\0';
+}
+
+/*
+ * Adds a clause to the note, newest last: a clause already there moves to
+ * the end instead of repeating, and the oldest go where room runs out.
+ */
 static void __attribute__((format(printf, 2, 3)))
 note_add(struct swapio_gpu *g, const char *fmt, ...)
 {
-	size_t used;
+	char c[sizeof(g->note)], *p;
+	size_t n, used;
 	va_list ap;
 
-	pthread_mutex_lock(&g->lock);
-	used = strlen(g->note);
-	if (used && used + 2 < sizeof(g->note)) {
-		memcpy(g->note + used, "; ", 3);
-		used += 2;
-	}
 	va_start(ap, fmt);
-	vsnprintf(g->note + used, sizeof(g->note) - used, fmt, ap);
+	vsnprintf(c, sizeof(c), fmt, ap);
 	va_end(ap);
+	n = strlen(c);
+	pthread_mutex_lock(&g->lock);
+	p = clause_find(g->note, c, n);
+	if (p)
+		clause_drop(g->note, p);
+	while ((used = strlen(g->note)) && used + 2 + n >= sizeof(g->note))
+		clause_drop(g->note, g->note);
+	if (used)
+		memcpy(g->note + used, "; ", 3), used += 2;
+	snprintf(g->note + used, sizeof(g->note) - used, "%s", c);
 	pthread_mutex_unlock(&g->lock);
 }
 
-/* 0, or SWAPIO_ECUDA with the call and CUDA's message in the note. */
+/*
+ * 0, or SWAPIO_ECUDA with the call and CUDA's message in the note. The
+ * error is taken off the thread (cudaGetLastError()), so that it is not
+ * reported again, against unrelated work, by the caller's next CUDA call.
+ */
 static int cu_check(struct swapio_gpu *g, cu_err e, const char *call)
 {
 	const char *msg;
 
-	if (e == CU_SUCCESS)
+	if (e == GPU_SUCCESS)
 		return 0;
-	msg = rt.cu.GetErrorString(e);
-	note_add(g, "%s: %s (%d)", call, msg ? msg : "unknown error", e);
+	rt_cu.GetLastError();
+	msg = rt_cu.GetErrorString(e);
+	note_add(g, "%s: %s (%u)", call, msg ? msg : "unknown error", e);
 	return SWAPIO_ECUDA;
 }
 
@@ -313,58 +180,79 @@ static int cu_check(struct swapio_gpu *g, cu_err e, const char *call)
 /* Set-up                                                              */
 /* ------------------------------------------------------------------ */
 
-static size_t chunk_from_env(void)
+static int chunk_from_env(size_t *chunk)
 {
 	const char *s = swapio__env("SWAPIO_GPU_CHUNK");
 	unsigned long long v;
 	char *end;
 
+	*chunk = GPU_DEF_CHUNK;
 	if (!s || !*s)
-		return GPU_DEF_CHUNK;
+		return 0;
+	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (*end || v < 4096 || v > GPU_MAX_CHUNK || v % 4096)
-		return GPU_DEF_CHUNK;
-	return (size_t)v;
+	if (errno || *end || *s == '-' || v < 4096 || v > GPU_MAX_CHUNK ||
+	    v % 4096)
+		return swapio__detail(-EINVAL, "SWAPIO_GPU_CHUNK='%s': not a "
+				      "multiple of 4096 from 4096 to %llu", s,
+				      GPU_MAX_CHUNK);
+	*chunk = (size_t)v;
+	return 0;
 }
 
-static unsigned int path_from(const swapio_handle *h)
+static int path_from(const swapio_handle *h, unsigned int *path)
 {
 	const char *s = swapio__env("SWAPIO_GPU_PATH");
 
-	if (s && !strcmp(s, "staging"))
-		return SWAPIO_GPU_STAGING;
-	if (s && !strcmp(s, "gds"))
-		return SWAPIO_GPU_GDS;
-	if (s && !strcmp(s, "auto"))
-		return SWAPIO_GPU_AUTO;
-	return h->cfg.gpu_path;
+	*path = h->cfg.gpu_path;
+	if (!s || !*s)
+		return 0;
+	if (!strcmp(s, "staging"))
+		*path = SWAPIO_GPU_STAGING;
+	else if (!strcmp(s, "gds"))
+		*path = SWAPIO_GPU_GDS;
+	else if (!strcmp(s, "auto"))
+		*path = SWAPIO_GPU_AUTO;
+	else
+		return swapio__detail(-EINVAL, "SWAPIO_GPU_PATH='%s': not "
+				      "auto, staging or gds", s);
+	return 0;
 }
 
 static void *gpu_main(void *arg);
 
-static struct swapio_gpu *gpu_new(swapio_handle *h)
+/* The handle's device layer; h->lock held. 0, -EINVAL, -ENOMEM. */
+static int gpu_new(swapio_handle *h, struct swapio_gpu **out)
 {
-	struct swapio_gpu *g = calloc(1, sizeof(*g));
+	struct swapio_gpu *g;
+	unsigned int path;
+	size_t chunk;
+	int ret;
 
+	ret = chunk_from_env(&chunk);
+	if (!ret)
+		ret = path_from(h, &path);
+	if (ret)
+		return ret;
+	g = calloc(1, sizeof(*g));
 	if (!g)
-		return NULL;
+		return -ENOMEM;
 	g->h = h;
-	g->chunk = chunk_from_env();
-	g->path_cfg = path_from(h);
+	g->chunk = chunk;
+	g->path_cfg = path;
 	if (pthread_mutex_init(&g->lock, NULL))
 		goto err_free;
 	if (pthread_cond_init(&g->cv, NULL))
 		goto err_lock;
-	if (!rt.cuda_ok) {
-		snprintf(g->note, sizeof(g->note), "%s", rt.why);
-		return g;
+	/* What loading found (why no runtime, or which one): said once. */
+	snprintf(g->note, sizeof(g->note), "%s", swapio__cuda.why);
+	if (swapio__cuda.ok) {
+		if (pthread_create(&g->thread, NULL, gpu_main, g))
+			goto err_cv;
+		g->started = true;
 	}
-	if (pthread_create(&g->thread, NULL, gpu_main, g))
-		goto err_cv;
-	g->started = true;
-	if (rt.why[0])	/* CUDA loaded, cuFile not */
-		snprintf(g->note, sizeof(g->note), "%s", rt.why);
-	return g;
+	*out = g;
+	return 0;
 
 err_cv:
 	pthread_cond_destroy(&g->cv);
@@ -372,24 +260,23 @@ err_lock:
 	pthread_mutex_destroy(&g->lock);
 err_free:
 	free(g);
-	return NULL;
+	return -ENOMEM;
 }
 
 /* The handle's device layer, made on first use. */
 static int gpu_get(swapio_handle *h, struct swapio_gpu **out)
 {
-	struct swapio_gpu *g;
+	int ret = 0;
 
-	pthread_once(&rt.once, rt_load);
+	swapio__cuda_load();
 	pthread_mutex_lock(&h->lock);
-	g = h->gpu;
-	if (!g)
-		g = h->gpu = gpu_new(h);
+	if (!h->gpu)
+		ret = gpu_new(h, &h->gpu);
+	*out = h->gpu;
 	pthread_mutex_unlock(&h->lock);
-	if (!g)
-		return -ENOMEM;
-	*out = g;
-	return rt.cuda_ok ? 0 : SWAPIO_ENOCUDA;
+	if (ret)
+		return ret;
+	return swapio__cuda.ok ? 0 : SWAPIO_ENOCUDA;
 }
 
 static void dev_free(struct gpu_dev *d, size_t chunk)
@@ -402,13 +289,13 @@ static void dev_free(struct gpu_dev *d, size_t chunk)
 		s = &d->slot[i];
 		assert(!s->op);
 		if (s->ev)
-			rt.cu.EventDestroy(s->ev);
+			rt_cu.EventDestroy(s->ev);
 		if (s->pinned)
-			rt.cu.HostUnregister(s->buf);
+			rt_cu.HostUnregister(s->buf);
 		swapio_buf_free(s->buf, chunk);
 	}
 	if (d->stream)
-		rt.cu.StreamDestroy(d->stream);
+		rt_cu.StreamDestroy(d->stream);
 	free(d);
 }
 
@@ -419,14 +306,14 @@ static int slot_init(struct swapio_gpu *g, struct slot *s, bool *pin_failed)
 	ret = swapio_buf_alloc(g->chunk, SWAPIO_BUF_HUGE, (void **)&s->buf);
 	if (ret)
 		return ret;
-	ret = cu_check(g, rt.cu.EventCreateWithFlags(&s->ev,
-						     CU_EVENT_NO_TIMING),
+	ret = cu_check(g, rt_cu.EventCreateWithFlags(&s->ev,
+						     GPU_EVENT_NO_TIMING),
 		       "cudaEventCreateWithFlags");
 	if (ret)
 		return ret;
 	/* Pinned once, for the device's life: copies from it run async. */
 	if (!*pin_failed &&
-	    cu_check(g, rt.cu.HostRegister(s->buf, g->chunk, 0),
+	    cu_check(g, rt_cu.HostRegister(s->buf, g->chunk, 0),
 		     "cudaHostRegister"))
 		*pin_failed = true;
 	s->pinned = !*pin_failed;
@@ -444,8 +331,8 @@ static int dev_new(struct swapio_gpu *g, int device, struct gpu_dev **out)
 		return -ENOMEM;
 	d->device = device;
 	d->path[0] = d->path[1] = (int)g->path_cfg;
-	ret = cu_check(g, rt.cu.StreamCreateWithFlags(&d->stream,
-						      CU_STREAM_NON_BLOCKING),
+	ret = cu_check(g, rt_cu.StreamCreateWithFlags(&d->stream,
+						      GPU_STREAM_NON_BLOCKING),
 		       "cudaStreamCreateWithFlags");
 	for (unsigned int i = 0; !ret && i < GPU_SLOTS; i++)
 		ret = slot_init(g, &d->slot[i], &pin_failed);
@@ -459,23 +346,59 @@ static int dev_new(struct swapio_gpu *g, int device, struct gpu_dev **out)
 	return 0;
 }
 
+enum { SAVED_NOTHING, SAVED_CTX, SAVED_DEVICE };
+
+/*
+ * Make @device current on this thread, saving in @sv what to give back.
+ * Where the driver's context calls are reachable, the thread's context is
+ * saved and restored as it was, NULL included: a thread that never chose
+ * a device keeps none, where cudaSetDevice(0) would make a context on
+ * GPU 0 that it never asked for.
+ */
+static int dev_enter(struct swapio_gpu *g, int device,
+		     struct swapio_dev_saved *sv)
+{
+	bool ctx_api = rt_cu.CtxGetCurrent != NULL;
+	cu_ctx ctx = NULL;
+	int old, ret;
+
+	memset(sv, 0, sizeof(*sv));
+	ret = cu_check(g, rt_cu.GetDevice(&old), "cudaGetDevice");
+	if (ret)
+		return ret;
+	if (ctx_api && rt_cu.CtxGetCurrent(&ctx) != GPU_SUCCESS)
+		ctx_api = false;
+	if (old == device && (ctx || !ctx_api))
+		return 0;
+	ret = cu_check(g, rt_cu.SetDevice(device), "cudaSetDevice");
+	if (ret)
+		return ret;
+	sv->ctx = ctx;
+	sv->device = old;
+	sv->how = ctx_api ? SAVED_CTX : SAVED_DEVICE;
+	return 0;
+}
+
+static void dev_leave(const struct swapio_dev_saved *sv)
+{
+	if (sv->how == SAVED_CTX)
+		rt_cu.CtxSetCurrent((cu_ctx)sv->ctx);
+	else if (sv->how == SAVED_DEVICE)
+		rt_cu.SetDevice(sv->device);
+}
+
 /* Run @fn(g, device, arg) with @device current on this thread. */
 static int on_device(struct swapio_gpu *g, int device,
 		     int (*fn)(struct swapio_gpu *, int, void *), void *arg)
 {
-	int old, ret;
+	struct swapio_dev_saved sv;
+	int ret;
 
-	ret = cu_check(g, rt.cu.GetDevice(&old), "cudaGetDevice");
+	ret = dev_enter(g, device, &sv);
 	if (ret)
 		return ret;
-	if (old != device) {
-		ret = cu_check(g, rt.cu.SetDevice(device), "cudaSetDevice");
-		if (ret)
-			return ret;
-	}
 	ret = fn(g, device, arg);
-	if (old != device)
-		rt.cu.SetDevice(old);
+	dev_leave(&sv);
 	return ret;
 }
 
@@ -521,6 +444,7 @@ static int dev_get(swapio_handle *h, int device, struct swapio_gpu **g,
 void swapio__gpu_destroy(swapio_handle *h)
 {
 	struct swapio_gpu *g = h->gpu;
+	struct swapio_dev_saved sv;
 
 	if (!g)
 		return;
@@ -532,8 +456,17 @@ void swapio__gpu_destroy(swapio_handle *h)
 		pthread_join(g->thread, NULL);
 	}
 	assert(!g->head);
-	for (unsigned int i = 0; i < SWAPIO_DEV_MAX; i++)
+	for (int i = 0; i < SWAPIO_DEV_MAX; i++) {
+		if (!g->devs[i])
+			continue;
+		/* On its device, then the caller's thread as it was. */
+		if (dev_enter(g, i, &sv)) {
+			dev_free(g->devs[i], g->chunk);
+			continue;
+		}
 		dev_free(g->devs[i], g->chunk);
+		dev_leave(&sv);
+	}
 	pthread_cond_destroy(&g->cv);
 	pthread_mutex_destroy(&g->lock);
 	free(g);
@@ -562,7 +495,7 @@ static int slot_sync(struct swapio_gpu *g, struct slot *s)
 	if (!s->copying)
 		return 0;
 	s->copying = false;
-	return cu_check(g, rt.cu.EventSynchronize(s->ev),
+	return cu_check(g, rt_cu.EventSynchronize(s->ev),
 			"cudaEventSynchronize");
 }
 
@@ -586,16 +519,16 @@ static void count_copy(struct swapio_gpu *g, bool overlapped, size_t n)
 }
 
 static int copy_in(struct swapio_gpu *g, struct gpu_dev *d, struct slot *s,
-		   const void *src, size_t n, int kind, void *dst)
+		   const void *src, size_t n, cu_memcpy_kind kind, void *dst)
 {
 	int ret;
 
 	assert(!s->copying);
 	count_copy(g, file_busy(d, s), n);
-	ret = cu_check(g, rt.cu.MemcpyAsync(dst, src, n, kind, d->stream),
+	ret = cu_check(g, rt_cu.MemcpyAsync(dst, src, n, kind, d->stream),
 		       "cudaMemcpyAsync");
 	if (!ret)
-		ret = cu_check(g, rt.cu.EventRecord(s->ev, d->stream),
+		ret = cu_check(g, rt_cu.EventRecord(s->ev, d->stream),
 			       "cudaEventRecord");
 	s->copying = !ret;
 	return ret;
@@ -614,7 +547,7 @@ static void first_err(ssize_t *ret, ssize_t res)
  */
 static ssize_t stage_write(struct swapio_gpu *g, struct gpu_dev *d,
 			   swapio_file *f, const unsigned char *dev,
-			   size_t len, uint64_t off)
+			   size_t len, uint64_t off, cu_memcpy_kind kind)
 {
 	size_t c = g->chunk, n = (len + c - 1) / c;
 	ssize_t ret = 0;
@@ -629,8 +562,7 @@ static ssize_t stage_write(struct swapio_gpu *g, struct gpu_dev *d,
 			s->len = SWAPIO_MIN(c, len - i * c);
 			if (ret >= 0)
 				first_err(&ret, copy_in(g, d, s, dev + i * c,
-							s->len, CU_MEMCPY_D2H,
-							s->buf));
+							s->len, kind, s->buf));
 		}
 		if (i == 0 || ret < 0)
 			continue;
@@ -667,7 +599,7 @@ static int read_chunk(struct swapio_gpu *g, struct slot *s, swapio_file *f,
  */
 static ssize_t stage_read(struct swapio_gpu *g, struct gpu_dev *d,
 			  swapio_file *f, unsigned char *dev, size_t len,
-			  uint64_t off)
+			  uint64_t off, cu_memcpy_kind kind)
 {
 	size_t c = g->chunk, n = (len + c - 1) / c, total = 0, i, next;
 	ssize_t ret = 0, res;
@@ -681,8 +613,8 @@ static ssize_t stage_read(struct swapio_gpu *g, struct gpu_dev *d,
 		first_err(&ret, res);
 		if (res <= 0)
 			break;	/* an error, or end of file */
-		first_err(&ret, copy_in(g, d, s, s->buf, (size_t)res,
-					CU_MEMCPY_H2D, dev + i * c));
+		first_err(&ret, copy_in(g, d, s, s->buf, (size_t)res, kind,
+					dev + i * c));
 		total += (size_t)res;
 		if ((size_t)res < s->len)
 			break;	/* end of file */
@@ -705,78 +637,133 @@ static ssize_t stage_read(struct swapio_gpu *g, struct gpu_dev *d,
 /* GPUDirect Storage                                                   */
 /* ------------------------------------------------------------------ */
 
+/* The cuFile state, opened on first use; a change goes into the note. */
+static enum cufile_state cufile_state(struct swapio_gpu *g)
+{
+	const struct cufile_api *api;
+	enum cufile_state st;
+	char why[320];
+	bool changed;
+
+	st = swapio__cufile_get(&api, why, sizeof(why));
+	if (st == GDS_NVFS || st == GDS_COMPAT)
+		atomic_store(&cf_api, api);
+	pthread_mutex_lock(&g->lock);
+	changed = g->cufile != st;
+	g->cufile = st;
+	pthread_mutex_unlock(&g->lock);
+	if (changed && st == GDS_COMPAT)
+		note_add(g, "cuFile in compat mode (no nvidia-fs): POSIX I/O "
+			 "through its own bounce buffers");
+	else if (changed && why[0])
+		note_add(g, "%s", why);
+	return st;
+}
+
+/* Could this job take cuFile, by its own and its file's properties? */
 static bool gds_eligible(struct swapio_gpu *g, const struct job *j)
 {
-	bool off;
+	bool refused;
 
 	pthread_mutex_lock(&g->lock);
-	off = g->gds_off;
+	refused = j->f->gds_state < 0;
 	pthread_mutex_unlock(&g->lock);
-	return rt.cufile_ok && !off && j->len && swapio_file_direct(j->f) &&
+	return !refused && !j->managed && j->len && swapio_file_direct(j->f) &&
 	       j->off % GDS_ALIGN == 0 && j->len % GDS_ALIGN == 0;
 }
 
-/* A cuFile call failed: staging from now on, and why. */
-static ssize_t gds_fail(struct swapio_gpu *g, const char *call, long err)
+/* A cuFile call failed on @f: staging for that file from now on. */
+static ssize_t gds_fail(struct swapio_gpu *g, swapio_file *f,
+			const char *call, long res, int err)
 {
 	pthread_mutex_lock(&g->lock);
-	g->gds_off = true;
+	f->gds_state = -1;
 	g->stats.gds_fallbacks++;
 	pthread_mutex_unlock(&g->lock);
-	note_add(g, "%s: error %ld; gds off, staging used", call, err);
+	if (res == -1)	/* a system call failed inside: errno says what */
+		note_add(g, "%s: %s (errno %d); gds off for this file, "
+			 "staging used", call, strerror(err), err);
+	else
+		note_add(g, "%s: error %ld; gds off for this file, staging "
+			 "used", call, res);
 	return -EIO;
 }
 
-static ssize_t gds_loop(struct swapio_gpu *g, void *fh, unsigned char *dev,
-			size_t len, uint64_t off, bool write)
+/* @f's cuFile handle, registered once for the file's life. */
+static int gds_file(struct swapio_gpu *g, swapio_file *f, cufile_handle *fh)
 {
-	size_t done = 0;
-	ssize_t n;
+	const struct cufile_api *cf = atomic_load(&cf_api);
+	struct cufile_descr desc = { .type = GPU_CUFILE_FD };
+	struct cufile_err e;
+	int state;
 
-	while (done < len) {
-		if (write)
-			n = rt.cf.Write(fh, dev, len - done,
-					(off_t)(off + done), (off_t)done);
-		else
-			n = rt.cf.Read(fh, dev, len - done,
-				       (off_t)(off + done), (off_t)done);
-		if (n < 0 || (n == 0 && write))
-			return gds_fail(g, write ? "cuFileWrite" :
-					"cuFileRead", (long)n);
-		if (n == 0)
-			break;	/* end of file */
-		done += (size_t)n;
-	}
-	return (ssize_t)done;
+	pthread_mutex_lock(&g->lock);
+	state = f->gds_state;
+	*fh = f->gds_fh;
+	pthread_mutex_unlock(&g->lock);
+	if (state)
+		return state < 0 ? -EIO : 0;
+	desc.handle.fd = f->fd;
+	e = cf->HandleRegister(fh, &desc);
+	if (e.err)
+		return (int)gds_fail(g, f, "cuFileHandleRegister", (long)e.err,
+				     0);
+	pthread_mutex_lock(&g->lock);
+	f->gds_fh = *fh;
+	f->gds_state = 1;
+	pthread_mutex_unlock(&g->lock);
+	return 0;
 }
 
-/* @len bytes by cuFile; -EIO (and gds off) on any cuFile error. */
+/*
+ * @len bytes by cuFile; -EIO (and gds off for the file) on any cuFile
+ * error. The device memory is not registered with cuFileBufRegister():
+ * that pays only for a buffer reused across many ops, which swapio cannot
+ * know is still allocated; unregistered memory goes through cuFile's own
+ * bounce buffers where it needs them.
+ */
 static ssize_t gds_xfer(struct swapio_gpu *g, swapio_file *f,
 			unsigned char *dev, size_t len, uint64_t off,
 			bool write)
 {
-	struct cufile_descr desc = { .type = CUFILE_HANDLE_FD };
-	struct cufile_err e;
-	bool buf_reg;
-	void *fh;
-	ssize_t res;
+	const struct cufile_api *cf = atomic_load(&cf_api);
+	cufile_handle fh;
+	size_t done = 0;
+	ssize_t n;
 
-	desc.handle.fd = f->fd;
-	e = rt.cf.HandleRegister(&fh, &desc);
-	if (e.err)
-		return gds_fail(g, "cuFileHandleRegister", e.err);
-	/* Registered memory saves cuFile a bounce; unregistered works. */
-	buf_reg = !rt.cf.BufRegister(dev, len, 0).err;
-	res = gds_loop(g, fh, dev, len, off, write);
-	if (buf_reg)
-		rt.cf.BufDeregister(dev);
-	rt.cf.HandleDeregister(fh);
-	if (res > 0) {
-		pthread_mutex_lock(&g->lock);
-		g->stats.gds_bytes += (uint64_t)res;
-		pthread_mutex_unlock(&g->lock);
+	if (gds_file(g, f, &fh))
+		return -EIO;
+	while (done < len) {
+		errno = 0;
+		if (write)
+			n = cf->Write(fh, dev, len - done,
+				      (off_t)(off + done), (off_t)done);
+		else
+			n = cf->Read(fh, dev, len - done,
+				     (off_t)(off + done), (off_t)done);
+		if (n < 0 || (n == 0 && write))
+			return gds_fail(g, f, write ? "cuFileWrite" :
+					"cuFileRead", (long)n, errno);
+		if (n == 0)
+			break;	/* end of file */
+		done += (size_t)n;
 	}
-	return res;
+	pthread_mutex_lock(&g->lock);
+	g->stats.gds_bytes += done;
+	pthread_mutex_unlock(&g->lock);
+	return (ssize_t)done;
+}
+
+void swapio__gpu_file_close(swapio_file *f)
+{
+	const struct cufile_api *cf = atomic_load(&cf_api);
+
+	/* Registered only once cuFile had opened: cf is set. A file that
+	 * failed later (gds_state -1) may still hold its registration. */
+	if (f->gds_fh && cf)
+		cf->HandleDeregister(f->gds_fh);
+	f->gds_fh = NULL;
+	f->gds_state = 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -786,8 +773,11 @@ static ssize_t gds_xfer(struct swapio_gpu *g, swapio_file *f,
 static ssize_t stage_job(struct swapio_gpu *g, struct job *j, size_t len)
 {
 	if (j->write)
-		return stage_write(g, j->d, j->f, j->dev, len, j->off);
-	return stage_read(g, j->d, j->f, j->dev, len, j->off);
+		return stage_write(g, j->d, j->f, j->dev, len, j->off,
+				   j->managed ? GPU_MEMCPY_DEFAULT :
+				   GPU_MEMCPY_D2H);
+	return stage_read(g, j->d, j->f, j->dev, len, j->off,
+			  j->managed ? GPU_MEMCPY_DEFAULT : GPU_MEMCPY_H2D);
 }
 
 static double gbps(size_t n, uint64_t ns)
@@ -795,25 +785,35 @@ static double gbps(size_t n, uint64_t ns)
 	return ns ? (double)n / (double)ns : 0.0;
 }
 
+static void path_set(struct swapio_gpu *g, struct job *j, int path)
+{
+	pthread_mutex_lock(&g->lock);
+	j->d->path[j->write] = path;
+	pthread_mutex_unlock(&g->lock);
+}
+
 /*
  * The first eligible op of a direction under auto: its first chunk goes
  * both ways, timed, and the faster path is kept for the device. The op
  * itself then runs in full on that path (the piece moved twice is the
- * op's own data at the op's own offset).
+ * op's own data at the op's own offset). The file is registered with
+ * cuFile before the clock starts: registration is once per file, not a
+ * cost of each transfer. A file that cuFile refuses leaves the choice to
+ * the next eligible op.
  */
-static void gds_probe(struct swapio_gpu *g, struct job *j)
+static int gds_probe(struct swapio_gpu *g, struct job *j)
 {
 	size_t n = SWAPIO_MIN(j->len, g->chunk);
 	const char *dir = j->write ? "writes" : "reads";
 	uint64_t t0, t_gds, t_stage;
+	cufile_handle fh;
 	int path;
 
+	if (gds_file(g, j->f, &fh))
+		return SWAPIO_GPU_STAGING;
 	t0 = swapio__now_ns();
-	if (gds_xfer(g, j->f, j->dev, n, j->off, j->write) < 0) {
-		path = SWAPIO_GPU_STAGING;
-		note_add(g, "auto: %s by staging (gds failed)", dir);
-		goto out;
-	}
+	if (gds_xfer(g, j->f, j->dev, n, j->off, j->write) < 0)
+		return SWAPIO_GPU_STAGING;
 	t_gds = swapio__now_ns() - t0;
 	t0 = swapio__now_ns();
 	if (stage_job(g, j, n) < 0)
@@ -824,14 +824,14 @@ static void gds_probe(struct swapio_gpu *g, struct job *j)
 	note_add(g, "auto: %s gds %.2f GB/s, staging %.2f GB/s over %zu "
 		 "bytes; chose %s", dir, gbps(n, t_gds), gbps(n, t_stage), n,
 		 path == SWAPIO_GPU_GDS ? "gds" : "staging");
-out:
-	pthread_mutex_lock(&g->lock);
-	j->d->path[j->write] = path;
-	pthread_mutex_unlock(&g->lock);
+	path_set(g, j, path);
+	return path;
 }
 
+/* The path this job takes (AUTO: to be measured by this job). */
 static int job_path(struct swapio_gpu *g, struct job *j)
 {
+	enum cufile_state st;
 	int path;
 
 	if (!gds_eligible(g, j))
@@ -839,39 +839,65 @@ static int job_path(struct swapio_gpu *g, struct job *j)
 	pthread_mutex_lock(&g->lock);
 	path = j->d->path[j->write];
 	pthread_mutex_unlock(&g->lock);
-	if (path == SWAPIO_GPU_AUTO) {
-		gds_probe(g, j);
-		pthread_mutex_lock(&g->lock);
-		path = j->d->path[j->write];
-		pthread_mutex_unlock(&g->lock);
+	if (path == SWAPIO_GPU_STAGING)
+		return path;
+	st = cufile_state(g);
+	if (st == GDS_OPENING)	/* not yet: maybe for a later op */
+		return SWAPIO_GPU_STAGING;
+	if (path == SWAPIO_GPU_AUTO && st != GDS_NVFS) {
+		/* Compat mode is POSIX I/O with bounce buffers: staging. */
+		path_set(g, j, SWAPIO_GPU_STAGING);
+		note_add(g, "auto: %s by staging (%s)",
+			 j->write ? "writes" : "reads",
+			 st == GDS_COMPAT ? "cuFile in compat mode" :
+			 "no cuFile");
+		return SWAPIO_GPU_STAGING;
 	}
+	if (st == GDS_FAILED)
+		return SWAPIO_GPU_STAGING;
+	if (st == GDS_COMPAT)
+		note_add(g, "gds (compat mode)");
 	return path;
+}
+
+/*
+ * cuFile is outside every stream: before the job's first cuFile call the
+ * host waits for the caller's event, and for swapio's own stream, where
+ * the caller's work sits when it passed that stream (and a DLPack
+ * producer's wait, from Python). A staging job waits in-stream instead.
+ */
+static int job_order(struct swapio_gpu *g, struct job *j, bool gds)
+{
+	int ret = 0;
+
+	if (!gds)
+		return j->ready ? cu_check(g, rt_cu.StreamWaitEvent(
+					   j->d->stream, j->ready, 0),
+					   "cudaStreamWaitEvent") : 0;
+	if (j->ready)
+		ret = cu_check(g, rt_cu.EventSynchronize(j->ready),
+			       "cudaEventSynchronize");
+	if (!ret)
+		ret = cu_check(g, rt_cu.StreamSynchronize(j->d->stream),
+			       "cudaStreamSynchronize");
+	return ret;
 }
 
 static ssize_t job_run(struct swapio_gpu *g, struct job *j)
 {
-	bool maybe_gds;
 	ssize_t res;
-	int ret;
+	int ret, path;
 
-	ret = cu_check(g, rt.cu.SetDevice(j->d->device), "cudaSetDevice");
+	ret = cu_check(g, rt_cu.SetDevice(j->d->device), "cudaSetDevice");
 	if (ret)
 		return ret;
-	pthread_mutex_lock(&g->lock);
-	maybe_gds = j->d->path[j->write] != SWAPIO_GPU_STAGING;
-	pthread_mutex_unlock(&g->lock);
-	maybe_gds = maybe_gds && gds_eligible(g, j);
-	if (j->ready && maybe_gds)
-		/* cuFile is outside every stream: wait on the host. */
-		ret = cu_check(g, rt.cu.EventSynchronize(j->ready),
-			       "cudaEventSynchronize");
-	else if (j->ready)
-		ret = cu_check(g, rt.cu.StreamWaitEvent(j->d->stream,
-							j->ready, 0),
-			       "cudaStreamWaitEvent");
+	path = job_path(g, j);
+	ret = job_order(g, j, path != SWAPIO_GPU_STAGING);
 	if (ret)
 		return ret;
-	if (job_path(g, j) == SWAPIO_GPU_GDS) {
+	if (path == SWAPIO_GPU_AUTO)
+		path = gds_probe(g, j);
+	if (path == SWAPIO_GPU_GDS) {
 		res = gds_xfer(g, j->f, j->dev, j->len, j->off, j->write);
 		if (res >= 0)
 			return res;
@@ -900,7 +926,7 @@ static void *gpu_main(void *arg)
 			return NULL;
 		res = j->len ? job_run(g, j) : 0;
 		if (j->ready)
-			rt.cu.EventDestroy(j->ready);
+			rt_cu.EventDestroy(j->ready);
 		pthread_mutex_lock(&g->lock);
 		g->stats.jobs++;
 		pthread_mutex_unlock(&g->lock);
@@ -913,28 +939,59 @@ static void *gpu_main(void *arg)
 /* Submission                                                          */
 /* ------------------------------------------------------------------ */
 
-struct ready {
-	cu_stream	stream;	/* the caller's */
-	cu_event	ev;	/* recorded on it */
+/*
+ * Is the job's memory that of @device, as CUDA knows it? A wrong
+ * ordinal or host memory would otherwise fail later, as an unexplained
+ * copy error, or not at all. A runtime that does not know the pointer
+ * at all (older ones refuse host memory so) leaves the check to the
+ * copies.
+ */
+static int ptr_check(struct job *j, int device)
+{
+	struct cu_ptr_attr a;
+
+	memset(&a, 0, sizeof(a));
+	if (rt_cu.PointerGetAttributes(&a, j->dev) != GPU_SUCCESS) {
+		rt_cu.GetLastError();
+		return 0;
+	}
+	if (a.type == GPU_MEM_DEVICE && a.device != device)
+		return swapio__detail(-EINVAL, "dev_buf %p is memory of CUDA "
+				      "device %d, not of device %d",
+				      (void *)j->dev, a.device, device);
+	if (a.type != GPU_MEM_DEVICE && a.type != GPU_MEM_MANAGED)
+		return swapio__detail(-EINVAL, "dev_buf %p is host memory, "
+				      "not CUDA device memory",
+				      (void *)j->dev);
+	j->managed = a.type == GPU_MEM_MANAGED;
+	return 0;
+}
+
+struct submit {
+	struct job	*j;
+	cu_stream	stream;	/* the caller's; NULL: the legacy default */
+	bool		record;	/* record an event on it */
 };
 
-/* Record the caller's stream now, so that the job's copies follow it. */
-static int ready_here(struct swapio_gpu *g, int device, void *arg)
+/* With the device current: check the memory, record the caller's stream. */
+static int submit_here(struct swapio_gpu *g, int device, void *arg)
 {
-	struct ready *r = arg;
+	struct submit *sb = arg;
 	int ret;
 
-	(void)device;
-	ret = cu_check(g, rt.cu.EventCreateWithFlags(&r->ev,
-						     CU_EVENT_NO_TIMING),
+	ret = ptr_check(sb->j, device);
+	if (ret || !sb->record)
+		return ret;
+	ret = cu_check(g, rt_cu.EventCreateWithFlags(&sb->j->ready,
+						     GPU_EVENT_NO_TIMING),
 		       "cudaEventCreateWithFlags");
 	if (ret)
 		return ret;
-	ret = cu_check(g, rt.cu.EventRecord(r->ev, r->stream),
+	ret = cu_check(g, rt_cu.EventRecord(sb->j->ready, sb->stream),
 		       "cudaEventRecord");
 	if (ret) {
-		rt.cu.EventDestroy(r->ev);
-		r->ev = NULL;
+		rt_cu.EventDestroy(sb->j->ready);
+		sb->j->ready = NULL;
 	}
 	return ret;
 }
@@ -943,13 +1000,14 @@ static int dev_submit(swapio_handle *h, swapio_file *f, const char *path,
 		      int device, const void *buf, size_t len, uint64_t off,
 		      void *stream, bool write, swapio_op **out)
 {
-	struct ready r = { NULL, NULL };
+	struct submit sb = { NULL, NULL, false };
 	swapio_file *owned = NULL;
 	struct swapio_gpu *g;
 	struct gpu_dev *d;
 	struct job *j;
 	int ret;
 
+	swapio__detail_clear();
 	if (!out)
 		return -EINVAL;
 	*out = NULL;
@@ -974,12 +1032,14 @@ static int dev_submit(swapio_handle *h, swapio_file *f, const char *path,
 	j->len = len;
 	j->off = off;
 	j->write = write;
-	if (stream != SWAPIO_DEV_NO_SYNC && stream != d->stream && len) {
-		r.stream = stream;
-		ret = on_device(g, device, ready_here, &r);
+	if (len) {
+		sb.j = j;
+		sb.stream = stream;
+		sb.record = stream != SWAPIO_DEV_NO_SYNC &&
+			    stream != d->stream;
+		ret = on_device(g, device, submit_here, &sb);
 		if (ret)
 			goto err_cancel;
-		j->ready = r.ev;
 	}
 	*out = (swapio_op *)j->op;
 	pthread_mutex_lock(&g->lock);
@@ -1088,6 +1148,7 @@ int swapio_dev_stream(swapio_handle *h, int device, void **stream)
 	struct gpu_dev *d;
 	int ret;
 
+	swapio__detail_clear();
 	if (!stream)
 		return -EINVAL;
 	*stream = NULL;
@@ -1095,6 +1156,32 @@ int swapio_dev_stream(swapio_handle *h, int device, void **stream)
 	if (!ret)
 		*stream = d->stream;
 	return ret;
+}
+
+int swapio_dev_enter(swapio_handle *h, int device,
+		     struct swapio_dev_saved *saved)
+{
+	SWAPIO_KEEP_ERRNO;
+	struct swapio_gpu *g;
+	struct gpu_dev *d;
+	int ret;
+
+	swapio__detail_clear();
+	if (!saved)
+		return -EINVAL;
+	memset(saved, 0, sizeof(*saved));
+	ret = dev_get(h, device, &g, &d);
+	if (ret)
+		return ret;
+	return dev_enter(g, device, saved);
+}
+
+void swapio_dev_leave(swapio_handle *h, const struct swapio_dev_saved *saved)
+{
+	SWAPIO_KEEP_ERRNO;
+
+	if (h && saved && saved->how != SAVED_NOTHING && swapio__cuda.ok)
+		dev_leave(saved);
 }
 
 int swapio_dev_path(swapio_handle *h, int device, int write)
@@ -1112,7 +1199,8 @@ int swapio_dev_path(swapio_handle *h, int device, int write)
 	pthread_mutex_lock(&g->lock);
 	if (g->devs[device])
 		path = g->devs[device]->path[!!write];
-	if (path == SWAPIO_GPU_GDS && (g->gds_off || !rt.cufile_ok))
+	if (path == SWAPIO_GPU_GDS && (g->cufile == GDS_FAILED ||
+				       g->cufile == GDS_OPENING))
 		path = SWAPIO_GPU_STAGING;
 	pthread_mutex_unlock(&g->lock);
 	return path;

@@ -47,6 +47,8 @@ struct swapio_file {
 	uint32_t	unsplit;	/* largest unsplit direct request, from
 					 * 4 KiB pages; 0: unknown (file.c) */
 	atomic_uint_least64_t size_hint; /* allocated up to here, at least */
+	void		*gds_fh;	/* cuFile handle of fd, or NULL (gpu.c) */
+	int		gds_state;	/* 0 untried, 1 registered, -1 refused */
 	struct swapio_file *prev, *next; /* every open file (fork.c) */
 };
 
@@ -178,6 +180,8 @@ int swapio__path_open(swapio_handle *h, const char *path, bool write,
 
 /* gpu.c: stop the device layer's thread and free it; nothing in flight. */
 void swapio__gpu_destroy(swapio_handle *h);
+/* gpu.c: deregister @f from cuFile, where it was; before its fd closes. */
+void swapio__gpu_file_close(swapio_file *f);
 
 /* handle.c: the one place that decides what a request's result means. */
 void swapio__complete(struct swapio_worker *w, struct swapio_req *rq,

@@ -10,8 +10,16 @@
  * cuFile used when asked, its errors falling back to staging with a note,
  * the auto probe, and the override by config and environment.
  *
- * With SWAPIO_TEST_GPU=missing (its own ctest) the CUDA library cannot be
- * loaded: every device call says SWAPIO_ENOCUDA and host I/O still works.
+ * With SWAPIO_TEST_GPU set (each its own ctest, a process of its own,
+ * since the runtime is chosen once per process): "missing", the CUDA
+ * library cannot be loaded, every device call says SWAPIO_ENOCUDA and host
+ * I/O still works; "choice", the first candidate runtime answers 35
+ * (driver too old) and the next is used; "loaded", a runtime already in
+ * the process is used before the candidates in order; "nodevice", no
+ * device: SWAPIO_ENOCUDA at once, the note said once; "real", the real
+ * libcudart.so of this machine, where there is no driver; "stall", a
+ * cuFileDriverOpen() that does not come back; "compat", cuFile without
+ * nvidia-fs; "nocufile", no cuFile by its usual names.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +31,7 @@
 
 #include "gpu.h"
 #include "testing.h"
+#include "util.h"
 
 #define KiB	1024u
 #define CHUNK	(64u * KiB)
@@ -39,6 +48,8 @@ static struct {
 			    void *st);
 	int (*stream_sync)(void *s);
 	int (*stream_destroy)(void *s);
+	int (*malloc_managed)(void **p, size_t n, unsigned int flags);
+	int (*set_device)(int dev);
 } sd;
 
 static void *sym(const char *name)
@@ -50,13 +61,11 @@ static void *sym(const char *name)
 	return p;
 }
 
-static void standin_load(void)
+/* The stand-in: SWAPIO_CUDA_LIBRARY's last candidate, or @path. */
+static void standin_load_from(const char *path)
 {
-	const char *path = getenv("SWAPIO_CUDA_LIBRARY");
 	void *p;
 
-	if (!path)
-		t_die("SWAPIO_CUDA_LIBRARY is not set (run under ctest)");
 	sd.lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!sd.lib)
 		t_die("dlopen %s: %s", path, dlerror());
@@ -69,7 +78,20 @@ static void standin_load(void)
 	LOAD(memcpy_async, "cudaMemcpyAsync");
 	LOAD(stream_sync, "cudaStreamSynchronize");
 	LOAD(stream_destroy, "cudaStreamDestroy");
+	LOAD(malloc_managed, "cudaMallocManaged");
+	LOAD(set_device, "cudaSetDevice");
 #undef LOAD
+}
+
+static void standin_load(void)
+{
+	const char *path = getenv("SWAPIO_CUDA_LIBRARY");
+
+	if (!path)
+		t_die("SWAPIO_CUDA_LIBRARY is not set (run under ctest)");
+	if (strrchr(path, ':'))
+		path = strrchr(path, ':') + 1;
+	standin_load_from(path);
 }
 
 static void knobs_reset(void)
@@ -78,7 +100,9 @@ static void knobs_reset(void)
 		"copy_delay_us", "fail_memcpy", "fail_register",
 		"fail_event_record", "cufile_fail", "cufile_delay_us",
 		"violations", "copies", "unpinned_copies", "cufile_calls",
-		"waits",
+		"waits", "cufile_races", "cufile_refuse", "cufile_fail_errno",
+		"cufile_registers", "cufile_deregisters", "buf_registers",
+		"managed_explicit", "stream_syncs", "cufile_register_delay_us",
 	};
 
 	for (size_t i = 0; i < T_ARRAY_SIZE(names); i++)
@@ -608,6 +632,238 @@ static void no_device(void **state)
 	sd.free_(dev);
 }
 
+/* A failed cudaHostRegister() is tolerated, and not left pending. */
+static void tolerated_error_is_cleared(void **state)
+{
+	struct t_env *env = *state;
+	swapio_handle *h;
+	swapio_file *f;
+
+	knobs_reset();
+	sd.set("fail_register", 1);
+	h = handle(0, 0);
+	f = open_rw(h, env->path);
+	roundtrip(h, f, env->path, CHUNK + 9, 1, 41);
+	expect_note(h, "cudaHostRegister: out of memory");
+	/* The caller's next CUDA call must not see swapio's error. */
+	assert_int_equal(sd.get("last_error"), 0);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+}
+
+/* Managed memory is copied with cudaMemcpyDefault, both ways. */
+static void managed_memory(void **state)
+{
+	struct t_env *env = *state;
+	const size_t n = 3 * CHUNK + 5;
+	unsigned char *src, *dst, *disk;
+	swapio_handle *h;
+	swapio_file *f;
+	size_t size;
+
+	knobs_reset();
+	assert_int_equal(sd.malloc_managed((void **)&src, n, 1), 0);
+	assert_int_equal(sd.malloc_managed((void **)&dst, n, 1), 0);
+	t_fill_random(src, n, 42);
+	h = handle(0, 0);
+	f = open_rw(h, env->path);
+	assert_int_equal(swapio_dev_pwrite(h, f, 0, src, n, 3, NULL), n);
+	assert_int_equal(swapio_dev_pread(h, f, 0, dst, n, 3, NULL), n);
+	assert_int_equal(t_first_diff(dst, src, n), SIZE_MAX);
+	disk = t_read_file(env->path, &size);
+	assert_int_equal(t_first_diff(disk + 3, src, n), SIZE_MAX);
+	assert_int_equal(sd.get("managed_explicit"), 0);
+	assert_int_equal(sd.get("violations"), 0);
+	free(disk);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+	sd.free_(src);
+	sd.free_(dst);
+}
+
+/* Memory of another device, or host memory: a clear error at submit. */
+static void pointer_checked(void **state)
+{
+	struct t_env *env = *state;
+	unsigned char *host = t_random_buf(4096, 1);
+	unsigned char *dev0 = dev_alloc(4096);
+	swapio_handle *h;
+	swapio_file *f;
+
+	knobs_reset();
+	h = handle(0, 0);
+	f = open_rw(h, env->path);
+	assert_int_equal(swapio_dev_pwrite(h, f, 0, host, 4096, 0, NULL),
+			 -EINVAL);
+	assert_non_null(strstr(swapio_error_detail(), "host memory"));
+	sd.set("devices", 2);
+	assert_int_equal(swapio_dev_pwrite(h, f, 1, dev0, 4096, 0, NULL),
+			 -EINVAL);
+	assert_non_null(strstr(swapio_error_detail(),
+			       "CUDA device 0, not of device 1"));
+	assert_int_equal(swapio_dev_pwrite(h, f, 0, dev0, 4096, 0, NULL),
+			 4096);
+	assert_string_equal(swapio_error_detail(), "");
+	assert_int_equal(swapio_wait_all(h, 0), 0);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+	sd.free_(dev0);
+	free(host);
+}
+
+struct ctx_arg {
+	swapio_handle	*h;
+	swapio_file	*f;
+	const char	*path;
+	unsigned char	*dev1;
+	int		start;	/* device the thread sets first; -1: none */
+	long		seen[4];
+};
+
+/*
+ * A thread that never chose a device submits on device 1, then enters
+ * and leaves device 1: it must end with no device current, not with a
+ * context on device 0 made by a restore. A thread on device 0 that
+ * submits on device 1 gets device 0 back. A thread that makes, uses and
+ * destroys a handle keeps no context either (the stand-in, as the
+ * runtime does, binds device 0 to a thread that calls without one).
+ */
+static void *ctx_main(void *p)
+{
+	struct ctx_arg *a = p;
+	struct swapio_dev_saved sv;
+
+	if (a->start >= 0)
+		sd.set_device(a->start);
+	a->seen[0] = sd.get("current");
+	if (swapio_dev_pwrite(a->h, a->f, 1, a->dev1, CHUNK, 0, NULL) !=
+	    (ssize_t)CHUNK)
+		a->seen[0] = -100;
+	a->seen[1] = sd.get("current");
+	if (swapio_dev_enter(a->h, 1, &sv))
+		a->seen[2] = -100;
+	else
+		a->seen[2] = sd.get("current");
+	swapio_dev_leave(a->h, &sv);
+	a->seen[3] = sd.get("current");
+	return NULL;
+}
+
+/* A handle made, used on device 1 and destroyed in a fresh thread. */
+static void *ctx_destroy_main(void *p)
+{
+	struct ctx_arg *a = p;
+	swapio_handle *h = handle(0, 0);
+	swapio_file *f = open_rw(h, a->path);
+
+	if (swapio_dev_pwrite(h, f, 1, a->dev1, CHUNK, 0, NULL) !=
+	    (ssize_t)CHUNK)
+		a->seen[0] = -100;
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+	a->seen[1] = sd.get("current");
+	return NULL;
+}
+
+static void thread_device_restored(void **state)
+{
+	struct t_env *env = *state;
+	unsigned char *dev1;
+	struct ctx_arg a;
+	swapio_handle *h;
+	swapio_file *f;
+	pthread_t t;
+
+	knobs_reset();
+	sd.set("devices", 2);
+	h = handle(0, 0);
+	f = open_rw(h, env->path);
+	assert_int_equal(sd.set_device(1), 0);	/* allocate on device 1 */
+	dev1 = dev_random(CHUNK, 130);
+	assert_int_equal(sd.set_device(0), 0);
+	for (int start = -1; start <= 0; start++) {
+		a = (struct ctx_arg){ h, f, env->path, dev1, start, { 0 } };
+		assert_int_equal(pthread_create(&t, NULL, ctx_main, &a), 0);
+		pthread_join(t, NULL);
+		assert_int_equal(a.seen[0], start);
+		assert_int_equal(a.seen[1], start);	/* as it was */
+		assert_int_equal(a.seen[2], 1);
+		assert_int_equal(a.seen[3], start);
+	}
+	a = (struct ctx_arg){ h, f, env->path, dev1, -1, { 0 } };
+	assert_int_equal(pthread_create(&t, NULL, ctx_destroy_main, &a), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(a.seen[0], 0);
+	assert_int_equal(a.seen[1], -1);	/* its teardown made none */
+	roundtrip(h, f, env->path, 1, 0, 131);	/* device 0 still works */
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+	sd.free_(dev1);
+}
+
+/* The note: no clause twice, the newest last. */
+static void note_keeps_newest_once(void **state)
+{
+	struct t_env *env = *state;
+	unsigned char *src = dev_random(2 * CHUNK, 140);
+	const char *n, *tail = "cudaSetDevice: invalid device ordinal "
+			       "(stand-in) (101)";
+	swapio_handle *h;
+	swapio_file *f;
+	size_t len;
+	void *s;
+
+	knobs_reset();
+	h = handle(0, 0);
+	f = open_rw(h, env->path);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(swapio_dev_stream(h, 5, &s), SWAPIO_ECUDA);
+	len = swapio_handle_gpu_note(h, NULL, 0);
+	sd.set("fail_memcpy", 1);
+	assert_int_equal(swapio_dev_pwrite(h, f, 0, src, 2 * CHUNK, 0, NULL),
+			 SWAPIO_ECUDA);
+	assert_int_equal(swapio_dev_stream(h, 5, &s), SWAPIO_ECUDA);
+	n = note(h);
+	assert_non_null(strstr(n, "cudaMemcpyAsync"));
+	assert_ptr_equal(strstr(n, tail), strrchr(n, ';') + 2);
+	assert_ptr_equal(strstr(n, tail), n + strlen(n) - strlen(tail));
+	assert_true(swapio_handle_gpu_note(h, NULL, 0) > len);
+	assert_int_equal(swapio_handle_gpu_note(h, NULL, 0),
+			 len + strlen("; cudaMemcpyAsync: invalid argument "
+				      "(stand-in) (1)"));
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+	sd.free_(src);
+}
+
+/* A malformed SWAPIO_GPU_PATH or _CHUNK is an error that names it. */
+static void bad_environment(void **state)
+{
+	swapio_handle *h;
+	void *s;
+
+	(void)state;
+	knobs_reset();
+	/*
+	 * swapio_handle_create() refuses these too (tests/test_env.c); the
+	 * device layer reads them again at its first call, so set them after.
+	 */
+	h = handle(0, 0);
+	setenv("SWAPIO_GPU_CHUNK", "12345", 1);
+	assert_int_equal(swapio_dev_stream(h, 0, &s), -EINVAL);
+	assert_string_equal(swapio_error_detail(), "SWAPIO_GPU_CHUNK='12345': "
+			    "not a multiple of 4096 from 4096 to 1073741824");
+	knobs_reset();
+	setenv("SWAPIO_GPU_PATH", "fast", 1);
+	assert_int_equal(swapio_dev_stream(h, 0, &s), -EINVAL);
+	assert_string_equal(swapio_error_detail(), "SWAPIO_GPU_PATH='fast': "
+			    "not auto, staging or gds");
+	knobs_reset();
+	assert_int_equal(swapio_dev_stream(h, 0, &s), 0);
+	assert_string_equal(swapio_error_detail(), "");
+	swapio_handle_destroy(h);
+}
+
 /* ------------------------------------------------------------------ */
 /* GPUDirect Storage and the choice of path                            */
 /* ------------------------------------------------------------------ */
@@ -662,14 +918,152 @@ static void gds_error_falls_back(void **state)
 	f = direct_or_skip(h, env->path);
 	sd.set("cufile_fail", 1);
 	roundtrip(h, f, env->path, 4 * CHUNK, 0, 60);
-	expect_note(h, "cuFileWrite: error -5011; gds off, staging used");
+	expect_note(h, "cuFileWrite: error -5011; gds off for this file, "
+		    "staging used");
 	swapio__gpu_stats(h, &st);
 	assert_int_equal(st.gds_fallbacks, 1);
 	assert_int_equal(st.gds_bytes, 0);
 	assert_int_equal(st.staged_bytes, 2 * 4 * CHUNK);
-	assert_int_equal(swapio_dev_path(h, 0, 1), SWAPIO_GPU_STAGING);
 	assert_int_equal(sd.get("cufile_calls"), 1);	/* never again */
 	swapio_file_close(f);
+	swapio_handle_destroy(h);
+}
+
+/*
+ * The caller passes swapio's own stream, as Python always does: a slow
+ * copy queued there still fills the buffer when a GDS write is submitted.
+ * cuFile is outside every stream, so the file must get what the stream
+ * wrote, and no cuFile call may run while the copy is pending.
+ */
+static void gds_write_waits_for_own_stream(void **state)
+{
+	struct t_env *env = *state;
+	const size_t n = 4 * CHUNK;
+	unsigned char *want = t_random_buf(n, 90), *dev = dev_random(n, 91);
+	struct swapio__gpu_stats st;
+	unsigned char *disk;
+	swapio_handle *h;
+	swapio_file *f;
+	size_t size;
+	void *s;
+
+	knobs_reset();
+	setenv("SWAPIO_GPU_PATH", "gds", 1);
+	h = handle(0, 0);
+	f = direct_or_skip(h, env->path);
+	assert_int_equal(swapio_dev_stream(h, 0, &s), 0);
+	sd.set("copy_delay_us", 50000);
+	assert_int_equal(sd.memcpy_async(dev, want, n, 1, s), 0);
+	assert_int_equal(swapio_dev_pwrite(h, f, 0, dev, n, 0, s), n);
+	sd.set("copy_delay_us", 0);
+	disk = t_read_file(env->path, &size);
+	assert_true(size >= n);
+	assert_int_equal(t_first_diff(disk, want, n), SIZE_MAX);
+	assert_int_equal(sd.get("cufile_races"), 0);
+	swapio__gpu_stats(h, &st);
+	assert_int_equal(st.gds_bytes, n);
+	free(disk);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+	sd.free_(dev);
+	free(want);
+}
+
+/*
+ * The mirror: a slow copy queued on swapio's stream still reads the
+ * buffer (device to host) when a GDS read into it is submitted. The copy
+ * must see the old bytes, and the op, once done, the file's.
+ */
+static void gds_read_waits_for_own_stream(void **state)
+{
+	struct t_env *env = *state;
+	const size_t n = 4 * CHUNK;
+	unsigned char *file = t_random_buf(n, 92), *dev = dev_random(n, 93);
+	unsigned char *old = t_zalloc(n), *snap = t_zalloc(n);
+	swapio_handle *h;
+	swapio_file *f;
+	void *s;
+
+	knobs_reset();
+	setenv("SWAPIO_GPU_PATH", "gds", 1);
+	h = handle(0, 0);
+	f = direct_or_skip(h, env->path);
+	memcpy(old, dev, n);
+	assert_int_equal(swapio_pwrite(h, f, file, n, 0), n);
+	assert_int_equal(swapio_dev_stream(h, 0, &s), 0);
+	sd.set("copy_delay_us", 50000);
+	assert_int_equal(sd.memcpy_async(snap, dev, n, 2, s), 0);
+	assert_int_equal(swapio_dev_pread(h, f, 0, dev, n, 0, s), n);
+	sd.set("copy_delay_us", 0);
+	assert_int_equal(t_first_diff(dev, file, n), SIZE_MAX);
+	assert_int_equal(t_first_diff(snap, old, n), SIZE_MAX);
+	assert_int_equal(sd.get("cufile_races"), 0);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+	sd.free_(dev);
+	free(file);
+	free(old);
+	free(snap);
+}
+
+/*
+ * cuFile refuses one file (IO not supported there): that file is staged
+ * from then on, the other keeps GDS. Each file is registered once for
+ * its life, not per op, and deregistered when closed; device memory is
+ * never registered per op.
+ */
+static void gds_falls_back_per_file(void **state)
+{
+	struct t_env *env = *state;
+	const size_t n = 2 * CHUNK;
+	struct swapio__gpu_stats st;
+	char *pb = t_path(env->dir, "other");
+	swapio_handle *h;
+	swapio_file *a, *b;
+
+	knobs_reset();
+	setenv("SWAPIO_GPU_PATH", "gds", 1);
+	h = handle(0, 0);
+	a = direct_or_skip(h, env->path);
+	b = open_rw(h, pb);
+	sd.set("cufile_refuse", 1);
+	for (int round = 0; round < 3; round++) {
+		roundtrip(h, a, env->path, n, 0, 100 + round);
+		roundtrip(h, b, pb, n, 4096, 110 + round);
+	}
+	expect_note(h, "cuFileHandleRegister: error 5030; gds off for this "
+		    "file, staging used");
+	swapio__gpu_stats(h, &st);
+	assert_int_equal(st.gds_fallbacks, 1);
+	assert_int_equal(st.gds_bytes, 3 * 2 * n);	/* b, both ways */
+	assert_int_equal(st.staged_bytes, 3 * 2 * n);	/* a, both ways */
+	assert_int_equal(swapio_dev_path(h, 0, 1), SWAPIO_GPU_GDS);
+	assert_int_equal(sd.get("cufile_registers"), 2);
+	assert_int_equal(sd.get("buf_registers"), 0);
+	swapio_file_close(a);
+	swapio_file_close(b);
+	assert_int_equal(sd.get("cufile_deregisters"), 1);
+	swapio_handle_destroy(h);
+	free(pb);
+}
+
+/* A cuFile call that returns -1 leaves errno: the note keeps it. */
+static void gds_errno_in_note(void **state)
+{
+	struct t_env *env = *state;
+	swapio_handle *h;
+	swapio_file *f;
+
+	knobs_reset();
+	setenv("SWAPIO_GPU_PATH", "gds", 1);
+	h = handle(0, 0);
+	f = direct_or_skip(h, env->path);
+	sd.set("cufile_fail_errno", 1);
+	roundtrip(h, f, env->path, CHUNK, 0, 120);
+	expect_note(h, "cuFileWrite: Input/output error (errno 5)");
+	swapio_file_close(f);
+	/* Registered before it failed: still deregistered at close. */
+	assert_int_equal(sd.get("cufile_deregisters"), 1);
 	swapio_handle_destroy(h);
 }
 
@@ -694,6 +1088,32 @@ static void auto_probe_keeps_the_faster(void **state)
 	assert_int_equal(sd.get("cufile_calls"), 2);	/* one probe each */
 	roundtrip(h, f, env->path, 4 * CHUNK, 0, 71);
 	assert_int_equal(sd.get("cufile_calls"), 2);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+}
+
+/*
+ * Auto: registering the file with cuFile is slow here, the transfer
+ * itself fast, staging's copy slow. Registration is once per file, not
+ * part of the transfer: the probe must not time it, and keeps gds.
+ */
+static void auto_probe_excludes_registration(void **state)
+{
+	struct t_env *env = *state;
+	swapio_handle *h;
+	swapio_file *f;
+
+	knobs_reset();
+	setenv("SWAPIO_GPU_PATH", "auto", 1);
+	sd.set("cufile_register_delay_us", 300000);
+	sd.set("copy_delay_us", 30000);
+	h = handle(0, 0);
+	f = direct_or_skip(h, env->path);
+	roundtrip(h, f, env->path, 2 * CHUNK, 0, 75);
+	expect_note(h, "auto: writes gds");
+	assert_int_equal(swapio_dev_path(h, 0, 1), SWAPIO_GPU_GDS);
+	assert_int_equal(swapio_dev_path(h, 0, 0), SWAPIO_GPU_GDS);
+	assert_int_equal(sd.get("cufile_registers"), 1);
 	swapio_file_close(f);
 	swapio_handle_destroy(h);
 }
@@ -760,6 +1180,298 @@ static void missing_cuda(void **state)
 	free(back);
 }
 
+/* ------------------------------------------------------------------ */
+/* Choosing the runtime, each in a process of its own                  */
+/* ------------------------------------------------------------------ */
+
+/* SWAPIO_CUDA_LIBRARY's candidate @i (0-based), for dlopen. */
+static char *candidate(int i)
+{
+	char *list = strdup(getenv("SWAPIO_CUDA_LIBRARY")), *save = NULL;
+	char *p = strtok_r(list, ":", &save), *out;
+
+	while (p && i--)
+		p = strtok_r(NULL, ":", &save);
+	if (!p)
+		t_die("SWAPIO_CUDA_LIBRARY lacks a candidate");
+	out = strdup(p);
+	free(list);
+	return out;
+}
+
+/*
+ * The first candidate answers 35 (too old a driver): the next is used.
+ * The stand-in is loaded here only after swapio chose, so that it is not
+ * the runtime already in the process.
+ */
+static void runtime_choice(void **state)
+{
+	struct t_env *env = *state;
+	char *old = candidate(0);
+	swapio_handle *h;
+	swapio_file *f;
+	void *s;
+
+	setenv("SWAPIO_GPU_CHUNK", "65536", 1);
+	setenv("SWAPIO_GPU_PATH", "staging", 1);
+	h = handle(0, 0);
+	assert_int_equal(swapio_dev_stream(h, 0, &s), 0);
+	expect_note(h, "cudaGetDeviceCount: CUDA driver version is "
+		    "insufficient for CUDA runtime version (35)");
+	expect_note(h, old);
+	expect_note(h, "; using ");
+	assert_null(dlopen(old, RTLD_NOW | RTLD_NOLOAD));	/* let go */
+	standin_load();
+	knobs_reset();
+	f = open_rw(h, env->path);
+	roundtrip(h, f, env->path, 3 * CHUNK + 1, 5, 150);
+	assert_true(sd.get("copies") > 0);
+	free(old);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+}
+
+/* A runtime already in the process wins over the candidates' order. */
+static void runtime_already_loaded(void **state)
+{
+	struct t_env *env = *state;
+	char *first = candidate(0);
+	swapio_handle *h;
+	swapio_file *f;
+
+	knobs_reset();	/* sd is candidate 1, loaded by the test itself */
+	h = handle(0, 0);
+	f = open_rw(h, env->path);
+	roundtrip(h, f, env->path, 2 * CHUNK, 0, 151);
+	assert_true(sd.get("copies") > 0);	/* swapio used this one */
+	assert_null(dlopen(first, RTLD_NOW | RTLD_NOLOAD));	/* never tried */
+	free(first);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+}
+
+/* No device: SWAPIO_ENOCUDA at once, said once, cuFile never touched. */
+static void no_device_at_load(void **state)
+{
+	struct t_env *env = *state;
+	unsigned char *dev = dev_alloc(4096);
+	swapio_handle *h;
+	swapio_file *f;
+	size_t len;
+	void *s;
+
+	knobs_reset();
+	sd.set("devices", 0);
+	h = handle(SWAPIO_GPU_AUTO, 0);
+	unsetenv("SWAPIO_GPU_PATH");
+	f = open_rw(h, env->path);
+	assert_int_equal(swapio_dev_pwrite(h, f, 0, dev, 4096, 0, NULL),
+			 SWAPIO_ENOCUDA);
+	expect_note(h, "cudaGetDeviceCount: no CUDA-capable device");
+	len = swapio_handle_gpu_note(h, NULL, 0);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(swapio_dev_stream(h, 0, &s), SWAPIO_ENOCUDA);
+		assert_int_equal(swapio_dev_pread(h, f, 0, dev, 4096, 0,
+						  NULL), SWAPIO_ENOCUDA);
+	}
+	assert_int_equal(swapio_handle_gpu_note(h, NULL, 0), len);
+	assert_int_equal(sd.get("count_calls"), 1);
+	assert_int_equal(sd.get("driver_opens"), 0);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+	sd.free_(dev);
+}
+
+/*
+ * The machine's real libcudart.so (SWAPIO_CUDA_LIBRARY, found at
+ * configure time), where no driver is installed: SWAPIO_ENOCUDA from the
+ * first call, a note that does not grow, and cuFile never loaded.
+ */
+static void real_runtime_without_driver(void **state)
+{
+	struct t_env *env = *state;
+	const char *cufile = getenv("SWAPIO_CUFILE_LIBRARY");
+	unsigned char buf[4096];
+	swapio_handle *h;
+	swapio_file *f;
+	uint64_t t0;
+	size_t len;
+
+	h = handle(SWAPIO_GPU_AUTO, 0);
+	f = open_rw(h, env->path);
+	t0 = swapio__now_ns();
+	assert_int_equal(swapio_dev_pwrite(h, f, 0, buf, 4096, 0, NULL),
+			 SWAPIO_ENOCUDA);
+	assert_true(swapio__now_ns() - t0 < 2000000000ull);
+	expect_note(h, "cudaGetDeviceCount: ");
+	len = swapio_handle_gpu_note(h, NULL, 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(swapio_dev_pread(h, f, 0, buf, 4096, 0, NULL),
+				 SWAPIO_ENOCUDA);
+	assert_int_equal(swapio_handle_gpu_note(h, NULL, 0), len);
+	print_message("note: %s\n", note(h));
+	assert_null(dlopen(cufile, RTLD_NOW | RTLD_NOLOAD));
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+}
+
+/*
+ * cuFileDriverOpen() stalls: staging never waits for it (cuFile is not
+ * even opened for it), and an op that may use GDS waits a bounded time,
+ * then is staged; later ops do not wait again.
+ */
+static void cufile_stall_is_bounded(void **state)
+{
+	struct t_env *env = *state;
+	struct swapio__gpu_stats st;
+	swapio_handle *h;
+	swapio_file *f;
+	uint64_t t0;
+
+	knobs_reset();
+	h = handle(0, 0);
+	f = open_rw(h, env->path);
+	t0 = swapio__now_ns();
+	roundtrip(h, f, env->path, 4 * CHUNK, 0, 160);
+	assert_true(swapio__now_ns() - t0 < 2000000000ull);
+	assert_int_equal(sd.get("driver_opens"), 0);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+
+	setenv("SWAPIO_GPU_PATH", "gds", 1);
+	h = handle(0, 0);
+	f = direct_or_skip(h, env->path);
+	t0 = swapio__now_ns();
+	roundtrip(h, f, env->path, 4 * CHUNK, 0, 161);
+	assert_true(swapio__now_ns() - t0 < 10000000000ull);
+	expect_note(h, "cuFileDriverOpen: no answer after 3 s");
+	t0 = swapio__now_ns();
+	roundtrip(h, f, env->path, 4 * CHUNK, 0, 162);
+	assert_true(swapio__now_ns() - t0 < 2000000000ull);
+	swapio__gpu_stats(h, &st);
+	assert_int_equal(st.gds_bytes, 0);
+	assert_int_equal(sd.get("driver_opens"), 1);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+}
+
+/*
+ * cuFile without nvidia-fs (compatibility mode): asked for gds, it is
+ * used and the note says so; under auto, staging without a probe.
+ */
+static void cufile_compat_mode(void **state)
+{
+	struct t_env *env = *state;
+	struct swapio__gpu_stats st;
+	swapio_handle *h;
+	swapio_file *f;
+
+	knobs_reset();
+	setenv("SWAPIO_GPU_PATH", "gds", 1);
+	h = handle(0, 0);
+	f = direct_or_skip(h, env->path);
+	roundtrip(h, f, env->path, 4 * CHUNK, 0, 170);
+	expect_note(h, "gds (compat mode)");
+	swapio__gpu_stats(h, &st);
+	assert_int_equal(st.gds_bytes, 2 * 4 * CHUNK);
+	assert_int_equal(swapio_dev_path(h, 0, 1), SWAPIO_GPU_GDS);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+
+	setenv("SWAPIO_GPU_PATH", "auto", 1);
+	sd.set("cufile_calls", 0);
+	h = handle(0, 0);
+	f = open_rw(h, env->path);
+	roundtrip(h, f, env->path, 4 * CHUNK, 0, 171);
+	expect_note(h, "auto: writes by staging (cuFile in compat mode)");
+	assert_int_equal(swapio_dev_path(h, 0, 1), SWAPIO_GPU_STAGING);
+	assert_int_equal(swapio_dev_path(h, 0, 0), SWAPIO_GPU_STAGING);
+	assert_int_equal(sd.get("cufile_calls"), 0);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+}
+
+/*
+ * cuFile by its usual names, where none loads: the note gives the reason
+ * for the first name (libcufile.so.0), not the last one tried.
+ */
+static void cufile_not_found(void **state)
+{
+	struct t_env *env = *state;
+	swapio_handle *h;
+	swapio_file *f;
+	void *lib = dlopen("libcufile.so.0", RTLD_NOW | RTLD_LOCAL);
+
+	if (lib) {
+		dlclose(lib);
+		skip();	/* a real cuFile here: not this test's case */
+	}
+	knobs_reset();
+	setenv("SWAPIO_GPU_PATH", "gds", 1);
+	h = handle(0, 0);
+	f = direct_or_skip(h, env->path);
+	roundtrip(h, f, env->path, 2 * CHUNK, 0, 180);
+	expect_note(h, "cuFile not loaded (libcufile.so.0: ");
+	assert_int_equal(sd.get("cufile_calls"), 0);
+	swapio_file_close(f);
+	swapio_handle_destroy(h);
+}
+
+static int run_mode(const char *mode)
+{
+	const struct CMUnitTest missing[] = {
+		cmocka_unit_test(missing_cuda),
+	};
+	const struct CMUnitTest choice[] = {
+		cmocka_unit_test(runtime_choice),
+	};
+	const struct CMUnitTest loaded[] = {
+		cmocka_unit_test(runtime_already_loaded),
+	};
+	const struct CMUnitTest nodevice[] = {
+		cmocka_unit_test(no_device_at_load),
+	};
+	const struct CMUnitTest real[] = {
+		cmocka_unit_test(real_runtime_without_driver),
+	};
+	const struct CMUnitTest stall[] = {
+		cmocka_unit_test(cufile_stall_is_bounded),
+	};
+	const struct CMUnitTest compat[] = {
+		cmocka_unit_test(cufile_compat_mode),
+	};
+	const struct CMUnitTest nocufile[] = {
+		cmocka_unit_test(cufile_not_found),
+	};
+	const char *lib = getenv("SWAPIO_CUDA_LIBRARY");
+
+#define GROUP(t)	cmocka_run_group_tests(t, t_env_setup, t_env_teardown)
+	if (!strcmp(mode, "missing"))
+		return GROUP(missing);
+	if (!strcmp(mode, "real")) {
+		if (!lib || !*lib)
+			t_skip("no libcudart.so found on this machine");
+		if (dlopen(lib, RTLD_NOW | RTLD_LOCAL) == NULL)
+			t_skip("%s does not load: %s", lib, dlerror());
+		return GROUP(real);
+	}
+	if (!strcmp(mode, "choice"))
+		return GROUP(choice);
+	standin_load();
+	if (!strcmp(mode, "loaded"))
+		return GROUP(loaded);
+	if (!strcmp(mode, "nodevice"))
+		return GROUP(nodevice);
+	if (!strcmp(mode, "stall"))
+		return GROUP(stall);
+	if (!strcmp(mode, "compat"))
+		return GROUP(compat);
+	if (!strcmp(mode, "nocufile"))
+		return GROUP(nocufile);
+#undef GROUP
+	t_die("SWAPIO_TEST_GPU=%s: unknown", mode);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -776,19 +1488,26 @@ int main(void)
 		cmocka_unit_test(io_error_fails_the_op),
 		cmocka_unit_test(unpinned_staging_still_works),
 		cmocka_unit_test(no_device),
+		cmocka_unit_test(tolerated_error_is_cleared),
+		cmocka_unit_test(managed_memory),
+		cmocka_unit_test(pointer_checked),
+		cmocka_unit_test(thread_device_restored),
+		cmocka_unit_test(note_keeps_newest_once),
+		cmocka_unit_test(bad_environment),
 		cmocka_unit_test(gds_when_asked),
 		cmocka_unit_test(gds_error_falls_back),
+		cmocka_unit_test(gds_write_waits_for_own_stream),
+		cmocka_unit_test(gds_read_waits_for_own_stream),
+		cmocka_unit_test(gds_falls_back_per_file),
+		cmocka_unit_test(gds_errno_in_note),
 		cmocka_unit_test(auto_probe_keeps_the_faster),
+		cmocka_unit_test(auto_probe_excludes_registration),
 		cmocka_unit_test(config_path_override),
-	};
-	const struct CMUnitTest without[] = {
-		cmocka_unit_test(missing_cuda),
 	};
 	const char *mode = getenv("SWAPIO_TEST_GPU");
 
-	if (mode && !strcmp(mode, "missing"))
-		return cmocka_run_group_tests(without, t_env_setup,
-					      t_env_teardown);
+	if (mode)
+		return run_mode(mode);
 	standin_load();
 	return cmocka_run_group_tests(tests, t_env_setup, t_env_teardown);
 }

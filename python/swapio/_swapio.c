@@ -224,7 +224,7 @@ static int xbuf_from_view(PyObject *obj, int writable, struct xbuf *b)
 /* Bytes of a compact row-major DLPack tensor, or -1 with an exception. */
 static int dl_extent(const DLTensor *t, size_t *len)
 {
-	uint64_t elem = ((uint64_t)t->dtype.bits * t->dtype.lanes + 7) / 8;
+	uint64_t elem_bits = (uint64_t)t->dtype.bits * t->dtype.lanes;
 	uint64_t n = 1, expect = 1;
 	int i;
 
@@ -243,9 +243,13 @@ static int dl_extent(const DLTensor *t, size_t *len)
 		}
 		expect *= (uint64_t)t->shape[i];
 	}
-	if (elem && n > SIZE_MAX / elem)
+	/* Sub-byte types (int4, bool bits) pack: round the total, not each. */
+	if (elem_bits && n > (UINT64_MAX - 7) / elem_bits)
 		goto bad_shape;
-	*len = (size_t)(n * elem);
+	n = (n * elem_bits + 7) / 8;
+	if (n > SIZE_MAX)
+		goto bad_shape;
+	*len = (size_t)n;
 	return 0;
 
 bad_shape:
@@ -350,6 +354,32 @@ static int xbuf_from_dlpack(PyObject *meth, struct xbuf *b, void *stream)
 }
 
 /*
+ * As xbuf_from_dlpack(), with the tensor's device current on this thread
+ * around the export: a producer works on the current device (torch
+ * refuses to export a tensor of another one, and older torch would make
+ * the wrong device's stream wait), and the caller's device is restored.
+ */
+static int xbuf_from_dlpack_on(PyObject *meth, struct xbuf *b, void *stream,
+			       swapio_handle *h)
+{
+	struct swapio_dev_saved saved;
+	int ret;
+
+	if (b->device < 0)
+		return xbuf_from_dlpack(meth, b, stream);
+	Py_BEGIN_ALLOW_THREADS
+	ret = swapio_dev_enter(h, b->device, &saved);
+	Py_END_ALLOW_THREADS
+	if (ret < 0) {
+		raise_dev_err(ret, h, NULL);
+		return -1;
+	}
+	ret = xbuf_from_dlpack(meth, b, stream);
+	swapio_dev_leave(h, &saved);
+	return ret;
+}
+
+/*
  * The CUDA device @obj's memory is on, from __dlpack_device__(): 0 and
  * *device (-1 for host memory or no such method), or -1 with an exception.
  */
@@ -423,7 +453,7 @@ static int xbuf_get_on(PyObject *obj, int writable, swapio_handle *h,
 				     "__dlpack__, not %R", Py_TYPE((PyObject *)obj));
 			return -1;
 		}
-		ret = xbuf_from_dlpack(meth, b, stream);
+		ret = xbuf_from_dlpack_on(meth, b, stream, h);
 		Py_DECREF((PyObject *)meth);
 	}
 	if (!ret && !b->ptr)

@@ -16,6 +16,8 @@ contiguous CPU tensors are read and written in place (pinned or not),
 contiguous CUDA tensors go through swapio's device path (pinned staging
 chunks overlapped with the file I/O, or GPUDirect Storage; docs/GPU.md)
 and other tensors through a pooled bounce buffer, not an mlock per op.
+:class:`gds_handle`, DeepSpeed's handle for ``"use_gds": true``, is the
+same with GPUDirect Storage asked for, and needs no pinned device buffer.
 """
 
 import bisect
@@ -28,9 +30,9 @@ import types
 
 from . import _swapio
 
-__all__ = ["aio_handle", "pin_handle", "aio_read", "aio_write",
-           "deepspeed_memcpy", "ValidationError", "install", "uninstall",
-           "async_io", "pin_memory"]
+__all__ = ["aio_handle", "gds_handle", "pin_handle", "aio_read",
+           "aio_write", "deepspeed_memcpy", "ValidationError", "install",
+           "uninstall", "async_io", "pin_memory"]
 
 _log = logging.getLogger("swapio.deepspeed")
 
@@ -240,6 +242,8 @@ class aio_handle:
     :class:`swapio.Error`.
     """
 
+    _gpu_path = "auto"      # device ops: GDS where it measures faster
+
     def __init__(self, block_size=1048576, queue_depth=128,
                  single_submit=False, overlap_events=False,
                  intra_op_parallelism=1, *, engine=None):
@@ -263,7 +267,7 @@ class aio_handle:
             threads=min(self._intra_op_parallelism, 64),
             engine=engine or _engine, direct=True,
             single_submit=self._single_submit,
-            overlap=self._overlap_events)
+            overlap=self._overlap_events, gpu_path=self._gpu_path)
         self._lock = threading.Lock()
         self._pending = []
         self._done = 0          # completed by sync calls' implicit waits
@@ -584,6 +588,42 @@ def deepspeed_memcpy(dest, src):
     return 0
 
 
+class gds_handle(aio_handle):
+    """DeepSpeed's ``gds_handle`` (``"aio": {"use_gds": true}``) on swapio.
+
+    The constructor and methods of :class:`aio_handle`; CUDA tensors go by
+    GPUDirect Storage (swapio's ``gpu_path="gds"``: cuFile for every op
+    it can take, the staging path for the rest and for any file cuFile
+    refuses; docs/GPU.md), CPU tensors as in :class:`aio_handle`. Plus
+    DeepSpeed's four device-buffer calls. swapio registers no device
+    memory with cuFile (an unregistered buffer goes through cuFile's own
+    bounce buffers), so :meth:`pin_device_tensor` is a check, not a
+    requirement: where DeepSpeed's handle ends the process for a buffer
+    that was never pinned, this one moves it.
+    """
+
+    _gpu_path = "gds"
+
+    def new_pinned_device_tensor(self, num_elem, example_tenosr):
+        """An empty tensor of *num_elem* elements like the example (its
+        dtype and device); the keyword keeps DeepSpeed's spelling."""
+        t = example_tenosr
+        return _torch().empty(int(num_elem), dtype=t.dtype, device=t.device)
+
+    def free_pinned_device_tensor(self, tensor):
+        """True: the tensor is freed with its last reference."""
+        return True
+
+    def pin_device_tensor(self, tensor):
+        """True for a contiguous CUDA tensor (nothing to register), else
+        False, as DeepSpeed's returns for a buffer it cannot pin."""
+        return _cuda_device(tensor) is not None
+
+    def unpin_device_tensor(self, tensor):
+        """True for a contiguous CUDA tensor, else False."""
+        return _cuda_device(tensor) is not None
+
+
 def _module(name, **attrs):
     # No __file__: DeepSpeed's pin-memory loader CDLLs a module's __file__.
     m = types.ModuleType(name)
@@ -616,7 +656,10 @@ class _UtilsBuilder:
         return True
 
 
+# One module for AsyncIOBuilder and GDSBuilder (a subclass of it in
+# DeepSpeed, whose load() returns this module once installed).
 async_io = _module("swapio.deepspeed.async_io", aio_handle=aio_handle,
+                   gds_handle=gds_handle,
                    aio_read=aio_read, aio_write=aio_write,
                    deepspeed_memcpy=deepspeed_memcpy)
 pin_memory = _module("swapio.deepspeed.pin_memory", pin_handle=pin_handle)
@@ -708,8 +751,9 @@ def install(engine=None):
         except Exception:
             continue
         ops = b.OpBuilder._loaded_ops
-        _saved.append((ops, "async_io", ops.get("async_io", _MISSING)))
-        ops["async_io"] = async_io
+        for name in ("async_io", "gds"):    # gds_handle lives there too
+            _saved.append((ops, name, ops.get(name, _MISSING)))
+            ops[name] = async_io
     try:
         ffw = importlib.import_module("deepspeed.io.fast_file_writer")
         _set(ffw, "UtilsBuilder", _UtilsBuilder)

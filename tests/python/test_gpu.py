@@ -28,8 +28,9 @@ def standin(tmp_path_factory):
     if cc is None or not SRC.exists():
         pytest.skip("no C compiler or no tests/cuda_standin.c")
     lib = tmp_path_factory.mktemp("standin") / "libswapio_cuda_standin.so"
-    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-pthread", "-o",
-                    str(lib), str(SRC)], check=True)
+    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-pthread", "-I",
+                    str(SRC.parent.parent / "src"), "-o", str(lib),
+                    str(SRC)], check=True)
     old = {k: os.environ.get(k) for k in
            ("SWAPIO_CUDA_LIBRARY", "SWAPIO_CUFILE_LIBRARY",
             "SWAPIO_GPU_CHUNK", "SWAPIO_GPU_PATH")}
@@ -66,24 +67,29 @@ class DevTensor:
     CUDA device 0 (kDLCUDA, or *device_type*), over stand-in memory. Records
     the stream each consumer asked for."""
 
-    def __init__(self, so, nbytes, device_type=2, device_id=0):
+    def __init__(self, so, nbytes, device_type=2, device_id=0, bits=8):
         self.so = so
         self.nbytes = nbytes
         self.device_type, self.device_id = device_type, device_id
         p = ctypes.c_void_p()
+        caller = so.swapio_standin_get(b"current")
+        so.swapio_standin_set(b"current", device_id)    # allocate there
         assert so.cudaMalloc(ctypes.byref(p), max(nbytes, 1)) == 0
+        so.swapio_standin_set(b"current", caller)
         self.ptr = p.value
-        self.shape = (ctypes.c_int64 * 1)(nbytes)
+        self.shape = (ctypes.c_int64 * 1)(nbytes * 8 // bits)
         t = _dl.Tensor(self.ptr, _dl.Device(device_type, device_id), 1,
-                    _dl.DType(1, 8, 1), self.shape, None, 0)
+                    _dl.DType(1, bits, 1), self.shape, None, 0)
         self.m = _dl.Managed(t, None, None)
         self.streams = []
+        self.current = []       # the current device at each export
 
     def __dlpack_device__(self):
         return (self.device_type, self.device_id)
 
     def __dlpack__(self, stream=None):
         self.streams.append(stream)
+        self.current.append(self.so.swapio_standin_get(b"current"))
         return _dl.capsule(self.m)
 
     def fill(self, data):
@@ -193,8 +199,93 @@ def test_gds_and_its_fallback(sd, engine, path):
             dst = DevTensor(sd, n)
             assert f.pread(dst, 0) == n           # restaged, not failed
             assert dst.bytes() == data
-        assert "gds off, staging used" in h.gpu_note
-        assert h.gpu_path(0, False) == "staging"
+            calls = sd.swapio_standin_get(b"cufile_calls")
+            assert f.pread(dst, 0) == n           # this file: staging
+            assert sd.swapio_standin_get(b"cufile_calls") == calls
+        assert "gds off for this file, staging used" in h.gpu_note
+        assert h.gpu_path(0, False) == "gds"      # other files keep it
+
+
+def test_export_on_the_tensors_device(sd, ghandle, path):
+    """The producer exports with the tensor's device current (torch refuses
+    another), and the caller's device (here none at all) is back after."""
+    n = 3 * CHUNK + 11
+    data = os.urandom(n)
+    sd.swapio_standin_set(b"devices", 2)
+    try:
+        for caller in (-1, 0):
+            sd.swapio_standin_set(b"current", caller)
+            src, dst = DevTensor(sd, n, device_id=1), DevTensor(sd, n,
+                                                                device_id=1)
+            src.fill(data)
+            with ghandle.open(path, "w+") as f:
+                assert f.pwrite(src, 0) == n
+                assert sd.swapio_standin_get(b"current") == caller
+                assert f.pread(dst, 0) == n
+                assert sd.swapio_standin_get(b"current") == caller
+            assert dst.bytes() == data
+            assert disk(path, 0, n) == data
+            assert src.current == [1] and dst.current == [1]
+    finally:
+        sd.swapio_standin_set(b"current", -1)
+        sd.swapio_standin_set(b"devices", 1)
+
+
+def test_sub_byte_dtype_size(sd, ghandle, path):
+    """A 4-bit tensor of 2n elements is n bytes, not 2n."""
+    n = 4097
+    data = os.urandom(n)
+    src, dst = DevTensor(sd, n, bits=4), DevTensor(sd, n, bits=4)
+    src.fill(data)
+    with ghandle.open(path, "w+") as f:
+        assert f.pwrite(src, 0) == n
+        assert os.path.getsize(path) == n
+        assert f.pread(dst, 0) == n
+    assert dst.bytes() == data
+
+
+def test_deepspeed_gds_handle(sd, tmp_path):
+    """swapio.deepspeed.gds_handle: DeepSpeed's surface, GDS for device
+    buffers (cuFile called), no pinning required, and DeepSpeed's
+    GDSBuilder loads it once installed."""
+    ds = pytest.importorskip("swapio.deepspeed")
+    h = ds.gds_handle(block_size=1 << 16, queue_depth=8,
+                      intra_op_parallelism=1)
+    try:
+        n = 4 * CHUNK
+        p = str(tmp_path / "gds")
+        data = os.urandom(n)
+        src, dst = DevTensor(sd, n), DevTensor(sd, n)
+        src.fill(data)
+        assert h.pin_device_tensor(src) is True
+        assert h.sync_pwrite(src, p) == 1
+        assert disk(p, 0, n) == data
+        assert h.async_pread(dst, p) == 0     # never pinned: fine
+        assert h.wait() == 1
+        assert dst.bytes() == data
+        assert h.unpin_device_tensor(src) is True
+        assert h.free_pinned_device_tensor(src) is True
+        with h._h.open(p, "r") as f:
+            direct = f.direct
+        if direct:
+            assert sd.swapio_standin_get(b"cufile_calls") >= 2
+            assert h._h.gpu_path(0, True) == "gds"
+        torch = pytest.importorskip("torch")
+        ex = torch.zeros(3, dtype=torch.float16)
+        t = h.new_pinned_device_tensor(10, ex)
+        assert t.shape == (10,) and t.dtype == torch.float16
+        assert h.pin_device_tensor(t) is False    # not CUDA memory
+    finally:
+        h.close()
+    pytest.importorskip("deepspeed")
+    # DeepSpeed's own class, as its CUDA accelerator hands it out (the
+    # CPU accelerator has none: use_gds needs CUDA).
+    from deepspeed.ops.op_builder.gds import GDSBuilder
+    ds.install()
+    try:
+        assert GDSBuilder().load(verbose=False).gds_handle is ds.gds_handle
+    finally:
+        ds.uninstall()
 
 
 def test_bad_gpu_path():
