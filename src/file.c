@@ -115,12 +115,14 @@ static void learn_alignment(swapio_file *f)
  * Anything else (a FIFO, a socket, a terminal) would leave an io_uring or
  * libaio read waiting forever instead of failing.
  */
-static int check_type(const struct stat *st)
+static int check_type(const struct stat *st, const char *path)
 {
 	if (S_ISDIR(st->st_mode))
-		return -EISDIR;
+		return swapio__detail(-EISDIR, "%s: a directory", path);
 	if (!S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode))
-		return -ESPIPE;
+		return swapio__detail(-ESPIPE, "%s: %s, not a regular file or "
+				      "a block device", path,
+				      swapio__file_kind(st->st_mode));
 	return 0;
 }
 
@@ -146,37 +148,57 @@ static int open_flags(unsigned int flags)
 		o |= O_WRONLY;
 	else
 		o |= O_RDONLY;
+	/* Creating never follows a link: one planted where a new file is
+	 * expected would have it written wherever it points. */
 	if (flags & SWAPIO_O_CREATE)
-		o |= O_CREAT;
+		o |= O_CREAT | O_NOFOLLOW;
 	if (flags & SWAPIO_O_TRUNC)
 		o |= O_TRUNC;
 	return o;
 }
 
+/* An open of @path failed with @err: name the path, and a link as such. */
+static int open_failed(int dirfd, const char *path, int o, int err)
+{
+	struct stat st;
+
+	if (err == -ELOOP && (o & O_NOFOLLOW) &&
+	    !fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) &&
+	    S_ISLNK(st.st_mode))
+		return swapio__detail(err, "%s: a symbolic link; not followed "
+				      "when the file may be created", path);
+	if (err == -ENXIO && !fstatat(dirfd, path, &st, 0))
+		return swapio__detail(err, "%s: %s, not a regular file or "
+				      "a block device", path,
+				      swapio__file_kind(st.st_mode));
+	return swapio__detail(err, "%s", path);
+}
+
 /*
  * The primary descriptor: O_DIRECT if *@direct, else (or where the
- * filesystem refuses O_DIRECT with EINVAL, unless strict) buffered. Fills
- * @st and *@direct with what was opened. Returns the fd or -errno.
+ * filesystem refuses O_DIRECT with EINVAL, unless strict) buffered,
+ * created with @mode. Fills @st and *@direct with what was opened.
+ * Returns the fd or -errno.
  */
-static int open_primary(int dirfd, const char *path, int o,
+static int open_primary(int dirfd, const char *path, int o, mode_t mode,
 			uint32_t cfg_flags, bool *direct, struct stat *st)
 {
 	int fd = -1, ret;
 
 	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
 	if (*direct) {
-		fd = openat(dirfd, path, o | O_DIRECT | O_NONBLOCK, 0644);
+		fd = openat(dirfd, path, o | O_DIRECT | O_NONBLOCK, mode);
 		if (fd < 0 && (errno != EINVAL ||
 			       (cfg_flags & SWAPIO_CFG_DIRECT_STRICT)))
-			return -errno;
+			return open_failed(dirfd, path, o, -errno);
 		*direct = fd >= 0;
 	}
-	if (fd < 0 && (fd = openat(dirfd, path, o | O_NONBLOCK, 0644)) < 0)
-		return -errno;
+	if (fd < 0 && (fd = openat(dirfd, path, o | O_NONBLOCK, mode)) < 0)
+		return open_failed(dirfd, path, o, -errno);
 	/* A directory opens read-only; refuse it here, not at the first read.
 	 * Then drop O_NONBLOCK, which would make io_uring fail with EAGAIN
 	 * what it should wait for. */
-	ret = fstat(fd, st) ? -errno : check_type(st);
+	ret = fstat(fd, st) ? -errno : check_type(st, path);
 	if (!ret && fcntl(fd, F_SETFL, *direct ? O_DIRECT : 0))
 		ret = -errno;
 	if (ret) {
@@ -201,8 +223,9 @@ static int open_twin(int fd, int o, const struct stat *st)
 	int bfd, ret;
 
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	/* The twin must not create or truncate again what the first made. */
-	bfd = open(link, o & ~(O_CREAT | O_EXCL | O_TRUNC));
+	/* The twin must not create or truncate again what the first made,
+	 * and must follow the magic link to the first's file. */
+	bfd = open(link, o & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOFOLLOW));
 	if (bfd < 0)
 		return -errno;
 	ret = fstat(bfd, &tw) ? -errno : 0;
@@ -243,12 +266,16 @@ int swapio__file_openat(swapio_handle *h, int dirfd, const char *path,
 			unsigned int flags, swapio_file **out)
 {
 	const unsigned int known = SWAPIO_O_READ | SWAPIO_O_WRITE |
-				   SWAPIO_O_CREATE | SWAPIO_O_TRUNC;
+				   SWAPIO_O_CREATE | SWAPIO_O_TRUNC |
+				   SWAPIO_O_SHARED;
+	const mode_t mode = flags & SWAPIO_O_SHARED ? SWAPIO_FILE_MODE_SHARED :
+			    SWAPIO_FILE_MODE;
 	const int o = open_flags(flags);
 	struct stat st;
 	swapio_file *f;
 	int ret;
 
+	swapio__detail_clear();
 	if (!(flags & (SWAPIO_O_READ | SWAPIO_O_WRITE)) || (flags & ~known))
 		return -EINVAL;
 	f = calloc(1, sizeof(*f));
@@ -258,7 +285,8 @@ int swapio__file_openat(swapio_handle *h, int dirfd, const char *path,
 	f->readable = flags & SWAPIO_O_READ;
 	f->writable = flags & SWAPIO_O_WRITE;
 	f->direct = !(h->cfg.flags & SWAPIO_CFG_BUFFERED);
-	f->fd = open_primary(dirfd, path, o, h->cfg.flags, &f->direct, &st);
+	f->fd = open_primary(dirfd, path, o, mode, h->cfg.flags, &f->direct,
+			     &st);
 	if (f->fd < 0) {
 		ret = f->fd;
 		goto err_free;
