@@ -774,7 +774,8 @@ static void maybe_become_nobody(void)
 	printf("running as uid %u\n", (unsigned int)geteuid());
 }
 
-int main(void)
+/* An argument runs only the tests it matches (cmocka's filter). */
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, each_setup, each_teardown)
@@ -801,5 +802,7 @@ int main(void)
 
 	maybe_become_nobody();
 	t_engine();
+	if (argc > 1)
+		cmocka_set_test_filter(argv[1]);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
