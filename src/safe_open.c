@@ -101,14 +101,24 @@ static int open_failed(int dirfd, const char *name, const char *path,
 
 int swapio__dir_open(const char *path, bool create, mode_t mode)
 {
+	char name[4096];
+	size_t n = strlen(path);
 	int fd, ret;
 
-	if (create && mkdir(path, mode) && errno != EEXIST)
+	/* A trailing slash would make the kernel follow a link despite
+	 * O_NOFOLLOW: "st/" is the directory "st" points to. */
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	if (n >= sizeof(name))
+		return swapio__detail(-ENAMETOOLONG, "%s", path);
+	memcpy(name, path, n);
+	name[n] = '\0';
+	if (create && mkdir(name, mode) && errno != EEXIST)
 		return swapio__detail(-errno, "%s: cannot create the directory",
 				      path);
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = open(name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return open_failed(AT_FDCWD, path, path, -errno);
+		return open_failed(AT_FDCWD, name, path, -errno);
 	ret = swapio__dir_check(fd, path);
 	if (ret) {
 		close(fd);

@@ -291,6 +291,7 @@ static void store_dir_link(void **state)
 {
 	struct env *env = *state;
 	char *real = t_path(env->outside, "real");
+	char *slash = t_path(env->store, "");
 
 	assert_int_equal(mkdir(real, 0700), 0);
 	assert_int_equal(symlink(real, env->store), 0);
@@ -298,8 +299,11 @@ static void store_dir_link(void **state)
 	detail_has(env->store);
 	assert_int_equal(store_try(env, env->store, SWAPIO_STORE_NO_CREATE),
 			 -ELOOP);
+	/* A trailing slash does not make the link followed. */
+	assert_int_equal(store_try(env, slash, 0), -ELOOP);
 	/* Nothing was created in the directory it points to. */
 	assert_int_equal(rmdir(real), 0);
+	free(slash);
 	free(real);
 }
 
