@@ -275,8 +275,11 @@ enum {
  * opening one never blocks). -EINVAL for a NULL argument or unknown or
  * missing READ/WRITE flags. With SWAPIO_O_CREATE a file is created with
  * mode 0600 (0644 less the umask with SWAPIO_O_SHARED), and a symbolic
- * link as the last component of @path is never followed: -ELOOP (open
- * the file it names, or open without SWAPIO_O_CREATE to follow it). An
+ * link as the last component of @path is followed only where no other
+ * user can have planted it: the link belongs to the caller or root, in a
+ * directory of the caller or root that no one else may write unless it
+ * is sticky (so /proc/self/fd/N and /dev/disk/by-id/... are followed);
+ * any other link is -ELOOP, its target neither created nor written. An
  * existing file keeps its mode. Refusals set swapio_error_detail(), which
  * the call clears when it starts (docs/RELIABILITY.md, "Shared machines").
  * With O_DIRECT, unaligned edges go through a buffered twin descriptor

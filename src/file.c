@@ -8,6 +8,7 @@
 #include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -165,7 +166,8 @@ static int open_failed(int dirfd, const char *path, int o, int err)
 	if (err == -ELOOP && (o & O_NOFOLLOW) &&
 	    !fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) &&
 	    S_ISLNK(st.st_mode))
-		return swapio__detail(err, "%s: a symbolic link; not followed "
+		return swapio__detail(err, "%s: a symbolic link that another "
+				      "user could have planted; not followed "
 				      "when the file may be created", path);
 	if (err == -ENXIO && !fstatat(dirfd, path, &st, 0))
 		return swapio__detail(err, "%s: %s, not a regular file or "
@@ -173,6 +175,53 @@ static int open_failed(int dirfd, const char *path, int o, int err)
 				      swapio__file_kind(st.st_mode));
 	return swapio__detail(err, "%s", path);
 }
+
+static bool owner_trusted(const struct stat *st)
+{
+	return st->st_uid == geteuid() || st->st_uid == 0;
+}
+
+/*
+ * With create, a link as the last component of @path is followed only if
+ * the caller or root made it and no one else can swap it: the link
+ * belongs to the caller or root, in a directory of the caller or root
+ * that no one else may write unless it is sticky (the rule of a store's
+ * directory). /proc/self/fd/N and /dev/disk/by-id/... pass; a link that
+ * another user planted does not. Returns a descriptor of the link's
+ * directory (or @dirfd itself) with *@base its name there, or -ELOOP.
+ */
+static int link_trusted(int dirfd, const char *path, const char **base)
+{
+	const char *slash = strrchr(path, '/');
+	struct stat dst, lst;
+	int pfd = dirfd;
+	char *dir;
+
+	*base = slash ? slash + 1 : path;
+	if (slash) {
+		dir = slash == path ? strdup("/") :
+		      strndup(path, (size_t)(slash - path));
+		if (!dir)
+			return -ENOMEM;
+		pfd = openat(dirfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		free(dir);
+		if (pfd < 0)
+			return -ELOOP;
+	}
+	if (!fstatat(pfd, "", &dst, AT_EMPTY_PATH) && owner_trusted(&dst) &&
+	    (!(dst.st_mode & (S_IWGRP | S_IWOTH)) ||
+	     (dst.st_mode & S_ISVTX)) &&
+	    !fstatat(pfd, *base, &lst, AT_SYMLINK_NOFOLLOW) &&
+	    S_ISLNK(lst.st_mode) && owner_trusted(&lst))
+		return pfd;
+	if (pfd != dirfd)
+		close(pfd);
+	return -ELOOP;
+}
+
+static int open_link(int dirfd, const char *path, int o, mode_t mode,
+		     uint32_t cfg_flags, bool *direct, struct stat *st,
+		     int err);
 
 /*
  * The primary descriptor: O_DIRECT if *@direct, else (or where the
@@ -190,11 +239,13 @@ static int open_primary(int dirfd, const char *path, int o, mode_t mode,
 		fd = openat(dirfd, path, o | O_DIRECT | O_NONBLOCK, mode);
 		if (fd < 0 && (errno != EINVAL ||
 			       (cfg_flags & SWAPIO_CFG_DIRECT_STRICT)))
-			return open_failed(dirfd, path, o, -errno);
+			return open_link(dirfd, path, o, mode, cfg_flags,
+					 direct, st, -errno);
 		*direct = fd >= 0;
 	}
 	if (fd < 0 && (fd = openat(dirfd, path, o | O_NONBLOCK, mode)) < 0)
-		return open_failed(dirfd, path, o, -errno);
+		return open_link(dirfd, path, o, mode, cfg_flags, direct, st,
+				 -errno);
 	/* A directory opens read-only; refuse it here, not at the first read.
 	 * Then drop O_NONBLOCK, which would make io_uring fail with EAGAIN
 	 * what it should wait for. */
@@ -204,6 +255,45 @@ static int open_primary(int dirfd, const char *path, int o, mode_t mode,
 	if (ret) {
 		close(fd);
 		return ret;
+	}
+	return fd;
+}
+
+/*
+ * An open of @path failed with @err: where that was O_NOFOLLOW meeting a
+ * link that link_trusted() vouches for, open through it instead.
+ */
+static int open_link(int dirfd, const char *path, int o, mode_t mode,
+		     uint32_t cfg_flags, bool *direct, struct stat *st,
+		     int err)
+{
+	struct stat lst;
+	const char *base;
+	int pfd, fd;
+
+	/* In a sticky directory the kernel may refuse O_CREAT on another
+	 * user's link with EACCES before O_NOFOLLOW says ELOOP. */
+	if (err == -EACCES && (o & O_NOFOLLOW) &&
+	    !fstatat(dirfd, path, &lst, AT_SYMLINK_NOFOLLOW) &&
+	    S_ISLNK(lst.st_mode))
+		err = -ELOOP;
+	if (err != -ELOOP || !(o & O_NOFOLLOW))
+		return open_failed(dirfd, path, o, err);
+	pfd = link_trusted(dirfd, path, &base);
+	if (pfd == -ENOMEM)
+		return pfd;
+	if (pfd < 0)
+		return open_failed(dirfd, path, o, err);
+	fd = open_primary(pfd, base, o & ~O_NOFOLLOW, mode, cfg_flags,
+			  direct, st);
+	if (pfd != dirfd)
+		close(pfd);
+	if (fd < 0) {
+		/* The detail named the link by its base name alone. */
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", swapio_error_detail());
+		return swapio__detail(fd, "%s, a link: %s", path, why);
 	}
 	return fd;
 }

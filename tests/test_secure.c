@@ -610,25 +610,32 @@ static void striped_planted_link(void **state)
 /* Swap files created by path                                          */
 /* ------------------------------------------------------------------ */
 
-/* Created through a link: never (-ELOOP); opened without create: the
- * link is the caller's to follow. */
+/*
+ * Created through a link someone else could have planted: never (-ELOOP),
+ * the target neither written nor created. Here the link lies in a
+ * directory others may write (shared/, 0777, not sticky).
+ */
 static void swap_file_create_through_link(void **state)
 {
 	struct env *env = *state;
 	struct victim *v = victim_new(env, "secret", 40);
-	char *link = t_path(env->dir, "swap");
-	char *dangling = t_path(env->dir, "swap2");
+	char *shared = t_path(env->dir, "shared");
+	char *link = t_path(shared, "swap");
+	char *dangling = t_path(shared, "swap2");
 	char *target = t_path(env->outside, "new");
 	unsigned char buf[4096];
 	swapio_file *f = NULL;
 
 	memset(buf, 0xa5, sizeof(buf));
+	assert_int_equal(mkdir(shared, 0700), 0);
+	assert_int_equal(chmod(shared, 0777), 0);
 	assert_int_equal(symlink(v->path, link), 0);
 	assert_int_equal(symlink(target, dangling), 0);
 	assert_int_equal(swapio_file_open(env->h, link, SWAPIO_O_WRITE |
 					  SWAPIO_O_CREATE, &f), -ELOOP);
 	assert_null(f);
 	detail_has(link);
+	detail_has("symbolic link");
 	assert_int_equal(swapio_file_open(env->h, link, SWAPIO_O_READ |
 					  SWAPIO_O_WRITE | SWAPIO_O_CREATE |
 					  SWAPIO_O_TRUNC, &f), -ELOOP);
@@ -641,7 +648,7 @@ static void swap_file_create_through_link(void **state)
 	assert_false(exists(target));
 	victim_check_free(v);
 
-	/* Without SWAPIO_O_CREATE the caller's link is followed. */
+	/* Without SWAPIO_O_CREATE the link is the caller's to follow. */
 	v = victim_new(env, "mine", 41);
 	assert_int_equal(unlink(link), 0);
 	assert_int_equal(symlink(v->path, link), 0);
@@ -653,6 +660,65 @@ static void swap_file_create_through_link(void **state)
 	free(target);
 	free(dangling);
 	free(link);
+	free(shared);
+}
+
+/*
+ * A link of another user in a sticky directory (as /tmp): -ELOOP too.
+ * The caller's own link in a directory of its own, and /proc/self/fd/N,
+ * are followed: only the caller or root could have put them there.
+ */
+static void swap_file_create_trusted_link(void **state)
+{
+	struct env *env = *state;
+	char *sticky = t_path(env->dir, "sticky");
+	char *theirs = t_path(sticky, "swap");
+	char *mine = t_path(env->dir, "swap");
+	char *target = t_path(env->outside, "new");
+	char proc[64];
+	unsigned char *data = t_random_buf(3 * 4096 + 5, 60), *back;
+	swapio_file *f = NULL;
+	size_t n;
+	int fd;
+
+	if (need_root("link of another user")) {
+		struct victim *v = victim_new(env, "secret", 61);
+
+		assert_int_equal(mkdir(sticky, 0700), 0);
+		assert_int_equal(chmod(sticky, 01777), 0);
+		assert_int_equal(symlink(v->path, theirs), 0);
+		assert_int_equal(lchown(theirs, OTHER_UID, OTHER_UID), 0);
+		assert_int_equal(swapio_pwrite_path(env->h, theirs, data, 100,
+						    0), -ELOOP);
+		victim_check_free(v);
+	}
+
+	assert_int_equal(symlink(target, mine), 0);
+	assert_int_equal(swapio_file_open(env->h, mine, SWAPIO_O_READ |
+					  SWAPIO_O_WRITE | SWAPIO_O_CREATE,
+					  &f), 0);
+	assert_int_equal(swapio_pwrite(env->h, f, data, 3 * 4096 + 5, 0),
+			 3 * 4096 + 5);
+	assert_int_equal(swapio_file_close(f), 0);
+	back = t_read_file(target, &n);
+	assert_int_equal(n, 3 * 4096 + 5);
+	assert_memory_equal(back, data, n);
+	free(back);
+
+	fd = open(target, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	assert_int_equal(swapio_file_open(env->h, proc, SWAPIO_O_READ |
+					  SWAPIO_O_WRITE | SWAPIO_O_CREATE,
+					  &f), 0);
+	assert_int_equal(swapio_pread(env->h, f, data, 4096, 4096), 4096);
+	assert_int_equal(swapio_file_close(f), 0);
+	close(fd);
+	free(data);
+	free(target);
+	free(mine);
+	free(theirs);
+	free(sticky);
 }
 
 /* A FIFO opened for writing with create: refused at once. */
@@ -798,6 +864,7 @@ int main(int argc, char **argv)
 		T(same_dir_twice),
 		T(striped_planted_link),
 		T(swap_file_create_through_link),
+		T(swap_file_create_trusted_link),
 		T(swap_file_fifo),
 		T(config_save_refuses_non_regular),
 		T(config_save_replaces_regular),
