@@ -200,9 +200,14 @@ SWAPIO_API int swapio_config_load(const char *path, struct swapio_config *cfg);
 /*
  * swapio_config_save() - write @cfg to @path in the format above, every
  * key spelled out, so that swapio_config_load() gives @cfg back exactly.
- * The file is replaced atomically (written beside it, then renamed).
- * Returns 0, -EINVAL if @cfg breaks the bounds of struct swapio_config
- * (or has reserved words set), or the errno of the write.
+ * The file is replaced atomically (written to a new file created beside
+ * it, mode 0644, then renamed over it), and only a regular file is ever
+ * replaced: -ELOOP if @path is a symbolic link, -EISDIR for a directory,
+ * -ESPIPE for a FIFO, socket or device node (such as /dev/null), each
+ * left untouched, with swapio_error_detail() naming @path (cleared when
+ * the call starts). Returns 0, -EINVAL if @cfg breaks the bounds of
+ * struct swapio_config (or has reserved words set), or the errno of the
+ * write.
  */
 SWAPIO_API int swapio_config_save(const char *path,
 				  const struct swapio_config *cfg);
@@ -255,8 +260,9 @@ SWAPIO_API const char *swapio_handle_engine_note(const swapio_handle *h);
 enum {
 	SWAPIO_O_READ	= 1u << 0,	/* open for reading */
 	SWAPIO_O_WRITE	= 1u << 1,	/* open for writing */
-	SWAPIO_O_CREATE	= 1u << 2,	/* create if missing (mode 0644) */
+	SWAPIO_O_CREATE	= 1u << 2,	/* create if missing (mode 0600) */
 	SWAPIO_O_TRUNC	= 1u << 3,	/* truncate to 0 on open */
+	SWAPIO_O_SHARED	= 1u << 4,	/* create with mode 0644, less umask */
 };
 
 /*
@@ -268,8 +274,17 @@ enum {
  * refuses O_DIRECT gets buffered I/O (see swapio_file_direct()), or
  * -EINVAL under SWAPIO_CFG_DIRECT_STRICT. Errors are open(2)'s: -ENOENT,
  * -EISDIR, -EACCES, ..., and -ESPIPE for anything but a regular file or a
- * block device (a FIFO, socket or terminal cannot be read at an offset).
- * -EINVAL for a NULL argument or unknown or missing READ/WRITE flags.
+ * block device (a FIFO, socket or terminal cannot be read at an offset;
+ * opening one never blocks). -EINVAL for a NULL argument or unknown or
+ * missing READ/WRITE flags. With SWAPIO_O_CREATE a file is created with
+ * mode 0600 (0644 less the umask with SWAPIO_O_SHARED), and a symbolic
+ * link as the last component of @path is followed only where no other
+ * user can have planted it: the link belongs to the caller or root, in a
+ * directory of the caller or root that no one else may write unless it
+ * is sticky (so /proc/self/fd/N and /dev/disk/by-id/... are followed);
+ * any other link is -ELOOP, its target neither created nor written. An
+ * existing file keeps its mode. Refusals set swapio_error_detail(), which
+ * the call clears when it starts (docs/RELIABILITY.md, "Shared machines").
  * With O_DIRECT, unaligned edges go through a buffered twin descriptor
  * reopened from the first through /proc/self/fd, never by @path, so both
  * name one inode (-ESTALE if they ever did not); where /proc is not
@@ -775,6 +790,12 @@ enum {
 	 * reused since may come back.
 	 */
 	SWAPIO_STORE_RECOVER		= 1u << 2,
+	/*
+	 * Create the store's directories with mode 0755 and its files 0644
+	 * (less the umask), readable by other users, instead of 0700 and
+	 * 0600. Existing files and directories keep their modes.
+	 */
+	SWAPIO_STORE_SHARED		= 1u << 3,
 };
 
 /*
@@ -806,10 +827,23 @@ struct swapio_store_config {
  * in the same process is refused with -EBUSY too. SWAPIO_FAULT_FD (see
  * docs/RELIABILITY.md) makes the store's own system calls fail for tests;
  * a spec that does not parse gives -EINVAL, and swapio_error_detail()
- * names it. Clears swapio_error_detail() when it starts. Returns 0 and
+ * names it.
+ *
+ * On a machine shared with other users (docs/RELIABILITY.md, "Shared
+ * machines") the store touches nothing outside @dir: @dir must not be a
+ * symbolic link (-ELOOP) and must belong to the caller or root and be
+ * writable by no one else unless sticky (-EPERM); each file in it
+ * ("lock", "data", "index", "drives" and their temporaries) is opened
+ * relative to it, never through a link (-ELOOP), never blocking, and must
+ * be a regular file (-EISDIR, -ESPIPE for a FIFO, socket or device) with
+ * one link, of the caller or root (-EPERM). What the store creates is
+ * private: directories 0700, files 0600, unless SWAPIO_STORE_SHARED.
+ * Every refusal sets swapio_error_detail() naming the path and why; the
+ * call clears it when it starts. Returns 0 and
  * *out, or -errno: -EINVAL (bad argument), -EBUSY, -ENOENT, -ENOSPC
  * (capacity not available), SWAPIO_EBADSTORE (damaged index, or not a
- * store; see SWAPIO_STORE_RECOVER), or what the filesystem said.
+ * store; see SWAPIO_STORE_RECOVER), the refusals above, or what the
+ * filesystem said.
  */
 SWAPIO_API int swapio_store_open(swapio_handle *h, const char *dir,
 				 const struct swapio_store_config *cfg,
@@ -851,7 +885,8 @@ struct swapio_store_drive {
  * Each handle must outlive the store. Returns 0 and *out, or the errors
  * of swapio_store_open(), SWAPIO_EDRIVES, or -EINVAL (@nr 0 or above
  * SWAPIO_STORE_DRIVES_MAX, a NULL member, a unit that is not a multiple
- * of the block, the same directory twice).
+ * of the block, the same directory twice, also by two paths to one
+ * directory, with a detail naming both).
  */
 SWAPIO_API int swapio_store_open_multi(const struct swapio_store_drive *drives,
 				       unsigned int nr,

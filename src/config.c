@@ -391,11 +391,17 @@ int swapio_config_save(const char *path, const struct swapio_config *cfg)
 	char text[512], *tmp;
 	int fd, len, ret;
 
+	swapio__detail_clear();
 	if (!path || !cfg || !config_valid(cfg))
 		return -EINVAL;
 	len = render(cfg, text, sizeof(text));
 	if (len < 0)
 		return len;
+	/* Replace a regular file or nothing: run as root, a rename over
+	 * /dev/null would replace the device. Checked again at the rename. */
+	ret = swapio__replaceable_at(AT_FDCWD, path);
+	if (ret)
+		return ret;
 	if (asprintf(&tmp, "%s.XXXXXX", path) < 0)
 		return -ENOMEM;
 	fd = mkstemp(tmp);
@@ -412,6 +418,8 @@ int swapio_config_save(const char *path, const struct swapio_config *cfg)
 		ret = -errno;
 	if (close(fd) && !ret)
 		ret = -errno;
+	if (!ret)
+		ret = swapio__replaceable_at(AT_FDCWD, path);
 	if (!ret && rename(tmp, path))
 		ret = -errno;
 	if (ret)

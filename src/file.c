@@ -8,6 +8,7 @@
 #include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -115,12 +116,14 @@ static void learn_alignment(swapio_file *f)
  * Anything else (a FIFO, a socket, a terminal) would leave an io_uring or
  * libaio read waiting forever instead of failing.
  */
-static int check_type(const struct stat *st)
+static int check_type(const struct stat *st, const char *path)
 {
 	if (S_ISDIR(st->st_mode))
-		return -EISDIR;
+		return swapio__detail(-EISDIR, "%s: a directory", path);
 	if (!S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode))
-		return -ESPIPE;
+		return swapio__detail(-ESPIPE, "%s: %s, not a regular file or "
+				      "a block device", path,
+				      swapio__file_kind(st->st_mode));
 	return 0;
 }
 
@@ -146,42 +149,151 @@ static int open_flags(unsigned int flags)
 		o |= O_WRONLY;
 	else
 		o |= O_RDONLY;
+	/* Creating never follows a link: one planted where a new file is
+	 * expected would have it written wherever it points. */
 	if (flags & SWAPIO_O_CREATE)
-		o |= O_CREAT;
+		o |= O_CREAT | O_NOFOLLOW;
 	if (flags & SWAPIO_O_TRUNC)
 		o |= O_TRUNC;
 	return o;
 }
 
+/* An open of @path failed with @err: name the path, and a link as such. */
+static int open_failed(int dirfd, const char *path, int o, int err)
+{
+	struct stat st;
+
+	if (err == -ELOOP && (o & O_NOFOLLOW) &&
+	    !fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) &&
+	    S_ISLNK(st.st_mode))
+		return swapio__detail(err, "%s: a symbolic link that another "
+				      "user could have planted; not followed "
+				      "when the file may be created", path);
+	if (err == -ENXIO && !fstatat(dirfd, path, &st, 0))
+		return swapio__detail(err, "%s: %s, not a regular file or "
+				      "a block device", path,
+				      swapio__file_kind(st.st_mode));
+	return swapio__detail(err, "%s", path);
+}
+
+static bool owner_trusted(const struct stat *st)
+{
+	return st->st_uid == geteuid() || st->st_uid == 0;
+}
+
+/*
+ * With create, a link as the last component of @path is followed only if
+ * the caller or root made it and no one else can swap it: the link
+ * belongs to the caller or root, in a directory of the caller or root
+ * that no one else may write unless it is sticky (the rule of a store's
+ * directory). /proc/self/fd/N and /dev/disk/by-id/... pass; a link that
+ * another user planted does not. Returns a descriptor of the link's
+ * directory (or @dirfd itself) with *@base its name there, or -ELOOP.
+ */
+static int link_trusted(int dirfd, const char *path, const char **base)
+{
+	const char *slash = strrchr(path, '/');
+	struct stat dst, lst;
+	int pfd = dirfd;
+	char *dir;
+
+	*base = slash ? slash + 1 : path;
+	if (slash) {
+		dir = slash == path ? strdup("/") :
+		      strndup(path, (size_t)(slash - path));
+		if (!dir)
+			return -ENOMEM;
+		pfd = openat(dirfd, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		free(dir);
+		if (pfd < 0)
+			return -ELOOP;
+	}
+	if (!fstatat(pfd, "", &dst, AT_EMPTY_PATH) && owner_trusted(&dst) &&
+	    (!(dst.st_mode & (S_IWGRP | S_IWOTH)) ||
+	     (dst.st_mode & S_ISVTX)) &&
+	    !fstatat(pfd, *base, &lst, AT_SYMLINK_NOFOLLOW) &&
+	    S_ISLNK(lst.st_mode) && owner_trusted(&lst))
+		return pfd;
+	if (pfd != dirfd)
+		close(pfd);
+	return -ELOOP;
+}
+
+static int open_link(int dirfd, const char *path, int o, mode_t mode,
+		     uint32_t cfg_flags, bool *direct, struct stat *st,
+		     int err);
+
 /*
  * The primary descriptor: O_DIRECT if *@direct, else (or where the
- * filesystem refuses O_DIRECT with EINVAL, unless strict) buffered. Fills
- * @st and *@direct with what was opened. Returns the fd or -errno.
+ * filesystem refuses O_DIRECT with EINVAL, unless strict) buffered,
+ * created with @mode. Fills @st and *@direct with what was opened.
+ * Returns the fd or -errno.
  */
-static int open_primary(int dirfd, const char *path, int o,
+static int open_primary(int dirfd, const char *path, int o, mode_t mode,
 			uint32_t cfg_flags, bool *direct, struct stat *st)
 {
 	int fd = -1, ret;
 
 	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
 	if (*direct) {
-		fd = openat(dirfd, path, o | O_DIRECT | O_NONBLOCK, 0644);
+		fd = openat(dirfd, path, o | O_DIRECT | O_NONBLOCK, mode);
 		if (fd < 0 && (errno != EINVAL ||
 			       (cfg_flags & SWAPIO_CFG_DIRECT_STRICT)))
-			return -errno;
+			return open_link(dirfd, path, o, mode, cfg_flags,
+					 direct, st, -errno);
 		*direct = fd >= 0;
 	}
-	if (fd < 0 && (fd = openat(dirfd, path, o | O_NONBLOCK, 0644)) < 0)
-		return -errno;
+	if (fd < 0 && (fd = openat(dirfd, path, o | O_NONBLOCK, mode)) < 0)
+		return open_link(dirfd, path, o, mode, cfg_flags, direct, st,
+				 -errno);
 	/* A directory opens read-only; refuse it here, not at the first read.
 	 * Then drop O_NONBLOCK, which would make io_uring fail with EAGAIN
 	 * what it should wait for. */
-	ret = fstat(fd, st) ? -errno : check_type(st);
+	ret = fstat(fd, st) ? -errno : check_type(st, path);
 	if (!ret && fcntl(fd, F_SETFL, *direct ? O_DIRECT : 0))
 		ret = -errno;
 	if (ret) {
 		close(fd);
 		return ret;
+	}
+	return fd;
+}
+
+/*
+ * An open of @path failed with @err: where that was O_NOFOLLOW meeting a
+ * link that link_trusted() vouches for, open through it instead.
+ */
+static int open_link(int dirfd, const char *path, int o, mode_t mode,
+		     uint32_t cfg_flags, bool *direct, struct stat *st,
+		     int err)
+{
+	struct stat lst;
+	const char *base;
+	int pfd, fd;
+
+	/* In a sticky directory the kernel may refuse O_CREAT on another
+	 * user's link with EACCES before O_NOFOLLOW says ELOOP. */
+	if (err == -EACCES && (o & O_NOFOLLOW) &&
+	    !fstatat(dirfd, path, &lst, AT_SYMLINK_NOFOLLOW) &&
+	    S_ISLNK(lst.st_mode))
+		err = -ELOOP;
+	if (err != -ELOOP || !(o & O_NOFOLLOW))
+		return open_failed(dirfd, path, o, err);
+	pfd = link_trusted(dirfd, path, &base);
+	if (pfd == -ENOMEM)
+		return pfd;
+	if (pfd < 0)
+		return open_failed(dirfd, path, o, err);
+	fd = open_primary(pfd, base, o & ~O_NOFOLLOW, mode, cfg_flags,
+			  direct, st);
+	if (pfd != dirfd)
+		close(pfd);
+	if (fd < 0) {
+		/* The detail named the link by its base name alone. */
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", swapio_error_detail());
+		return swapio__detail(fd, "%s, a link: %s", path, why);
 	}
 	return fd;
 }
@@ -201,8 +313,9 @@ static int open_twin(int fd, int o, const struct stat *st)
 	int bfd, ret;
 
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	/* The twin must not create or truncate again what the first made. */
-	bfd = open(link, o & ~(O_CREAT | O_EXCL | O_TRUNC));
+	/* The twin must not create or truncate again what the first made,
+	 * and must follow the magic link to the first's file. */
+	bfd = open(link, o & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOFOLLOW));
 	if (bfd < 0)
 		return -errno;
 	ret = fstat(bfd, &tw) ? -errno : 0;
@@ -243,12 +356,16 @@ int swapio__file_openat(swapio_handle *h, int dirfd, const char *path,
 			unsigned int flags, swapio_file **out)
 {
 	const unsigned int known = SWAPIO_O_READ | SWAPIO_O_WRITE |
-				   SWAPIO_O_CREATE | SWAPIO_O_TRUNC;
+				   SWAPIO_O_CREATE | SWAPIO_O_TRUNC |
+				   SWAPIO_O_SHARED;
+	const mode_t mode = flags & SWAPIO_O_SHARED ? SWAPIO_FILE_MODE_SHARED :
+			    SWAPIO_FILE_MODE;
 	const int o = open_flags(flags);
 	struct stat st;
 	swapio_file *f;
 	int ret;
 
+	swapio__detail_clear();
 	if (!(flags & (SWAPIO_O_READ | SWAPIO_O_WRITE)) || (flags & ~known))
 		return -EINVAL;
 	f = calloc(1, sizeof(*f));
@@ -258,7 +375,8 @@ int swapio__file_openat(swapio_handle *h, int dirfd, const char *path,
 	f->readable = flags & SWAPIO_O_READ;
 	f->writable = flags & SWAPIO_O_WRITE;
 	f->direct = !(h->cfg.flags & SWAPIO_CFG_BUFFERED);
-	f->fd = open_primary(dirfd, path, o, h->cfg.flags, &f->direct, &st);
+	f->fd = open_primary(dirfd, path, o, mode, h->cfg.flags, &f->direct,
+			     &st);
 	if (f->fd < 0) {
 		ret = f->fd;
 		goto err_free;

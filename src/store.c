@@ -342,7 +342,8 @@ static void reg_release(struct store_drive *d)
 static int cfg_check(const struct swapio_store_config *c)
 {
 	const uint32_t known = SWAPIO_STORE_NO_CHECKSUM |
-			       SWAPIO_STORE_NO_CREATE | SWAPIO_STORE_RECOVER;
+			       SWAPIO_STORE_NO_CREATE | SWAPIO_STORE_RECOVER |
+			       SWAPIO_STORE_SHARED;
 
 	if (c->reserved32 || (c->flags & ~known))
 		return -EINVAL;
@@ -353,28 +354,53 @@ static int cfg_check(const struct swapio_store_config *c)
 }
 
 /*
- * Enter a drive's directory (creating it with @create) and take its lock:
- * one owner at a time. A POSIX record lock (F_SETLK), not flock(): it
- * belongs to the process, so a forked child does not inherit it and the
- * parent may close and reopen.
+ * Drive @i's directory must not be one of the drives before it, by any
+ * path: its lock would be taken twice. 0 or -EINVAL.
  */
-static int drive_lock(struct store_drive *d, const char *dir, bool create)
+static int drive_unique(const swapio_store *s, unsigned int i)
+{
+	struct stat st, prev;
+
+	if (fstat(s->drv[i].dirfd, &st))
+		return -errno;
+	for (unsigned int j = 0; j < i; j++)
+		if (!fstat(s->drv[j].dirfd, &prev) &&
+		    prev.st_dev == st.st_dev && prev.st_ino == st.st_ino)
+			return swapio__detail(-EINVAL, "%s and %s: the same "
+					      "directory, given twice",
+					      s->drv[j].dir, s->drv[i].dir);
+	return 0;
+}
+
+/*
+ * Enter drive @i's directory @dir (creating it with @create), vetted as
+ * safe on a shared machine (safe_open.c), and take its lock: one owner
+ * at a time. A POSIX record lock (F_SETLK), not flock(): it belongs to
+ * the process, so a forked child does not inherit it and the parent may
+ * close and reopen.
+ */
+static int drive_lock(swapio_store *s, unsigned int i, const char *dir,
+		      bool create)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	struct store_drive *d = &s->drv[i];
 	int ret;
 
-	if (create && mkdir(dir, 0755) && errno != EEXIST)
-		return -errno;
-	d->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d->dir = strdup(dir);
+	if (!d->dir)
+		return -ENOMEM;
+	d->dirfd = swapio__dir_open(dir, create, STORE_DIR_MODE(s));
 	if (d->dirfd < 0)
-		return -errno;
-	ret = reg_claim(d);
+		return d->dirfd;
+	ret = drive_unique(s, i);
+	if (!ret)
+		ret = reg_claim(d);
 	if (ret)
 		return ret;
-	d->lockfd = openat(d->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC,
-			   0644);
+	d->lockfd = swapio__file_at(d->dirfd, d->dir, "lock",
+				    O_RDWR | O_CREAT, STORE_FILE_MODE(s));
 	if (d->lockfd < 0)
-		return -errno;
+		return d->lockfd;
 	if (fcntl(d->lockfd, F_SETLK, &fl))
 		return errno == EACCES || errno == EAGAIN ? -EBUSY : -errno;
 	return 0;
@@ -396,9 +422,9 @@ static int data_quiesce(const struct store_drive *d)
 	const struct timespec tick = { .tv_nsec = 10 * 1000 * 1000 };
 	int fd, ret = -EBUSY;
 
-	fd = openat(d->dirfd, "data", O_RDONLY | O_CLOEXEC);
+	fd = swapio__file_at(d->dirfd, d->dir, "data", O_RDONLY, 0);
 	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
+		return fd == -ENOENT ? 0 : fd;
 	for (int i = 0; i < 500 && ret; i++) {
 		if (!fcntl(fd, F_SETLEASE, F_RDLCK)) {
 			(void)fcntl(fd, F_SETLEASE, F_UNLCK);
@@ -419,24 +445,34 @@ static int data_quiesce(const struct store_drive *d)
 /* Open the index. Returns 1 if there is none yet, 0 or -errno. */
 static int index_open(swapio_store *s)
 {
-	s->ifd = openat(s->dirfd, "index", O_RDWR | O_CLOEXEC);
-	if (s->ifd >= 0)
+	int fd = swapio__file_at(s->dirfd, s->drv[0].dir, "index", O_RDWR, 0);
+
+	if (fd >= 0) {
+		s->ifd = fd;
 		return 0;
-	if (errno == ENOENT && !(s->flags & SWAPIO_STORE_NO_CREATE))
+	}
+	if (fd == -ENOENT && !(s->flags & SWAPIO_STORE_NO_CREATE))
 		return 1;
-	return -errno;
+	return fd;
 }
 
-/* Open a drive's data file, once a killed owner's writes have drained. */
-static int data_open(struct store_drive *d)
+/*
+ * Open a drive's data file, once a killed owner's writes have drained.
+ * The quiesce vetted an existing one; with SWAPIO_O_CREATE the open
+ * follows no link and refuses a FIFO or socket.
+ */
+static int data_open(const swapio_store *s, struct store_drive *d)
 {
+	const unsigned int shared = s->flags & SWAPIO_STORE_SHARED ?
+				    SWAPIO_O_SHARED : 0;
 	int64_t size;
 	int ret = data_quiesce(d);
 
 	if (ret)
 		return ret;
 	ret = swapio_file_openat(d->h, d->dirfd, "data", SWAPIO_O_READ |
-				 SWAPIO_O_WRITE | SWAPIO_O_CREATE, &d->df);
+				 SWAPIO_O_WRITE | SWAPIO_O_CREATE | shared,
+				 &d->df);
 	if (ret)
 		return ret;
 	size = swapio_file_size(d->df);
@@ -462,24 +498,25 @@ static int store_files(swapio_store *s, const struct swapio_store_drive *dv,
 	int fresh, ret;
 
 	*failed = 0;
-	ret = drive_lock(&s->drv[0], dv[0].dir, create);
+	ret = drive_lock(s, 0, dv[0].dir, create);
 	if (ret)
 		return ret;
 	s->dirfd = s->drv[0].dirfd;
 	fresh = index_open(s);
 	if (fresh < 0)
 		return fresh;
-	exists = !fresh || (!fstatat(s->dirfd, "data", &st, 0) && st.st_size);
+	exists = !fresh || (!fstatat(s->dirfd, "data", &st,
+				     AT_SYMLINK_NOFOLLOW) && st.st_size);
 	for (unsigned int i = 1; i < s->nr_drives; i++) {
 		*failed = i;
-		ret = drive_lock(&s->drv[i], dv[i].dir, create && !exists);
+		ret = drive_lock(s, i, dv[i].dir, create && !exists);
 		if (ret)
 			return ret;
 	}
 	ret = swapio__drives_check(s, exists, failed);
 	for (unsigned int i = 0; !ret && i < s->nr_drives; i++) {
 		*failed = i;
-		ret = data_open(&s->drv[i]);
+		ret = data_open(s, &s->drv[i]);
 	}
 	if (ret)
 		return ret;
@@ -546,6 +583,7 @@ void swapio__store_free(swapio_store *s)
 		reg_release(d);
 		if (d->dirfd >= 0)
 			close(d->dirfd);
+		free(d->dir);
 	}
 	swapio__map_free(s);
 	free(s->fl.v);

@@ -171,7 +171,8 @@ bool swapio__data_pread(swapio_store *s, void *buf, size_t n, uint64_t off)
  */
 static void drive_shrink(swapio_store *s, unsigned int i, uint64_t size)
 {
-	int fd = openat(s->drv[i].dirfd, "data", O_WRONLY | O_CLOEXEC);
+	int fd = swapio__file_at(s->drv[i].dirfd, s->drv[i].dir, "data",
+				 O_WRONLY, 0);
 
 	if (fd < 0)
 		return;
@@ -235,11 +236,12 @@ static void drec_seal(struct drec *r)
 /* Read drive @i's record: 0, 1 if it has none, or SWAPIO_EDRIVES. */
 static int drec_read(const swapio_store *s, unsigned int i, struct drec *r)
 {
-	int fd = openat(s->drv[i].dirfd, "drives", O_RDONLY | O_CLOEXEC);
+	int fd = swapio__file_at(s->drv[i].dirfd, s->drv[i].dir, "drives",
+				 O_RDONLY, 0);
 	ssize_t n;
 
 	if (fd < 0)
-		return errno == ENOENT ? 1 : -errno;
+		return fd == -ENOENT ? 1 : fd;
 	n = pread(fd, r, sizeof(*r), 0);
 	close(fd);
 	if (n != (ssize_t)sizeof(*r) || r->magic != DRV_MAGIC ||
@@ -255,7 +257,7 @@ static uint64_t file_bytes(const swapio_store *s, unsigned int i,
 {
 	struct stat st;
 
-	if (fstatat(s->drv[i].dirfd, name, &st, 0))
+	if (fstatat(s->drv[i].dirfd, name, &st, AT_SYMLINK_NOFOLLOW))
 		return 0;
 	return (uint64_t)st.st_size;
 }
@@ -267,7 +269,8 @@ static int drives_free(const swapio_store *s, unsigned int *failed)
 		struct stat st;
 
 		if (file_bytes(s, i, "data") ||
-		    (i && !fstatat(s->drv[i].dirfd, "index", &st, 0))) {
+		    (i && !fstatat(s->drv[i].dirfd, "index", &st,
+				   AT_SYMLINK_NOFOLLOW))) {
 			*failed = i;
 			return SWAPIO_EDRIVES;
 		}
@@ -326,10 +329,10 @@ static int drec_write(const swapio_store *s, unsigned int i,
 	FILE *f;
 	int fd, ret = 0;
 
-	fd = openat(dfd, "drives.tmp", O_WRONLY | O_CREAT | O_TRUNC |
-		    O_CLOEXEC, 0644);
+	fd = swapio__tmp_at(dfd, s->drv[i].dir, "drives.tmp",
+			    STORE_FILE_MODE(s));
 	if (fd < 0)
-		return -errno;
+		return fd;
 	f = fdopen(fd, "w");
 	if (!f) {
 		ret = -errno;

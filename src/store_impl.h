@@ -100,10 +100,17 @@ struct store_drive {
 	swapio_handle		*h;	/* its I/O, queues and workers */
 	swapio_file		*df;	/* its data file */
 	int			dirfd;
+	char			*dir;	/* its path, for error details */
 	int			lockfd;	/* F_SETLK record lock on "lock" */
 	struct store_reg	*reg;	/* this process's claim on the dir */
 	uint64_t		size;	/* bytes of its data file at open */
 };
+
+/* Modes of what the store creates (util.h): private unless shared. */
+#define STORE_FILE_MODE(s)	((s)->flags & SWAPIO_STORE_SHARED ?	\
+				 SWAPIO_FILE_MODE_SHARED : SWAPIO_FILE_MODE)
+#define STORE_DIR_MODE(s)	((s)->flags & SWAPIO_STORE_SHARED ?	\
+				 SWAPIO_DIR_MODE_SHARED : SWAPIO_DIR_MODE)
 
 struct swapio_store {
 	struct store_drive	drv[SWAPIO_STORE_DRIVES_MAX];

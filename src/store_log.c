@@ -391,9 +391,10 @@ int swapio__log_compact(swapio_store *s)
 	pthread_mutex_unlock(&s->lock);
 	if (ret)
 		return ret == -EALREADY ? 0 : ret;
-	c.fd = openat(s->dirfd, "index.tmp", O_RDWR | O_CREAT | O_TRUNC |
-		      O_CLOEXEC, 0644);
-	ret = c.fd < 0 ? -errno : 0;
+	/* Created anew: a link planted as index.tmp is removed, not followed. */
+	c.fd = swapio__tmp_at(s->dirfd, s->drv[0].dir, "index.tmp",
+			      STORE_FILE_MODE(s));
+	ret = c.fd < 0 ? c.fd : 0;
 	if (!ret)
 		ret = compact_space(s, &c, (c.n + 1) * (uint64_t)REC_SIZE);
 	if (!ret)

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #define SWAPIO_ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
@@ -124,5 +125,61 @@ int swapio__env_get(const char *name, uint64_t *out);
 int swapio__env_check(unsigned int scope);
 /* The table's @i-th name, NULL past its end (for the tests). */
 const char *swapio__env_nth(unsigned int i);
+
+/*
+ * Files the library keeps by path, safe on a shared machine (safe_open.c;
+ * docs/RELIABILITY.md, "Shared machines"). New files are private unless
+ * the caller asked for shared modes, which the umask then trims.
+ */
+#define SWAPIO_FILE_MODE	0600
+#define SWAPIO_DIR_MODE		0700
+#define SWAPIO_FILE_MODE_SHARED	0644
+#define SWAPIO_DIR_MODE_SHARED	0755
+
+/* "a FIFO", "a block device", ... for a st_mode, in details. */
+const char *swapio__file_kind(mode_t mode);
+
+/*
+ * Vet an open directory: owned by the caller or root, and writable by no
+ * one else unless sticky. 0, or -EPERM with a detail naming @path.
+ */
+int swapio__dir_check(int dirfd, const char *path);
+
+/*
+ * Open directory @path without following a link as its last component
+ * (creating it with @mode first if @create and it is missing), and vet
+ * it as swapio__dir_check() does. The descriptor, or -errno: -ELOOP (a
+ * link), -ENOTDIR, -EPERM (unsafe owner or mode), or what open(2) said;
+ * each but -ENOENT with a detail.
+ */
+int swapio__dir_open(const char *path, bool create, mode_t mode);
+
+/*
+ * Open @name in directory @dirfd with @oflags (access mode, O_CREAT,
+ * O_EXCL) and @mode, never following a link and never blocking (a FIFO
+ * is refused, not waited on), and keep it only if it is a regular file
+ * with one link, of the caller or root. @dir names the directory in
+ * details (NULL: @name alone). The descriptor, blocking, close-on-exec;
+ * or -errno: -ELOOP (a link), -EISDIR, -ESPIPE (a FIFO, socket or
+ * device), -EPERM (another owner, or hard links), or what openat(2)
+ * said; each but -ENOENT with a detail.
+ */
+int swapio__file_at(int dirfd, const char *dir, const char *name,
+		    int oflags, mode_t mode);
+
+/*
+ * A new temporary @name in @dirfd, read-write, to be renamed over its
+ * final name: whatever has the name (a stale temporary, a planted link)
+ * is removed first, then it is created exclusively. As swapio__file_at().
+ */
+int swapio__tmp_at(int dirfd, const char *dir, const char *name,
+		   mode_t mode);
+
+/*
+ * Whether @path (relative to @dirfd) may be replaced by a rename: 0 if
+ * it is a regular file or missing, else -EISDIR, -ELOOP (a link) or
+ * -ESPIPE (a FIFO, socket or device), with a detail.
+ */
+int swapio__replaceable_at(int dirfd, const char *path);
 
 #endif /* SWAPIO_UTIL_H */
