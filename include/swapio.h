@@ -935,7 +935,23 @@ struct swapio_store_info {
 	uint32_t block;		/* extent alignment and header size */
 	uint32_t drives;	/* drives it is striped over; 1: plain */
 	uint64_t stripe_unit;	/* bytes per drive in turn; 0: plain */
-	uint64_t reserved[3];
+	/*
+	 * What the open found in the index. A plain open: the records it
+	 * dropped where the log ended early at a record that fails its
+	 * checksum (that record, and every one after it up to the last that
+	 * is not all zeros), which a crash or a power loss without a sync
+	 * can leave; 0 when the log was whole. With SWAPIO_STORE_RECOVER,
+	 * when it rebuilt: the records that failed their checksum.
+	 */
+	uint64_t dropped_records;
+	/* SWAPIO_STORE_RECOVER's rebuild: keys it found in the data file
+	 * beyond what a plain open would have given (new, or newer values). */
+	uint32_t recovered_keys;
+	/* ... and keys of which it knows a newer value (an intact header or
+	 * index record) than the one it could bring back, but whose payload
+	 * fails its checksum: lost to damage. Saturate at UINT32_MAX. */
+	uint32_t lost_values;
+	uint64_t reserved[1];
 };
 
 /* Counters of the store now. Thread-safe. */
