@@ -43,6 +43,9 @@ enum {
 enum {
 	SYNC_CLOSE = 1u << 0,	/* swapio_store_close() */
 	SYNC_COMPACT = 1u << 1,	/* a compaction, at the end of its new log */
+	/* An open of this log dropped records since its last rebuild: the
+	 * data file may hold values the log lost, so RECOVER still scans. */
+	SYNC_DROPPED = 1u << 2,
 };
 
 enum { VAL_SUM = 1u << 0 };	/* sum holds the payload's XXH3-64 */

@@ -143,6 +143,7 @@ struct swapio_store {
 	bool			compacting;
 	bool			want_compact;
 	bool			dir_dirty;	/* a rename not yet fsynced */
+	bool			dropped;	/* SYNC_DROPPED: see there */
 
 	/* What the open found in the log (store_log.c, store_recover.c):
 	 * reported by swapio_store_info() and named in the open's error. */
@@ -254,7 +255,8 @@ int swapio__log_load(swapio_store *s);
 /* Zero what lies past the valid prefix the load found. */
 int swapio__log_wipe(swapio_store *s);
 /* Does the log vouch for all of itself (its last record a SYNC covering
- * every record before it), with nothing dropped? */
+ * every record before it), with nothing dropped by this open or an
+ * earlier one since the last rebuild (SYNC_DROPPED)? */
 bool swapio__log_complete(const swapio_store *s);
 /* @how: SYNC_* for the record it appends, 0 for swapio_store_sync(). */
 int swapio__log_sync(swapio_store *s, uint32_t how);

@@ -186,7 +186,7 @@ static void log_mark_synced(swapio_store *s, uint64_t end, uint32_t how)
 	rec_init(&r, REC_SYNC, s->gen);
 	r.off = s->idx_end;
 	r.len = end;
-	r.flags = how;
+	r.flags = how | (s->dropped ? SYNC_DROPPED : 0);
 	rec_seal(&r);
 	/* Only a marker: without it damage just reads as a crash. */
 	if (!swapio__log_append(s, &r))
@@ -585,6 +585,8 @@ int swapio__log_replay(swapio_store *s, const void *buf, size_t len)
 		ret = replay_one(s, &r);
 		whole = r.type == REC_SYNC && r.off == i * REC_SIZE &&
 			r.len == r.off;
+		if (r.type == REC_SYNC && (r.flags & SYNC_DROPPED))
+			s->dropped = true;
 	}
 	if (ret)
 		return ret;
@@ -596,6 +598,8 @@ int swapio__log_replay(swapio_store *s, const void *buf, size_t len)
 		return SWAPIO_EBADSTORE;
 	}
 	s->rep.dropped = used > i ? used - i : 0;
+	if (s->rep.dropped)
+		s->dropped = true;
 	/* Nothing is in flight yet: no put can lose to a tombstone. */
 	swapio__tombs_drop(s, UINT64_MAX);
 	s->idx_end = i * REC_SIZE;
@@ -606,7 +610,7 @@ int swapio__log_replay(swapio_store *s, const void *buf, size_t len)
 
 bool swapio__log_complete(const swapio_store *s)
 {
-	return s->idx_end && s->sync_mark == s->idx_end && !s->rep.dropped;
+	return s->idx_end && s->sync_mark == s->idx_end && !s->dropped;
 }
 
 /* The whole index in memory: mapped, or read where mmap is refused. */

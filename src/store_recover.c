@@ -154,9 +154,9 @@ static int pre_collect(swapio_store *s, struct rebuild *rb)
 	return 0;
 }
 
-/* Remember that value @gen of @key should exist. */
+/* Remember that value @gen of @key, at @off, should exist. */
 static int cand_add(struct rebuild *rb, const char *key, size_t n,
-		    uint64_t gen)
+		    uint64_t gen, uint64_t off, uint64_t ext)
 {
 	struct entry *e;
 
@@ -173,6 +173,8 @@ static int cand_add(struct rebuild *rb, const char *key, size_t n,
 	if (!e)
 		return -ENOMEM;
 	e->gen = gen;
+	e->off = off;
+	e->ext = ext;
 	rb->cand[rb->ncand++] = e;
 	return 0;
 }
@@ -196,7 +198,8 @@ static int walk_put(swapio_store *s, const struct irec *r,
 		    scan_take(s, &v, r->off))
 			return 0;
 	}
-	return cand_add(rb, r->key, r->keylen, r->gen);
+	return cand_add(rb, r->key, r->keylen, r->gen, r->off,
+			ext_bytes(s, SWAPIO_MIN(r->len, MAX_LEN)));
 }
 
 static int walk_rec(swapio_store *s, const struct irec *r, void *arg)
@@ -214,9 +217,28 @@ static int walk_rec(swapio_store *s, const struct irec *r, void *arg)
 	return 0;
 }
 
+/* Is all of [@off, @off + @len) free, no value taken in it? */
+static bool all_free(const struct freelist *fl, uint64_t off, uint64_t len)
+{
+	size_t lo = 0, hi = fl->n;
+
+	while (lo < hi) {	/* the last range starting at or before @off */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (fl->v[mid].off <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo && off - fl->v[lo - 1].off < fl->v[lo - 1].len &&
+	       len <= fl->v[lo - 1].len - (off - fl->v[lo - 1].off);
+}
+
 /*
  * The values named by a damaged header or an unreadable PUT record that
- * nothing newer explains: counted once per key.
+ * nothing newer explains: counted once per key. Not one whose extent an
+ * intact value now overlaps: two live values never overlap, so that one
+ * was written after this one was freed (removed or replaced).
  */
 static uint64_t lost_keys(swapio_store *s, struct rebuild *rb)
 {
@@ -230,7 +252,8 @@ static uint64_t lost_keys(swapio_store *s, struct rebuild *rb)
 
 		if (i && key_cmp(&rb->cand[i - 1], &rb->cand[i]))
 			counted = false;
-		if (!counted && (!e || e->gen < c->gen)) {
+		if (!counted && (!e || e->gen < c->gen) &&
+		    all_free(&s->fl, c->off, c->ext)) {
 			lost++;
 			counted = true;
 		}
@@ -271,7 +294,8 @@ static int scan_data(swapio_store *s, struct rebuild *rb)
 			if (scan_payload_ok(s, &v, pos, rb->buf, rb->bufsz))
 				took = scan_take(s, &v, pos);
 			else if (v.gen <= GEN_MAX)
-				ret = cand_add(rb, v.key, v.keylen, v.gen);
+				ret = cand_add(rb, v.key, v.keylen, v.gen,
+					       pos, v.ext);
 			if (v.gen <= GEN_MAX && v.gen > s->gen)
 				s->gen = v.gen;
 		}
@@ -315,5 +339,6 @@ int swapio__scan_rebuild(swapio_store *s, uint32_t def_block)
 	free(rb.pre);
 	free(rb.buf);
 	s->gen_limit = s->gen;
+	s->dropped = false;	/* the new log holds all there is */
 	return ret ? ret : swapio__log_compact(s);
 }
