@@ -185,3 +185,15 @@ double tool_cpu_seconds(void)
 	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
 	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
 }
+
+void tool_store_note(swapio_store *s, const char *dir)
+{
+	struct swapio_store_info in;
+
+	swapio_store_info(s, &in);
+	if (in.dropped_records)
+		fprintf(stderr, "swapio: note: %s: the store's index ended "
+			"early at a damaged or torn record; %llu record(s) "
+			"dropped, values put after it may be gone\n", dir,
+			(unsigned long long)in.dropped_records);
+}
