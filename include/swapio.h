@@ -692,11 +692,17 @@ SWAPIO_API int swapio_engine_probe(unsigned int engine);
  *   guaranteed. Later puts and removes may be lost; a lost value reads as
  *   its previous state or as -EBADMSG, never as wrong data (unless
  *   checksums are off).
+ * - Clean close: swapio_store_close() syncs as swapio_store_sync() does
+ *   and leaves a log that vouches for all of itself.
  * Without swapio_store_sync() the store is fast swap space, not a
  * database. A power loss without a sync never makes a store unopenable:
  * the first index record that fails its checksum ends the log (later
- * records are lost), unless a later sync vouched for that part of the
- * log; only then is it damage, and open says SWAPIO_EBADSTORE.
+ * records are dropped, and swapio_store_info() counts them), unless a
+ * later record written by a sync, a compaction or a clean close vouched
+ * for that part of the log; only then is it damage, and open says
+ * SWAPIO_EBADSTORE. So damage in a cleanly closed store's log is always
+ * an error, never a silently shorter store; docs/RELIABILITY.md has the
+ * table of what survives what.
  *
  * Order: operations on one key take effect in submission order. Of a put
  * and a remove of one key, or two puts, the later submitted wins however
@@ -735,10 +741,17 @@ enum {
 	/* Fail with -ENOENT rather than create a missing store. */
 	SWAPIO_STORE_NO_CREATE		= 1u << 1,
 	/*
-	 * If the index is damaged, rebuild it from the values' own headers
-	 * in the data file instead of failing with SWAPIO_EBADSTORE. Each key
-	 * gets its newest intact value; removed keys whose extents were not
-	 * reused since may come back.
+	 * Unless the index vouches for all of itself (closed cleanly, or
+	 * synced with nothing logged after, and no records dropped by an
+	 * open since), rebuild it from the data file instead of failing
+	 * with SWAPIO_EBADSTORE or ending the log early: every value whose
+	 * header and checksum are intact (or whose intact index record
+	 * points at an intact payload) comes back, the newest generation of
+	 * a key winning; a key stays removed where an intact remove record
+	 * anywhere in the index is newer than its value. A removed key whose
+	 * remove record is gone may come back if its extent was not reused.
+	 * Reads the whole data file; swapio_store_info() reports what it
+	 * found and what it could not bring back.
 	 */
 	SWAPIO_STORE_RECOVER		= 1u << 2,
 };
@@ -771,10 +784,14 @@ struct swapio_store_config {
  * process still holds the data file open for writing then. A second open
  * in the same process is refused with -EBUSY too. SWAPIO_FAULT_FD (see
  * docs/RELIABILITY.md) makes the store's own system calls fail for tests;
- * a spec that does not parse gives -EINVAL. Returns 0 and
+ * a spec that does not parse gives -EINVAL. An index that ends early at
+ * a record that fails its checksum (a crash's or power loss's torn tail)
+ * opens, the records dropped counted in swapio_store_info(). Returns 0 and
  * *out, or -errno: -EINVAL (bad argument), -EBUSY, -ENOENT, -ENOSPC
  * (capacity not available), SWAPIO_EBADSTORE (damaged index, or not a
- * store; see SWAPIO_STORE_RECOVER), or what the filesystem said.
+ * store; see SWAPIO_STORE_RECOVER; swapio_error_detail() names the
+ * record at fault), or what the filesystem said. Clears the error detail
+ * when it starts.
  */
 SWAPIO_API int swapio_store_open(swapio_handle *h, const char *dir,
 				 const struct swapio_store_config *cfg,
@@ -826,9 +843,14 @@ SWAPIO_API int swapio_store_open_multi(const struct swapio_store_drive *drives,
 
 /*
  * swapio_store_close() - finish every op not yet freed (puts are committed,
- * as by swapio_store_op_free()), then close the store and release its
- * lock. Does not sync: call swapio_store_sync() first for durability.
- * NULL is a no-op. Not concurrent with any other call on @s.
+ * as by swapio_store_op_free()); if anything was logged since the index
+ * last vouched for itself, sync as swapio_store_sync() does (fdatasync()
+ * of every data file and the index: a few ms on NVMe, plus the index's
+ * dirty pages) and append a record that vouches for the whole log; then
+ * close the store and release its lock. A failed sync is not reported
+ * (the log is left as a crash leaves it): call swapio_store_sync() first
+ * to see its errors. NULL is a no-op. Not concurrent with any other call
+ * on @s.
  */
 SWAPIO_API void swapio_store_close(swapio_store *s);
 
