@@ -17,7 +17,9 @@
  * before the rename): a log closed cleanly vouches for all of itself, and
  * damage anywhere before its end is an error, not a shorter log. What a
  * plain open drops past the valid prefix it counts (s->rep), so that a
- * shorter log is never a silent one.
+ * shorter log is never a silent one, and every later SYNC record says so
+ * (SYNC_DROPPED) until RECOVER rebuilds: RECOVER believes a log that
+ * vouches for all of itself, unless records were dropped from it.
  *
  * Space. On a full filesystem the log must still take removes, so it
  * keeps space allocated ahead of its end (fallocate KEEP_SIZE), at least
