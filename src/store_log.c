@@ -605,7 +605,8 @@ int swapio__log_replay(swapio_store *s, const void *buf, size_t len)
 	/* Nothing is in flight yet: no put can lose to a tombstone. */
 	swapio__tombs_drop(s, UINT64_MAX);
 	s->idx_end = i * REC_SIZE;
-	s->sync_mark = whole ? s->idx_end : 0;
+	/* After a drop, the next vouching record must say so. */
+	s->sync_mark = whole && !s->rep.dropped ? s->idx_end : 0;
 	s->gen_limit = s->gen;
 	return 0;
 }

@@ -190,6 +190,14 @@ static unsigned int rec_of(uint64_t off)
 	return (unsigned int)(off / REC);
 }
 
+/* Does record @bad hold (part of) what operation @op logged? */
+static bool rec_holds(const uint64_t end[NOPS], unsigned int bad,
+		      unsigned int op)
+{
+	return end[op - 1] <= (uint64_t)bad * REC &&
+	       (uint64_t)bad * REC < end[op];
+}
+
 /* The operations whose records all lie before record @bad. */
 static unsigned int ops_before(const uint64_t end[NOPS], unsigned int bad)
 {
@@ -200,23 +208,23 @@ static unsigned int ops_before(const uint64_t end[NOPS], unsigned int bad)
 	return n;
 }
 
-/* RECOVER on the damaged copy: everything back; then a plain reopen. */
-static void recover_all(struct env *env, const uint64_t end[NOPS],
-			uint64_t off, unsigned int plain_ops)
+/*
+ * RECOVER: everything back; then a plain reopen. @plain_ops: the ops a
+ * plain open had (whose keys do not count as found). @del_lost: the
+ * remove's DEL record is gone. @wiped: a plain open zeroed the damage
+ * (no bad record left to count).
+ */
+static void recover_all(struct env *env, uint64_t off,
+			unsigned int plain_ops, bool del_lost, bool wiped)
 {
 	uint64_t want[NKEYS], pre[NKEYS], found = 0;
 	size_t len[NKEYS], plen[NKEYS];
-	const unsigned int bad = rec_of(off);
 	struct swapio_store_info in;
 	swapio_store *s;
-	bool del_lost;
 	int ret;
 
 	state_after(NOPS, want, len);
 	state_after(plain_ops, pre, plen);
-	/* The remove is op 6: its DEL record ends at end[6]. */
-	del_lost = end[5] <= (uint64_t)bad * REC &&
-		   (uint64_t)bad * REC < end[6];
 	ret = open_cfg(env, SWAPIO_STORE_RECOVER, &s);
 	if (ret)
 		t_die("RECOVER, damage at %llu: %s", (unsigned long long)off,
@@ -232,7 +240,7 @@ static void recover_all(struct env *env, const uint64_t end[NOPS],
 	swapio_store_info(s, &in);
 	assert_int_equal(in.recovered_keys, found);
 	assert_int_equal(in.lost_values, 0);
-	assert_true(in.dropped_records >= 1);
+	assert_true(wiped ? !in.dropped_records : in.dropped_records >= 1);
 	swapio_store_close(s);
 	/* The rebuilt log is whole. */
 	assert_int_equal(open_cfg(env, 0, &s), 0);
@@ -300,7 +308,8 @@ static void damage_after_clean_close(void **state)
 				      (unsigned long long)off,
 				      swapio_error_detail());
 		}
-		recover_all(env, end, off, ops_before(end, bad));
+		recover_all(env, off, ops_before(end, bad),
+			    rec_holds(end, bad, 6), false);
 		t_write_file(env->idx, orig, n);
 	}
 	free(orig);
@@ -344,9 +353,14 @@ static void damage_after_crash(void **state)
 			check_keys_stale(s, want, len, "plain", off,
 					 changed_from(before));
 			swapio_store_close(s);
-			damage(env, orig, n, off);	/* that open wiped it */
+			/* Warned, closed cleanly, then RECOVER: the values
+			 * whose records that open dropped come back. */
+			recover_all(env, off, before,
+				    end[6] > (uint64_t)bad * REC, true);
+			damage(env, orig, n, off);
 		}
-		recover_all(env, end, off, !bad ? 0 : before);
+		recover_all(env, off, !bad ? 0 : before,
+			    rec_holds(end, bad, 6), false);
 		t_write_file(env->idx, orig, n);
 	}
 	free(orig);
