@@ -245,7 +245,8 @@ static uint64_t lost_keys(swapio_store *s, struct rebuild *rb)
 	uint64_t lost = 0;
 	bool counted = false;
 
-	qsort(rb->cand, rb->ncand, sizeof(*rb->cand), key_cmp);
+	if (rb->ncand)
+		qsort(rb->cand, rb->ncand, sizeof(*rb->cand), key_cmp);
 	for (size_t i = 0; i < rb->ncand; i++) {
 		const struct entry *c = rb->cand[i];
 		const struct entry *e = swapio__map_get(s, c->key, c->keylen);
