@@ -38,7 +38,10 @@
  * believing it would let later generations wrap around. */
 #define GEN_MAX		(1ull << 62)
 
-enum { ENT_TOMB = 1u << 8 };	/* entry flag: a removed key's marker */
+enum {
+	ENT_TOMB = 1u << 8,	/* entry flag: a removed key's marker */
+	ENT_SEEN = 1u << 9,	/* RECOVER: an intact PUT record names it */
+};
 
 /*
  * A value: in the map, or held by a get, or a put not yet committed. A
@@ -266,6 +269,12 @@ int swapio__log_sync(swapio_store *s, uint32_t how);
  * walk). *@bad counts the slots that are neither such a record nor all
  * zeros. No index file: no records.
  */
+/*
+ * The cover of a compacted log whose HEAD and snapshot records are all
+ * intact: every value of an older generation that is live has its PUT
+ * record there. 0 when the log cannot say (older log, damage, none).
+ */
+uint64_t swapio__log_cover(swapio_store *s);
 int swapio__log_walk(swapio_store *s,
 		     int (*fn)(swapio_store *s, const struct irec *r,
 			       void *arg),

@@ -225,6 +225,7 @@ struct compaction {
 	struct entry	**v;	/* live entries and tombstones, held */
 	size_t		n;
 	uint64_t	gen;	/* HEAD's reservation */
+	uint64_t	cover;	/* below: live iff in the snapshot */
 	uint64_t	copied;	/* old log bytes reflected in the new one */
 	uint64_t	end;	/* new log bytes written */
 	uint64_t	alloc;
@@ -244,6 +245,13 @@ static int compact_snapshot(swapio_store *s, struct compaction *c)
 			c->v[c->n++] = e;
 		}
 	c->gen = s->gen_limit;
+	/* Puts in flight commit after the snapshot, with generations from
+	 * the oldest of them on; every older value is in it or dead. */
+	c->cover = s->gen + 1;
+	for (const struct swapio_store_op *op = s->live.next; op != &s->live;
+	     op = op->next)
+		if (op->put && op->e && op->e->gen < c->cover)
+			c->cover = op->e->gen;
 	c->copied = s->idx_end;
 	s->compacting = true;
 	return 0;
@@ -303,6 +311,8 @@ static int compact_write(swapio_store *s, struct compaction *c)
 	rec_init(&recs[0], REC_HEAD, c->gen);
 	recs[0].off = s->block;
 	recs[0].len = IDX_VERSION;
+	recs[0].sum = c->cover;
+	recs[0].reserved = c->n;
 	rec_seal(&recs[0]);
 	c->end = 0;
 	for (size_t i = 0; i <= c->n && !ret; i++) {
@@ -695,6 +705,37 @@ int swapio__log_wipe(swapio_store *s)
 	if (fstat(s->ifd, &st))
 		return -errno;
 	return log_wipe_tail(s, (uint64_t)st.st_size);
+}
+
+uint64_t swapio__log_cover(swapio_store *s)
+{
+	struct irec r;
+	struct stat st;
+	uint64_t n, cover = 0;
+	bool mapped;
+	void *buf;
+
+	if (s->ifd < 0 || fstat(s->ifd, &st) || st.st_size < REC_SIZE)
+		return 0;
+	buf = log_map(s->ifd, (size_t)st.st_size, &mapped);
+	if (!buf)
+		return 0;
+	memcpy(&r, buf, sizeof(r));
+	n = r.reserved;
+	if (rec_valid(&r) && r.type == REC_HEAD && r.sum <= GEN_MAX + 1 &&
+	    n < (uint64_t)st.st_size / REC_SIZE) {
+		cover = r.sum;
+		for (uint64_t i = 1; i <= n && cover; i++) {
+			memcpy(&r, (char *)buf + i * REC_SIZE, sizeof(r));
+			if (!rec_valid(&r))
+				cover = 0;
+		}
+	}
+	if (mapped)
+		munmap(buf, (size_t)st.st_size);
+	else
+		free(buf);
+	return cover;
 }
 
 int swapio__log_walk(swapio_store *s,

@@ -14,8 +14,14 @@
  * - a DEL record that passes its checksum, anywhere in the index: the key
  *   stays removed unless a value of a later generation exists.
  * Generations are unique and ordered over the store's whole life, so a
- * record proves what it says wherever it lies. A removed key whose DEL
- * record is gone (compacted away, damaged) comes back if its extent was
+ * record proves what it says wherever it lies.
+ * - A compaction's HEAD: every value older than its cover that was live
+ *   then has its PUT record in the snapshot after it; where those records
+ *   are all intact, an older value none of them names was removed or
+ *   replaced before the compaction (whose DEL it dropped), and stays
+ *   gone.
+ * A removed key whose DEL record is gone otherwise (damaged, or not yet
+ * compacted away when the HEAD was damaged) comes back if its extent was
  * not reused since.
  *
  * It counts (s->rep) the keys it found beyond what a plain open would
@@ -118,6 +124,7 @@ struct rebuild {
 	struct entry	**cand;	/* values that should be there */
 	size_t		ncand;
 	size_t		capcand;
+	uint64_t	cover;	/* swapio__log_cover() */
 	void		*buf;	/* for reading payloads */
 	size_t		bufsz;
 	bool		puts;	/* the walk's pass: PUT, else DEL records */
@@ -188,6 +195,8 @@ static int walk_put(swapio_store *s, const struct irec *r,
 			  .sum = r->sum, .flags = r->flags & VAL_SUM,
 			  .block = s->block };
 
+	if (have && have->gen == r->gen && !(have->flags & ENT_TOMB))
+		((struct entry *)have)->flags |= ENT_SEEN;
 	if (have && have->gen >= r->gen)
 		return 0;
 	if (r->len <= MAX_LEN && r->off < s->data_size) {
@@ -195,8 +204,12 @@ static int walk_put(swapio_store *s, const struct irec *r,
 		memcpy(v.key, r->key, r->keylen);
 		if (r->off + v.ext <= s->data_size &&
 		    scan_payload_ok(s, &v, r->off, rb->buf, rb->bufsz) &&
-		    scan_take(s, &v, r->off))
+		    scan_take(s, &v, r->off)) {
+			have = swapio__map_get(s, r->key, r->keylen);
+			if (have && have->gen == r->gen)
+				((struct entry *)have)->flags |= ENT_SEEN;
 			return 0;
+		}
 	}
 	return cand_add(rb, r->key, r->keylen, r->gen, r->off,
 			ext_bytes(s, SWAPIO_MIN(r->len, MAX_LEN)));
@@ -262,6 +275,25 @@ static uint64_t lost_keys(swapio_store *s, struct rebuild *rb)
 	return lost;
 }
 
+/*
+ * Drop the values older than the log's cover that no PUT record of the
+ * compacted log names: removed or replaced before that compaction.
+ */
+static void cover_drop(swapio_store *s, uint64_t cover)
+{
+	struct entry *e, *next;
+
+	for (size_t i = 0; i < s->nbuckets; i++)
+		for (e = s->buckets[i]; e; e = next) {
+			next = e->hnext;
+			if (e->gen < cover && !(e->flags & (ENT_SEEN | ENT_TOMB)))
+				swapio__apply_del(s, e->key, e->keylen, e->gen,
+						  false);
+			else
+				e->flags &= ~ENT_SEEN;
+		}
+}
+
 /* Values now in the map that a plain open did not have. */
 static uint64_t found_keys(swapio_store *s, const struct rebuild *rb)
 {
@@ -294,7 +326,9 @@ static int scan_data(swapio_store *s, struct rebuild *rb)
 		if (read_exact(s, &v, sizeof(v), pos) && vhdr_valid(&v)) {
 			if (scan_payload_ok(s, &v, pos, rb->buf, rb->bufsz))
 				took = scan_take(s, &v, pos);
-			else if (v.gen <= GEN_MAX)
+			else if (v.gen <= GEN_MAX && v.gen >= rb->cover)
+				/* (an older one that was live has its PUT
+				 * record in the snapshot: see walk_put) */
 				ret = cand_add(rb, v.key, v.keylen, v.gen,
 					       pos, v.ext);
 			if (v.gen <= GEN_MAX && v.gen > s->gen)
@@ -321,6 +355,7 @@ int swapio__scan_rebuild(swapio_store *s, uint32_t def_block)
 		s->block = def_block;
 	if (!ret)
 		ret = swapio__space_init(s);
+	rb.cover = swapio__log_cover(s);
 	if (!ret)
 		ret = scan_data(s, &rb);
 	if (!ret)
@@ -329,6 +364,7 @@ int swapio__scan_rebuild(swapio_store *s, uint32_t def_block)
 	if (!ret)
 		ret = swapio__log_walk(s, walk_rec, &rb, &bad);
 	if (!ret) {
+		cover_drop(s, rb.cover);
 		s->rep.dropped = bad;
 		s->rep.lost = lost_keys(s, &rb);
 		swapio__tombs_drop(s, UINT64_MAX);

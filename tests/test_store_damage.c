@@ -517,6 +517,39 @@ static void killed_owner_recover(void **state)
 	swapio_store_close(s);
 }
 
+/*
+ * A key removed before a compaction (which drops its DEL record), the
+ * store then left as a crash leaves it: RECOVER scans the data file, finds
+ * the removed value intact there, and must not bring it back.
+ */
+static void removed_before_compaction_stays_removed(void **state)
+{
+	struct env *env = *state;
+	uint64_t want[NKEYS] = { 0 };
+	size_t len[NKEYS] = { 0 };
+	swapio_store *s;
+
+	assert_int_equal(open_cfg(env, 0, &s), 0);
+	assert_int_equal(ts_put(s, 0, 1, 300000), 0);
+	/* A long log: the next open compacts it. */
+	for (unsigned int g = 1; g <= 80; g++)
+		assert_int_equal(ts_put(s, 1, g, 100), 0);
+	assert_int_equal(swapio_store_remove(s, "layer.0/weights"), 0);
+	swapio_store_close(s);
+	assert_int_equal(open_cfg(env, 0, &s), 0);	/* compacts */
+	assert_true(index_size(env) < 10 * REC);
+	/* Larger than the removed extent: it goes elsewhere. */
+	assert_int_equal(ts_put(s, 2, 1, 400000), 0);
+	ts_close_crashed(s, env->dir);
+	assert_int_equal(open_cfg(env, SWAPIO_STORE_RECOVER, &s), 0);
+	want[1] = 80;
+	len[1] = 100;
+	want[2] = 1;
+	len[2] = 400000;
+	check_keys(s, want, len, "RECOVER", 0);
+	swapio_store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -526,6 +559,7 @@ int main(void)
 		T(damaged_value_reported_lost),
 		T(killed_owner_tail),
 		T(killed_owner_recover),
+		T(removed_before_compaction_stays_removed),
 #undef T
 	};
 
