@@ -748,8 +748,10 @@ enum {
 	 * header and checksum are intact (or whose intact index record
 	 * points at an intact payload) comes back, the newest generation of
 	 * a key winning; a key stays removed where an intact remove record
-	 * anywhere in the index is newer than its value. A removed key whose
-	 * remove record is gone may come back if its extent was not reused.
+	 * anywhere in the index is newer than its value, or where it was
+	 * removed before the index was last compacted and the compacted
+	 * records are intact. A removed key whose remove record is gone
+	 * otherwise may come back if its extent was not reused.
 	 * Reads the whole data file; swapio_store_info() reports what it
 	 * found and what it could not bring back.
 	 */
