@@ -14,15 +14,19 @@
  * - as a crash leaves it (no close record): damage the mid-log sync
  *   vouched for is SWAPIO_EBADSTORE; damage after it ends the log there,
  *   the store opens with exactly the keys of the records before it, and
- *   info reports every record dropped;
+ *   info reports every record dropped (a key whose remove or replace
+ *   was dropped may read -EBADMSG where later puts reused its space,
+ *   never wrong bytes); RECOVER after that open and a clean close still
+ *   brings every value back;
  * - either way, SWAPIO_STORE_RECOVER gives back every key with the bytes
  *   of its last put (checked byte for byte), the removed key stays removed
  *   wherever its DEL record survived, and info counts the keys it found
  *   beyond the plain open's exactly; the rebuilt store then opens plainly.
  *
- * Then: a value whose payload is damaged as well is reported lost, and a
+ * Then: a value whose payload is damaged as well is reported lost; a
  * process killed while it holds the store leaves a tail that opens with
- * its records counted.
+ * its records counted; a key removed before a compaction stays removed
+ * through RECOVER.
  */
 #include <setjmp.h>
 #include <stdarg.h>
