@@ -741,11 +741,17 @@ SWAPIO_API int swapio_engine_probe(unsigned int engine);
  *   guaranteed. Later puts and removes may be lost; a lost value reads as
  *   its previous state or as -EBADMSG, never as wrong data (unless
  *   checksums are off).
+ * - Clean close: swapio_store_close() syncs as swapio_store_sync() does
+ *   and leaves a log that vouches for all of itself.
  * Without swapio_store_sync() the store is fast swap space, not a
  * database. A power loss without a sync never makes a store unopenable:
  * the first index record that fails its checksum ends the log (later
- * records are lost), unless a later sync vouched for that part of the
- * log; only then is it damage, and open says SWAPIO_EBADSTORE.
+ * records are dropped, and swapio_store_info() counts them), unless a
+ * later record written by a sync, a compaction or a clean close vouched
+ * for that part of the log; only then is it damage, and open says
+ * SWAPIO_EBADSTORE. So damage in a cleanly closed store's log is always
+ * an error, never a silently shorter store; docs/RELIABILITY.md has the
+ * table of what survives what.
  *
  * Order: operations on one key take effect in submission order. Of a put
  * and a remove of one key, or two puts, the later submitted wins however
@@ -784,10 +790,19 @@ enum {
 	/* Fail with -ENOENT rather than create a missing store. */
 	SWAPIO_STORE_NO_CREATE		= 1u << 1,
 	/*
-	 * If the index is damaged, rebuild it from the values' own headers
-	 * in the data file instead of failing with SWAPIO_EBADSTORE. Each key
-	 * gets its newest intact value; removed keys whose extents were not
-	 * reused since may come back.
+	 * Unless the index vouches for all of itself (closed cleanly, or
+	 * synced with nothing logged after, and no records dropped by an
+	 * open since), rebuild it from the data file instead of failing
+	 * with SWAPIO_EBADSTORE or ending the log early: every value whose
+	 * header and checksum are intact (or whose intact index record
+	 * points at an intact payload) comes back, the newest generation of
+	 * a key winning; a key stays removed where an intact remove record
+	 * anywhere in the index is newer than its value, or where it was
+	 * removed before the index was last compacted and the compacted
+	 * records are intact. A removed key whose remove record is gone
+	 * otherwise may come back if its extent was not reused.
+	 * Reads the whole data file; swapio_store_info() reports what it
+	 * found and what it could not bring back.
 	 */
 	SWAPIO_STORE_RECOVER		= 1u << 2,
 	/*
@@ -827,7 +842,9 @@ struct swapio_store_config {
  * in the same process is refused with -EBUSY too. SWAPIO_FAULT_FD (see
  * docs/RELIABILITY.md) makes the store's own system calls fail for tests;
  * a spec that does not parse gives -EINVAL, and swapio_error_detail()
- * names it.
+ * names it. An index that ends early at a record that fails its checksum
+ * (a crash's or power loss's torn tail) opens, the records dropped
+ * counted in swapio_store_info().
  *
  * On a machine shared with other users (docs/RELIABILITY.md, "Shared
  * machines") the store touches nothing outside @dir: @dir must not be a
@@ -842,8 +859,8 @@ struct swapio_store_config {
  * call clears it when it starts. Returns 0 and
  * *out, or -errno: -EINVAL (bad argument), -EBUSY, -ENOENT, -ENOSPC
  * (capacity not available), SWAPIO_EBADSTORE (damaged index, or not a
- * store; see SWAPIO_STORE_RECOVER), the refusals above, or what the
- * filesystem said.
+ * store; see SWAPIO_STORE_RECOVER; swapio_error_detail() names the
+ * record at fault), the refusals above, or what the filesystem said.
  */
 SWAPIO_API int swapio_store_open(swapio_handle *h, const char *dir,
 				 const struct swapio_store_config *cfg,
@@ -896,9 +913,14 @@ SWAPIO_API int swapio_store_open_multi(const struct swapio_store_drive *drives,
 
 /*
  * swapio_store_close() - finish every op not yet freed (puts are committed,
- * as by swapio_store_op_free()), then close the store and release its
- * lock. Does not sync: call swapio_store_sync() first for durability.
- * NULL is a no-op. Not concurrent with any other call on @s.
+ * as by swapio_store_op_free()); if anything was logged since the index
+ * last vouched for itself, sync as swapio_store_sync() does (fdatasync()
+ * of every data file and the index: a few ms on NVMe, plus the index's
+ * dirty pages) and append a record that vouches for the whole log; then
+ * close the store and release its lock. A failed sync is not reported
+ * (the log is left as a crash leaves it): call swapio_store_sync() first
+ * to see its errors. NULL is a no-op. Not concurrent with any other call
+ * on @s.
  */
 SWAPIO_API void swapio_store_close(swapio_store *s);
 
@@ -1005,7 +1027,23 @@ struct swapio_store_info {
 	uint32_t block;		/* extent alignment and header size */
 	uint32_t drives;	/* drives it is striped over; 1: plain */
 	uint64_t stripe_unit;	/* bytes per drive in turn; 0: plain */
-	uint64_t reserved[3];
+	/*
+	 * What the open found in the index. A plain open: the records it
+	 * dropped where the log ended early at a record that fails its
+	 * checksum (that record, and every one after it up to the last that
+	 * is not all zeros), which a crash or a power loss without a sync
+	 * can leave; 0 when the log was whole. With SWAPIO_STORE_RECOVER,
+	 * when it rebuilt: the records that failed their checksum.
+	 */
+	uint64_t dropped_records;
+	/* SWAPIO_STORE_RECOVER's rebuild: keys it found in the data file
+	 * beyond what a plain open would have given (new, or newer values). */
+	uint32_t recovered_keys;
+	/* ... and keys of which it knows a newer value (an intact header or
+	 * index record) than the one it could bring back, but whose payload
+	 * fails its checksum: lost to damage. Saturate at UINT32_MAX. */
+	uint32_t lost_values;
+	uint64_t reserved[1];
 };
 
 /* Counters of the store now. Thread-safe. */

@@ -88,6 +88,11 @@ static struct entry **map_slot(swapio_store *s, const char *key, size_t n)
 	return pp;
 }
 
+struct entry *swapio__map_get(swapio_store *s, const char *key, size_t n)
+{
+	return *map_slot(s, key, n);
+}
+
 /* @key's value; tombstones do not count. */
 static struct entry *map_find(swapio_store *s, const char *key, size_t n)
 {
@@ -544,13 +549,19 @@ static uint32_t default_block(const swapio_store *s)
 	return b <= MAX_BLOCK ? b : MAX_BLOCK;
 }
 
-/* Replay the log, or rebuild it. */
+/*
+ * Replay the log, or rebuild it: RECOVER rebuilds unless the log vouches
+ * for all of itself (a clean close, or a sync with nothing after it).
+ */
 static int store_load(swapio_store *s)
 {
 	int ret = swapio__log_load(s);
 
-	if (ret == SWAPIO_EBADSTORE && (s->flags & SWAPIO_STORE_RECOVER))
+	if ((s->flags & SWAPIO_STORE_RECOVER) &&
+	    (ret == SWAPIO_EBADSTORE || (!ret && !swapio__log_complete(s))))
 		return swapio__scan_rebuild(s, default_block(s));
+	if (!ret)
+		ret = swapio__log_wipe(s);
 	if (ret)
 		return ret;
 	/* Start with a short log; a failure just keeps the long one. */
@@ -657,6 +668,34 @@ static int store_setup(swapio_store *s, const struct swapio_store_drive *dv,
 	return ret;
 }
 
+/* What the log's SWAPIO_EBADSTORE was, for swapio_error_detail(). */
+static int store_bad_detail(const swapio_store *s, const char *dir)
+{
+	const struct log_report *r = &s->rep;
+	const char *who = (r->vouch_flags & SYNC_CLOSE) ? "a clean close" :
+			  (r->vouch_flags & SYNC_COMPACT) ? "a compaction" :
+			  "a sync";
+
+	if (s->ifd < 0)
+		return swapio__detail(SWAPIO_EBADSTORE,
+			"%s/index: missing beside a data file that holds "
+			"data; open with SWAPIO_STORE_RECOVER to rebuild it "
+			"from the data file", dir);
+	if (!r->damaged)
+		return swapio__detail(SWAPIO_EBADSTORE,
+			"%s/index: not a swapio store's log (its first record "
+			"is not a valid header, or a record does not fit the "
+			"store)", dir);
+	return swapio__detail(SWAPIO_EBADSTORE,
+		"%s/index: record %llu of %llu (offset %llu) fails its "
+		"checksum, and record %llu, written by %s, vouches for it: "
+		"damage, not a torn tail; open with SWAPIO_STORE_RECOVER to "
+		"rebuild from the data file",
+		dir, (unsigned long long)r->bad, (unsigned long long)r->nrec,
+		(unsigned long long)(r->bad * REC_SIZE),
+		(unsigned long long)r->vouch, who);
+}
+
 /* Check the arguments of an open; 0 or -EINVAL. */
 static int open_check(const struct swapio_store_drive *dv, unsigned int nr,
 		      const struct swapio_store_config *c)
@@ -706,6 +745,8 @@ int swapio_store_open_multi(const struct swapio_store_drive *dv,
 		ret = swapio__sys_init(&s->sys, swapio__env("SWAPIO_FAULT_FD"));
 	if (!ret)
 		ret = store_setup(s, dv, &fresh, &bad);
+	if (ret == SWAPIO_EBADSTORE)
+		ret = store_bad_detail(s, dv[0].dir);
 	if (!ret && c->capacity)
 		ret = swapio__space_capacity(s, c->capacity);
 	if (ret && fresh) {
@@ -745,6 +786,14 @@ void swapio_store_close(swapio_store *s)
 		return;
 	while (s->live.next != &s->live)
 		swapio_store_op_free(s->live.next);
+	/*
+	 * Leave a log that vouches for itself: damage before its end is then
+	 * an error at the next open, not a shorter log. Nothing to do when
+	 * nothing was logged since the last record that vouches; a failure
+	 * only leaves the log as a crash would.
+	 */
+	if (s->idx_end != s->sync_mark)
+		(void)swapio__log_sync(s, SYNC_CLOSE);
 	swapio__store_free(s);
 }
 
@@ -1432,7 +1481,7 @@ int swapio_store_sync(swapio_store *s)
 		return -EINVAL;
 	if (store_forked(s))
 		return SWAPIO_EFORKED;
-	return swapio__log_sync(s);
+	return swapio__log_sync(s, 0);
 }
 
 void swapio_store_info(swapio_store *s, struct swapio_store_info *out)
@@ -1452,6 +1501,11 @@ void swapio_store_info(swapio_store *s, struct swapio_store_info *out)
 	out->block = s->block;
 	out->drives = s->nr_drives;
 	out->stripe_unit = s->unit;
+	out->dropped_records = s->rep.dropped;
+	out->recovered_keys = (uint32_t)SWAPIO_MIN(s->rep.recovered,
+						   (uint64_t)UINT32_MAX);
+	out->lost_values = (uint32_t)SWAPIO_MIN(s->rep.lost,
+						(uint64_t)UINT32_MAX);
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -31,11 +31,24 @@
 #define REC_SIZE	320u
 
 enum {
-	REC_HEAD = 1,	/* gen: reserved generations; off: block; len: version */
+	REC_HEAD = 1,	/* gen: reserved generations; off: block; len: version;
+			 * sum: cover, reserved: the records after it that
+			 * a compaction wrote (0 in older logs; see
+			 * store_recover.c) */
 	REC_PUT = 2,	/* key -> extent at off, len payload bytes */
 	REC_DEL = 3,	/* key removed by the op with generation gen */
 	REC_GEN = 4,	/* generations up to gen may be in use */
-	REC_SYNC = 5,	/* off: own offset; len: log bytes made durable */
+	REC_SYNC = 5,	/* off: own offset; len: log bytes made durable;
+			 * flags: SYNC_* (who wrote it; 0 in older logs) */
+};
+
+/* REC_SYNC's flags: what wrote it, for the error that names it. */
+enum {
+	SYNC_CLOSE = 1u << 0,	/* swapio_store_close() */
+	SYNC_COMPACT = 1u << 1,	/* a compaction, at the end of its new log */
+	/* An open of this log dropped records since its last rebuild: the
+	 * data file may hold values the log lost, so RECOVER still scans. */
+	SYNC_DROPPED = 1u << 2,
 };
 
 enum { VAL_SUM = 1u << 0 };	/* sum holds the payload's XXH3-64 */

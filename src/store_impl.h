@@ -38,7 +38,10 @@
  * believing it would let later generations wrap around. */
 #define GEN_MAX		(1ull << 62)
 
-enum { ENT_TOMB = 1u << 8 };	/* entry flag: a removed key's marker */
+enum {
+	ENT_TOMB = 1u << 8,	/* entry flag: a removed key's marker */
+	ENT_SEEN = 1u << 9,	/* RECOVER: an intact PUT record names it */
+};
 
 /*
  * A value: in the map, or held by a get, or a put not yet committed. A
@@ -150,6 +153,20 @@ struct swapio_store {
 	bool			compacting;
 	bool			want_compact;
 	bool			dir_dirty;	/* a rename not yet fsynced */
+	bool			dropped;	/* SYNC_DROPPED: see there */
+
+	/* What the open found in the log (store_log.c, store_recover.c):
+	 * reported by swapio_store_info() and named in the open's error. */
+	struct log_report {
+		uint64_t	nrec;	/* record slots in the file */
+		uint64_t	bad;	/* first that fails its checksum */
+		uint64_t	vouch;	/* the SYNC vouching for it: damage */
+		uint32_t	vouch_flags;	/* its SYNC_* */
+		bool		damaged;	/* bad and vouch are set */
+		uint64_t	dropped;	/* records the open could not use */
+		uint64_t	recovered;	/* RECOVER: keys beyond the log */
+		uint64_t	lost;	/* RECOVER: values it could not read */
+	} rep;
 
 	struct swapio_store_op	live;		/* list head */
 	struct swapio_store_op	*free_ops;
@@ -189,6 +206,8 @@ void swapio__apply_del(swapio_store *s, const char *key, size_t n,
 		       uint64_t gen, bool tomb);
 void swapio__tombs_drop(swapio_store *s, uint64_t below);
 void swapio__map_free(swapio_store *s);
+/* @key's entry, value or tombstone, or NULL; s->lock held. */
+struct entry *swapio__map_get(swapio_store *s, const char *key, size_t n);
 int swapio__map_reset(swapio_store *s);
 /* A bare store (no files) for replay from memory; NULL on ENOMEM. */
 swapio_store *swapio__store_alloc(swapio_handle *h, uint32_t flags);
@@ -243,7 +262,30 @@ void swapio__log_maybe_compact(swapio_store *s);
 int swapio__log_compact(swapio_store *s);
 int swapio__log_replay(swapio_store *s, const void *buf, size_t len);
 int swapio__log_load(swapio_store *s);
-int swapio__log_sync(swapio_store *s);
+/* Zero what lies past the valid prefix the load found. */
+int swapio__log_wipe(swapio_store *s);
+/* Does the log vouch for all of itself (its last record a SYNC covering
+ * every record before it), with nothing dropped by this open or an
+ * earlier one since the last rebuild (SYNC_DROPPED)? */
+bool swapio__log_complete(const swapio_store *s);
+/* @how: SYNC_* for the record it appends, 0 for swapio_store_sync(). */
+int swapio__log_sync(swapio_store *s, uint32_t how);
+/*
+ * Every record of the index file that passes its checksum, wherever it
+ * lies, in file order, to @fn (which returns 0 or an error that stops the
+ * walk). *@bad counts the slots that are neither such a record nor all
+ * zeros. No index file: no records.
+ */
+/*
+ * The cover of a compacted log whose HEAD and snapshot records are all
+ * intact: every value of an older generation that is live has its PUT
+ * record there. 0 when the log cannot say (older log, damage, none).
+ */
+uint64_t swapio__log_cover(swapio_store *s);
+int swapio__log_walk(swapio_store *s,
+		     int (*fn)(swapio_store *s, const struct irec *r,
+			       void *arg),
+		     void *arg, uint64_t *bad);
 
 /* store_recover.c */
 int swapio__scan_rebuild(swapio_store *s, uint32_t def_block);

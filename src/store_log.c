@@ -12,6 +12,14 @@
  * after its fdatasync() returned, giving the log length that call made
  * durable. A bad record inside a length some later SYNC record vouches
  * for cannot be a crash's leftover; that, and only that, is damage.
+ * swapio_store_close() appends one too, after the same fdatasync()s, and
+ * so does a compaction at the end of its new log (which it made durable
+ * before the rename): a log closed cleanly vouches for all of itself, and
+ * damage anywhere before its end is an error, not a shorter log. What a
+ * plain open drops past the valid prefix it counts (s->rep), so that a
+ * shorter log is never a silent one, and every later SYNC record says so
+ * (SYNC_DROPPED) until RECOVER rebuilds: RECOVER believes a log that
+ * vouches for all of itself, unless records were dropped from it.
  *
  * Space. On a full filesystem the log must still take removes, so it
  * keeps space allocated ahead of its end (fallocate KEEP_SIZE), at least
@@ -169,6 +177,25 @@ int swapio__log_append(swapio_store *s, const struct irec *r)
 }
 
 /*
+ * Vouch for the first @end bytes of the log, made durable by the caller;
+ * @how: SYNC_*. Afterwards s->sync_mark is the log's length if the record
+ * vouches for every record before it, else @end. s->lock held.
+ */
+static void log_mark_synced(swapio_store *s, uint64_t end, uint32_t how)
+{
+	struct irec r;
+
+	rec_init(&r, REC_SYNC, s->gen);
+	r.off = s->idx_end;
+	r.len = end;
+	r.flags = how | (s->dropped ? SYNC_DROPPED : 0);
+	rec_seal(&r);
+	/* Only a marker: without it damage just reads as a crash. */
+	if (!swapio__log_append(s, &r))
+		s->sync_mark = end == r.off ? s->idx_end : end;
+}
+
+/*
  * The next generation. They are reserved in logged batches (GEN records),
  * so that a generation handed out before a crash, whose header may sit in
  * free space, is never handed out again. s->lock held.
@@ -198,6 +225,7 @@ struct compaction {
 	struct entry	**v;	/* live entries and tombstones, held */
 	size_t		n;
 	uint64_t	gen;	/* HEAD's reservation */
+	uint64_t	cover;	/* below: live iff in the snapshot */
 	uint64_t	copied;	/* old log bytes reflected in the new one */
 	uint64_t	end;	/* new log bytes written */
 	uint64_t	alloc;
@@ -217,6 +245,13 @@ static int compact_snapshot(swapio_store *s, struct compaction *c)
 			c->v[c->n++] = e;
 		}
 	c->gen = s->gen_limit;
+	/* Puts in flight commit after the snapshot, with generations from
+	 * the oldest of them on; every older value is in it or dead. */
+	c->cover = s->gen + 1;
+	for (const struct swapio_store_op *op = s->live.next; op != &s->live;
+	     op = op->next)
+		if (op->put && op->e && op->e->gen < c->cover)
+			c->cover = op->e->gen;
 	c->copied = s->idx_end;
 	s->compacting = true;
 	return 0;
@@ -276,6 +311,8 @@ static int compact_write(swapio_store *s, struct compaction *c)
 	rec_init(&recs[0], REC_HEAD, c->gen);
 	recs[0].off = s->block;
 	recs[0].len = IDX_VERSION;
+	recs[0].sum = c->cover;
+	recs[0].reserved = c->n;
 	rec_seal(&recs[0]);
 	c->end = 0;
 	for (size_t i = 0; i <= c->n && !ret; i++) {
@@ -320,7 +357,10 @@ static int compact_copy(swapio_store *s, struct compaction *c)
 	return ret;
 }
 
-/* Rename the new log over the old one; s->lock held. */
+/*
+ * Rename the new log over the old one, all of it durable already, and
+ * end it with a SYNC record that says so. s->lock held.
+ */
 static int compact_swap(swapio_store *s, struct compaction *c)
 {
 	if (renameat(s->dirfd, "index.tmp", s->dirfd, "index"))
@@ -328,10 +368,12 @@ static int compact_swap(swapio_store *s, struct compaction *c)
 	close(s->ifd);
 	s->ifd = c->fd;
 	c->fd = -1;
-	s->idx_end = s->sync_mark = c->end;
+	s->idx_end = c->end;
+	s->sync_mark = 0;
 	s->idx_alloc = SWAPIO_MAX(c->alloc, c->end);
 	s->log_seq++;
 	s->dir_dirty = true;
+	log_mark_synced(s, c->end, SYNC_COMPACT);
 	return 0;
 }
 
@@ -496,34 +538,55 @@ static int head_check(swapio_store *s, const struct irec *r)
 	return swapio__space_init(s);
 }
 
-/* Does a SYNC record after record @bad vouch for it? Then it is damage. */
-static bool synced_past(const unsigned char *buf, uint64_t nrec,
-			uint64_t bad)
+/*
+ * Does a SYNC record after record @bad vouch for it? Then it is damage:
+ * the SYNC record's place (never 0: the HEAD's), else 0.
+ */
+static uint64_t synced_past(const unsigned char *buf, uint64_t nrec,
+			    uint64_t bad, uint32_t *how)
 {
 	struct irec r;
 
 	for (uint64_t i = bad + 1; i < nrec; i++) {
 		memcpy(&r, buf + i * REC_SIZE, sizeof(r));
 		if (r.type == REC_SYNC && rec_valid(&r) &&
-		    r.off == i * REC_SIZE && r.len > bad * REC_SIZE)
-			return true;
+		    r.off == i * REC_SIZE && r.len > bad * REC_SIZE) {
+			*how = r.flags;
+			return i;
+		}
 	}
-	return false;
+	return 0;
+}
+
+/* Slots of @len bytes at @p up to the last that holds a non-zero byte. */
+static uint64_t used_slots(const unsigned char *p, size_t len)
+{
+	while (len && !p[len - 1])
+		len--;
+	return len ? (len - 1) / REC_SIZE + 1 : 0;
 }
 
 /*
  * Replay the log in @buf (any alignment). Sets s->idx_end to the bytes of
- * the valid prefix. Returns 0, -ENOMEM, or SWAPIO_EBADSTORE: no valid
- * HEAD, a record that does not fit the store, or damage (see the top).
+ * the valid prefix, s->sync_mark to it too if its last record vouches for
+ * all before it (else 0), and s->rep to what was found: the records
+ * dropped past the prefix (up to the last slot that is not all zeros, so
+ * that a tail this library zeroed never counts twice), or the damage.
+ * Returns 0, -ENOMEM, or SWAPIO_EBADSTORE: no valid HEAD, a record that
+ * does not fit the store, or damage (see the top).
  */
 int swapio__log_replay(swapio_store *s, const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
 	const uint64_t nrec = len / REC_SIZE;
+	const uint64_t used = used_slots(p, len);
+	bool whole = false;	/* the last record vouches for all */
 	uint64_t i;
 	struct irec r;
 	int ret;
 
+	memset(&s->rep, 0, sizeof(s->rep));
+	s->rep.nrec = (len + REC_SIZE - 1) / REC_SIZE;
 	if (!nrec)
 		return SWAPIO_EBADSTORE;
 	memcpy(&r, p, sizeof(r));
@@ -533,16 +596,35 @@ int swapio__log_replay(swapio_store *s, const void *buf, size_t len)
 		if (!rec_valid(&r))
 			break;
 		ret = replay_one(s, &r);
+		whole = r.type == REC_SYNC && r.off == i * REC_SIZE &&
+			r.len == r.off;
+		if (r.type == REC_SYNC && (r.flags & SYNC_DROPPED))
+			s->dropped = true;
 	}
-	if (!ret && i < nrec && synced_past(p, nrec, i))
-		ret = SWAPIO_EBADSTORE;
 	if (ret)
 		return ret;
+	s->rep.bad = i;
+	if (i < nrec)
+		s->rep.vouch = synced_past(p, nrec, i, &s->rep.vouch_flags);
+	if (s->rep.vouch) {
+		s->rep.damaged = true;
+		return SWAPIO_EBADSTORE;
+	}
+	s->rep.dropped = used > i ? used - i : 0;
+	if (s->rep.dropped)
+		s->dropped = true;
 	/* Nothing is in flight yet: no put can lose to a tombstone. */
 	swapio__tombs_drop(s, UINT64_MAX);
-	s->idx_end = s->sync_mark = i * REC_SIZE;
+	s->idx_end = i * REC_SIZE;
+	/* After a drop, the next vouching record must say so. */
+	s->sync_mark = whole && !s->rep.dropped ? s->idx_end : 0;
 	s->gen_limit = s->gen;
 	return 0;
+}
+
+bool swapio__log_complete(const swapio_store *s)
+{
+	return s->idx_end && s->sync_mark == s->idx_end && !s->dropped;
 }
 
 /* The whole index in memory: mapped, or read where mmap is refused. */
@@ -591,7 +673,7 @@ static int log_wipe_tail(swapio_store *s, uint64_t size)
 	return ret;
 }
 
-/* Replay the index file; then clear its torn tail. */
+/* Replay the index file (swapio__log_wipe() clears its torn tail). */
 int swapio__log_load(swapio_store *s)
 {
 	struct stat st;
@@ -611,11 +693,91 @@ int swapio__log_load(swapio_store *s)
 		munmap(buf, (size_t)st.st_size);
 	else
 		free(buf);
-	if (!ret)
-		ret = log_wipe_tail(s, (uint64_t)st.st_size);
 	/* What is allocated already counts as reserve. */
 	s->idx_alloc = SWAPIO_MAX((uint64_t)st.st_blocks * 512,
 				  (uint64_t)st.st_size);
+	return ret;
+}
+
+int swapio__log_wipe(swapio_store *s)
+{
+	struct stat st;
+
+	if (fstat(s->ifd, &st))
+		return -errno;
+	return log_wipe_tail(s, (uint64_t)st.st_size);
+}
+
+uint64_t swapio__log_cover(swapio_store *s)
+{
+	struct irec r;
+	struct stat st;
+	uint64_t n, cover = 0;
+	bool mapped;
+	void *buf;
+
+	if (s->ifd < 0 || fstat(s->ifd, &st) || st.st_size < REC_SIZE)
+		return 0;
+	buf = log_map(s->ifd, (size_t)st.st_size, &mapped);
+	if (!buf)
+		return 0;
+	memcpy(&r, buf, sizeof(r));
+	n = r.reserved;
+	if (rec_valid(&r) && r.type == REC_HEAD && r.sum <= GEN_MAX + 1 &&
+	    n < (uint64_t)st.st_size / REC_SIZE) {
+		cover = r.sum;
+		for (uint64_t i = 1; i <= n && cover; i++) {
+			memcpy(&r, (char *)buf + i * REC_SIZE, sizeof(r));
+			if (!rec_valid(&r))
+				cover = 0;
+		}
+	}
+	if (mapped)
+		munmap(buf, (size_t)st.st_size);
+	else
+		free(buf);
+	return cover;
+}
+
+int swapio__log_walk(swapio_store *s,
+		     int (*fn)(swapio_store *s, const struct irec *r,
+			       void *arg),
+		     void *arg, uint64_t *bad)
+{
+	const unsigned char *p;
+	struct irec r;
+	struct stat st;
+	size_t len;
+	bool mapped;
+	void *buf;
+	int ret = 0;
+
+	*bad = 0;
+	if (s->ifd < 0)
+		return 0;
+	if (fstat(s->ifd, &st))
+		return -errno;
+	len = (size_t)st.st_size;
+	if (!len)
+		return 0;
+	buf = log_map(s->ifd, len, &mapped);
+	if (!buf)
+		return -ENOMEM;
+	p = buf;
+	for (size_t off = 0; off < len && !ret; off += REC_SIZE) {
+		size_t n = SWAPIO_MIN(len - off, (size_t)REC_SIZE);
+
+		memset(&r, 0, sizeof(r));
+		memcpy(&r, p + off, n);
+		if (n == REC_SIZE && rec_valid(&r))
+			ret = fn(s, &r, arg);
+		else if (used_slots(p + off, n))
+			(*bad)++;
+	}
+	if (mapped)
+		munmap(buf, len);
+	else
+		free(buf);
 	return ret;
 }
 
@@ -623,27 +785,13 @@ int swapio__log_load(swapio_store *s)
 /* Sync                                                                */
 /* ------------------------------------------------------------------ */
 
-/* Vouch for the first @end bytes of the log; s->lock held. */
-static void log_mark_synced(swapio_store *s, uint64_t end)
-{
-	struct irec r;
-
-	rec_init(&r, REC_SYNC, s->gen);
-	r.off = s->idx_end;
-	r.len = end;
-	rec_seal(&r);
-	/* Only a marker: without it damage just reads as a crash. */
-	if (!swapio__log_append(s, &r))
-		s->sync_mark = s->idx_end;
-}
-
 /*
  * fdatasync the data, then the index through a duplicate descriptor, so
  * that no lock is held while the disk works. The SYNC record goes after
  * the index's fdatasync returned, not before it: a marker written before
  * could reach the disk ahead of the records it vouches for.
  */
-int swapio__log_sync(swapio_store *s)
+int swapio__log_sync(swapio_store *s, uint32_t how)
 {
 	uint64_t end, seq;
 	bool dir;
@@ -668,7 +816,7 @@ int swapio__log_sync(swapio_store *s)
 		return ret;
 	pthread_mutex_lock(&s->lock);
 	if (seq == s->log_seq && end > s->sync_mark)
-		log_mark_synced(s, end);
+		log_mark_synced(s, end, how);
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }

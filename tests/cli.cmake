@@ -9,7 +9,7 @@ if(TARGET swapio_cli AND SWAPIO_PYTHON3)
   foreach(case usage errors json verify.uring verify.aio verify.threads
           verify_corrupt no_prealloc memory sweep info png info_json vsfio_png
           stripe small_ops random_odd store_random bench_man temporaries
-          interrupt)
+          interrupt info_store)
     add_test(NAME cli.${case}
              COMMAND ${SWAPIO_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/cli_test.py
                      $<TARGET_FILE:swapio_cli> ${case})

@@ -53,6 +53,11 @@ swapio_add_test(NAME store_order STRIPED SOURCES test_store_order.c PER_ENGINE
 # The log under fd-level faults and torn pages; the allocator alone.
 swapio_add_test(NAME store_log STRIPED SOURCES test_store_log.c TIMEOUT 120)
 swapio_add_test(NAME store_space SOURCES test_store_space.c TIMEOUT 60)
+# Damage at every 64-byte range of a small log, after a clean close and
+# after a crash: SWAPIO_EBADSTORE or a counted drop, and RECOVER brings
+# every key back.
+swapio_add_test(NAME store_damage STRIPED SOURCES test_store_damage.c
+                PER_ENGINE TIMEOUT 120)
 # The checksum: every kernel gives libxxhash's XXH3-64.
 swapio_add_test(NAME checksum SOURCES test_checksum.c TIMEOUT 60)
 # A put killed between its data and its record; RECOVER must not let its

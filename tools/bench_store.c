@@ -114,6 +114,7 @@ static int sbench_open(struct sbench *b, const struct bench_opts *o,
 	if (ret)
 		return tool_fail(failed < so->nr_dirs ? so->dirs[failed] :
 				 "store", ret);
+	tool_store_note(b->s, b->dirs[0]);
 	swapio_handle_config(b->h[0], &r->cfg);
 	r->engine = swapio_handle_engine(b->h[0]);
 	snprintf(r->note, sizeof(r->note), "%s",

@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+#include "swapio.h"
+
 /*
  * Each returns the process exit code: 0 ok, 1 runtime error, 2 usage.
  * argv[0] is the subcommand's name.
@@ -25,6 +27,8 @@ int adam_main(int argc, char **argv);
  * " (<swapio_error_detail()>)" when the library left one; returns 1.
  */
 int tool_fail(const char *what, int err);
+/* One line on stderr if opening @s in @dir dropped index records. */
+void tool_store_note(swapio_store *s, const char *dir);
 
 /*
  * "swapio <cmd>: <message>" and then @usage on stderr; returns EXIT_USAGE.

@@ -23,7 +23,7 @@
 #define PROBE_BYTES	(1u << 20)
 
 static const char usage[] =
-"usage: swapio info [--json] [PATH]\n"
+"usage: swapio info [--json] [--store DIR] [PATH]\n"
 "\n"
 "Print the library version, which I/O engines can run here (and why not),\n"
 "the memory-lock limit and huge-page settings. With PATH (a directory or\n"
@@ -31,8 +31,11 @@ static const char usage[] =
 "it needs. For a directory a temporary file is written, read back and\n"
 "removed.\n"
 "\n"
-"  -j, --json    the same facts as one JSON object\n"
-"  -h, --help    this help\n";
+"  -j, --json       the same facts as one JSON object\n"
+"  -s, --store DIR  open the store in DIR as a program would (never\n"
+"                   creating one) and print its keys, sizes and the\n"
+"                   index records the open dropped, if any\n"
+"  -h, --help       this help\n";
 
 /* ------------------------------------------------------------------ */
 /* Small readers of /proc and /sys                                     */
@@ -434,7 +437,64 @@ static int json_path(swapio_handle *h, const char *path)
 	return 0;
 }
 
-static int print_json(swapio_handle *h, int create_err, const char *path)
+/*
+ * The store in @dir, opened as a program would open it (a torn tail is
+ * zeroed and counted, as at any open), never created. Text, or with
+ * @json one "store" member. 0 or the open's error.
+ */
+static int show_store(swapio_handle *h, const char *dir, bool json)
+{
+	const struct swapio_store_config cfg = {
+		.flags = SWAPIO_STORE_NO_CREATE,
+	};
+	struct swapio_store_info in;
+	char vb[32], ub[32], fb[32];
+	swapio_store *s;
+	int ret = swapio_store_open(h, dir, &cfg, &s);
+
+	if (ret) {
+		if (json) {
+			fputs("\"store\": {", stdout);
+			json_error(ret);
+			fputs("}", stdout);
+		}
+		if (*swapio_error_detail())
+			fprintf(stderr, "swapio: %s: %s\n",
+				swapio_strerror(ret), swapio_error_detail());
+		else
+			tool_fail(dir, ret);
+		return ret;
+	}
+	swapio_store_info(s, &in);
+	if (json) {
+		printf("\"store\": {\"keys\": %llu, \"value_bytes\": %llu, "
+		       "\"used_bytes\": %llu, \"file_bytes\": %llu, "
+		       "\"index_bytes\": %llu, \"drives\": %u, "
+		       "\"dropped_records\": %llu, \"error\": null}",
+		       (unsigned long long)in.keys,
+		       (unsigned long long)in.value_bytes,
+		       (unsigned long long)in.used_bytes,
+		       (unsigned long long)in.file_bytes,
+		       (unsigned long long)in.index_bytes, in.drives,
+		       (unsigned long long)in.dropped_records);
+	} else {
+		tool_format_size(vb, sizeof(vb), in.value_bytes);
+		tool_format_size(ub, sizeof(ub), in.used_bytes);
+		tool_format_size(fb, sizeof(fb), in.file_bytes);
+		printf("store        %s\n"
+		       "  keys       %llu (%s of values, %s of %s used)\n"
+		       "  index      %llu bytes, %llu record(s) dropped\n",
+		       dir, (unsigned long long)in.keys, vb, ub, fb,
+		       (unsigned long long)in.index_bytes,
+		       (unsigned long long)in.dropped_records);
+	}
+	tool_store_note(s, dir);
+	swapio_store_close(s);
+	return 0;
+}
+
+static int print_json(swapio_handle *h, int create_err, const char *path,
+		      const char *store)
 {
 	unsigned int v = swapio_version();
 	int rc = create_err ? 1 : 0;
@@ -447,6 +507,10 @@ static int print_json(swapio_handle *h, int create_err, const char *path)
 		rc = json_path(h, path) ? 1 : rc;
 		fputs(", ", stdout);
 	}
+	if (h && store) {
+		rc = show_store(h, store, true) ? 1 : rc;
+		fputs(", ", stdout);
+	}
 	json_memory();
 	fputs("}\n", stdout);
 	return rc;
@@ -456,19 +520,25 @@ int cmd_info(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "store", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
 	};
 	struct swapio_config cfg = { 0 };
 	swapio_handle *h = NULL;
 	unsigned int v = swapio_version();
+	const char *store = NULL;
 	bool json = false;
 	int c, rc = 0, ret;
 
 	opterr = 0;
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "js:h", opts, NULL)) != -1) {
 		if (c == 'j') {
 			json = true;
+			continue;
+		}
+		if (c == 's') {
+			store = optarg;
 			continue;
 		}
 		if (c != 'h')
@@ -481,7 +551,8 @@ int cmd_info(int argc, char **argv)
 		return tool_usage_error("info", usage, "one PATH at most");
 	if (json) {
 		ret = swapio_handle_create(&cfg, &h);
-		rc = print_json(h, ret, optind < argc ? argv[optind] : NULL);
+		rc = print_json(h, ret, optind < argc ? argv[optind] : NULL,
+				store);
 		swapio_handle_destroy(h);
 		return rc;
 	}
@@ -493,6 +564,8 @@ int cmd_info(int argc, char **argv)
 		rc = tool_fail("auto engine", ret);
 	if (h && optind < argc)
 		rc = print_path(h, argv[optind]) ? 1 : rc;
+	if (h && store)
+		rc = show_store(h, store, false) ? 1 : rc;
 	print_memory();
 	swapio_handle_destroy(h);
 	return rc;

@@ -193,3 +193,15 @@ int tool_rmtree(const char *dir)
 		rmtree_err = -errno;
 	return rmtree_err;
 }
+
+void tool_store_note(swapio_store *s, const char *dir)
+{
+	struct swapio_store_info in;
+
+	swapio_store_info(s, &in);
+	if (in.dropped_records)
+		fprintf(stderr, "swapio: note: %s: the store's index ended "
+			"early at a damaged or torn record; %llu record(s) "
+			"dropped, values put after it may be gone\n", dir,
+			(unsigned long long)in.dropped_records);
+}

@@ -1742,6 +1742,36 @@ err:
 	return -1;
 }
 
+/*
+ * What the open had to drop or could not bring back, as a RuntimeWarning:
+ * a store that lost records never opens silently. -1 if the warning was
+ * turned into an exception (the store stays open until collected).
+ */
+static int store_open_warn(StoreObject *self, int recover)
+{
+	struct swapio_store_info in;
+
+	swapio_store_info(self->s, &in);
+	if (in.dropped_records && !recover &&
+	    PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
+			     "swapio store %R: the index ended early at a "
+			     "damaged or torn record; %llu record(s) dropped "
+			     "(info()['dropped_records']); values put after "
+			     "it may be gone. recover=True rebuilds from the "
+			     "data file", self->dir,
+			     (unsigned long long)in.dropped_records) < 0)
+		return -1;
+	if (in.lost_values &&
+	    PyErr_WarnFormat(PyExc_RuntimeWarning, 1,
+			     "swapio store %R: recover found %u key(s) the "
+			     "index had lost, but %u value(s) are damaged "
+			     "beyond repair (info()['lost_values'])",
+			     self->dir, in.recovered_keys,
+			     in.lost_values) < 0)
+		return -1;
+	return 0;
+}
+
 static int store_init(StoreObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { "dir", "handle", "capacity", "grow_bytes",
@@ -1800,7 +1830,7 @@ static int store_init(StoreObject *self, PyObject *args, PyObject *kw)
 	self->s = s;
 	Py_INCREF((PyObject *)dir);
 	self->dir = dir;
-	return 0;
+	return store_open_warn(self, recover);
 }
 
 static void store_dealloc(StoreObject *self)
@@ -2146,7 +2176,7 @@ static PyObject *store_info(StoreObject *self, PyObject *unused)
 		return NULL;
 	swapio_store_info(self->s, &in);
 	store_unuse(self);
-	return Py_BuildValue("{sKsKsKsKsKsKsIsIsK}",
+	return Py_BuildValue("{sKsKsKsKsKsKsIsIsKsKsIsI}",
 		"keys", (unsigned long long)in.keys,
 		"value_bytes", (unsigned long long)in.value_bytes,
 		"used_bytes", (unsigned long long)in.used_bytes,
@@ -2154,7 +2184,10 @@ static PyObject *store_info(StoreObject *self, PyObject *unused)
 		"free_bytes", (unsigned long long)in.free_bytes,
 		"index_bytes", (unsigned long long)in.index_bytes,
 		"block", in.block, "drives", in.drives,
-		"stripe_unit", (unsigned long long)in.stripe_unit);
+		"stripe_unit", (unsigned long long)in.stripe_unit,
+		"dropped_records", (unsigned long long)in.dropped_records,
+		"recovered_keys", in.recovered_keys,
+		"lost_values", in.lost_values);
 }
 
 static PyObject *store_closed(StoreObject *self, void *unused)
@@ -2485,7 +2518,9 @@ static PyMethodDef store_methods[] = {
 	  "sorted."),
 	M("sync", store_sync, METH_NOARGS, "sync()\n\nMake every finished "
 	  "put and remove survive a power loss."),
-	M("info", store_info, METH_NOARGS, "info() -> dict\n\nCounters."),
+	M("info", store_info, METH_NOARGS, "info() -> dict\n\nCounters; "
+	  "dropped_records, recovered_keys, lost_values: what the open found "
+	  "in the index."),
 	M("close", store_close, METH_NOARGS, "close()\n\nClose the store "
 	  "(once its ops and pipelines are gone)."),
 	M("__enter__", self_enter, METH_NOARGS, NULL),
