@@ -2643,6 +2643,7 @@ static int pipe_group(PyObject *g, struct swapio_pipeline_group *out,
 	for (i = 0; i < n; i++) {
 		item = PyList_GetItem(list, i);
 		ro = 0;
+		kb = NULL;
 		if (!PyArg_ParseTuple(item, "OO&|p", &key, conv_u64, &len,
 				      &ro) || !(kb = key_bytes(key)) ||
 		    PyList_Append(keep, kb) < 0) {
