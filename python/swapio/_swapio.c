@@ -322,6 +322,9 @@ struct xbuf {
 	int has_view;
 	Py_buffer view;
 	DLManagedTensor *dl;	/* consumed capsule: ours to delete */
+	PyObject *storage;	/* a resizable torch storage under ptr, or NULL */
+	uintptr_t storage_ptr;	/* its memory when taken */
+	unsigned long long storage_len;
 };
 
 static char empty_byte;		/* a valid address for 0-byte transfers */
@@ -334,6 +337,71 @@ static void xbuf_release(struct xbuf *b)
 	if (b->dl && b->dl->deleter)
 		b->dl->deleter(b->dl);
 	b->dl = NULL;
+	Py_CLEAR(b->storage);
+}
+
+/*
+ * Torch lets a CPU tensor be resize_()d while an op holds it: the storage
+ * gets new memory and frees the old, which the op still moves data into,
+ * and nothing swapio can hold keeps that memory (the DLPack tensor holds
+ * the storage, not its memory). Torch refuses the resize only for a
+ * storage that is not resizable (swapio's memory, torch.frombuffer), so
+ * for the others the op notes the storage's memory here and
+ * xbuf_moved() tells at completion whether it was replaced meanwhile.
+ */
+static void xbuf_guard(PyObject *obj, struct xbuf *b)
+{
+	PyObject *st = PyObject_CallMethod(obj, "untyped_storage", NULL);
+	PyObject *rs = NULL, *ptr = NULL, *len = NULL;
+
+	if (st)
+		rs = PyObject_CallMethod(st, "resizable", NULL);
+	if (rs && PyObject_IsTrue(rs) == 1)
+		ptr = PyObject_CallMethod(st, "data_ptr", NULL);
+	if (ptr)
+		len = PyObject_CallMethod(st, "nbytes", NULL);
+	if (len) {
+		b->storage_ptr = (uintptr_t)PyLong_AsUnsignedLongLong(ptr);
+		b->storage_len = PyLong_AsUnsignedLongLong(len);
+		if (!PyErr_Occurred()) {
+			b->storage = st;
+			st = NULL;
+		}
+	}
+	PyErr_Clear();		/* not torch: nothing to guard */
+	Py_XDECREF(len);
+	Py_XDECREF(ptr);
+	Py_XDECREF(rs);
+	Py_XDECREF(st);
+}
+
+/* 1 if the guarded storage's memory was replaced (resize_) since taken. */
+static int xbuf_moved(struct xbuf *b)
+{
+	PyObject *ptr, *len;
+	int moved;
+
+	if (!b->storage)
+		return 0;
+	ptr = PyObject_CallMethod(b->storage, "data_ptr", NULL);
+	len = ptr ? PyObject_CallMethod(b->storage, "nbytes", NULL) : NULL;
+	moved = !len ||
+		(uintptr_t)PyLong_AsUnsignedLongLong(ptr) != b->storage_ptr ||
+		PyLong_AsUnsignedLongLong(len) != b->storage_len;
+	PyErr_Clear();
+	Py_XDECREF(len);
+	Py_XDECREF(ptr);
+	return moved;
+}
+
+/* The error an op whose tensor was resized in flight ends with. */
+static PyObject *raise_resized(PyObject *filename)
+{
+	return raise_err_text(-EFAULT, "the tensor was resized (resize_()) "
+			      "while the op was in flight: torch gave it new "
+			      "memory and released the memory the op moved "
+			      "data into; resize only after the op completes",
+			      filename);
 }
 
 static int xbuf_from_view(PyObject *obj, int writable, struct xbuf *b)
@@ -494,6 +562,16 @@ static int xbuf_from_dlpack(PyObject *meth, struct xbuf *b, void *stream)
 	return 0;
 }
 
+static int xbuf_from_dlpack_of(PyObject *obj, PyObject *meth, struct xbuf *b,
+			       void *stream)
+{
+	if (xbuf_from_dlpack(meth, b, stream) < 0)
+		return -1;
+	if (b->device < 0)
+		xbuf_guard(obj, b);
+	return 0;
+}
+
 /*
  * The CUDA device @obj's memory is on, from __dlpack_device__(): 0 and
  * *device (-1 for host memory or no such method), or -1 with an exception.
@@ -568,7 +646,7 @@ static int xbuf_get_on(PyObject *obj, int writable, swapio_handle *h,
 				     "__dlpack__, not %R", Py_TYPE((PyObject *)obj));
 			return -1;
 		}
-		ret = xbuf_from_dlpack(meth, b, stream);
+		ret = xbuf_from_dlpack_of(obj, meth, b, stream);
 		Py_DECREF((PyObject *)meth);
 	}
 	if (!ret && !b->ptr)
@@ -1274,6 +1352,7 @@ typedef struct {
 	int finished;
 	int waiters;		/* threads inside swapio_op_wait() */
 	int write;
+	int resized;		/* its tensor was resized in flight */
 	unsigned int gen;	/* fork_gen when made */
 } OpObject;
 
@@ -1381,7 +1460,10 @@ static PyObject *transfer(struct target *t, PyObject *bufobj, long long off,
 		}
 		swapio_op_free(op);	/* complete: does not block */
 		target_unuse(t);
+		kind = xbuf_moved(&b);
 		xbuf_release(&b);
+		if (kind)
+			return raise_resized(t->path);
 		if (r < 0)
 			return raise_dev_err((int)r, t->ho->h, t->path);
 		return PyLong_FromSsize_t((ssize_t)r);
@@ -1414,6 +1496,7 @@ static PyObject *transfer(struct target *t, PyObject *bufobj, long long off,
 	o->finished = 0;
 	o->waiters = 0;
 	o->write = write;
+	o->resized = 0;
 	o->gen = fork_gen;
 	return (PyObject *)o;
 
@@ -1501,6 +1584,10 @@ static PyObject *handle_write_async(HandleObject *s, PyObject *a, PyObject *k)
 /* @o completed with @res and nobody waits in C: release all it holds. */
 static void op_finish(OpObject *o, ssize_t res)
 {
+	if (xbuf_moved(&o->buf)) {
+		o->resized = 1;
+		res = -EFAULT;
+	}
 	o->result = res;
 	o->finished = 1;
 	swapio_op_free(o->op);	/* complete: does not block */
@@ -1528,12 +1615,14 @@ static int64_t op_wait_ms(OpObject *o, int ms)
 	if (--o->waiters == 0 && !o->finished && ret != -ETIMEDOUT &&
 	    ret != WAIT_INTERRUPTED)
 		op_finish(o, (ssize_t)ret);
-	return ret;
+	return o->finished ? o->result : ret;
 }
 
 /* An exception for a finished op's error: the path it moved data of. */
 static PyObject *raise_op_err(OpObject *o, int err)
 {
+	if (o->resized)
+		return raise_resized(o->path);
 	return raise_err(err, o->path);
 }
 
@@ -2277,6 +2366,11 @@ static PyObject *store_xfer(StoreObject *self, PyObject *key,
 	swapio_store_op_free(op);	/* finished: no wait */
 	Py_END_ALLOW_THREADS
 	store_unuse(self);
+	if (xbuf_moved(&b)) {
+		xbuf_release(&b);
+		Py_XDECREF(out);
+		return raise_resized(NULL);
+	}
 	xbuf_release(&b);
 	if (r < 0) {
 		Py_XDECREF(out);
