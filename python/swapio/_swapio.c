@@ -6,9 +6,15 @@
  * Lifetimes, which decide everything here:
  * - An Op owns its swapio_op and the buffer it moves (a Py_buffer view or
  *   a DLPack managed tensor) until the op completes and is observed (a
- *   wait, done() or result that sees it finished). Dropping an Op still
- *   in flight waits for it in the destructor, with the GIL released, so
- *   the kernel never writes into memory that Python has freed.
+ *   wait, done() or result that sees it finished). An Op dropped while
+ *   in flight, or the op of a sync call that Ctrl-C interrupted, becomes
+ *   an orphan that keeps the buffer until the op completes, so the kernel
+ *   never writes into memory that Python has freed, and no destructor
+ *   blocks.
+ * - Waits run in 50 ms slices in the main thread, running signal
+ *   handlers in between, so that Ctrl-C gets through (wait_slices()).
+ * - Objects made before a fork() refuse every call in the child with
+ *   SWAPIO_EFORKED; closing and dropping them there does nothing.
  * - Handles, files and stores count their users (files, stores, ops not
  *   yet observed, calls in progress on another thread). close() marks
  *   the object closed at once, so nothing new starts, and the C object
@@ -29,6 +35,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -322,7 +329,7 @@ struct xbuf {
 	int has_view;
 	Py_buffer view;
 	DLManagedTensor *dl;	/* consumed capsule: ours to delete */
-	PyObject *storage;	/* a resizable torch storage under ptr, or NULL */
+	PyObject *storage;	/* resizable torch storage under ptr, or NULL */
 	uintptr_t storage_ptr;	/* its memory when taken */
 	unsigned long long storage_len;
 };
@@ -378,11 +385,12 @@ static void xbuf_guard(PyObject *obj, struct xbuf *b)
 /* 1 if the guarded storage's memory was replaced (resize_) since taken. */
 static int xbuf_moved(struct xbuf *b)
 {
-	PyObject *ptr, *len;
+	PyObject *ptr, *len, *type, *value, *tb;
 	int moved;
 
 	if (!b->storage)
 		return 0;
+	PyErr_Fetch(&type, &value, &tb);	/* maybe from a destructor */
 	ptr = PyObject_CallMethod(b->storage, "data_ptr", NULL);
 	len = ptr ? PyObject_CallMethod(b->storage, "nbytes", NULL) : NULL;
 	moved = !len ||
@@ -391,6 +399,7 @@ static int xbuf_moved(struct xbuf *b)
 	PyErr_Clear();
 	Py_XDECREF(len);
 	Py_XDECREF(ptr);
+	PyErr_Restore(type, value, tb);
 	return moved;
 }
 
@@ -1002,7 +1011,8 @@ static int file_check(FileObject *fo)
 		return -1;
 	}
 	if (fo->owner->closed) {
-		PyErr_SetString(PyExc_ValueError, "the file's handle is closed");
+		PyErr_SetString(PyExc_ValueError,
+				"the file's handle is closed");
 		return -1;
 	}
 	return 0;
@@ -1124,7 +1134,7 @@ static PyObject *file_close(FileObject *self, PyObject *unused)
 		Py_RETURN_NONE;
 	self->closed = 1;
 	if (self->owner->gen != fork_gen)
-		Py_RETURN_NONE;	/* the parent's file: nothing to do here */
+		Py_RETURN_NONE;	/* the parent's file: nothing to do */
 	if (orphans)
 		reap_orphans();
 	if (self->users)
@@ -1273,7 +1283,9 @@ static int orphan_done(const struct orphan *o)
 {
 	if (o->gen != fork_gen)
 		return 1;	/* the parent's: nothing to wait for here */
-	return o->op ? swapio_op_done(o->op) : swapio_store_op_done(o->sop) == 1;
+	if (o->op)
+		return swapio_op_done(o->op);
+	return swapio_store_op_done(o->sop) == 1;
 }
 
 /* Let every completed orphan go. */
@@ -1346,7 +1358,7 @@ typedef struct {
 	swapio_op *op;		/* NULL once finished */
 	HandleObject *owner;
 	FileObject *file;	/* NULL for a path op */
-	PyObject *path;		/* the path as the caller gave it, for errors */
+	PyObject *path;		/* the path as given, for errors */
 	struct xbuf buf;
 	ssize_t result;
 	int finished;
@@ -1419,13 +1431,18 @@ static int target_submit(struct target *t, struct xbuf *b, uint64_t off,
 	return ret;
 }
 
-/* A submit failed: name the caller's path, and say what CUDA said. */
+/*
+ * A submit failed: name the caller's path, and say what CUDA said, or
+ * what opening the file by path had to say.
+ */
 static void raise_submit_err(int err, struct target *t)
 {
 	if (err == SWAPIO_ECUDA || err == SWAPIO_ENOCUDA)
 		raise_dev_err(err, t->ho->h, t->path);
-	else
+	else if (!t->fo)
 		raise_err_detail(err, t->path);
+	else
+		raise_err(err, t->path);
 }
 
 static PyObject *transfer(struct target *t, PyObject *bufobj, long long off,
@@ -2305,8 +2322,9 @@ static int store_start(StoreObject *self, PyObject *key, PyObject *bufobj,
 				store_err((int)n, key);
 				goto err_unuse;
 			}
-			target = buffer_alloc((size_t)n, (size_t)n >= (2u << 20) ?
-						  SWAPIO_BUF_HUGE : 0);
+			target = buffer_alloc((size_t)n,
+					      (size_t)n >= (2u << 20) ?
+					      SWAPIO_BUF_HUGE : 0);
 			if (!target)
 				goto err_unuse;
 		}
@@ -2316,11 +2334,11 @@ static int store_start(StoreObject *self, PyObject *key, PyObject *bufobj,
 		}
 		Py_BEGIN_ALLOW_THREADS
 		if (put)
-			ret = swapio_store_submit_put(self->s, k, b->ptr, b->len,
-						      op);
+			ret = swapio_store_submit_put(self->s, k, b->ptr,
+						      b->len, op);
 		else
-			ret = swapio_store_submit_get(self->s, k, b->ptr, b->len,
-						      op);
+			ret = swapio_store_submit_get(self->s, k, b->ptr,
+						      b->len, op);
 		Py_END_ALLOW_THREADS
 		if (!ret)
 			break;
