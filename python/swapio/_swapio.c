@@ -1937,6 +1937,10 @@ static PyObject *mod_strerror(PyObject *mod, PyObject *arg)
 
 	if (err == -1 && PyErr_Occurred())
 		return NULL;
+	if (err < INT_MIN || err > INT_MAX) {
+		PyErr_Format(PyExc_OverflowError, "%R is out of range", arg);
+		return NULL;
+	}
 	return PyUnicode_FromString(swapio_strerror((int)err));
 }
 

@@ -67,6 +67,9 @@ def test_store_and_pipeline_ints(handle, tmp_path):
         swapio.alloc(2**64)
     with pytest.raises(TypeError):
         swapio.alloc(1.0)
+    with pytest.raises(OverflowError):
+        swapio.strerror(2**32 - 5)      # not -5 wrapped
+    assert "I/O" in swapio.strerror(-5)
 
 
 def test_deepspeed_ints(tmp_path):
