@@ -456,7 +456,10 @@ class aio_handle:
                 path = p.path
                 if isinstance(path, int):  # an fd
                     path = "/proc/self/fd/%d" % path
-                disk = _read_file(path, p.offset, p.nbytes)
+                try:
+                    disk = _read_file(path, p.offset, p.nbytes)
+                except OSError as e:
+                    raise _named(e, p.path)
                 mem = p.tensor.detach().cpu().contiguous().reshape(-1) \
                     .view(torch.uint8).numpy().tobytes()
                 if disk != mem:
