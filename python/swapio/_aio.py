@@ -4,7 +4,9 @@ Each handle has one hub. A loop with ops awaiting on that handle keeps a
 reader on the handle's eventfd; when it fires, the hub resets the eventfd
 and resolves the future of every op that has completed, whatever loop it
 belongs to (several loops on several threads may share one handle, and any
-one of them may be the one whose reader sees the signal).
+one of them may be the one whose reader sees the signal). A future whose
+loop was closed is dropped unresolved: nothing can run it any more, and
+the other loops' futures go on being resolved.
 """
 
 import asyncio
@@ -42,13 +44,18 @@ class _Hub:
         with self.lock:
             keep = []
             for op, fut in self.waiting:
-                if fut.done():
+                owner = fut.get_loop()
+                if fut.done() or owner.is_closed():
                     continue
                 if op.done():
-                    fut.get_loop().call_soon_threadsafe(_resolve, fut)
+                    try:
+                        owner.call_soon_threadsafe(_resolve, fut)
+                    except RuntimeError:
+                        pass    # closed meanwhile: nobody to resolve
                 else:
                     keep.append((op, fut))
             self.waiting = keep
+            self.loops = {lp for lp in self.loops if not lp.is_closed()}
             if not any(f.get_loop() is loop for _, f in keep):
                 self.loops.discard(loop)
                 loop.remove_reader(self.fd)
@@ -69,8 +76,16 @@ def _hub(handle):
 
 async def _await(op):
     if not op.done():
-        fut = asyncio.get_running_loop().create_future()
-        _hub(op.handle).add(op, fut)
+        loop = asyncio.get_running_loop()
+        try:
+            hub = _hub(op.handle)
+        except ValueError:
+            # The handle was closed before its first await: no eventfd to
+            # watch; a worker thread waits for the op instead.
+            await loop.run_in_executor(None, op.wait)
+            return op.wait(0)
+        fut = loop.create_future()
+        hub.add(op, fut)
         await fut
     return op.wait(0)
 

@@ -6,9 +6,15 @@
  * Lifetimes, which decide everything here:
  * - An Op owns its swapio_op and the buffer it moves (a Py_buffer view or
  *   a DLPack managed tensor) until the op completes and is observed (a
- *   wait, done() or result that sees it finished). Dropping an Op still
- *   in flight waits for it in the destructor, with the GIL released, so
- *   the kernel never writes into memory that Python has freed.
+ *   wait, done() or result that sees it finished). An Op dropped while
+ *   in flight, or the op of a sync call that Ctrl-C interrupted, becomes
+ *   an orphan that keeps the buffer until the op completes, so the kernel
+ *   never writes into memory that Python has freed, and no destructor
+ *   blocks.
+ * - Waits run in 50 ms slices in the main thread, running signal
+ *   handlers in between, so that Ctrl-C gets through (wait_slices()).
+ * - Objects made before a fork() refuse every call in the child with
+ *   SWAPIO_EFORKED; closing and dropping them there does nothing.
  * - Handles, files and stores count their users (files, stores, ops not
  *   yet observed, calls in progress on another thread). close() marks
  *   the object closed at once, so nothing new starts, and the C object
@@ -27,9 +33,12 @@
 #include <dlpack/dlpack.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <swapio.h>
 
@@ -115,18 +124,161 @@ static PyObject *raise_dev_err(int err, swapio_handle *h, PyObject *filename)
 }
 
 /*
- * As raise_err(), followed by swapio_error_detail() where the call that
- * just failed left one: the variable or value at fault.
+ * raise_err_detail() - raise_err() after a call whose contract says it may
+ * set swapio_error_detail() (it clears it when it starts, so what is there
+ * is its own): the detail, naming the path, variable or value at fault,
+ * ends the message. Completions of ops never use it: their detail, if
+ * any, belongs to another thread.
  */
 static PyObject *raise_err_detail(int err, PyObject *filename)
 {
-	const char *detail = swapio_error_detail();
+	const char *d = swapio_error_detail();
 	char text[768];
 
-	if (!*detail)
+	if (!d || !*d)
 		return raise_err(err, filename);
-	snprintf(text, sizeof(text), "%s: %s", swapio_strerror(err), detail);
+	snprintf(text, sizeof(text), "%s: %s", swapio_strerror(err), d);
 	return raise_err_text(err, text, filename);
+}
+
+/* ------------------------------------------------------------------ */
+/* Fork: objects remember the process generation they were made in     */
+/* ------------------------------------------------------------------ */
+
+static unsigned int fork_gen;	/* bumped in the child of every fork() */
+static unsigned long main_thread;	/* where Python runs signal handlers */
+
+/* The forking thread is the child's main thread, as Python makes it. */
+static void fork_child(void)
+{
+	fork_gen++;
+	main_thread = PyThread_get_thread_ident();
+}
+
+/*
+ * An object made before this process forked (@gen is its generation):
+ * raise swapio.Error with code EFORKED, as swapio's C calls return in a
+ * child, and return -1. Closing and dropping never raise this.
+ */
+static int forked(unsigned int gen)
+{
+	if (gen == fork_gen)
+		return 0;
+	raise_err(SWAPIO_EFORKED, NULL);
+	return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Integer arguments: in range or refused, never wrapped               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * An int (or an object with __index__) in 0..@max: TypeError for
+ * anything else (float, str), OverflowError out of range.
+ */
+static int conv_unsigned(PyObject *o, unsigned long long max,
+			 unsigned long long *v)
+{
+	PyObject *i = PyNumber_Index(o);
+
+	if (!i)
+		return 0;
+	*v = PyLong_AsUnsignedLongLong(i);
+	if ((*v == (unsigned long long)-1 && PyErr_Occurred()) || *v > max) {
+		PyErr_Clear();
+		PyErr_Format(PyExc_OverflowError, "%R is out of range "
+			     "(0 to %llu)", i, max);
+		Py_DECREF(i);
+		return 0;
+	}
+	Py_DECREF(i);
+	return 1;
+}
+
+/* "O&" converters: unsigned long long and unsigned int. */
+static int conv_u64(PyObject *o, void *p)
+{
+	return conv_unsigned(o, ULLONG_MAX, p);
+}
+
+static int conv_u32(PyObject *o, void *p)
+{
+	unsigned long long v;
+
+	if (!conv_unsigned(o, UINT_MAX, &v))
+		return 0;
+	*(unsigned int *)p = (unsigned int)v;
+	return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Waits that Ctrl-C can interrupt                                     */
+/* ------------------------------------------------------------------ */
+
+#define WAIT_SLICE_MS		50
+#define WAIT_INTERRUPTED	INT64_MIN	/* a signal handler raised */
+
+/* A wait of swapio's: its result, or -ETIMEDOUT after @ms (0: poll). */
+typedef int64_t (*wait_fn)(void *arg, int ms);
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * wait_slices() - @fn(@arg, ...) until it returns anything but -ETIMEDOUT,
+ * or @ms pass (-1: no limit), with the GIL released. In the main thread,
+ * where signal handlers run, it waits in slices of 50 ms and runs the
+ * pending handlers between them: when one raises (KeyboardInterrupt for
+ * Ctrl-C), it returns WAIT_INTERRUPTED with that exception set and the
+ * wait abandoned; whatever was waited for goes on. Elsewhere one wait.
+ */
+static int64_t wait_slices(wait_fn fn, void *arg, int ms)
+{
+	const uint64_t end = ms > 0 ? now_ms() + (uint64_t)ms : 0;
+	int64_t ret;
+	int slice;
+
+	if (ms == 0)
+		return fn(arg, 0);
+	if (PyThread_get_thread_ident() != main_thread) {
+		Py_BEGIN_ALLOW_THREADS
+		ret = fn(arg, ms);
+		Py_END_ALLOW_THREADS
+		return ret;
+	}
+	for (;;) {
+		slice = WAIT_SLICE_MS;
+		if (ms > 0) {
+			uint64_t now = now_ms();
+
+			if (now >= end)
+				return fn(arg, 0);
+			if (end - now < (uint64_t)slice)
+				slice = (int)(end - now);
+		}
+		Py_BEGIN_ALLOW_THREADS
+		ret = fn(arg, slice);
+		Py_END_ALLOW_THREADS
+		if (ret != -ETIMEDOUT)
+			return ret;
+		if (PyErr_CheckSignals() < 0)
+			return WAIT_INTERRUPTED;
+	}
+}
+
+static int64_t op_wait_fn(void *op, int ms)
+{
+	return swapio_op_wait(op, ms);
+}
+
+static int64_t sop_wait_fn(void *op, int ms)
+{
+	return swapio_store_op_wait(op, ms);
 }
 
 /* Seconds (None: forever) to the milliseconds swapio's waits take. */
@@ -177,6 +329,9 @@ struct xbuf {
 	int has_view;
 	Py_buffer view;
 	DLManagedTensor *dl;	/* consumed capsule: ours to delete */
+	PyObject *storage;	/* resizable torch storage under ptr, or NULL */
+	uintptr_t storage_ptr;	/* its memory when taken */
+	unsigned long long storage_len;
 };
 
 static char empty_byte;		/* a valid address for 0-byte transfers */
@@ -189,6 +344,73 @@ static void xbuf_release(struct xbuf *b)
 	if (b->dl && b->dl->deleter)
 		b->dl->deleter(b->dl);
 	b->dl = NULL;
+	Py_CLEAR(b->storage);
+}
+
+/*
+ * Torch lets a CPU tensor be resize_()d while an op holds it: the storage
+ * gets new memory and frees the old, which the op still moves data into,
+ * and nothing swapio can hold keeps that memory (the DLPack tensor holds
+ * the storage, not its memory). Torch refuses the resize only for a
+ * storage that is not resizable (swapio's memory, torch.frombuffer), so
+ * for the others the op notes the storage's memory here and
+ * xbuf_moved() tells at completion whether it was replaced meanwhile.
+ */
+static void xbuf_guard(PyObject *obj, struct xbuf *b)
+{
+	PyObject *st = PyObject_CallMethod(obj, "untyped_storage", NULL);
+	PyObject *rs = NULL, *ptr = NULL, *len = NULL;
+
+	if (st)
+		rs = PyObject_CallMethod(st, "resizable", NULL);
+	if (rs && PyObject_IsTrue(rs) == 1)
+		ptr = PyObject_CallMethod(st, "data_ptr", NULL);
+	if (ptr)
+		len = PyObject_CallMethod(st, "nbytes", NULL);
+	if (len) {
+		b->storage_ptr = (uintptr_t)PyLong_AsUnsignedLongLong(ptr);
+		b->storage_len = PyLong_AsUnsignedLongLong(len);
+		if (!PyErr_Occurred()) {
+			b->storage = st;
+			st = NULL;
+		}
+	}
+	PyErr_Clear();		/* not torch: nothing to guard */
+	Py_XDECREF(len);
+	Py_XDECREF(ptr);
+	Py_XDECREF(rs);
+	Py_XDECREF(st);
+}
+
+/* 1 if the guarded storage's memory was replaced (resize_) since taken. */
+static int xbuf_moved(struct xbuf *b)
+{
+	PyObject *ptr, *len, *type, *value, *tb;
+	int moved;
+
+	if (!b->storage)
+		return 0;
+	PyErr_Fetch(&type, &value, &tb);	/* maybe from a destructor */
+	ptr = PyObject_CallMethod(b->storage, "data_ptr", NULL);
+	len = ptr ? PyObject_CallMethod(b->storage, "nbytes", NULL) : NULL;
+	moved = !len ||
+		(uintptr_t)PyLong_AsUnsignedLongLong(ptr) != b->storage_ptr ||
+		PyLong_AsUnsignedLongLong(len) != b->storage_len;
+	PyErr_Clear();
+	Py_XDECREF(len);
+	Py_XDECREF(ptr);
+	PyErr_Restore(type, value, tb);
+	return moved;
+}
+
+/* The error an op whose tensor was resized in flight ends with. */
+static PyObject *raise_resized(PyObject *filename)
+{
+	return raise_err_text(-EFAULT, "the tensor was resized (resize_()) "
+			      "while the op was in flight: torch gave it new "
+			      "memory and released the memory the op moved "
+			      "data into; resize only after the op completes",
+			      filename);
 }
 
 static int xbuf_from_view(PyObject *obj, int writable, struct xbuf *b)
@@ -380,6 +602,20 @@ static int xbuf_from_dlpack_on(PyObject *meth, struct xbuf *b, void *stream,
 }
 
 /*
+ * A buffer from @obj's __dlpack__ (@meth), exported on its device, and
+ * for host memory watched for a resize in flight (xbuf_guard()).
+ */
+static int xbuf_from_dlpack_of(PyObject *obj, PyObject *meth, struct xbuf *b,
+			       void *stream, swapio_handle *h)
+{
+	if (xbuf_from_dlpack_on(meth, b, stream, h) < 0)
+		return -1;
+	if (b->device < 0)
+		xbuf_guard(obj, b);
+	return 0;
+}
+
+/*
  * The CUDA device @obj's memory is on, from __dlpack_device__(): 0 and
  * *device (-1 for host memory or no such method), or -1 with an exception.
  */
@@ -453,7 +689,7 @@ static int xbuf_get_on(PyObject *obj, int writable, swapio_handle *h,
 				     "__dlpack__, not %R", Py_TYPE((PyObject *)obj));
 			return -1;
 		}
-		ret = xbuf_from_dlpack_on(meth, b, stream, h);
+		ret = xbuf_from_dlpack_of(obj, meth, b, stream, h);
 		Py_DECREF((PyObject *)meth);
 	}
 	if (!ret && !b->ptr)
@@ -476,6 +712,7 @@ typedef struct {
 	int closed;
 	Py_ssize_t users;	/* files, stores, live path ops, calls */
 	PyObject *weakrefs;	/* asyncio keeps a hub per handle */
+	unsigned int gen;	/* fork_gen when made */
 } HandleObject;
 
 static void handle_release(HandleObject *ho)
@@ -490,8 +727,15 @@ static void handle_release(HandleObject *ho)
 	Py_END_ALLOW_THREADS
 }
 
+static void reap_orphans(void);
+static struct orphan *orphans;
+
 static int handle_use(HandleObject *ho)
 {
+	if (orphans)
+		reap_orphans();
+	if (forked(ho->gen))
+		return -1;
 	if (ho->closed || !ho->h) {
 		PyErr_SetString(PyExc_ValueError, "the handle is closed");
 		return -1;
@@ -526,8 +770,9 @@ static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
 		PyErr_SetString(PyExc_RuntimeError, "handle already set up");
 		return -1;
 	}
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|KIIsppppzpp", kwlist,
-					 &bs, &qd, &threads, &engine, &direct,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O&O&O&sppppzpp", kwlist,
+					 conv_u64, &bs, conv_u32, &qd,
+					 conv_u32, &threads, &engine, &direct,
 					 &strict, &single, &overlap,
 					 &gpu_path, &share, &spin))
 		return -1;
@@ -566,6 +811,7 @@ static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
 		return -1;
 	}
 	self->h = h;
+	self->gen = fork_gen;
 	return 0;
 }
 
@@ -582,6 +828,8 @@ static void handle_dealloc(HandleObject *self)
 
 static PyObject *handle_close(HandleObject *self, PyObject *unused)
 {
+	if (orphans)
+		reap_orphans();
 	self->closed = 1;
 	if (self->users == 0)
 		handle_release(self);
@@ -599,9 +847,12 @@ static PyObject *handle_exit(HandleObject *self, PyObject *args)
 	return handle_close(self, NULL);
 }
 
+/* The handle is usable: made in this process, and not closed. */
 static int handle_check(HandleObject *self)
 {
-	if (!self->h) {
+	if (forked(self->gen))
+		return -1;
+	if (self->closed || !self->h) {
 		PyErr_SetString(PyExc_ValueError, "the handle is closed");
 		return -1;
 	}
@@ -723,22 +974,35 @@ static PyObject *handle_fileno(HandleObject *self, PyObject *unused)
 	return PyLong_FromLong(fd);
 }
 
+static int64_t wait_all_fn(void *h, int ms)
+{
+	return swapio_wait_all(h, ms);
+}
+
+/*
+ * In the main thread the wait runs in slices (wait_slices()), each a
+ * barrier over the ops submitted before it: ops another thread submits
+ * meanwhile may lengthen it there.
+ */
 static PyObject *handle_wait_all(HandleObject *self, PyObject *args,
 				 PyObject *kw)
 {
 	static char *kwlist[] = { "timeout", NULL };
 	PyObject *t = Py_None;
-	int ms, ret;
+	int64_t ret;
+	int ms;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O", kwlist, &t) ||
 	    timeout_ms(t, &ms) < 0 || handle_use(self) < 0)
 		return NULL;
-	Py_BEGIN_ALLOW_THREADS
-	ret = swapio_wait_all(self->h, ms);
-	Py_END_ALLOW_THREADS
+	ret = wait_slices(wait_all_fn, self->h, ms);
 	handle_unuse(self);
+	if (ret == WAIT_INTERRUPTED)
+		return NULL;
 	if (ret < 0)
-		return raise_err(ret, NULL);
+		return raise_err((int)ret, NULL);
+	if (orphans)
+		reap_orphans();	/* every op before the call is done */
 	Py_RETURN_NONE;
 }
 
@@ -771,12 +1035,29 @@ static int file_release(FileObject *fo)
 	return ret;
 }
 
-static int file_use(FileObject *fo)
+/* The file and its handle are usable (made here, neither closed). */
+static int file_check(FileObject *fo)
 {
+	if (forked(fo->owner->gen))
+		return -1;
 	if (fo->closed || !fo->f) {
 		PyErr_SetString(PyExc_ValueError, "I/O on a closed file");
 		return -1;
 	}
+	if (fo->owner->closed) {
+		PyErr_SetString(PyExc_ValueError,
+				"the file's handle is closed");
+		return -1;
+	}
+	return 0;
+}
+
+static int file_use(FileObject *fo)
+{
+	if (orphans)
+		reap_orphans();
+	if (file_check(fo) < 0)
+		return -1;
 	fo->users++;
 	return 0;
 }
@@ -841,7 +1122,7 @@ static PyObject *handle_open(HandleObject *self, PyObject *args, PyObject *kw)
 	ret = swapio_file_open(self->h, PyBytes_AsString(bytes), flags, &f);
 	Py_END_ALLOW_THREADS
 	if (ret < 0) {
-		raise_err(ret, path);
+		raise_err_detail(ret, path);
 		goto err_unuse;
 	}
 	fo = PyObject_New(FileObject, FileType);
@@ -886,6 +1167,10 @@ static PyObject *file_close(FileObject *self, PyObject *unused)
 	if (self->closed)
 		Py_RETURN_NONE;
 	self->closed = 1;
+	if (self->owner->gen != fork_gen)
+		Py_RETURN_NONE;	/* the parent's file: nothing to do */
+	if (orphans)
+		reap_orphans();
 	if (self->users)
 		Py_RETURN_NONE;	/* the last op or call closes it */
 	ret = file_release(self);
@@ -914,15 +1199,6 @@ static PyObject *file_handle(FileObject *self, void *unused)
 {
 	Py_INCREF((PyObject *)self->owner);
 	return (PyObject *)self->owner;
-}
-
-static int file_check(FileObject *self)
-{
-	if (self->closed || !self->f) {
-		PyErr_SetString(PyExc_ValueError, "I/O on a closed file");
-		return -1;
-	}
-	return 0;
 }
 
 static PyObject *file_size(FileObject *self, void *unused)
@@ -987,6 +1263,127 @@ static PyObject *file_allocate(FileObject *self, PyObject *args)
 }
 
 /* ------------------------------------------------------------------ */
+/* Orphans: ops in flight that nobody waits for any more               */
+/* ------------------------------------------------------------------ */
+
+/*
+ * An Op or StoreOp dropped while in flight, or the op of a sync call that
+ * a signal interrupted: nobody can wait for it any more, yet the kernel
+ * may still write into its buffer. It becomes an orphan, which keeps the
+ * buffer and its user (the file, handle or store it counts in, so that
+ * none is released under it) until the op completes; reap_orphans()
+ * lets the completed ones go, at the next call that uses a handle, file
+ * or store, and Handle.wait_all() after its wait. A list under the GIL.
+ */
+enum { ORPHAN_HANDLE, ORPHAN_FILE, ORPHAN_STORE };
+
+struct orphan {
+	struct orphan *next;
+	swapio_op *op;		/* the op, or */
+	swapio_store_op *sop;	/* the store op */
+	struct xbuf buf;
+	PyObject *user;		/* a reference, and one use of it */
+	int kind;		/* ORPHAN_* */
+	unsigned int gen;
+};
+
+static struct orphan *orphans;
+
+static void store_unuse_obj(PyObject *so);
+
+/* Let a completed orphan go: the op, its buffer, its use; not @o itself. */
+static void orphan_settle(struct orphan *o)
+{
+	if (o->gen == fork_gen) {
+		/* Complete: neither blocks beyond a store op's commit. */
+		Py_BEGIN_ALLOW_THREADS
+		if (o->op)
+			swapio_op_free(o->op);
+		else
+			swapio_store_op_free(o->sop);
+		Py_END_ALLOW_THREADS
+	}
+	xbuf_release(&o->buf);
+	if (o->kind == ORPHAN_FILE)
+		file_unuse((FileObject *)o->user);
+	else if (o->kind == ORPHAN_HANDLE)
+		handle_unuse((HandleObject *)o->user);
+	else
+		store_unuse_obj(o->user);
+	Py_DECREF(o->user);
+}
+
+static int orphan_done(const struct orphan *o)
+{
+	if (o->gen != fork_gen)
+		return 1;	/* the parent's: nothing to wait for here */
+	if (o->op)
+		return swapio_op_done(o->op);
+	return swapio_store_op_done(o->sop) == 1;
+}
+
+/* Let every completed orphan go. */
+static void reap_orphans(void)
+{
+	struct orphan **pp = &orphans, *o, *done = NULL;
+
+	/* Unlink first: releasing may run Python code that adds orphans. */
+	while ((o = *pp)) {
+		if (!orphan_done(o)) {
+			pp = &o->next;
+			continue;
+		}
+		*pp = o->next;
+		o->next = done;
+		done = o;
+	}
+	while ((o = done)) {
+		done = o->next;
+		orphan_settle(o);
+		PyMem_Free(o);
+	}
+}
+
+/*
+ * orphan_add() - hand over @op or @sop, the buffer @b (moved out) and one
+ * use of @user (of kind @kind; a new reference is taken). Without memory
+ * for the record, waits for the op here instead (GIL released).
+ */
+static void orphan_add(swapio_op *op, swapio_store_op *sop, struct xbuf *b,
+		       PyObject *user, int kind)
+{
+	struct orphan *o = PyMem_Calloc(1, sizeof(*o)), tmp;
+
+	Py_INCREF(user);
+	if (!o) {
+		o = &tmp;
+		memset(o, 0, sizeof(*o));
+	}
+	o->op = op;
+	o->sop = sop;
+	o->buf = *b;
+	memset(b, 0, sizeof(*b));
+	o->user = user;
+	o->kind = kind;
+	o->gen = fork_gen;
+	if (o == &tmp) {
+		/* No memory for the record: wait here, as a last resort. */
+		if (o->gen == fork_gen) {
+			Py_BEGIN_ALLOW_THREADS
+			if (op)
+				swapio_op_wait(op, -1);
+			else
+				swapio_store_op_wait(sop, -1);
+			Py_END_ALLOW_THREADS
+		}
+		orphan_settle(o);
+		return;
+	}
+	o->next = orphans;
+	orphans = o;
+}
+
+/* ------------------------------------------------------------------ */
 /* Transfers, sync and async                                           */
 /* ------------------------------------------------------------------ */
 
@@ -995,11 +1392,14 @@ typedef struct {
 	swapio_op *op;		/* NULL once finished */
 	HandleObject *owner;
 	FileObject *file;	/* NULL for a path op */
+	PyObject *path;		/* the path as given, for errors */
 	struct xbuf buf;
 	ssize_t result;
 	int finished;
 	int waiters;		/* threads inside swapio_op_wait() */
 	int write;
+	int resized;		/* its tensor was resized in flight */
+	unsigned int gen;	/* fork_gen when made */
 } OpObject;
 
 /* The target of one transfer: an open file, or a path on a handle. */
@@ -1025,41 +1425,11 @@ static void target_unuse(struct target *t)
 		handle_unuse(t->ho);
 }
 
-static int target_submit(struct target *t, struct xbuf *b, uint64_t off,
-			 int write, swapio_op **op);
-
-static ssize_t target_sync(struct target *t, struct xbuf *b, uint64_t off,
-			   int write)
+/* The orphan kind and object of @t's use. */
+static PyObject *target_user(struct target *t, int *kind)
 {
-	swapio_handle *h = t->ho->h;
-	swapio_file *f = t->fo ? t->fo->f : NULL;
-	const char *p = t->bytes ? PyBytes_AsString(t->bytes) : NULL;
-	ssize_t n;
-
-	if (b->device >= 0) {
-		swapio_op *op;
-		int ret;
-
-		ret = target_submit(t, b, off, write, &op);
-		if (ret < 0)
-			return ret;
-		Py_BEGIN_ALLOW_THREADS
-		n = swapio_op_wait(op, -1);
-		swapio_op_free(op);
-		Py_END_ALLOW_THREADS
-		return n;
-	}
-	Py_BEGIN_ALLOW_THREADS
-	if (f && write)
-		n = swapio_pwrite(h, f, b->ptr, b->len, off);
-	else if (f)
-		n = swapio_pread(h, f, b->ptr, b->len, off);
-	else if (write)
-		n = swapio_pwrite_path(h, p, b->ptr, b->len, off);
-	else
-		n = swapio_pread_path(h, p, b->ptr, b->len, off);
-	Py_END_ALLOW_THREADS
-	return n;
+	*kind = t->fo ? ORPHAN_FILE : ORPHAN_HANDLE;
+	return t->fo ? (PyObject *)t->fo : (PyObject *)t->ho;
 }
 
 static int target_submit(struct target *t, struct xbuf *b, uint64_t off,
@@ -1095,6 +1465,20 @@ static int target_submit(struct target *t, struct xbuf *b, uint64_t off,
 	return ret;
 }
 
+/*
+ * A submit failed: name the caller's path, and say what CUDA said, or
+ * what opening the file by path had to say.
+ */
+static void raise_submit_err(int err, struct target *t)
+{
+	if (err == SWAPIO_ECUDA || err == SWAPIO_ENOCUDA)
+		raise_dev_err(err, t->ho->h, t->path);
+	else if (!t->fo)
+		raise_err_detail(err, t->path);
+	else
+		raise_err(err, t->path);
+}
+
 static PyObject *transfer(struct target *t, PyObject *bufobj, long long off,
 			  int write, int async)
 {
@@ -1103,18 +1487,37 @@ static PyObject *transfer(struct target *t, PyObject *bufobj, long long off,
 	OpObject *o;
 	ssize_t n;
 
-	if (check_offset(off) ||
-	    xbuf_get_on(bufobj, !write, t->ho->h, &b) < 0)
+	int64_t r;
+	int kind;
+
+	if (check_offset(off) || target_use(t) < 0)
 		return NULL;
-	if (target_use(t) < 0)
-		goto err_buf;
-	if (!async) {
-		n = target_sync(t, &b, (uint64_t)off, write);
+	if (xbuf_get_on(bufobj, !write, t->ho->h, &b) < 0) {
 		target_unuse(t);
+		return NULL;
+	}
+	if (!async) {
+		/* An op waited for at once, as swapio_pread() does, in slices
+		 * so that Ctrl-C gets through. */
+		n = target_submit(t, &b, (uint64_t)off, write, &op);
+		if (n < 0) {
+			raise_submit_err((int)n, t);
+			goto err_unuse;
+		}
+		r = wait_slices(op_wait_fn, op, -1);
+		if (r == WAIT_INTERRUPTED) {
+			orphan_add(op, NULL, &b, target_user(t, &kind), kind);
+			return NULL;	/* the orphan keeps the use */
+		}
+		swapio_op_free(op);	/* complete: does not block */
+		target_unuse(t);
+		kind = xbuf_moved(&b);
 		xbuf_release(&b);
-		if (n < 0)
-			return raise_dev_err((int)n, t->ho->h, t->path);
-		return PyLong_FromSsize_t(n);
+		if (kind)
+			return raise_resized(t->path);
+		if (r < 0)
+			return raise_dev_err((int)r, t->ho->h, t->path);
+		return PyLong_FromSsize_t((ssize_t)r);
 	}
 	o = PyObject_New(OpObject, OpType);
 	if (!o)
@@ -1124,11 +1527,12 @@ static PyObject *transfer(struct target *t, PyObject *bufobj, long long off,
 		o->op = NULL;
 		o->owner = NULL;
 		o->file = NULL;
+		o->path = NULL;
 		o->finished = 1;
 		o->buf.has_view = 0;
 		o->buf.dl = NULL;
 		Py_DECREF((PyObject *)o);
-		raise_dev_err((int)n, t->ho->h, t->path);
+		raise_submit_err((int)n, t);
 		goto err_unuse;
 	}
 	o->op = op;
@@ -1136,16 +1540,19 @@ static PyObject *transfer(struct target *t, PyObject *bufobj, long long off,
 	o->owner = t->ho;
 	Py_XINCREF((PyObject *)t->fo);
 	o->file = t->fo;
+	Py_XINCREF(t->path);
+	o->path = t->path;
 	o->buf = b;
 	o->result = 0;
 	o->finished = 0;
 	o->waiters = 0;
 	o->write = write;
+	o->resized = 0;
+	o->gen = fork_gen;
 	return (PyObject *)o;
 
 err_unuse:
 	target_unuse(t);
-err_buf:
 	xbuf_release(&b);
 	return NULL;
 }
@@ -1228,6 +1635,10 @@ static PyObject *handle_write_async(HandleObject *s, PyObject *a, PyObject *k)
 /* @o completed with @res and nobody waits in C: release all it holds. */
 static void op_finish(OpObject *o, ssize_t res)
 {
+	if (xbuf_moved(&o->buf)) {
+		o->resized = 1;
+		res = -EFAULT;
+	}
 	o->result = res;
 	o->finished = 1;
 	swapio_op_free(o->op);	/* complete: does not block */
@@ -1239,26 +1650,31 @@ static void op_finish(OpObject *o, ssize_t res)
 		handle_unuse(o->owner);
 }
 
-/* Wait up to @ms for @o (GIL released); the result, or -ETIMEDOUT. */
-static ssize_t op_wait_ms(OpObject *o, int ms)
+/*
+ * Wait up to @ms for @o (GIL released, Ctrl-C heard: wait_slices()); the
+ * result, -ETIMEDOUT, or WAIT_INTERRUPTED with the exception set.
+ */
+static int64_t op_wait_ms(OpObject *o, int ms)
 {
-	swapio_op *op = o->op;
-	ssize_t ret;
+	int64_t ret;
 
 	if (o->finished)
 		return o->result;
 	o->waiters++;
-	if (ms == 0) {
-		ret = swapio_op_wait(op, 0);
-	} else {
-		Py_BEGIN_ALLOW_THREADS
-		ret = swapio_op_wait(op, ms);
-		Py_END_ALLOW_THREADS
-	}
+	ret = wait_slices(op_wait_fn, o->op, ms);
 	/* The last thread out frees the op: no one else is inside it. */
-	if (--o->waiters == 0 && !o->finished && ret != -ETIMEDOUT)
-		op_finish(o, ret);
-	return ret;
+	if (--o->waiters == 0 && !o->finished && ret != -ETIMEDOUT &&
+	    ret != WAIT_INTERRUPTED)
+		op_finish(o, (ssize_t)ret);
+	return o->finished ? o->result : ret;
+}
+
+/* An exception for a finished op's error: the path it moved data of. */
+static PyObject *raise_op_err(OpObject *o, int err)
+{
+	if (o->resized)
+		return raise_resized(o->path);
+	return raise_err(err, o->path);
 }
 
 static void op_dealloc(OpObject *self)
@@ -1266,11 +1682,26 @@ static void op_dealloc(OpObject *self)
 	PyTypeObject *tp = Py_TYPE((PyObject *)self);
 
 	/*
-	 * Still in flight: the kernel may be writing into the buffer we hold,
-	 * so wait (GIL released) before letting it go.
+	 * Still in flight: the kernel may be writing into the buffer we hold.
+	 * In this process, an orphan keeps it (and the file or handle the op
+	 * counts in) until the op completes; never a wait here, which Ctrl-C
+	 * could not end. A parent's op, in a child, has nothing to wait for.
 	 */
-	if (!self->finished && self->op)
-		op_wait_ms(self, -1);
+	if (!self->finished && self->op) {
+		if (self->gen != fork_gen || swapio_op_done(self->op)) {
+			op_finish(self, self->gen != fork_gen ?
+				  SWAPIO_EFORKED : swapio_op_wait(self->op, 0));
+		} else {
+			PyObject *user = self->file ? (PyObject *)self->file :
+				(PyObject *)self->owner;
+
+			orphan_add(self->op, NULL, &self->buf, user,
+				   self->file ? ORPHAN_FILE : ORPHAN_HANDLE);
+			self->op = NULL;
+			self->finished = 1;
+		}
+	}
+	Py_XDECREF(self->path);
 	Py_XDECREF((PyObject *)self->file);
 	Py_XDECREF((PyObject *)self->owner);
 	PyObject_Free(self);
@@ -1281,20 +1712,24 @@ static PyObject *op_wait(OpObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { "timeout", NULL };
 	PyObject *t = Py_None;
-	ssize_t ret;
+	int64_t ret;
 	int ms;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O", kwlist, &t) ||
-	    timeout_ms(t, &ms) < 0)
+	    timeout_ms(t, &ms) < 0 || forked(self->gen))
 		return NULL;
 	ret = op_wait_ms(self, ms);
+	if (ret == WAIT_INTERRUPTED)
+		return NULL;
 	if (ret < 0)
-		return raise_err((int)ret, NULL);
-	return PyLong_FromSsize_t(ret);
+		return raise_op_err(self, (int)ret);
+	return PyLong_FromSsize_t((ssize_t)ret);
 }
 
 static PyObject *op_done(OpObject *self, PyObject *unused)
 {
+	if (forked(self->gen))
+		return NULL;
 	if (self->finished)
 		Py_RETURN_TRUE;
 	return PyBool_FromLong(op_wait_ms(self, 0) != -ETIMEDOUT);
@@ -1302,13 +1737,16 @@ static PyObject *op_done(OpObject *self, PyObject *unused)
 
 static PyObject *op_result(OpObject *self, void *unused)
 {
-	ssize_t ret = op_wait_ms(self, 0);
+	int64_t ret;
 
+	if (forked(self->gen))
+		return NULL;
+	ret = op_wait_ms(self, 0);
 	if (ret == -ETIMEDOUT && !self->finished)
 		Py_RETURN_NONE;
 	if (ret < 0)
-		return raise_err((int)ret, NULL);
-	return PyLong_FromSsize_t(ret);
+		return raise_op_err(self, (int)ret);
+	return PyLong_FromSsize_t((ssize_t)ret);
 }
 
 static PyObject *op_nbytes(OpObject *self, void *unused)
@@ -1339,14 +1777,28 @@ static PyObject *op_await(OpObject *self)
 					    NULL);
 }
 
+struct any_args {
+	swapio_op **ops;
+	unsigned int n;
+};
+
+static int64_t wait_any_fn(void *arg, int ms)
+{
+	struct any_args *a = arg;
+
+	return swapio_wait_any(a->ops, a->n, ms);
+}
+
 static PyObject *wait_any(PyObject *mod, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { "ops", "timeout", NULL };
 	PyObject *seq, *list, *t = Py_None, *ret = NULL;
 	swapio_op **cops = NULL;
+	struct any_args aa;
 	OpObject *o;
 	Py_ssize_t i, n;
-	int ms, r = 0;
+	int64_t r = 0;
+	int ms;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O", kwlist, &seq, &t) ||
 	    timeout_ms(t, &ms) < 0)
@@ -1372,6 +1824,8 @@ static PyObject *wait_any(PyObject *mod, PyObject *args, PyObject *kw)
 					"swapio.Op objects");
 			goto out;
 		}
+		if (forked(o->gen))
+			goto out;
 		if (o->finished) {
 			ret = PyLong_FromSsize_t(i);
 			goto out;
@@ -1385,17 +1839,19 @@ static PyObject *wait_any(PyObject *mod, PyObject *args, PyObject *kw)
 	}
 	for (i = 0; i < n; i++)
 		((OpObject *)PyList_GetItem(list, i))->waiters++;
-	Py_BEGIN_ALLOW_THREADS
-	r = swapio_wait_any(cops, (unsigned int)n, ms);
-	Py_END_ALLOW_THREADS
+	aa.ops = cops;
+	aa.n = (unsigned int)n;
+	r = wait_slices(wait_any_fn, &aa, ms);
 	for (i = 0; i < n; i++)
 		((OpObject *)PyList_GetItem(list, i))->waiters--;
+	if (r == WAIT_INTERRUPTED)
+		goto out;
 	if (r < 0) {
-		raise_err(r, NULL);
+		raise_err((int)r, NULL);
 		goto out;
 	}
-	op_wait_ms((OpObject *)PyList_GetItem(list, r), 0);
-	ret = PyLong_FromLong(r);
+	op_wait_ms((OpObject *)PyList_GetItem(list, (Py_ssize_t)r), 0);
+	ret = PyLong_FromLong((long)r);
 out:
 	PyMem_Free(cops);
 	Py_DECREF((PyObject *)list);
@@ -1479,8 +1935,8 @@ static PyObject *mod_alloc(PyObject *mod, PyObject *args, PyObject *kw)
 	unsigned long long n;
 	int pinned = 1, huge = 1;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "K|pp", kwlist, &n,
-					 &pinned, &huge))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|pp", kwlist,
+					 conv_u64, &n, &pinned, &huge))
 		return NULL;
 	if (n > PY_SSIZE_T_MAX) {
 		PyErr_SetString(PyExc_OverflowError, "nbytes too large");
@@ -1515,6 +1971,10 @@ static PyObject *mod_strerror(PyObject *mod, PyObject *arg)
 
 	if (err == -1 && PyErr_Occurred())
 		return NULL;
+	if (err < INT_MIN || err > INT_MAX) {
+		PyErr_Format(PyExc_OverflowError, "%R is out of range", arg);
+		return NULL;
+	}
 	return PyUnicode_FromString(swapio_strerror((int)err));
 }
 
@@ -1597,6 +2057,7 @@ typedef struct {
 	PyObject *dir;
 	int closed;
 	Py_ssize_t users;	/* ops not yet observed, pipelines, calls */
+	unsigned int gen;	/* fork_gen when opened */
 } StoreObject;
 
 /* Every handle the store uses: drive 0's, and the others' when striped. */
@@ -1627,6 +2088,10 @@ static void store_release(StoreObject *so)
 
 static int store_use(StoreObject *so)
 {
+	if (orphans)
+		reap_orphans();
+	if (forked(so->gen))
+		return -1;
 	if (so->closed || !so->s) {
 		PyErr_SetString(PyExc_ValueError, "the store is closed");
 		return -1;
@@ -1639,6 +2104,11 @@ static void store_unuse(StoreObject *so)
 {
 	if (--so->users == 0 && so->closed)
 		store_release(so);
+}
+
+static void store_unuse_obj(PyObject *so)
+{
+	store_unuse((StoreObject *)so);
 }
 
 /* Raise for a store error about @key: a missing key is a KeyError too. */
@@ -1657,25 +2127,31 @@ static PyObject *store_err(int err, PyObject *key)
 	return NULL;
 }
 
-static const char *key_str(PyObject *key)
+/*
+ * key_bytes() - the bytes of a key, as a new reference: bytes as given, a
+ * str encoded as UTF-8 with surrogateescape, so that every key keys()
+ * returns (undecodable bytes as lone surrogates, as os.fsdecode() does)
+ * names the same key again. NULL with TypeError or ValueError.
+ */
+static PyObject *key_bytes(PyObject *key)
 {
-	const char *s;
-	Py_ssize_t n;
+	PyObject *b;
 
 	if (PyUnicode_Check(key)) {
-		s = PyUnicode_AsUTF8AndSize(key, &n);
+		b = PyUnicode_AsEncodedString(key, "utf-8", "surrogateescape");
 	} else if (PyBytes_Check(key)) {
-		s = PyBytes_AsString(key);
-		n = PyBytes_Size(key);
+		b = key;
+		Py_INCREF(b);
 	} else {
 		PyErr_SetString(PyExc_TypeError, "a key is a str or bytes");
 		return NULL;
 	}
-	if (s && (size_t)n != strlen(s)) {
+	if (b && (size_t)PyBytes_Size(b) != strlen(PyBytes_AsString(b))) {
+		Py_DECREF(b);
 		PyErr_SetString(PyExc_ValueError, "a key has no NUL byte");
 		return NULL;
 	}
-	return s;
+	return b;
 }
 
 /*
@@ -1791,9 +2267,10 @@ static int store_init(StoreObject *self, PyObject *args, PyObject *kw)
 		PyErr_SetString(PyExc_RuntimeError, "store already open");
 		return -1;
 	}
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|KKpppK", kwlist, &dir,
-					 &handle, &cap, &grow, &sum, &create,
-					 &recover, &unit))
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|O&O&pppO&", kwlist,
+					 &dir, &handle, conv_u64, &cap,
+					 conv_u64, &grow, &sum, &create,
+					 &recover, conv_u64, &unit))
 		return -1;
 	n = store_drives(dir, handle, dv, paths, &hs);
 	if (n < 0)
@@ -1828,6 +2305,7 @@ static int store_init(StoreObject *self, PyObject *args, PyObject *kw)
 	else
 		Py_DECREF(hs);
 	self->s = s;
+	self->gen = fork_gen;
 	Py_INCREF((PyObject *)dir);
 	self->dir = dir;
 	return store_open_warn(self, recover);
@@ -1848,6 +2326,12 @@ static void store_dealloc(StoreObject *self)
 
 static PyObject *store_close(StoreObject *self, PyObject *unused)
 {
+	if (self->gen != fork_gen) {
+		self->closed = 1;	/* the parent's store: nothing to do */
+		Py_RETURN_NONE;
+	}
+	if (orphans)
+		reap_orphans();
 	self->closed = 1;
 	if (self->users == 0)
 		store_release(self);
@@ -1857,49 +2341,6 @@ static PyObject *store_close(StoreObject *self, PyObject *unused)
 static PyObject *store_exit(StoreObject *self, PyObject *args)
 {
 	return store_close(self, NULL);
-}
-
-static PyObject *store_put(StoreObject *self, PyObject *args)
-{
-	PyObject *key, *buf;
-	const char *k;
-	struct xbuf b;
-	int ret;
-
-	if (!PyArg_ParseTuple(args, "OO", &key, &buf) ||
-	    !(k = key_str(key)) || xbuf_get(buf, 0, &b) < 0)
-		return NULL;
-	if (store_use(self) < 0) {
-		xbuf_release(&b);
-		return NULL;
-	}
-	Py_BEGIN_ALLOW_THREADS
-	ret = swapio_store_put(self->s, k, b.ptr, b.len);
-	Py_END_ALLOW_THREADS
-	store_unuse(self);
-	xbuf_release(&b);
-	if (ret < 0)
-		return store_err(ret, key);
-	Py_RETURN_NONE;
-}
-
-/* The buffer a get reads into: @out, or new aligned memory of the size. */
-static PyObject *get_target(StoreObject *self, PyObject *key, const char *k,
-			    PyObject *out)
-{
-	int64_t n;
-
-	if (out && out != Py_None) {
-		Py_INCREF((PyObject *)out);
-		return out;
-	}
-	if (!self->s)
-		return store_use(self) < 0 ? NULL : NULL;
-	n = swapio_store_size(self->s, k);
-	if (n < 0)
-		return store_err((int)n, key);
-	return buffer_alloc((size_t)n, (size_t)n >= (2u << 20) ?
-				       SWAPIO_BUF_HUGE : 0);
 }
 
 static PyObject *as_result(PyObject *out, PyObject *given)
@@ -1913,36 +2354,135 @@ static PyObject *as_result(PyObject *out, PyObject *given)
 	return mv;
 }
 
-static PyObject *store_get(StoreObject *self, PyObject *args)
+/*
+ * store_start() - submit a put of @bufobj, or a get into @out (None: into
+ * new aligned memory of the value's size), of @key. A get into new memory
+ * whose value another thread replaced by one of another size between the
+ * size look-up and the submission looks again (up to 16 times). On
+ * success holds one use of @self, fills *@op, *@b (the buffer, held) and,
+ * for a get, *@outp (its target, a new reference), and returns 0; else
+ * -1 with an exception set.
+ */
+static int store_start(StoreObject *self, PyObject *key, PyObject *bufobj,
+		       PyObject *out, int put, swapio_store_op **op,
+		       struct xbuf *b, PyObject **outp)
 {
-	PyObject *key, *given = Py_None, *out;
+	const int fresh = !put && (!out || out == Py_None);
+	PyObject *kb = key_bytes(key), *target;
 	const char *k;
-	struct xbuf b;
-	int ret;
+	int64_t n;
+	int ret, tries;
 
-	if (!PyArg_ParseTuple(args, "O|O", &key, &given) ||
-	    !(k = key_str(key)) || !(out = get_target(self, key, k, given)))
-		return NULL;
-	if (xbuf_get(out, 1, &b) < 0)
-		goto err_out;
+	*outp = NULL;
+	memset(b, 0, sizeof(*b));
+	if (!kb)
+		return -1;
+	k = PyBytes_AsString(kb);
 	if (store_use(self) < 0)
-		goto err_buf;
+		goto err_key;
+	for (tries = 0;; tries++) {
+		if (!fresh) {
+			target = put ? bufobj : out;
+			Py_INCREF(target);
+		} else {
+			n = swapio_store_size(self->s, k);
+			if (n < 0) {
+				store_err((int)n, key);
+				goto err_unuse;
+			}
+			target = buffer_alloc((size_t)n,
+					      (size_t)n >= (2u << 20) ?
+					      SWAPIO_BUF_HUGE : 0);
+			if (!target)
+				goto err_unuse;
+		}
+		if (xbuf_get(target, !put, b) < 0) {
+			Py_DECREF(target);
+			goto err_unuse;
+		}
+		Py_BEGIN_ALLOW_THREADS
+		if (put)
+			ret = swapio_store_submit_put(self->s, k, b->ptr,
+						      b->len, op);
+		else
+			ret = swapio_store_submit_get(self->s, k, b->ptr,
+						      b->len, op);
+		Py_END_ALLOW_THREADS
+		if (!ret)
+			break;
+		xbuf_release(b);
+		Py_DECREF(target);
+		if (ret == -EMSGSIZE && fresh && tries < 16)
+			continue;
+		store_err(ret, key);
+		goto err_unuse;
+	}
+	if (put)
+		Py_DECREF(target);
+	else
+		*outp = target;
+	Py_DECREF(kb);
+	return 0;
+
+err_unuse:
+	store_unuse(self);
+err_key:
+	Py_DECREF(kb);
+	return -1;
+}
+
+/* A put or get, waited for at once; Ctrl-C leaves it as an orphan. */
+static PyObject *store_xfer(StoreObject *self, PyObject *key,
+			    PyObject *bufobj, PyObject *given, int put)
+{
+	swapio_store_op *op;
+	struct xbuf b;
+	PyObject *out;
+	int64_t r;
+
+	if (store_start(self, key, bufobj, given, put, &op, &b, &out) < 0)
+		return NULL;
+	r = wait_slices(sop_wait_fn, op, -1);
+	if (r == WAIT_INTERRUPTED) {
+		orphan_add(NULL, op, &b, (PyObject *)self, ORPHAN_STORE);
+		Py_XDECREF(out);
+		return NULL;	/* the orphan keeps the use */
+	}
 	Py_BEGIN_ALLOW_THREADS
-	ret = swapio_store_get(self->s, k, b.ptr, b.len);
+	swapio_store_op_free(op);	/* finished: no wait */
 	Py_END_ALLOW_THREADS
 	store_unuse(self);
-	xbuf_release(&b);
-	if (ret < 0) {
-		store_err(ret, key);
-		goto err_out;
+	if (xbuf_moved(&b)) {
+		xbuf_release(&b);
+		Py_XDECREF(out);
+		return raise_resized(NULL);
 	}
-	return as_result(out, given);
-
-err_buf:
 	xbuf_release(&b);
-err_out:
-	Py_DECREF((PyObject *)out);
-	return NULL;
+	if (r < 0) {
+		Py_XDECREF(out);
+		return store_err((int)r, key);
+	}
+	if (put)
+		Py_RETURN_NONE;
+	return as_result(out, given);
+}
+
+static PyObject *store_put(StoreObject *self, PyObject *args)
+{
+	PyObject *key, *buf;
+
+	if (!PyArg_ParseTuple(args, "OO", &key, &buf))
+		return NULL;
+	return store_xfer(self, key, buf, NULL, 1);
+}
+
+static PyObject *store_get(StoreObject *self, PyObject *args)
+{
+	PyObject *key, *given = Py_None;
+
+	if (!PyArg_ParseTuple(args, "O|O", &key, &given))
+		return NULL;
+	return store_xfer(self, key, NULL, given, 0);
 }
 
 typedef struct {
@@ -1956,30 +2496,32 @@ typedef struct {
 	int finished;
 	int waiters;
 	int put;
+	unsigned int gen;	/* fork_gen when made */
 } StoreOpObject;
 
 static void sop_finish(StoreOpObject *o, int64_t res)
 {
 	o->result = res;
 	o->finished = 1;
+	Py_BEGIN_ALLOW_THREADS
 	swapio_store_op_free(o->op);	/* already finished: no wait */
+	Py_END_ALLOW_THREADS
 	o->op = NULL;
 	xbuf_release(&o->buf);
 	store_unuse(o->owner);
 }
 
+/* As op_wait_ms(), for a store op. */
 static int64_t sop_wait_ms(StoreOpObject *o, int ms)
 {
-	swapio_store_op *op = o->op;
 	int64_t ret;
 
 	if (o->finished)
 		return o->result;
 	o->waiters++;
-	Py_BEGIN_ALLOW_THREADS
-	ret = swapio_store_op_wait(op, ms);
-	Py_END_ALLOW_THREADS
-	if (--o->waiters == 0 && !o->finished && ret != -ETIMEDOUT)
+	ret = wait_slices(sop_wait_fn, o->op, ms);
+	if (--o->waiters == 0 && !o->finished && ret != -ETIMEDOUT &&
+	    ret != WAIT_INTERRUPTED)
 		sop_finish(o, ret);
 	return ret;
 }
@@ -1988,8 +2530,21 @@ static void sop_dealloc(StoreOpObject *self)
 {
 	PyTypeObject *tp = Py_TYPE((PyObject *)self);
 
-	if (!self->finished && self->op)
-		sop_wait_ms(self, -1);
+	/* As op_dealloc(): an orphan keeps what an op in flight holds. */
+	if (!self->finished && self->op) {
+		if (self->gen != fork_gen) {
+			self->op = NULL;	/* the parent's */
+			xbuf_release(&self->buf);
+			store_unuse(self->owner);
+		} else if (swapio_store_op_done(self->op) == 1) {
+			sop_finish(self, swapio_store_op_wait(self->op, 0));
+		} else {
+			orphan_add(NULL, self->op, &self->buf,
+				   (PyObject *)self->owner, ORPHAN_STORE);
+			self->op = NULL;
+		}
+		self->finished = 1;
+	}
 	Py_XDECREF((PyObject *)self->out);
 	Py_XDECREF((PyObject *)self->key);
 	Py_XDECREF((PyObject *)self->owner);
@@ -2000,13 +2555,8 @@ static void sop_dealloc(StoreOpObject *self)
 static PyObject *store_submit(StoreObject *self, PyObject *key,
 			      PyObject *bufobj, PyObject *out, int put)
 {
-	StoreOpObject *o;
-	const char *k;
-	int ret;
+	StoreOpObject *o = PyObject_New(StoreOpObject, StoreOpType);
 
-	if (!(k = key_str(key)))
-		return NULL;
-	o = PyObject_New(StoreOpObject, StoreOpType);
 	if (!o)
 		return NULL;
 	o->op = NULL;
@@ -2015,41 +2565,22 @@ static PyObject *store_submit(StoreObject *self, PyObject *key,
 	o->waiters = 0;
 	o->put = put;
 	o->out = NULL;
+	o->gen = fork_gen;
 	Py_INCREF((PyObject *)key);
 	o->key = key;
-	memset(&o->buf, 0, sizeof(o->buf));
-	if (!put && !(out = get_target(self, key, k, out)))
-		goto err;
-	if (xbuf_get(put ? bufobj : out, !put, &o->buf) < 0)
-		goto err_out;
-	if (store_use(self) < 0)
-		goto err_out;
-	Py_BEGIN_ALLOW_THREADS
-	if (put)
-		ret = swapio_store_submit_put(self->s, k, o->buf.ptr,
-					      o->buf.len, &o->op);
-	else
-		ret = swapio_store_submit_get(self->s, k, o->buf.ptr,
-					      o->buf.len, &o->op);
-	Py_END_ALLOW_THREADS
-	if (ret < 0) {
-		store_unuse(self);
-		store_err(ret, key);
-		goto err_out;
+	if (store_start(self, key, bufobj, out, put, &o->op, &o->buf,
+			&o->out) < 0) {
+		Py_DECREF((PyObject *)o);
+		return NULL;
 	}
 	Py_INCREF((PyObject *)self);
 	o->owner = self;
 	o->finished = 0;
-	o->out = put ? (Py_INCREF((PyObject *)Py_None), Py_None) : out;
+	if (put) {
+		Py_INCREF(Py_None);
+		o->out = Py_None;
+	}
 	return (PyObject *)o;
-
-err_out:
-	if (!put)
-		Py_DECREF((PyObject *)out);
-err:
-	xbuf_release(&o->buf);
-	Py_DECREF((PyObject *)o);
-	return NULL;
 }
 
 static PyObject *store_put_async(StoreObject *self, PyObject *args)
@@ -2072,29 +2603,49 @@ static PyObject *store_get_async(StoreObject *self, PyObject *args)
 
 static PyObject *store_remove(StoreObject *self, PyObject *key)
 {
-	const char *k = key_str(key);
+	PyObject *kb = key_bytes(key);
 	int ret;
 
-	if (!k || store_use(self) < 0)
+	if (!kb)
 		return NULL;
+	if (store_use(self) < 0) {
+		Py_DECREF(kb);
+		return NULL;
+	}
 	Py_BEGIN_ALLOW_THREADS
-	ret = swapio_store_remove(self->s, k);
+	ret = swapio_store_remove(self->s, PyBytes_AsString(kb));
 	Py_END_ALLOW_THREADS
 	store_unuse(self);
+	Py_DECREF(kb);
 	if (ret < 0)
 		return store_err(ret, key);
 	Py_RETURN_NONE;
 }
 
-static PyObject *store_size(StoreObject *self, PyObject *key)
+/* swapio_store_size() of @key: the length, or -errno; -ERANGE: raised. */
+static int64_t key_size(StoreObject *self, PyObject *key)
 {
-	const char *k = key_str(key);
+	PyObject *kb = key_bytes(key);
 	int64_t n;
 
-	if (!k || store_use(self) < 0)
-		return NULL;
-	n = swapio_store_size(self->s, k);
+	if (!kb)
+		return -ERANGE;
+	if (store_use(self) < 0) {
+		Py_DECREF(kb);
+		return -ERANGE;
+	}
+	n = swapio_store_size(self->s, PyBytes_AsString(kb));
 	store_unuse(self);
+	Py_DECREF(kb);
+	return n;
+}
+
+static PyObject *store_size(StoreObject *self, PyObject *key)
+{
+	int64_t n = key_size(self, key);
+
+	if (n == -ERANGE)
+		return NULL;
 	if (n < 0)
 		return store_err((int)n, key);
 	return PyLong_FromLongLong(n);
@@ -2102,13 +2653,10 @@ static PyObject *store_size(StoreObject *self, PyObject *key)
 
 static int store_contains(StoreObject *self, PyObject *key)
 {
-	const char *k = key_str(key);
-	int64_t n;
+	int64_t n = key_size(self, key);
 
-	if (!k || store_use(self) < 0)
+	if (n == -ERANGE)
 		return -1;
-	n = swapio_store_size(self->s, k);
-	store_unuse(self);
 	if (n < 0 && n != -ENOENT && n != -EINVAL) {
 		raise_err((int)n, NULL);
 		return -1;
@@ -2127,6 +2675,7 @@ static Py_ssize_t store_len(StoreObject *self)
 	return (Py_ssize_t)in.keys;
 }
 
+/* The keys as str: UTF-8, undecodable bytes as lone surrogates. */
 static PyObject *store_keys(StoreObject *self, PyObject *unused)
 {
 	PyObject *list = NULL, *k;
@@ -2142,7 +2691,8 @@ static PyObject *store_keys(StoreObject *self, PyObject *unused)
 		return raise_err(ret, NULL);
 	list = PyList_New((Py_ssize_t)n);
 	for (i = 0; list && i < n; i++) {
-		k = PyUnicode_DecodeFSDefault(keys[i]);
+		k = PyUnicode_DecodeUTF8(keys[i], (Py_ssize_t)strlen(keys[i]),
+					 "surrogateescape");
 		if (!k) {
 			Py_CLEAR(list);
 			break;
@@ -2203,9 +2753,11 @@ static PyObject *sop_wait(StoreOpObject *self, PyObject *args, PyObject *kw)
 	int ms;
 
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O", kwlist, &t) ||
-	    timeout_ms(t, &ms) < 0)
+	    timeout_ms(t, &ms) < 0 || forked(self->gen))
 		return NULL;
 	ret = sop_wait_ms(self, ms);
+	if (ret == WAIT_INTERRUPTED)
+		return NULL;
 	if (ret < 0)
 		return store_err((int)ret, self->key);
 	return PyLong_FromLongLong(ret);
@@ -2215,6 +2767,8 @@ static PyObject *sop_done(StoreOpObject *self, PyObject *unused)
 {
 	int r;
 
+	if (forked(self->gen))
+		return NULL;
 	if (self->finished)
 		Py_RETURN_TRUE;
 	r = swapio_store_op_done(self->op);
@@ -2261,7 +2815,7 @@ static void pipe_release(PipelineObject *po)
 static int pipe_group(PyObject *g, struct swapio_pipeline_group *out,
 		      struct swapio_pipeline_tensor *t, PyObject *keep)
 {
-	PyObject *list = PySequence_List(g), *item, *key;
+	PyObject *list = PySequence_List(g), *item, *key, *kb;
 	Py_ssize_t i, n;
 	unsigned long long len;
 	int ro;
@@ -2272,12 +2826,16 @@ static int pipe_group(PyObject *g, struct swapio_pipeline_group *out,
 	for (i = 0; i < n; i++) {
 		item = PyList_GetItem(list, i);
 		ro = 0;
-		if (!PyArg_ParseTuple(item, "OK|p", &key, &len, &ro) ||
-		    !(t[i].key = key_str(key)) ||
-		    PyList_Append(keep, key) < 0) {
+		kb = NULL;
+		if (!PyArg_ParseTuple(item, "OO&|p", &key, conv_u64, &len,
+				      &ro) || !(kb = key_bytes(key)) ||
+		    PyList_Append(keep, kb) < 0) {
+			Py_XDECREF(kb);
 			Py_DECREF((PyObject *)list);
 			return -1;
 		}
+		t[i].key = PyBytes_AsString(kb);
+		Py_DECREF(kb);	/* @keep holds it */
 		t[i].len = len;
 		t[i].flags = ro ? SWAPIO_PIPELINE_READ_ONLY : 0;
 		t[i].reserved = 0;
@@ -2321,9 +2879,10 @@ static int pipe_init(PipelineObject *self, PyObject *args, PyObject *kw)
 		PyErr_SetString(PyExc_RuntimeError, "pipeline already made");
 		return -1;
 	}
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O|KIpp", kwlist,
-					 StoreType, &so, &groups, &budget,
-					 &depth, &pinned, &huge) ||
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O|O&O&pp", kwlist,
+					 StoreType, &so, &groups, conv_u64,
+					 &budget, conv_u32, &depth, &pinned,
+					 &huge) ||
 	    !(list = PySequence_List(groups)) || !(keep = PyList_New(0)))
 		goto out;
 	n = PyList_Size(list);
@@ -2380,6 +2939,8 @@ static void pipe_dealloc(PipelineObject *self)
 
 static int pipe_check(PipelineObject *self)
 {
+	if (self->p && forked(self->store->gen))
+		return -1;
 	if (!self->p) {
 		PyErr_SetString(PyExc_ValueError, "the pipeline is closed");
 		return -1;
@@ -2440,7 +3001,8 @@ static PyObject *pipe_release_group(PipelineObject *self, PyObject *args)
 	unsigned int group;
 	int wb = 1, ret;
 
-	if (!PyArg_ParseTuple(args, "I|p", &group, &wb) || pipe_check(self))
+	if (!PyArg_ParseTuple(args, "O&|p", conv_u32, &group, &wb) ||
+	    pipe_check(self))
 		return NULL;
 	Py_BEGIN_ALLOW_THREADS
 	ret = swapio_pipeline_release(self->p, group, wb);
@@ -2854,13 +3416,40 @@ static int store_add_types(PyObject *m)
 	return StoreType && StoreOpType && PipelineType ? 0 : -1;
 }
 
+/* threading.main_thread()'s ident, and the fork hook; once per process. */
+static int init_threads(void)
+{
+	static int hooked;
+	PyObject *mod, *t = NULL, *id = NULL;
+
+	main_thread = PyThread_get_thread_ident();
+	mod = PyImport_ImportModule("threading");
+	if (mod)
+		t = PyObject_CallMethod(mod, "main_thread", NULL);
+	if (t)
+		id = PyObject_GetAttrString(t, "ident");
+	if (id && PyLong_Check(id))
+		main_thread = PyLong_AsUnsignedLong(id);
+	Py_XDECREF(id);
+	Py_XDECREF(t);
+	Py_XDECREF(mod);
+	if (PyErr_Occurred())
+		return -1;
+	if (!hooked && pthread_atfork(NULL, NULL, fork_child)) {
+		PyErr_SetString(PyExc_RuntimeError, "pthread_atfork failed");
+		return -1;
+	}
+	hooked = 1;
+	return 0;
+}
+
 PyMODINIT_FUNC PyInit__swapio(void)
 {
 	PyObject *m = PyModule_Create(&moddef);
 
 	if (!m)
 		return NULL;
-	if (add_errors(m) < 0 ||
+	if (init_threads() < 0 || add_errors(m) < 0 ||
 	    !(HandleType = add_type(m, "swapio.Handle", sizeof(HandleObject),
 				    handle_slots)) ||
 	    !(FileType = add_type(m, "swapio.File", sizeof(FileObject), file_slots)) ||

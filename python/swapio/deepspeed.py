@@ -23,6 +23,7 @@ same with GPUDirect Storage asked for, and needs no pinned device buffer.
 import bisect
 import errno as _errno
 import logging
+import operator
 import os
 import sys
 import threading
@@ -168,7 +169,7 @@ _warned_mlock = False
 def _new_locked(num_elem, example):
     global _warned_mlock
     torch = _torch()
-    num_elem = int(num_elem)
+    num_elem = _index("num_elem", num_elem)
     if num_elem < 0:
         raise ValueError("num_elem must be >= 0")
     dtype = example.dtype
@@ -210,6 +211,29 @@ def _free_locked(t):
 
 # ------------------------------------------------------------ aio_handle
 
+def _index(what, v):
+    """An integer argument as an int: TypeError for a float, a str or
+    anything without __index__, never truncated or parsed."""
+    try:
+        return operator.index(v)
+    except TypeError:
+        raise TypeError("%s must be an int, not %s"
+                        % (what, type(v).__name__)) from None
+
+
+def _typed(flat, t):
+    """The uint8 bounce view *flat* seen as *t*'s dtype and shape."""
+    return flat.view(t.dtype).view(t.shape)
+
+
+def _named(e, name):
+    """*e*, an OSError, naming the caller's file *name* (the path or fd it
+    gave) rather than the descriptor swapio reached it through."""
+    if isinstance(e, OSError) and e.filename is not None:
+        e.filename = name
+    return e
+
+
 class _Pending:
     __slots__ = ("op", "file", "tensor", "bounce", "bview", "nbytes",
                  "is_read", "validate", "path", "offset")
@@ -247,11 +271,12 @@ class aio_handle:
     def __init__(self, block_size=1048576, queue_depth=128,
                  single_submit=False, overlap_events=False,
                  intra_op_parallelism=1, *, engine=None):
-        self._block_size = int(block_size)
-        self._queue_depth = int(queue_depth)
+        self._block_size = _index("block_size", block_size)
+        self._queue_depth = _index("queue_depth", queue_depth)
         self._single_submit = bool(single_submit)
         self._overlap_events = bool(overlap_events)
-        self._intra_op_parallelism = int(intra_op_parallelism)
+        self._intra_op_parallelism = _index("intra_op_parallelism",
+                                            intra_op_parallelism)
         if self._intra_op_parallelism < 1:
             raise ValueError("intra_op_parallelism must be >= 1")
         if self._block_size < 1 or self._queue_depth < 1:
@@ -297,6 +322,33 @@ class aio_handle:
         return self._h.engine
 
     # Submission.
+    def _memory(self, buffer, device, nbytes, is_read):
+        """The memory an op moves: (view, bounce). A contiguous CPU tensor
+        in place, a CUDA one by the device path, anything else (a strided
+        view, other devices) through a bounce buffer, filled now for a
+        write. Done before the file is touched, so a tensor that cannot be
+        moved leaves no file behind."""
+        torch = _torch()
+        if not nbytes:
+            return None, None
+        if device is not None:
+            # Device memory: swapio's device path, on the stream the
+            # tensor's producer readies it on (DLPack).
+            return (buffer.detach() if hasattr(buffer, "detach")
+                    else buffer), None
+        view = _direct_view(buffer)
+        if view is not None:
+            return view, None
+        bounce = _bounce.get(nbytes)
+        try:
+            view = torch.frombuffer(bounce, dtype=torch.uint8, count=nbytes)
+            if not is_read:
+                _typed(view, buffer).copy_(buffer.detach())
+        except BaseException:
+            _bounce.put(bounce)
+            raise
+        return view, bounce
+
     def _submit(self, buffer, target, is_read, validate, file_offset,
                 whole_file=False):
         """Queue one op; 0 on success, -1 where DeepSpeed returns it."""
@@ -304,9 +356,13 @@ class aio_handle:
         device = _cuda_device(buffer)
         if device is None and not isinstance(buffer, torch.Tensor):
             raise TypeError("buffer must be a torch.Tensor")
-        file_offset = int(file_offset)
+        file_offset = _index("file_offset", file_offset)
         if file_offset < 0:
             raise ValueError("file_offset must be >= 0")
+        if device is None and buffer.is_meta:
+            raise ValueError("a meta tensor has no memory to read into or "
+                             "write from; allocate it on the CPU (or a "
+                             "device) first")
         nbytes = _nbytes(buffer)
         if not whole_file and nbytes % self._intra_op_parallelism:
             return -1
@@ -314,12 +370,15 @@ class aio_handle:
                                                                 bytes,
                                                                 os.PathLike)):
             raise TypeError("filename must be a path or an int fd")
+        view, bounce = self._memory(buffer, device, nbytes, is_read)
+        # Errors name what the caller gave: the path, or the fd.
+        name = target if isinstance(target, int) else os.fsdecode(target)
         try:
             if isinstance(target, int):
                 path = "/proc/self/fd/%d" % target
                 os.fstat(target)
             else:
-                path = os.fsdecode(target)
+                path = name
             if is_read:
                 f = self._h.open(path, "r")
             elif isinstance(target, int):
@@ -333,7 +392,9 @@ class aio_handle:
                 finally:
                     os.close(fd)
         except OSError as e:
-            _log.error("swapio: cannot open %r: %s", target, e)
+            if bounce is not None:
+                _bounce.put(bounce)
+            _log.error("swapio: cannot open %r: %s", target, _named(e, name))
             return -1
         p = None
         try:
@@ -342,67 +403,67 @@ class aio_handle:
                 if whole_file and nbytes != size:
                     raise ValueError(
                         "read: buffer of %d bytes, file %r of %d bytes"
-                        % (nbytes, path, size))
+                        % (nbytes, name, size))
                 if file_offset + nbytes > size:
                     raise ValueError(
                         "read of %d bytes at %d past the end of %r (%d bytes)"
-                        % (nbytes, file_offset, path, size))
+                        % (nbytes, file_offset, name, size))
             p = _Pending()
-            p.bounce = None
             p.file = f
             p.tensor = buffer
             p.nbytes = nbytes
             p.is_read = is_read
             p.validate = bool(validate)
-            p.path = path if not isinstance(target, int) else target
+            p.path = name
             p.offset = file_offset
-            p.bounce = None
+            p.bounce = bounce
+            p.bview = view
             p.op = None
-            if nbytes and device is not None:
-                # Device memory: swapio's device path, on the stream the
-                # tensor's producer readies it on (DLPack).
-                view = buffer.detach() if hasattr(buffer, "detach") \
-                    else buffer
-            elif nbytes:
-                view = _direct_view(buffer)
-                if view is None:
-                    p.bounce = _bounce.get(nbytes)
-                    view = torch.frombuffer(p.bounce, dtype=torch.uint8,
-                                            count=nbytes)
-                    if not is_read:
-                        view.copy_(buffer.detach().reshape(-1)
-                                   .view(torch.uint8))
             if nbytes:
-                p.bview = view
                 submit = f.read_async if is_read else f.write_async
-                p.op = submit(view, file_offset)
+                try:
+                    p.op = submit(view, file_offset)
+                except OSError as e:
+                    raise _named(e, name)
         except BaseException:
             f.close()
-            if p is not None and p.bounce is not None:
-                _bounce.put(p.bounce)
+            if bounce is not None:
+                _bounce.put(bounce)
             raise
         with self._lock:
             self._pending.append(p)
         return 0
 
     def _finish(self, p):
-        """Complete one op: check its count, copy a bounce back, validate."""
+        """Complete one op: check its count, copy a bounce back, validate.
+        Interrupted (KeyboardInterrupt) while the op is in flight, *p* is
+        left as it was, its file open and its bounce buffer held, for the
+        next wait()."""
         torch = _torch()
+        n = None
         try:
             if p.op is not None:
                 n = p.op.wait()
+        except Exception as e:
+            self._release(p)
+            raise _named(e, p.path)
+        try:
+            if p.op is not None:
                 if n != p.nbytes:
                     raise _swapio.Error(
                         _errno.EIO, "%s of %d bytes moved %d"
-                        % ("read" if p.is_read else "write", p.nbytes, n))
+                        % ("read" if p.is_read else "write", p.nbytes, n),
+                        p.path)
                 if p.is_read and p.bounce is not None:
-                    p.tensor.detach().copy_(
-                        p.bview.view(p.tensor.dtype).view(p.tensor.shape))
+                    p.tensor.detach().copy_(_typed(p.bview, p.tensor))
             if p.validate:
                 path = p.path
-                if isinstance(path, int):
+                if isinstance(path, int):  # an fd
                     path = "/proc/self/fd/%d" % path
-                disk = _read_file(path, p.offset, p.nbytes)
+                try:
+                    disk = _read_file(path, p.offset, p.nbytes)
+                except OSError as e:
+                    raise _named(e, p.path)
                 mem = p.tensor.detach().cpu().contiguous().reshape(-1) \
                     .view(torch.uint8).numpy().tobytes()
                 if disk != mem:
@@ -410,26 +471,38 @@ class aio_handle:
                         _errno.EIO, "validate: %r at %d differs from the "
                         "buffer" % (p.path, p.offset))
         finally:
-            p.file.close()
-            if p.bounce is not None:
-                _bounce.put(p.bounce)
-                p.bounce = None
+            self._release(p)
+
+    @staticmethod
+    def _release(p):
+        """The op completed: close its file, give its bounce back."""
+        p.file.close()
+        if p.bounce is not None:
+            _bounce.put(p.bounce)
+            p.bounce = None
 
     def wait(self):
         """Wait for every pending op; return how many completed since the
         last wait (0 if none was pending). If any failed, all are still
-        waited for and the first error is raised."""
+        waited for and the first error is raised. A KeyboardInterrupt
+        (Ctrl-C) stops the wait at once: the ops not yet completed stay
+        pending, holding their buffers, for the next wait()."""
         with self._lock:
             ops, self._pending = self._pending, []
             count, self._done = self._done, 0
         err = None
-        for p in ops:
+        for i, p in enumerate(ops):
             try:
                 self._finish(p)
                 count += 1
-            except BaseException as e:
+            except Exception as e:
                 if err is None:
                     err = e
+            except BaseException:
+                with self._lock:
+                    self._pending[:0] = ops[i:]
+                    self._done += count
+                raise
         if err is not None:
             raise err
         return count
@@ -485,7 +558,7 @@ class aio_handle:
         if fd is not None:
             if filename is not None:
                 raise TypeError("async_pwrite: both filename and fd given")
-            filename = int(fd)
+            filename = _index("fd", fd)
         elif filename is None:
             raise TypeError("async_pwrite: filename or fd is required")
         return self._submit(buffer, filename, False, False, file_offset)

@@ -42,6 +42,43 @@ def _error(code, msg):
     return swapio.Error(code, msg)
 
 
+def _order(p):
+    """None for a contiguous *p*; else the order of its dimensions, outer
+    to inner in memory, in which it is contiguous (a transposed or
+    channels_last parameter): its state is kept in that memory order.
+    ValueError for a parameter that does not cover its memory densely."""
+    if p.is_contiguous():
+        return None
+    order = tuple(sorted(range(p.dim()), key=lambda d: -p.stride(d)))
+    if not p.permute(order).is_contiguous():
+        raise ValueError(
+            f"swapio.torch.AdamW: a parameter of shape {tuple(p.shape)} "
+            f"and strides {p.stride()} does not cover its memory densely "
+            "(overlapping or with gaps); make it contiguous first: "
+            "p.data = p.data.contiguous()")
+    return order
+
+
+def _flat(t, order):
+    """*t* (of the parameter's shape, any layout) as a 1-D tensor in the
+    parameter's memory order: a view where *t* is laid out as the
+    parameter, else a copy."""
+    if order is not None:
+        t = t.permute(order)
+    return t.reshape(-1)
+
+
+def _unflat(flat, p, order):
+    """A 1-D tensor in *p*'s memory order as a tensor of *p*'s shape and
+    strides (a view)."""
+    if order is None:
+        return flat.view(p.shape)
+    inverse = [0] * len(order)
+    for i, d in enumerate(order):
+        inverse[d] = i
+    return flat.view([p.shape[d] for d in order]).permute(inverse)
+
+
 class AdamW(torch.optim.Optimizer):
     """AdamW whose state lives in a swapio store.
 
@@ -93,6 +130,7 @@ class AdamW(torch.optim.Optimizer):
         self._ahead = None      # the _Pass begun at the end of a step
         self._scratch = [None, None]    # AdamW's denominator, fp32 grads
         self._layout = None
+        self._shapes = []       # (shape, memory order) the layout is for
         self._inited = set()
         self.budget = int(budget)
         self.prefetch = int(prefetch)
@@ -111,6 +149,7 @@ class AdamW(torch.optim.Optimizer):
                 if p.dtype not in (torch.float32, torch.bfloat16,
                                    torch.float16):
                     raise ValueError(f"unsupported dtype {p.dtype}")
+                _order(p)       # dense in memory, in some order
         self._open_store(store, engine, handle)
         self._closed = False
         self._check_budget()
@@ -213,6 +252,7 @@ class AdamW(torch.optim.Optimizer):
         self._check_budget()
         self._scratch = [None, None]
         layout = []
+        self._shapes = [(tuple(p.shape), _order(p)) for p in self._params()]
         for p in self._params():
             n = p.numel()
             c = self._chunk_elems(p)
@@ -303,7 +343,7 @@ class AdamW(torch.optim.Optimizer):
         zero = None
         for i in todo:
             p = params[i]
-            flat = p.detach().view(-1)
+            flat = _flat(p.detach(), self._shapes[i][1])
             for c, (off, n) in enumerate(self._layout[i]):
                 if zero is None or zero.numel() < n:
                     zero = torch.zeros(n, dtype=torch.float32)
@@ -328,8 +368,9 @@ class AdamW(torch.optim.Optimizer):
         for c, (off, m) in enumerate(self._layout[i]):
             for k, t in zip(self._keys(i, c), out):
                 self._store.get(k, t[off:off + m])
-        return [t.view(p.shape) for t in out[:2]] + [
-            None if w is None else w.view(p.shape)]
+        order = self._shapes[i][1]
+        return [_unflat(t, p, order) for t in out[:2]] + [
+            None if w is None else _unflat(w, p, order)]
 
     def _write_param_state(self, i, exp_avg, exp_avg_sq, master):
         self._drop_ahead()
@@ -337,7 +378,7 @@ class AdamW(torch.optim.Optimizer):
         src = [exp_avg, exp_avg_sq]
         if p.dtype != torch.float32:
             src.append(p.detach().float() if master is None else master)
-        src = [s.detach().to(torch.float32).contiguous().view(-1)
+        src = [_flat(s.detach().to(torch.float32), self._shapes[i][1])
                for s in src]
         for c, (off, m) in enumerate(self._layout[i]):
             for k, t in zip(self._keys(i, c), src):
@@ -376,6 +417,7 @@ class AdamW(torch.optim.Optimizer):
         active = sorted(hyper)
         if not active:
             return loss
+        self._check_shapes(active)
         todo = [i for i in active if i not in self._inited]
         if todo:
             self._init_state(todo)
@@ -386,8 +428,7 @@ class AdamW(torch.optim.Optimizer):
             steps[i] = st.item()
         grads = {}
         for i in active:
-            g = params[i].grad
-            grads[i] = (g if g.is_contiguous() else g.contiguous()).view(-1)
+            grads[i] = _flat(params[i].grad, self._shapes[i][1])
         pipe = self._pipeline(active)
         compute = 0.0
         # Reused across chunks and steps: a fresh tensor per chunk would
@@ -403,8 +444,9 @@ class AdamW(torch.optim.Optimizer):
                          for b in bufs[at:at + nt]]
                 at += nt
                 g = grads[i][off:off + n]
+                pflat = _flat(p.detach(), self._shapes[i][1])
                 if p.dtype == torch.float32:
-                    w = p.detach().view(-1)[off:off + n]
+                    w = pflat[off:off + n]
                     _adamw(w, g, views[0], views[1], steps[i], hyper[i],
                            scratch)
                 else:
@@ -416,13 +458,49 @@ class AdamW(torch.optim.Optimizer):
                     _adamw(w, g32, views[0], views[1], steps[i],
                            hyper[i], scratch)
                     del g32
-                    p.detach().view(-1)[off:off + n].copy_(w)
-                del views, w, g
+                    pflat[off:off + n].copy_(w)
+                del views, w, g, pflat
 
         st = self._run_pass(pipe, update)
         st["step_s"] = time.perf_counter() - t_start
         self.stats = st
         return loss
+
+    def _check_shapes(self, active):
+        """Before anything changes: a parameter whose size (or gradient's
+        size) no longer matches its state raises RuntimeError, as
+        torch.optim.AdamW's update does; so does one whose memory layout
+        changed (the state is kept in the parameter's memory order). A
+        parameter without state yet is laid out again."""
+        params = self._params()
+        fresh = False
+        for i in active:
+            p = params[i]
+            shape, order = self._shapes[i]
+            if tuple(p.grad.shape) != tuple(p.shape):
+                raise RuntimeError(
+                    f"swapio.torch.AdamW: parameter {i} has shape "
+                    f"{tuple(p.shape)} but its gradient {tuple(p.grad.shape)}")
+            if tuple(p.shape) == shape and _order(p) == order:
+                continue
+            if i not in self._inited:
+                fresh = True
+            elif tuple(p.shape) != shape:
+                raise RuntimeError(
+                    f"swapio.torch.AdamW: parameter {i} is now of shape "
+                    f"{tuple(p.shape)} ({p.numel()} elements), its state of "
+                    f"shape {shape}: the sizes must match, as in "
+                    "torch.optim.AdamW; load a state dict made for the new "
+                    "size, or make a new optimizer")
+            else:
+                raise RuntimeError(
+                    f"swapio.torch.AdamW: parameter {i} changed its memory "
+                    f"layout (strides now {p.stride()}) after its first "
+                    "step, and its state is kept in the old one; keep the "
+                    "layout (e.g. make the model channels_last before "
+                    "building the optimizer), or make a new optimizer")
+        if fresh:
+            self._build_layout()
 
     def io_pass(self):
         """One pass of the pipeline over every initialised parameter's
@@ -521,7 +599,10 @@ class AdamW(torch.optim.Optimizer):
                     else:
                         m, v, w = self._gather(src, meta["prefix"], i, old,
                                                p)
-                        self._write_param_state(i, m, v, w)
+                        order = self._shapes[i][1]
+                        self._write_param_state(
+                            i, _unflat(m, p, order), _unflat(v, p, order),
+                            None if w is None else _unflat(w, p, order))
                 else:
                     self._write_param_state(i, s["exp_avg"],
                                             s["exp_avg_sq"],
