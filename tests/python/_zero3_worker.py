@@ -5,8 +5,9 @@ and torch.distributed's init stay out of the pytest process.
     python _zero3_worker.py build OUT.json
         loads (JIT-builds on first use) DeepSpeed's cpu_adam op;
     python _zero3_worker.py train ARGS.json
-        ARGS: {"config": ds_config, "swapio_engine": None or an engine,
-               "steps": N, "out": path of the torch.save'd result}.
+        ARGS: {"config": ds_config, "swapio_engine": None (DeepSpeed's
+               own op) or a swapio engine, "model": sizes, "steps": N,
+               "out": path of the torch.save'd result}.
 
 DS_ACCELERATOR=cpu, TORCH_EXTENSIONS_DIR and the torch.distributed
 variables (RANK, WORLD_SIZE, ...) come from the environment."""
@@ -27,12 +28,39 @@ def _deepspeed():
     return deepspeed
 
 
-def build(out):
-    t = time.monotonic()
+def _cpu_adam():
+    """DeepSpeed's cpu_adam op: the one already built in
+    $TORCH_EXTENSIONS_DIR/cpu_adam if it loads, else DeepSpeed's JIT build
+    into that folder. Loaded here rather than by torch's JIT, which would
+    rebuild whenever the checkout (so the venv, so DeepSpeed's sources)
+    has moved: the folder's name already says what the op was built for."""
+    import importlib.util
+    import os
+
+    import torch  # noqa: F401 (the op links against torch's libraries)
+
     _deepspeed()
     from deepspeed.ops.op_builder import CPUAdamBuilder
+    from deepspeed.ops.op_builder.builder import OpBuilder
 
-    mod = CPUAdamBuilder().load()
+    name = CPUAdamBuilder.NAME
+    so = os.path.join(os.environ["TORCH_EXTENSIONS_DIR"], name, name + ".so")
+    if name not in OpBuilder._loaded_ops and os.path.isfile(so):
+        try:
+            spec = importlib.util.spec_from_file_location(name, so)
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            OpBuilder._loaded_ops[name] = mod
+        except ImportError as e:
+            # A build cut short: build it again.
+            print(f"rebuilding {so}: {e}", file=sys.stderr)
+            os.unlink(so)
+    return CPUAdamBuilder().load()
+
+
+def build(out):
+    t = time.monotonic()
+    mod = _cpu_adam()
     with open(out, "w") as f:
         json.dump({"seconds": time.monotonic() - t, "file": mod.__file__}, f)
 
@@ -86,6 +114,7 @@ def train(args):
     import torch
 
     deepspeed = _deepspeed()
+    _cpu_adam()
     handles = None
     if args["swapio_engine"]:
         import swapio.deepspeed as sd

@@ -82,8 +82,8 @@ def _ext_dir(cxx):
     set, else /var/cache/swapio/torch_extensions/KEY (or
     ~/.cache/swapio/torch_extensions/KEY where /var/cache is not ours),
     KEY naming the Python, torch and DeepSpeed versions and a hash of the
-    CPU and compiler. torch rebuilds there by itself when DeepSpeed's
-    sources or flags change."""
+    CPU and compiler: what the op is built for, so that one build serves
+    every checkout (the worker loads it from there directly)."""
     d = os.environ.get("TORCH_EXTENSIONS_DIR")
     if d:
         return d
@@ -97,7 +97,12 @@ def _ext_dir(cxx):
     for top in ("/var/cache/swapio", os.path.join(cache, "swapio")):
         d = os.path.join(top, "torch_extensions", key)
         try:
-            os.makedirs(d, mode=0o700, exist_ok=True)
+            os.makedirs(os.path.dirname(top), exist_ok=True)
+            for p in (top, os.path.dirname(d), d):
+                try:
+                    os.mkdir(p, 0o700)
+                except FileExistsError:
+                    pass
         except OSError as e:
             tried.append(f"{d}: {e.strerror}")
             continue
