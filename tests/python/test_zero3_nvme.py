@@ -83,7 +83,8 @@ def _ext_dir(cxx):
     ~/.cache/swapio/torch_extensions/KEY where /var/cache is not ours),
     KEY naming the Python, torch and DeepSpeed versions and a hash of the
     CPU and compiler: what the op is built for, so that one build serves
-    every checkout (the worker loads it from there directly)."""
+    every checkout (the worker loads it from there directly). None if
+    neither can be made ours."""
     d = os.environ.get("TORCH_EXTENSIONS_DIR")
     if d:
         return d
@@ -109,7 +110,8 @@ def _ext_dir(cxx):
         if _private(d, top):
             return d
         tried.append(f"{d}: writable by others")
-    pytest.fail("no cache for DeepSpeed's compiled ops: " + "; ".join(tried))
+    print("DeepSpeed's ops are built uncached: " + "; ".join(tried))
+    return None
 
 
 def _free_port():
@@ -144,8 +146,9 @@ def ds_env(tmp_path_factory):
     if missing:
         pytest.skip("DeepSpeed's cpu_adam op is JIT-built, which needs "
                     + ", ".join(missing))
+    ext = _ext_dir(cxx) or str(tmp_path_factory.mktemp("torch_extensions"))
     env = dict(os.environ, PATH=path, DS_ACCELERATOR="cpu",
-               TORCH_EXTENSIONS_DIR=_ext_dir(cxx), RANK="0", LOCAL_RANK="0",
+               TORCH_EXTENSIONS_DIR=ext, RANK="0", LOCAL_RANK="0",
                WORLD_SIZE="1", LOCAL_WORLD_SIZE="1", MASTER_ADDR="127.0.0.1")
     env.pop("SWAPIO_DS_ENGINE", None)
     out = tmp_path_factory.mktemp("build") / "build.json"
