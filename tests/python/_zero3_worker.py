@@ -5,8 +5,9 @@ and torch.distributed's init stay out of the pytest process.
     python _zero3_worker.py build OUT.json
         loads (JIT-builds on first use) DeepSpeed's cpu_adam op;
     python _zero3_worker.py train ARGS.json
-        ARGS: {"config": ds_config, "swapio_engine": None (DeepSpeed's
-               own op) or a swapio engine, "model": sizes, "steps": N,
+        ARGS: {"config": ds_config, "swapio_engine": the engine
+               swapio.deepspeed.install() is given (None: not installed),
+               "model": sizes, "steps": N,
                "out": path of the torch.save'd result}.
 
 DS_ACCELERATOR=cpu, TORCH_EXTENSIONS_DIR and the torch.distributed
@@ -146,7 +147,8 @@ def train(args):
     final = _gather(deepspeed, engine.module)
     res = {"losses": losses, "initial": initial, "final": final,
            "ds_id": {n: p.ds_id for n, p in engine.module.named_parameters()},
-           "dtypes": sorted({str(p.dtype) for p in engine.module.parameters()})}
+           "dtypes": sorted({str(p.dtype)
+                             for p in engine.module.parameters()})}
     if handles is not None:
         import gc
 
