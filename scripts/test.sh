@@ -9,7 +9,9 @@
 #      with clang, since optimisers find warnings the others do not;
 #   6. the Python package: a wheel built by pip (scikit-build-core over
 #      this CMake), installed into .venv with pytest, NumPy, torch and
-#      DeepSpeed (built without its ops), then tests/python under pytest.
+#      DeepSpeed (built without its ops), then tests/python under pytest
+#      (test_zero3_nvme.py JIT-builds DeepSpeed's cpu_adam once, into
+#      /var/cache/swapio/torch_extensions/, outside the checkout).
 # Every stage builds with -Werror (SWAPIO_WERROR=ON); a build that fails
 # counts as one failed test.
 # Installs missing Debian packages first. The last line is the total:
@@ -121,7 +123,7 @@ python_stage() {
 	# From the tests' directory, so that "import swapio" is the installed
 	# package, not python/swapio of the source tree.
 	(cd tests/python && SWAPIO_WHEEL="$PWD/../../$whl" \
-		"../../$venv/bin/python" -m pytest -q -p no:cacheprovider .) |
+		"../../$venv/bin/python" -m pytest -q -rs -p no:cacheprovider .) |
 		tee "$log"
 	line=$(grep -E '^[=[:space:]]*[0-9]+ (passed|failed|error)' "$log" |
 		tail -1)
