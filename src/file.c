@@ -158,7 +158,7 @@ static int open_flags(unsigned int flags)
 	return o;
 }
 
-/* An open of @path failed with @err: name the path, and a link as such. */
+/* An open of @path failed with @err: say why where the code cannot. */
 static int open_failed(int dirfd, const char *path, int o, int err)
 {
 	struct stat st;
@@ -173,7 +173,7 @@ static int open_failed(int dirfd, const char *path, int o, int err)
 		return swapio__detail(err, "%s: %s, not a regular file or "
 				      "a block device", path,
 				      swapio__file_kind(st.st_mode));
-	return swapio__detail(err, "%s", path);
+	return err;	/* the code says it all; the caller has the path */
 }
 
 static bool owner_trusted(const struct stat *st)
