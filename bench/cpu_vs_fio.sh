@@ -2,10 +2,10 @@
 # CPU per GB of swapio bench and fio, measured the same way for both:
 # perf stat task-clock over the whole process (every thread, start-up
 # included), in alternating pairs whose order flips each round (ABBA).
-# bench/vs-fio takes fio's CPU from its own per-job accounting, which
+# bench/vs_fio.py takes fio's CPU from its own per-job accounting, which
 # leaves out fio's set-up and main thread; this script does not.
 #
-# usage: bench/cpu-vs-fio [SWAPIO_BINARY] [DIR] [PAIRS]
+# usage: bench/cpu_vs_fio.sh [SWAPIO_BINARY] [DIR] [PAIRS]
 set -euo pipefail
 swapio=${1:-build/tools/swapio}
 dir=${2:-/tmp}
