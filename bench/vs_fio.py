@@ -56,8 +56,8 @@ import textwrap
 
 from common import (STRACE_MAX, BenchError, check_tools, csv, fio_args,
                     fio_base, fio_figures, in_scratch, lay_out, machine, med,
-                    num, orders, parse_size, ratios, run_cmd, run_rounds,
-                    save_json, size_name, spread, strace_per_gb)
+                    num, orders, parse_json, parse_size, ratios, run_cmd,
+                    run_rounds, save_json, size_name, spread, strace_per_gb)
 
 FIO_ENGINE = {"uring": "io_uring", "aio": "libaio", "threads": "psync"}
 ORDERS = orders("S", "F", "N")
@@ -106,7 +106,7 @@ def fio_cmd(a, pt, size):
 
 
 def run_swapio(a, pt):
-    r = json.loads(run_cmd(swapio_cmd(a, pt, a.size))[0])[pt.mode]
+    r = parse_json(run_cmd(swapio_cmd(a, pt, a.size))[0])[pt.mode]
     return {"gbps": r["gbps"], "cpu": r["cpu_s_per_gb"],
             "syscalls": r["syscalls_per_gb"]}
 
