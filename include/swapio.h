@@ -224,7 +224,8 @@ SWAPIO_API int swapio_config_save(const char *path,
  * swapio_handle_engine_note() tell which and why. An engine named in the
  * config that cannot run here fails with -EOPNOTSUPP (or the errno its set
  * up met). @cfg may be NULL for the defaults, as everywhere a config is
- * taken. On success *out owns the handle. Returns 0 or -errno. Every
+ * taken. On success *out owns the handle. Returns 0 or -errno (-ENOMEM
+ * when out of memory). Every
  * environment variable a handle reads (swapio(3), ENVIRONMENT) is checked
  * here: a malformed one gives -EINVAL, and swapio_error_detail() names the
  * variable and its value. Clears swapio_error_detail() when it starts.
@@ -517,7 +518,10 @@ SWAPIO_API int swapio_dev_submit_write(swapio_handle *h, swapio_file *f,
 				       size_t len, uint64_t off, void *stream,
 				       swapio_op **op);
 
-/* By path, as swapio_submit_read_path() / _write_path(). */
+/*
+ * By path, as swapio_submit_read_path() / _write_path(): a missing file
+ * fails here with -ENOENT.
+ */
 SWAPIO_API int swapio_dev_submit_read_path(swapio_handle *h, const char *path,
 					   int device, void *dev_buf,
 					   size_t len, uint64_t off,
@@ -712,7 +716,8 @@ SWAPIO_API int swapio_engine_parse(const char *name);
 
 /*
  * swapio_engine_probe() - can @engine run on this machine? 0 if so, else
- * the -errno its set-up met (-EOPNOTSUPP when not built in). Cached.
+ * the -errno its set-up met (-EOPNOTSUPP when not built in, -EPERM when
+ * io_uring is disabled or filtered). Cached.
  */
 SWAPIO_API int swapio_engine_probe(unsigned int engine);
 
@@ -981,7 +986,8 @@ SWAPIO_API void swapio_store_op_free(swapio_store_op *op);
 
 /*
  * Synchronous put and get: submit, wait, free. Return 0 or the errors of
- * submit and wait above. Thread-safe.
+ * swapio_store_submit_put(), swapio_store_submit_get() and
+ * swapio_store_op_wait() above. Thread-safe.
  */
 SWAPIO_API int swapio_store_put(swapio_store *s, const char *key,
 				const void *buf, uint64_t len);
@@ -1187,7 +1193,7 @@ SWAPIO_API int swapio_pipeline_begin(swapio_pipeline *p);
  * swapio_pipeline_release(). Returns 1 (a group), 0 when every group was
  * handed out and given back (the pass is over; its last write-backs may
  * still be in flight: see swapio_pipeline_flush()), or
- * the first error met: a get's (-EBADMSG, -ENOENT, -EMSGSIZE, I/O) or a
+ * the first error met: a get's (-EBADMSG, -ENOENT, -EMSGSIZE, -EIO) or a
  * write-back's. After such an error the pass is over: what was in flight
  * is waited for, groups not handed out are skipped, and later calls
  * return 0. Groups the caller holds must still be released. Two returns

@@ -12,9 +12,9 @@ set -eu
 # libaio-dev and libxxhash-dev bring the static archives it links.
 # Installing and packaging (tests/install.cmake): abigail-tools (abidiff
 # against the ABI baseline), mandoc (man page lint), gnuplot-nox (sweep
-# --png, bench/vs-fio --png), debhelper, dpkg-dev and lintian (the Debian
+# --png, bench/vs_fio.py --png), debhelper, dpkg-dev and lintian (the Debian
 # packages; they build without root, so no fakeroot). gnuplot-nox also
-# draws the figure of bench/stripe (docs/SCALING.md).
+# draws the figure of bench/stripe.py (docs/SCALING.md).
 pkgs="build-essential cmake pkg-config liburing-dev libaio-dev libxxhash-dev
 libcmocka-dev fio clang libclang-rt-dev strace python3 util-linux mount
 e2fsprogs python3-dev python3-venv libdlpack-dev abigail-tools mandoc

@@ -16,7 +16,7 @@ if(TARGET swapio_cli AND SWAPIO_PYTHON3)
     set_tests_properties(cli.${case} PROPERTIES
       SKIP_RETURN_CODE 77 TIMEOUT 60 LABELS "cli")
   endforeach()
-  # bench/store-vs-fio --smoke: a few short runs of swapio and of fio.
+  # bench/store_vs_fio.py --smoke: a few short runs of swapio and of fio.
   add_test(NAME cli.store_vs_fio
            COMMAND ${SWAPIO_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/cli_test.py
                    $<TARGET_FILE:swapio_cli> store_vs_fio)

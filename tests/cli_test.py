@@ -392,11 +392,11 @@ def case_bench_man(d):
 
 
 def case_store_vs_fio(d):
-    """bench/store-vs-fio --smoke: it runs and prints a table per point."""
+    """bench/store_vs_fio.py --smoke: it runs and prints a table per point."""
     if not shutil.which("fio"):
         raise Skip("fio not found (Debian: fio)")
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
-                          "bench", "store-vs-fio")
+                          "bench", "store_vs_fio.py")
     p = subprocess.run([sys.executable, script, "--smoke", "--dir", d,
                         "--swapio", SWAPIO, "--quiet"],
                        capture_output=True, text=True, timeout=300)
@@ -498,11 +498,11 @@ def case_png(d):
 
 
 def case_vsfio_png(d):
-    """bench/vs-fio --png over saved results (--from-json): no fio runs."""
+    """bench/vs_fio.py --png over saved results (--from-json): no fio runs."""
     if not shutil.which("gnuplot"):
         raise Skip("gnuplot not found (Debian: gnuplot-nox)")
     vsfio = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                         "..", "bench", "vs-fio")
+                         "..", "bench", "vs_fio.py")
     results = [{"point": f"{m} 1M qd32", "pair": "swapio uring / fio",
                 "engine": "uring", "gbps": {"S": 2.0, "F": 2.1, "N": 2.1},
                 "cpu": {"S": 0.1, "F": 0.1, "N": 0.1},

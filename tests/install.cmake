@@ -36,6 +36,13 @@ add_test(NAME man.coverage
 set_tests_properties(man.lint man.coverage PROPERTIES
   SKIP_RETURN_CODE 77 TIMEOUT 60 LABELS "install")
 
+# The man pages (the reference) and the header's contract comments name
+# the same error codes for every public function.
+add_test(NAME man.contract
+         COMMAND ${SWAPIO_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/man_contract_test.py
+                 ${PROJECT_SOURCE_DIR}/man ${PROJECT_SOURCE_DIR}/include/swapio.h)
+set_tests_properties(man.contract PROPERTIES TIMEOUT 60 LABELS "install")
+
 # The examples (examples/), each run on fresh data and checked.
 if(TARGET swapio-copy)
   foreach(ex copy copy-static epoll store adam)

@@ -27,7 +27,6 @@ goes to --png through gnuplot (Debian: gnuplot-nox), and every figure to
 unmounted, detached and deleted at the end, also on Ctrl-C.
 """
 import argparse
-import glob
 import json
 import os
 import shutil
@@ -36,17 +35,7 @@ import subprocess
 import sys
 import tempfile
 
-
-def find_swapio(given):
-    if given:
-        return given
-    for p in sorted(glob.glob("build*/tools/swapio")):
-        if os.access(p, os.X_OK):
-            return p
-    p = shutil.which("swapio")
-    if not p:
-        sys.exit("bench/stripe: no swapio binary (build first, or --swapio)")
-    return p
+from common import find_swapio
 
 
 def sh(*cmd):
@@ -217,6 +206,9 @@ def main():
     ap.add_argument("--no-disk", action="store_true")
     args = ap.parse_args()
     swapio = find_swapio(args.swapio)
+    if not swapio:
+        sys.exit("bench/stripe.py: no swapio binary (build first, or "
+                 "--swapio)")
     work = tempfile.mkdtemp(prefix="swapio-stripe-", dir=args.work)
     m = Mounts()
     out = {"size": args.size, "value_size": args.value_size,

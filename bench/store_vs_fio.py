@@ -51,45 +51,18 @@ build*/tools/ or on PATH (--swapio to say which). Everything it writes
 lies under --dir and is deleted at the end, also on Ctrl-C.
 """
 import argparse
-import glob
-import json
 import os
-import platform
-import resource
-import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
-import time
 
-COUNTED = ("io_uring_enter", "io_submit", "io_getevents", "io_pgetevents",
-           "pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2")
-ORDERS = ("SFN", "NFS", "FNS", "SNF", "NSF", "FSN")
+from common import (STRACE_MAX, check_tools, fio_args, fio_base,
+                    fio_figures, in_scratch, lay_out, machine, med, num,
+                    orders, parse_json, parse_size, ratios, run_cmd,
+                    run_rounds, save_json, size_name, spread, strace_per_gb)
+
+ORDERS = orders("S", "F", "N")
 DEFAULT_POINTS = ((64 << 10, 64), (256 << 10, 32), (1 << 20, 16))
-STRACE_MAX = 256 << 20
 RUN_TIMEOUT = 600
-
-
-class BenchError(Exception):
-    pass
-
-
-def parse_size(s):
-    units = {"k": 10, "m": 20, "g": 30}
-    s = s.strip().lower()
-    shift = units.get(s[-1:], 0)
-    num = s[:-1] if shift else s
-    if not num.isdigit() or int(num) == 0:
-        raise argparse.ArgumentTypeError(f"bad size: {s!r}")
-    return int(num) << shift
-
-
-def size_name(v):
-    for shift, unit in ((30, "G"), (20, "M"), (10, "K")):
-        if v % (1 << shift) == 0:
-            return f"{v >> shift}{unit}"
-    return str(v)
 
 
 def parse_points(s):
@@ -142,38 +115,13 @@ def fio_file(a, pt):
 
 
 def fio_cmd(a, pt, size):
-    cmd = ["fio", "--name=store-vs-fio", f"--filename={fio_file(a, pt)}",
-           f"--rw={pt.fio_rw()}", f"--bs={pt.bs}", f"--iodepth={pt.qd}",
-           "--ioengine=io_uring", "--direct=1", f"--size={size}",
-           "--randrepeat=0", "--buffer_compress_percentage=0",
-           "--clat_percentiles=1", "--lat_percentiles=1",
-           "--output-format=json"]
-    return cmd
-
-
-def run_cmd(cmd):
-    """Run @cmd; its stdout and the CPU seconds its process tree used."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True,
-                           timeout=RUN_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"timed out: {' '.join(cmd)}")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if p.returncode:
-        raise BenchError(f"exit {p.returncode}: {' '.join(cmd)}\n{p.stderr}")
-    cpu = (after.ru_utime - before.ru_utime +
-           after.ru_stime - before.ru_stime)
-    return p.stdout, cpu
-
-
-def parse_json(out):
-    # fio may print notes before its JSON.
-    return json.loads(out[out.index("{"):])
+    return fio_base("store-vs-fio", fio_file(a, pt), pt.fio_rw(), pt.bs) + [
+        f"--iodepth={pt.qd}", "--ioengine=io_uring", f"--size={size}",
+        "--clat_percentiles=1", "--lat_percentiles=1"]
 
 
 def run_swapio(a, pt):
-    out, child = run_cmd(swapio_cmd(a, pt, pt.size))
+    out, child = run_cmd(swapio_cmd(a, pt, pt.size), RUN_TIMEOUT)
     r = parse_json(out)
     ph = r[pt.phase()]
     if pt.kind == "get":
@@ -195,48 +143,13 @@ def run_fio(a, pt):
     if pt.kind == "put":
         fallocate(a.put_file, pt.size)
     try:
-        out, child = run_cmd(fio_cmd(a, pt, pt.size))
+        out, child = run_cmd(fio_cmd(a, pt, pt.size), RUN_TIMEOUT)
     finally:
         if pt.kind == "put" and os.path.exists(a.put_file):
             os.unlink(a.put_file)
-    job = parse_json(out)["jobs"][0]
-    io = job[pt.phase()]
-    if not io["io_bytes"] or not io["runtime"]:
-        raise BenchError(f"fio moved nothing at {pt}")
-    gb = io["io_bytes"] / 1e9
-    cpu = (job["usr_cpu"] + job["sys_cpu"]) / 100 * job["job_runtime"] / 1e3
-    pct = lambda k, p: io[k].get("percentile", {}).get(p, 0) / 1e3
-    return {"gbps": gb / (io["runtime"] / 1e3), "cpu": cpu / gb,
-            "child_cpu": child / gb,
-            "p50": pct("clat_ns", "50.000000"),
-            "p99": pct("clat_ns", "99.000000"),
-            "lat_p50": pct("lat_ns", "50.000000"),
-            "lat_p99": pct("lat_ns", "99.000000")}
-
-
-def strace_per_gb(a, cmd, nbytes, before=None):
-    """I/O system calls per GB of one run of @cmd under strace -c -f."""
-    with tempfile.NamedTemporaryFile(dir=a.tmp, suffix=".strace") as out:
-        if before:
-            before()
-        # LeakSanitizer cannot run under ptrace: a sanitized swapio
-        # would fail at exit for that alone.
-        env = dict(os.environ)
-        env["ASAN_OPTIONS"] = ":".join(filter(None, (
-            env.get("ASAN_OPTIONS"), "detect_leaks=0")))
-        p = subprocess.run(["strace", "-c", "-f", "-o", out.name,
-                            "-e", "trace=" + ",".join(COUNTED), *cmd],
-                           capture_output=True, text=True, env=env,
-                           timeout=RUN_TIMEOUT)
-        if p.returncode:
-            raise BenchError(f"strace: exit {p.returncode}: {p.stderr}")
-        calls = 0
-        for line in open(out.name):
-            f = line.split()
-            # % time, seconds, usecs/call, calls, [errors], syscall
-            if len(f) >= 5 and f[-1] in COUNTED and f[3].isdigit():
-                calls += int(f[3])
-    return calls / (nbytes / 1e9)
+    r = fio_figures(out, pt.phase(), str(pt))
+    r["child_cpu"] = child / r["gb"]
+    return r
 
 
 def syscalls(a, pt):
@@ -245,11 +158,13 @@ def syscalls(a, pt):
     short = min(pt.size, STRACE_MAX)
     mine = None
     if pt.kind != "get":
-        mine = strace_per_gb(a, swapio_cmd(a, pt, short), short)
+        mine = strace_per_gb(a.tmp, swapio_cmd(a, pt, short), short,
+                             timeout=RUN_TIMEOUT)
     before = (lambda: fallocate(a.put_file, short)) \
         if pt.kind == "put" else None
     try:
-        fio = strace_per_gb(a, fio_cmd(a, pt, short), short, before)
+        fio = strace_per_gb(a.tmp, fio_cmd(a, pt, short), short, before,
+                            RUN_TIMEOUT)
     finally:
         if os.path.exists(a.put_file):
             os.unlink(a.put_file)
@@ -260,33 +175,11 @@ def syscalls(a, pt):
 # Measuring
 # ---------------------------------------------------------------------
 
-def lay_out(a, path, size):
-    """Write @path once with swapio, so that reads find real data."""
-    subprocess.run([a.swapio, "bench", "--file", path, "--size", str(size),
-                    "--mode", "write", "--keep", "--json"],
-                   check=True, capture_output=True, timeout=RUN_TIMEOUT)
-
-
 def measure(a, pt, idx, total):
-    runs = {"S": [], "F": [], "N": []}
     do = {"S": lambda: run_swapio(a, pt), "F": lambda: run_fio(a, pt),
           "N": lambda: run_fio(a, pt)}
-    for r in range(a.rounds):
-        order = ORDERS[r % len(ORDERS)]
-        if not a.quiet:
-            print(f"\r[{idx}/{total}] {pt}: round {r + 1}/{a.rounds} ",
-                  end="", file=sys.stderr, flush=True)
-        for k in order:
-            runs[k].append(do[k]())
-    return runs
-
-
-def med(xs):
-    return statistics.median(xs) if xs else None
-
-
-def ratios(num, den, key):
-    return [n[key] / d[key] for n, d in zip(num, den) if d[key] > 0]
+    label = None if a.quiet else f"[{idx}/{total}] {pt}"
+    return run_rounds(do, ORDERS, a.rounds, label)
 
 
 def summarise(pt, runs, sc):
@@ -308,16 +201,6 @@ def summarise(pt, runs, sc):
 # ---------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------
-
-def spread(xs):
-    if not xs:
-        return "n/a"
-    return f"{med(xs):.2f} [{min(xs):.2f}..{max(xs):.2f}]"
-
-
-def num(v, fmt):
-    return "n/a" if v is None else format(v, fmt)
-
 
 def table(r):
     what = {"put": "store put / fio randwrite",
@@ -354,13 +237,7 @@ def table(r):
 
 
 def describe(a):
-    fs = subprocess.run(["stat", "-f", "-c", "%T", a.dir],
-                        capture_output=True, text=True).stdout.strip()
-    fio = subprocess.run(["fio", "--version"], capture_output=True,
-                         text=True).stdout.strip()
-    return (f"{time.strftime('%Y-%m-%d %H:%M')}, Linux "
-            f"{platform.release()}, {os.cpu_count()} CPUs, {a.dir} on {fs}, "
-            f"{fio}, io_uring, O_DIRECT, swapio buffers pinned"
+    return (f"{machine(a.dir)}, io_uring, O_DIRECT, swapio buffers pinned"
             f"{' on THP' if a.huge else ' without THP (--no-huge)'}")
 
 
@@ -368,19 +245,11 @@ def describe(a):
 # Main
 # ---------------------------------------------------------------------
 
-def find_swapio():
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    found = sorted(glob.glob(os.path.join(here, "build*", "tools",
-                                          "swapio")), key=os.path.getmtime)
-    return found[-1] if found else shutil.which("swapio")
-
-
 def parse_args():
     p = argparse.ArgumentParser(
-        prog="store-vs-fio", description=__doc__.split("\n\n")[0],
+        prog="store_vs_fio.py", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dir", default="/tmp", help="where the store and "
-                   "fio's files live (default /tmp)")
+    fio_args(p, "the store and fio's files live")
     p.add_argument("--size", type=parse_size, default=None,
                    help="bytes per put or get run (default 1G; 256M "
                    "with --quick, 64M with --smoke)")
@@ -400,14 +269,6 @@ def parse_args():
                    "two points at 256M, 3 rounds")
     p.add_argument("--smoke", action="store_true", help="one round of one "
                    "point of each kind at 64M, for the tests")
-    p.add_argument("--huge", action="store_true", help="let swapio's "
-                   "buffers use transparent huge pages (fio's cannot)")
-    p.add_argument("--no-strace", dest="strace", action="store_false",
-                   help="skip the strace runs")
-    p.add_argument("--swapio", default=None, help="the swapio binary")
-    p.add_argument("--json", metavar="FILE", help="also write every "
-                   "run's figures to FILE")
-    p.add_argument("--quiet", action="store_true", help="no progress")
     a = p.parse_args()
     pick = lambda v, full, quick, smoke: v if v is not None else (
         smoke if a.smoke else quick if a.quick else full)
@@ -418,20 +279,11 @@ def parse_args():
                     [DEFAULT_POINTS[0], DEFAULT_POINTS[2]],
                     [DEFAULT_POINTS[0]])
     a.kinds = [k for k in a.kinds.split(",") if k]
-    a.swapio = a.swapio or find_swapio()
     if a.rounds < 1:
         p.error("--rounds must be at least 1")
     if not a.kinds or any(k not in ("put", "get", "lat") for k in a.kinds):
         p.error("--kinds: put, get or lat")
-    if not a.swapio or not os.access(a.swapio, os.X_OK):
-        p.error("no swapio binary: build it, or give --swapio")
-    for tool in ("fio", "fallocate"):
-        if not shutil.which(tool):
-            p.error(f"{tool} is not installed")
-    if a.strace and not shutil.which("strace"):
-        print("store-vs-fio: strace not found; no strace counts",
-              file=sys.stderr)
-        a.strace = False
+    check_tools(p, a, "store-vs-fio", ("fio", "fallocate"))
     return a
 
 
@@ -457,9 +309,9 @@ def estimate(a, pts):
 
 def run_all(a, pts):
     if any(pt.kind == "get" for pt in pts):
-        lay_out(a, a.get_file, a.size)
+        lay_out(a.swapio, a.get_file, a.size, RUN_TIMEOUT)
     if any(pt.kind == "lat" for pt in pts):
-        lay_out(a, a.lat_file, a.lat_size)
+        lay_out(a.swapio, a.lat_file, a.lat_size, RUN_TIMEOUT)
     results = []
     for i, pt in enumerate(pts, 1):
         runs = measure(a, pt, i, len(pts))
@@ -472,32 +324,21 @@ def main():
     pts = points(a)
     print(f"store-vs-fio: {len(pts)} points x {a.rounds} rounds, about "
           f"{estimate(a, pts) / 60:.1f} min", file=sys.stderr)
-    a.tmp = tempfile.mkdtemp(prefix="swapio-store-vs-fio-", dir=a.dir)
-    a.put_file = os.path.join(a.tmp, "fio.put")
-    a.get_file = os.path.join(a.tmp, "fio.get")
-    a.lat_file = os.path.join(a.tmp, "lat")
-    started = time.monotonic()
-    try:
-        results = run_all(a, pts)
-    except (BenchError, subprocess.CalledProcessError) as e:
-        print(f"\nstore-vs-fio: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\nstore-vs-fio: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        shutil.rmtree(a.tmp, ignore_errors=True)
-    if not a.quiet:
-        print("\r\033[K", end="", file=sys.stderr)
-    print(f"{describe(a)}; took {(time.monotonic() - started) / 60:.1f} "
+
+    def work():
+        a.put_file = os.path.join(a.tmp, "fio.put")
+        a.get_file = os.path.join(a.tmp, "fio.get")
+        a.lat_file = os.path.join(a.tmp, "lat")
+        return run_all(a, pts)
+
+    results, minutes = in_scratch("store-vs-fio", a, work)
+    print(f"{describe(a)}; took {minutes:.1f} "
           f"min.\n\nRatios above 1 mean swapio moves more GB/s, spends "
           f"more CPU per GB or waits longer. A ratio means something only "
           f"outside its null line's range.\n")
     print("\n\n".join(table(r) for r in results))
     if a.json:
-        with open(a.json, "w") as fp:
-            json.dump({"setup": describe(a), "results": results}, fp,
-                      indent=1)
+        save_json(a.json, describe(a), results)
     return 0
 
 

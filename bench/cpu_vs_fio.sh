@@ -2,16 +2,17 @@
 # CPU per GB of swapio bench and fio, measured the same way for both:
 # perf stat task-clock over the whole process (every thread, start-up
 # included), in alternating pairs whose order flips each round (ABBA).
-# bench/vs-fio takes fio's CPU from its own per-job accounting, which
+# bench/vs_fio.py takes fio's CPU from its own per-job accounting, which
 # leaves out fio's set-up and main thread; this script does not.
 #
-# usage: bench/cpu-vs-fio [SWAPIO_BINARY] [DIR] [PAIRS]
+# usage: bench/cpu_vs_fio.sh [SWAPIO_BINARY] [DIR] [PAIRS] [SIZE]
+# (defaults build/tools/swapio, /tmp, 5 pairs, 4G per run)
 set -euo pipefail
 swapio=${1:-build/tools/swapio}
 dir=${2:-/tmp}
 pairs=${3:-5}
-size=4G
-gb=4.294967296
+size=${4:-4G}
+gb=$(numfmt --from=iec "$size" | awk '{ print $1 / 1e9 }')
 
 command -v perf >/dev/null || { echo "cpu-vs-fio: needs perf (linux-perf)" >&2; exit 2; }
 command -v fio >/dev/null || { echo "cpu-vs-fio: needs fio" >&2; exit 2; }

@@ -29,19 +29,15 @@ under --dir and is deleted at the end.
 """
 import argparse
 import os
-import resource
 import shutil
 import statistics
 import sys
 import tempfile
 import time
 
-ORDERS = ("SDN", "NDS", "DNS", "SND", "NSD", "DSN")
+from common import cpu_now, orders, spread
 
-
-def cpu_now():
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+ORDERS = orders("S", "D", "N")
 
 
 def load_deepspeed_op():
@@ -103,10 +99,6 @@ def odd_size_check(ds, sds, tmp, bad):
             bad.append("swapio odd size")
         h.free_cpu_locked_tensor(t)
     os.unlink(path)
-
-
-def med(xs):
-    return "%.3f [%.3f..%.3f]" % (statistics.median(xs), min(xs), max(xs))
 
 
 def main():
@@ -222,8 +214,8 @@ def point(a, mode, kind, bs_mib, qd, hs, hd, buf, src, path, nbytes, bad):
         mode, kind, bs_mib, qd, statistics.median(x[0] for x in S),
         statistics.median(x[0] for x in D),
         statistics.median(x[1] for x in S),
-        statistics.median(x[1] for x in D), med(rs), med(rn), med(rc),
-        med(rnc)))
+        statistics.median(x[1] for x in D), spread(rs, 3), spread(rn, 3),
+        spread(rc, 3), spread(rnc, 3)))
     sys.stdout.flush()
 
 

@@ -23,10 +23,8 @@ Everything lies under --dir and is deleted at the end. Needs the swapio
 package importable (pip install .) and build*/tools/swapio (or --swapio).
 """
 import argparse
-import glob
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -34,12 +32,9 @@ import sys
 import tempfile
 import time
 
-ORDERS = ("PCN", "NCP", "CNP", "PNC", "NPC", "CPN")
+from common import cpu_now, find_swapio, orders, spread
 
-
-def cpu_now():
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+ORDERS = orders("P", "C", "N")
 
 
 def child(args):
@@ -111,10 +106,6 @@ def run_py(a, mode, bs, size, shape, loops=1, buffered=False, sync=False):
     return json.loads(out)
 
 
-def med(xs):
-    return "%.3f [%.3f..%.3f]" % (statistics.median(xs), min(xs), max(xs))
-
-
 def throughput(a):
     print("\n== throughput: %s of %d MiB, O_DIRECT, %d rounds per point"
           % (a.file, a.size >> 20, a.rounds))
@@ -141,7 +132,7 @@ def throughput(a):
                 statistics.median(p["gbps"] for p in P),
                 statistics.median(c["gbps"] for c in C),
                 statistics.median(p["cpu_s_per_gb"] for p in P),
-                med(rp), med(rn), med(rcpu)))
+                spread(rp, 3), spread(rn, 3), spread(rcpu, 3)))
             sys.stdout.flush()
 
 
@@ -167,15 +158,6 @@ def overhead(a):
             statistics.median(ps), statistics.median(pa) - mc,
             statistics.median(ps) - mc))
         sys.stdout.flush()
-
-
-def find_swapio():
-    for p in sorted(glob.glob(os.path.join(os.path.dirname(
-            os.path.dirname(os.path.abspath(__file__))),
-            "build*/tools/swapio"))):
-        if os.access(p, os.X_OK):
-            return p
-    return shutil.which("swapio")
 
 
 def main():

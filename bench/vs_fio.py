@@ -47,55 +47,20 @@ build*/tools/ or on PATH (--swapio to say which). Everything it writes
 lies under --dir and is deleted at the end, also on Ctrl-C.
 """
 import argparse
-import glob
 import json
 import os
-import platform
 import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
 import textwrap
-import time
+
+from common import (STRACE_MAX, BenchError, check_tools, csv, fio_args,
+                    fio_base, fio_figures, in_scratch, lay_out, machine, med,
+                    num, orders, parse_json, parse_size, ratios, run_cmd,
+                    run_rounds, save_json, size_name, spread, strace_per_gb)
 
 FIO_ENGINE = {"uring": "io_uring", "aio": "libaio", "threads": "psync"}
-COUNTED = ("io_uring_enter", "io_submit", "io_getevents", "io_pgetevents",
-           "pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2")
-# Every position for each command; S/F and N/F alternate which goes first.
-ORDERS = ("SFN", "NFS", "FNS", "SNF", "NSF", "FSN")
-STRACE_MAX = 256 << 20
-RUN_TIMEOUT = 300
-
-
-class BenchError(Exception):
-    pass
-
-
-def parse_size(s):
-    units = {"k": 10, "m": 20, "g": 30, "t": 40}
-    s = s.strip().lower()
-    shift = units.get(s[-1:], 0)
-    num = s[:-1] if shift else s
-    if not num.isdigit() or int(num) == 0:
-        raise argparse.ArgumentTypeError(f"bad size: {s!r}")
-    return int(num) << shift
-
-
-def size_name(v):
-    for shift, unit in ((30, "G"), (20, "M"), (10, "K")):
-        if v % (1 << shift) == 0:
-            return f"{v >> shift}{unit}"
-    return str(v)
-
-
-def csv(kind, allowed=None):
-    def parse(s):
-        items = [kind(x) for x in s.split(",") if x]
-        if not items or (allowed and any(x not in allowed for x in items)):
-            raise argparse.ArgumentTypeError(f"bad list: {s!r}")
-        return items
-    return parse
+ORDERS = orders("S", "F", "N")
 
 
 class Point:
@@ -129,11 +94,8 @@ def swapio_cmd(a, pt, size):
 
 
 def fio_cmd(a, pt, size):
-    cmd = ["fio", "--name=vs-fio", f"--filename={a.file}",
-           f"--bs={pt.bs}", "--direct=1",
-           f"--ioengine={FIO_ENGINE[pt.engine]}", f"--rw={pt.mode}",
-           "--randrepeat=0",
-           "--buffer_compress_percentage=0", "--output-format=json"]
+    cmd = fio_base("vs-fio", a.file, pt.mode, pt.bs) + [
+        f"--ioengine={FIO_ENGINE[pt.engine]}"]
     if pt.jobs > 1:
         part = size // pt.jobs // pt.bs * pt.bs
         cmd += [f"--numjobs={pt.jobs}", f"--size={part}",
@@ -143,97 +105,39 @@ def fio_cmd(a, pt, size):
     return cmd
 
 
-def run_json(cmd):
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True,
-                           timeout=RUN_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"timed out: {' '.join(cmd)}")
-    if p.returncode:
-        raise BenchError(f"exit {p.returncode}: {' '.join(cmd)}\n{p.stderr}")
-    # fio may print notes before its JSON.
-    return json.loads(p.stdout[p.stdout.index("{"):])
-
-
 def run_swapio(a, pt):
-    r = run_json(swapio_cmd(a, pt, a.size))[pt.mode]
+    r = parse_json(run_cmd(swapio_cmd(a, pt, a.size))[0])[pt.mode]
     return {"gbps": r["gbps"], "cpu": r["cpu_s_per_gb"],
             "syscalls": r["syscalls_per_gb"]}
 
 
 def run_fio(a, pt):
-    jobs = run_json(fio_cmd(a, pt, a.size))["jobs"]
-    nbytes = sum(j[pt.mode]["io_bytes"] for j in jobs)
-    secs = max(j[pt.mode]["runtime"] for j in jobs) / 1e3
-    cpu = sum((j["usr_cpu"] + j["sys_cpu"]) / 100 * j["job_runtime"] / 1e3
-              for j in jobs)
-    if not nbytes or not secs:
-        raise BenchError(f"fio moved nothing at {pt}")
-    return {"gbps": nbytes / 1e9 / secs, "cpu": cpu / (nbytes / 1e9)}
-
-
-def strace_per_gb(a, cmd, nbytes):
-    """I/O system calls per GB of one run of @cmd under strace -c -f."""
-    with tempfile.NamedTemporaryFile(dir=a.tmp, suffix=".strace") as out:
-        p = subprocess.run(["strace", "-c", "-f", "-o", out.name,
-                            "-e", "trace=" + ",".join(COUNTED), *cmd],
-                           capture_output=True, text=True,
-                           timeout=RUN_TIMEOUT)
-        if p.returncode:
-            raise BenchError(f"strace: exit {p.returncode}: {p.stderr}")
-        calls = 0
-        for line in open(out.name):
-            f = line.split()
-            # % time, seconds, usecs/call, calls, [errors], syscall
-            if len(f) >= 5 and f[-1] in COUNTED and f[3].isdigit():
-                calls += int(f[3])
-    return calls / (nbytes / 1e9)
+    return fio_figures(run_cmd(fio_cmd(a, pt, a.size))[0], pt.mode, str(pt))
 
 
 # ---------------------------------------------------------------------
 # Measuring
 # ---------------------------------------------------------------------
 
-def lay_out(a):
-    """Write the file once: every later run then overwrites alike."""
-    subprocess.run([a.swapio, "bench", "--file", a.file, "--size",
-                    str(a.size), "--mode", "write", "--keep", "--json"],
-                   check=True, capture_output=True, timeout=RUN_TIMEOUT)
-
-
 def measure(a, pt, idx, total):
-    runs = {"S": [], "F": [], "N": []}
     do = {"S": lambda: run_swapio(a, pt), "F": lambda: run_fio(a, pt),
           "N": lambda: run_fio(a, pt)}
-    for r in range(a.pairs):
-        order = ORDERS[r % len(ORDERS)]
-        if not a.quiet:
-            print(f"\r[{idx}/{total}] {pt} {pt.pair_name()}: "
-                  f"round {r + 1}/{a.pairs} ", end="", file=sys.stderr,
-                  flush=True)
-        for k in order:
-            runs[k].append(do[k]())
-    return runs
+    label = None if a.quiet else f"[{idx}/{total}] {pt} {pt.pair_name()}"
+    return run_rounds(do, ORDERS, a.pairs, label)
 
 
 def syscalls(a, pt):
     if not a.strace:
         return None, None
     short = min(a.size, STRACE_MAX)
-    return (strace_per_gb(a, swapio_cmd(a, pt, short), short),
-            strace_per_gb(a, fio_cmd(a, pt, short), short))
-
-
-def med(xs):
-    return statistics.median(xs)
+    return (strace_per_gb(a.tmp, swapio_cmd(a, pt, short), short),
+            strace_per_gb(a.tmp, fio_cmd(a, pt, short), short))
 
 
 def summarise(pt, runs, sc):
     S, F, N = runs["S"], runs["F"], runs["N"]
-    ratio = [s["gbps"] / f["gbps"] for s, f in zip(S, F)]
-    null = [n["gbps"] / f["gbps"] for n, f in zip(N, F)]
-    cpu_ratio = [s["cpu"] / f["cpu"] for s, f in zip(S, F) if f["cpu"] > 0]
-    cpu_null = [n["cpu"] / f["cpu"] for n, f in zip(N, F) if f["cpu"] > 0]
+    ratio, null = ratios(S, F, "gbps"), ratios(N, F, "gbps")
+    cpu_ratio, cpu_null = ratios(S, F, "cpu"), ratios(N, F, "cpu")
     return {
         "point": str(pt), "mode": pt.mode, "block_size": pt.bs,
         "queue_depth": pt.qd, "engine": pt.engine,
@@ -252,16 +156,6 @@ def summarise(pt, runs, sc):
 # ---------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------
-
-def spread(xs):
-    if not xs:
-        return "n/a"
-    return f"{med(xs):.2f} [{min(xs):.2f}..{max(xs):.2f}]"
-
-
-def num(v, fmt):
-    return "n/a" if v is None else format(v, fmt)
-
 
 def table(results):
     head = ("| point | pair | GB/s A | GB/s B | A/B GB/s, median [range] "
@@ -330,14 +224,8 @@ plot $d using ($1-0.18):2:(0.34) with boxes lc rgb "#3873b3" title "swapio / fio
 
 
 def describe(a):
-    fs = subprocess.run(["stat", "-f", "-c", "%T", a.dir],
-                        capture_output=True, text=True).stdout.strip()
-    fio = subprocess.run(["fio", "--version"], capture_output=True,
-                         text=True).stdout.strip()
-    return (f"{time.strftime('%Y-%m-%d %H:%M')}, Linux "
-            f"{platform.release()}, {os.cpu_count()} CPUs, {a.dir} on {fs}, "
-            f"{fio}, {size_name(a.size)} per run, {a.pairs} pairs per "
-            f"point, O_DIRECT, " + (
+    return (f"{machine(a.dir)}, {size_name(a.size)} per run, {a.pairs} "
+            f"pairs per point, O_DIRECT, " + (
                 f"swapio buffers pinned"
                 f"{' on THP' if a.huge else ' without THP (--no-huge)'}"
                 if a.memory == "swapio" else
@@ -348,19 +236,11 @@ def describe(a):
 # Main
 # ---------------------------------------------------------------------
 
-def find_swapio():
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    found = sorted(glob.glob(os.path.join(here, "build*", "tools",
-                                          "swapio")), key=os.path.getmtime)
-    return found[-1] if found else shutil.which("swapio")
-
-
 def parse_args():
     p = argparse.ArgumentParser(
-        prog="vs-fio", description=__doc__.split("\n\n")[0],
+        prog="vs_fio.py", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dir", default="/tmp", help="where the file lives "
-                   "(default /tmp)")
+    fio_args(p, "the file lives")
     p.add_argument("--size", type=parse_size, default=1 << 30,
                    help="bytes per run (default 1G)")
     p.add_argument("--pairs", type=int, default=None,
@@ -382,15 +262,6 @@ def parse_args():
                    "(default), one malloc'd region as a runtime's tensors "
                    "(caller), or that region after swapio_mem_hugepages "
                    "(caller-huge)")
-    p.add_argument("--huge", action="store_true", help="let swapio's "
-                   "buffers use transparent huge pages, as its bench does "
-                   "by default (fio's cannot)")
-    p.add_argument("--no-strace", dest="strace", action="store_false",
-                   help="skip the strace runs (system calls of fio)")
-    p.add_argument("--swapio", default=None, help="the swapio binary")
-    p.add_argument("--json", metavar="FILE", help="also write every "
-                   "run's figures to FILE")
-    p.add_argument("--quiet", action="store_true", help="no progress")
     p.add_argument("--png", metavar="FILE", help="draw the ratios as a "
                    "bar chart in FILE (needs gnuplot)")
     p.add_argument("--from-json", metavar="FILE", help="measure nothing: "
@@ -407,17 +278,9 @@ def parse_args():
     a.queue_depths = a.queue_depths or ([32] if quick else [8, 32])
     a.engines = a.engines or (["uring"] if quick
                               else ["uring", "aio", "threads"])
-    a.swapio = a.swapio or find_swapio()
     if a.pairs < 1:
         p.error("--pairs must be at least 1")
-    if not a.swapio or not os.access(a.swapio, os.X_OK):
-        p.error("no swapio binary: build it, or give --swapio")
-    if not shutil.which("fio"):
-        p.error("fio is not installed")
-    if a.strace and not shutil.which("strace"):
-        print("vs-fio: strace not found; no system-call counts for fio",
-              file=sys.stderr)
-        a.strace = False
+    check_tools(p, a, "vs-fio")
     return a
 
 
@@ -456,26 +319,15 @@ def main():
     runs, secs = estimate(a, pts)
     print(f"vs-fio: {len(pts)} points x {a.pairs} pairs x 3 runs = {runs} "
           f"runs, about {secs / 60:.1f} min", file=sys.stderr)
-    a.tmp = tempfile.mkdtemp(prefix="swapio-vs-fio-", dir=a.dir)
-    a.file = os.path.join(a.tmp, "data")
-    started = time.monotonic()
-    results = []
-    try:
-        lay_out(a)
-        for i, pt in enumerate(pts, 1):
-            runs = measure(a, pt, i, len(pts))
-            results.append(summarise(pt, runs, syscalls(a, pt)))
-    except (BenchError, subprocess.CalledProcessError) as e:
-        print(f"\nvs-fio: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\nvs-fio: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        shutil.rmtree(a.tmp, ignore_errors=True)
-    if not a.quiet:
-        print("\r\033[K", end="", file=sys.stderr)
-    print(f"{describe(a)}; took {(time.monotonic() - started) / 60:.1f} "
+
+    def work():
+        a.file = os.path.join(a.tmp, "data")
+        lay_out(a.swapio, a.file, a.size)
+        return [summarise(pt, measure(a, pt, i, len(pts)), syscalls(a, pt))
+                for i, pt in enumerate(pts, 1)]
+
+    results, minutes = in_scratch("vs-fio", a, work)
+    print(f"{describe(a)}; took {minutes:.1f} "
           f"min.\n\nA = first tool of the pair, B = second. Ratios above 1 "
           f"mean A moves more GB/s or spends more CPU per GB. A ratio "
           f"means something only outside its null line's range.\n")
@@ -487,9 +339,7 @@ def main():
             print(f"vs-fio: {e}", file=sys.stderr)
             return 1
     if a.json:
-        with open(a.json, "w") as fp:
-            json.dump({"setup": describe(a), "results": results}, fp,
-                      indent=1)
+        save_json(a.json, describe(a), results)
     return 0
 
 

@@ -44,15 +44,9 @@ import tempfile
 import time
 import types
 
+from common import rotated, spread
+
 CONTENDERS = "MNISDJT"
-
-
-def order(r):
-    """Round r's order: the contenders rotated by r, reversed every other
-    round, so that each runs early as often as late."""
-    k = r % len(CONTENDERS)
-    o = CONTENDERS[k:] + CONTENDERS[:k]
-    return o[::-1] if r % 2 else o
 
 
 def free_port():
@@ -196,10 +190,6 @@ class DeepSpeedSwapper:
         return out
 
 
-def med(xs):
-    return "%.3f [%.3f..%.3f]" % (statistics.median(xs), min(xs), max(xs))
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dir", default="/tmp",
@@ -265,7 +255,7 @@ def main():
         times = {k: [] for k in run}
         moved = {}
         for r in range(a.rounds):
-            for who in order(r):
+            for who in rotated(CONTENDERS, r):
                 t = time.perf_counter()
                 run[who]()
                 times[who].append(time.perf_counter() - t)
@@ -294,13 +284,15 @@ def main():
                 moved[k] / 1e9 / T[k]))
         M, N, I, S, D, J, T16 = (times[k] for k in "MNISDJT")
         print("S / max(I, M)      %s   (target <= 1.05)" %
-              med([s_ / max(i_, m_) for s_, i_, m_ in zip(S, I, M)]))
+              spread([s_ / max(i_, m_) for s_, i_, m_ in zip(S, I, M)], 3))
         print("T / max(J, M)      %s   (target <= 1.05)" %
-              med([t_ / max(j_, m_) for t_, j_, m_ in zip(T16, J, M)]))
-        print("S / D              %s" % med([x / y for x, y in zip(S, D)]))
+              spread([t_ / max(j_, m_) for t_, j_, m_ in zip(T16, J, M)], 3))
+        print("S / D              %s" %
+              spread([x / y for x, y in zip(S, D)], 3))
         print("T / D              %s   (the same disk traffic)" %
-              med([x / y for x, y in zip(T16, D)]))
-        print("N / M (null)       %s" % med([x / y for x, y in zip(N, M)]))
+              spread([x / y for x, y in zip(T16, D)], 3))
+        print("N / M (null)       %s" %
+              spread([x / y for x, y in zip(N, M)], 3))
         bad = []
         for i in range(len(groups)):
             for name, who, ref in (("swapio", s, m), ("DeepSpeed", d, m),

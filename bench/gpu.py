@@ -30,19 +30,20 @@ with status 2 before doing anything.
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import sys
 import tempfile
 import time
 
+from common import cpu_now
+
 SIZES = (1, 4095, 4097, (1 << 20) + 13, (64 << 20) + 5)
 OFFSETS = (0, 7, 4096)
 
 
 def die(msg, code=2):
-    print("bench/gpu: " + msg, file=sys.stderr)
+    print("bench/gpu.py: " + msg, file=sys.stderr)
     sys.exit(code)
 
 
@@ -59,11 +60,6 @@ def need_gpu():
     except ImportError:
         die("the swapio package is not importable (pip install .)")
     return torch
-
-
-def cpu_now():
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 # ------------------------------------------------------------- systems
