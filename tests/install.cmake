@@ -59,6 +59,15 @@ set_tests_properties(install.consumers PROPERTIES
   ENVIRONMENT "SWAPIO_CMAKE=${CMAKE_COMMAND}"
   SKIP_RETURN_CODE 77 TIMEOUT 300 LABELS "install;nosan")
 
+# `cmake --install --prefix` into a prefix the loader does not search:
+# the installed command finds libswapio.so.0 through its relative RUNPATH.
+add_test(NAME install.prefix
+         COMMAND ${SWAPIO_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/install_test.py
+                 prefix ${PROJECT_BINARY_DIR})
+set_tests_properties(install.prefix PROPERTIES
+  ENVIRONMENT "SWAPIO_CMAKE=${CMAKE_COMMAND}"
+  SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS "install;nosan")
+
 # The Debian packages, built from a copy of the tree (so it stays clean),
 # checked with lintian, unpacked into a fresh root, and the installed
 # examples built against them. Needs dpkg-dev and debhelper; no root (the
