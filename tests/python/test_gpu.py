@@ -16,7 +16,8 @@ import pytest
 import _dlpack as _dl
 import swapio
 
-SRC = pathlib.Path(__file__).resolve().parent.parent / "gpu" / "cuda_standin.c"
+SRC = (pathlib.Path(__file__).resolve().parent.parent / "gpu"
+       / "cuda_standin.c")
 CHUNK = 64 << 10
 SIZES = (1, 4095, 4097, 3 * CHUNK + 17)
 OFFSETS = (0, 7, 65536)
@@ -29,7 +30,7 @@ def standin(tmp_path_factory):
         pytest.skip("no C compiler or no tests/gpu/cuda_standin.c")
     lib = tmp_path_factory.mktemp("standin") / "libswapio_cuda_standin.so"
     subprocess.run([cc, "-shared", "-fPIC", "-O1", "-pthread", "-I",
-                    str(SRC.parent.parent / "src"), "-o", str(lib),
+                    str(SRC.parent.parent.parent / "src"), "-o", str(lib),
                     str(SRC)], check=True)
     old = {k: os.environ.get(k) for k in
            ("SWAPIO_CUDA_LIBRARY", "SWAPIO_CUFILE_LIBRARY",
