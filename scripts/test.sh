@@ -103,7 +103,7 @@ CC=clang build_stage "Release build (clang)" build-rel-clang \
 # and count its tests. A failed set-up, build or install counts as one
 # failed test, never as a skip.
 python_stage() {
-	local venv=$SWAPIO_VENV whl line n
+	local venv=$SWAPIO_VENV whl line n py
 	echo "=== Python package (pytest)"
 	if ! swapio_venv "$log"; then
 		cat "$log"
@@ -129,8 +129,9 @@ python_stage() {
 	fi
 	# From the tests' directory, so that "import swapio" is the installed
 	# package, not python/swapio of the source tree.
+	py=$(realpath "$venv")/bin/python	# SWAPIO_VENV may be relative
 	(cd tests/python && SWAPIO_WHEEL="$PWD/../../$whl" \
-		"../../$venv/bin/python" -m pytest -q -rs -p no:cacheprovider .) |
+		"$py" -m pytest -q -rs -p no:cacheprovider .) |
 		tee "$log"
 	line=$(grep -E '^[=[:space:]]*[0-9]+ (passed|failed|error)' "$log" |
 		tail -1)
