@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * swapio-adam (also `swapio demo adam`): Adam optimizer steps over N fp32
+ * swapio-adam: Adam optimizer steps over N fp32
  * parameters whose states live on disk in a swapio store, the way
  * ZeRO-Infinity offloads optimizer states to NVMe. Per parameter: weight,
  * m and v are read and written back, the gradient is read (16 bytes read
@@ -14,9 +14,8 @@
  * max(I/O only, compute only) / pipelined: 1.0 is perfect overlap. A
  * small run is checked bit for bit against an in-memory Adam.
  *
- * Uses only swapio.h. The swapio command builds this same file into its
- * `demo adam` subcommand, with ADAM_NO_MAIN defined: it then calls
- * adam_main() itself.
+ * Uses only swapio.h (and args.h, this directory's number parser).
+ * `swapio demo adam` runs the same program inside the swapio command.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE		/* asprintf */
@@ -41,8 +40,6 @@
 #include <swapio.h>
 
 #include "args.h"
-
-int adam_main(int argc, char **argv);
 
 /* Small helpers: errors, numbers, the clock. */
 #define EXIT_USAGE	2
@@ -833,11 +830,7 @@ static int run(struct demo *d)
 	return d->verified ? 0 : 1;
 }
 
-/*
- * The program: argv[0] is its name, options follow. `swapio demo adam`
- * calls this with argv[0] "adam".
- */
-int adam_main(int argc, char **argv)
+int main(int argc, char **argv)
 {
 	struct demo d = {
 		.params = 32ull << 20, .budget = 256ull << 20,
@@ -856,10 +849,3 @@ int adam_main(int argc, char **argv)
 	teardown(&d);
 	return rc;
 }
-
-#ifndef ADAM_NO_MAIN
-int main(int argc, char **argv)
-{
-	return adam_main(argc, argv);
-}
-#endif

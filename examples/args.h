@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Numbers on a command line, for the examples and the swapio command
- * (tools/util.c wraps these): one parser, so that every option of every
- * program takes the same sizes and refuses the same mistakes. Header-only,
- * so that this directory still builds on its own.
+ * Numbers on a command line, for the examples: one parser, so that every
+ * option takes the same sizes and refuses the same mistakes as the swapio
+ * command's (tools/util.c). Header-only, so that this directory still
+ * builds on its own.
  */
 #ifndef SWAPIO_EXAMPLES_ARGS_H
 #define SWAPIO_EXAMPLES_ARGS_H

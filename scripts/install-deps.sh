@@ -10,7 +10,7 @@ set -eu
 # The Python package: python3-dev (headers, for whichever python3 builds
 # it), python3-venv (the test venv) and DLPack's header; liburing-dev,
 # libaio-dev and libxxhash-dev bring the static archives it links.
-# Installing and packaging (tests/install.cmake): abigail-tools (abidiff
+# Installing and packaging (tests/install/install.cmake): abigail-tools (abidiff
 # against the ABI baseline), mandoc (man page lint), gnuplot-nox (sweep
 # --png, bench/vs_fio.py --png), debhelper, dpkg-dev and lintian (the Debian
 # packages; they build without root, so no fakeroot). gnuplot-nox also

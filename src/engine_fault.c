@@ -34,7 +34,6 @@
 
 #define container_of(p, T, m)	((T *)((char *)(p) - offsetof(T, m)))
 
-#define FAULT_SPEC_MAX	256		/* longer specs are refused */
 #define FAULT_DELAY_MAX	60000		/* ms */
 #define NR_ENGINE_IDS	(SWAPIO_ENGINE_THREADS + 1)
 
@@ -80,42 +79,6 @@ struct fault_ctx {
 /* The spec                                                            */
 /* ------------------------------------------------------------------ */
 
-static const struct {
-	const char	*name;
-	int		err;
-} fault_errnos[] = {
-	{ "EIO", EIO },		{ "ENOSPC", ENOSPC },
-	{ "EINTR", EINTR },	{ "EAGAIN", EAGAIN },
-	{ "EDQUOT", EDQUOT },	{ "EROFS", EROFS },
-	{ "ENOMEM", ENOMEM },	{ "EPERM", EPERM },
-	{ "ENOSYS", ENOSYS },	{ "EBADF", EBADF },
-	{ "EOPNOTSUPP", EOPNOTSUPP }, { "EBADR", EBADR },
-};
-
-static int parse_errno(const char *s)
-{
-	for (size_t i = 0; i < SWAPIO_ARRAY_SIZE(fault_errnos);
-	     i++)
-		if (!strcmp(s, fault_errnos[i].name))
-			return fault_errnos[i].err;
-	return -EINVAL;
-}
-
-/* A decimal number in [min, max], nothing else. */
-static int parse_num(const char *s, uint64_t min, uint64_t max,
-		     uint64_t *out)
-{
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	*out = strtoull(s, &end, 10);
-	if (errno || *end || *out < min || *out > max)
-		return -EINVAL;
-	return 0;
-}
-
 static int parse_prob(const char *s, double *out)
 {
 	char *end;
@@ -140,7 +103,7 @@ static int parse_setup(struct fault_spec *sp, char *s)
 		return -EINVAL;
 	*colon = '\0';
 	id = swapio_engine_parse(s);
-	err = parse_errno(colon + 1);
+	err = swapio__kv_errno(colon + 1);
 	if (id <= SWAPIO_ENGINE_AUTO || id >= NR_ENGINE_IDS || err < 0 ||
 	    sp->setup_err[id])
 		return -EINVAL;
@@ -162,14 +125,6 @@ static const char *const fault_keys[NR_KEYS] = {
 	[KEY_FATAL] = "fatal",
 };
 
-static int parse_key(const char *s)
-{
-	for (int k = 0; k < NR_KEYS; k++)
-		if (!strcmp(s, fault_keys[k]))
-			return k;
-	return -EINVAL;
-}
-
 static int parse_pick(struct fault_spec *sp, int key, const char *val)
 {
 	if (sp->pick != PICK_ALL)
@@ -179,13 +134,13 @@ static int parse_pick(struct fault_spec *sp, int key, const char *val)
 		return parse_prob(val, &sp->prob);
 	}
 	sp->pick = key == KEY_NTH ? PICK_NTH : PICK_EVERY;
-	return parse_num(val, 1, UINT64_MAX, &sp->n);
+	return swapio__kv_u64(val, 1, UINT64_MAX, &sp->n);
 }
 
 static int parse_flag(const char *val, bool *out)
 {
 	uint64_t v = 0;
-	int ret = parse_num(val, 0, 1, &v);
+	int ret = swapio__kv_u64(val, 0, 1, &v);
 
 	*out = v;
 	return ret;
@@ -199,7 +154,7 @@ static int parse_item(struct fault_spec *sp, int key, char *val)
 	switch (key) {
 	case KEY_ERRNO:
 	case KEY_FATAL:
-		ret = parse_errno(val);
+		ret = swapio__kv_errno(val);
 		*(key == KEY_ERRNO ? &sp->err : &sp->fatal) = ret > 0 ? ret : 0;
 		return ret < 0 ? ret : 0;
 	case KEY_SHORT:
@@ -207,7 +162,7 @@ static int parse_item(struct fault_spec *sp, int key, char *val)
 	case KEY_STICKY:
 		return parse_flag(val, &sp->sticky);
 	case KEY_DELAY:
-		ret = parse_num(val, 1, FAULT_DELAY_MAX, &v);
+		ret = swapio__kv_u64(val, 1, FAULT_DELAY_MAX, &v);
 		sp->delay_ms = (unsigned int)v;
 		return ret;
 	case KEY_DIR:
@@ -215,7 +170,7 @@ static int parse_item(struct fault_spec *sp, int key, char *val)
 			  !strcmp(val, "write") ? DIR_WRITE : -1;
 		return sp->dir < 0 ? -EINVAL : 0;
 	case KEY_SEED:
-		return parse_num(val, 0, UINT64_MAX, &sp->seed);
+		return swapio__kv_u64(val, 0, UINT64_MAX, &sp->seed);
 	case KEY_SETUP:
 		return parse_setup(sp, val);
 	default:
@@ -241,36 +196,36 @@ static int spec_validate(const struct fault_spec *sp, bool any_setup)
 	return 0;
 }
 
+struct fault_parse_ctx {
+	struct fault_spec	*sp;
+	int			last;	/* the key of the last key=value */
+};
+
+/* One item of the spec (swapio__kv_parse()); key -1: a bare item. */
+static int fault_item(void *ctx, int key, char *val)
+{
+	struct fault_parse_ctx *c = ctx;
+
+	if (key < 0)
+		return c->last == KEY_SETUP ? parse_setup(c->sp, val) : -EINVAL;
+	c->last = key;
+	return parse_item(c->sp, key, val);
+}
+
 /*
  * Items are "key=value", each key at most once; a bare "engine:ERRNO"
  * continues a setup= list ("setup=uring:EPERM,aio:EAGAIN").
  */
 static int fault_parse(const char *spec, struct fault_spec *sp)
 {
-	char buf[FAULT_SPEC_MAX], *item, *save, *eq;
-	unsigned int seen = 0;
-	int key = -1, ret = 0;
+	struct fault_parse_ctx c = { sp, -1 };
+	unsigned int seen;
+	int ret;
 
 	memset(sp, 0, sizeof(*sp));
 	sp->seed = 1;
-	if (strlen(spec) >= sizeof(buf))
-		return -EINVAL;
-	strcpy(buf, spec);
-	for (item = strtok_r(buf, ",", &save); item && !ret;
-	     item = strtok_r(NULL, ",", &save)) {
-		eq = strchr(item, '=');
-		if (!eq) {
-			ret = key == KEY_SETUP ? parse_setup(sp, item) :
-						   -EINVAL;
-			continue;
-		}
-		*eq = '\0';
-		key = parse_key(item);
-		if (key < 0 || (seen & (1u << key)))
-			return -EINVAL;
-		seen |= 1u << key;
-		ret = parse_item(sp, key, eq + 1);
-	}
+	ret = swapio__kv_parse(spec, fault_keys, NR_KEYS, fault_item, &c,
+			       &seen);
 	if (!ret)
 		ret = spec_validate(sp, seen & (1u << KEY_SETUP));
 	return ret;

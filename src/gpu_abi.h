@@ -4,7 +4,7 @@
  * by hand (internal, not installed): swapio neither includes nor links
  * CUDA, it loads the libraries with dlopen() (src/gpu_load.c).
  *
- * Everything here must match the real headers: tests/gpu_abi_check.c
+ * Everything here must match the real headers: tests/gpu/gpu_abi_check.c
  * includes this file beside cuda_runtime_api.h and cufile.h and checks
  * every size, offset, constant and prototype. To make that possible the
  * scalar and handle types below are the real ones' compatible types (an

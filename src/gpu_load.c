@@ -2,7 +2,7 @@
 /*
  * Loading the CUDA runtime and cuFile with dlopen(), for the device layer
  * (src/gpu.c). Neither is linked or included: the calls are declared by
- * hand in gpu_abi.h, which tests/gpu_abi_check.c checks against the real
+ * hand in gpu_abi.h, which tests/gpu/gpu_abi_check.c checks against the real
  * headers.
  *
  * The runtime is chosen once per process, at the first device call: a

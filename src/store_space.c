@@ -3,7 +3,7 @@
  * Free space of the data file: a sorted list of disjoint free ranges, and
  * growth of the file when none fits. Callers hold s->lock (or own the
  * store alone, at open). The list functions work on a bare struct
- * freelist, so tests/test_store_space.c drives them directly.
+ * freelist, so tests/store/test_store_space.c drives them directly.
  */
 #include <assert.h>
 #include <errno.h>

@@ -6,12 +6,14 @@
  *   call=pwrite|fdatasync|ftruncate|fallocate   which call (required)
  *   file=index|tmp|data                          whose (default: any)
  *   errno=NAME      fail picked calls with NAME (ENOSPC EIO EDQUOT EINTR
- *                   EOPNOTSUPP EROFS ENOMEM)
+ *                   EOPNOTSUPP EROFS ENOMEM, or any other name of the
+ *                   table both fault grammars share, kv.c)
  *   delay_ms=N      sleep N ms (1..60000) before each picked call
  *   nth=N           pick from the Nth matching call on (default: every one)
  *   count=N         pick N calls from the nth on (default 1 with nth; 0:
  *                   all)
- * A spec must inject something (errno or delay_ms); each key once.
+ * A spec must inject something (errno or delay_ms); each key once. The
+ * list itself is read by kv.c, as SWAPIO_FAULT's is.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +25,6 @@
 #include "store_sys.h"
 #include "util.h"
 
-#define SPEC_MAX	256
 #define DELAY_MAX	60000
 
 static const char *const call_names[SYS_NR_CALLS] = {
@@ -34,106 +35,67 @@ static const char *const file_names[SYS_NR_FILES] = {
 	[SYS_ANY] = "any", [SYS_INDEX] = "index", [SYS_TMP] = "tmp",
 	[SYS_DATA] = "data",
 };
-static const struct { const char *name; int err; } errs[] = {
-	{ "ENOSPC", ENOSPC }, { "EIO", EIO }, { "EDQUOT", EDQUOT },
-	{ "EINTR", EINTR }, { "EOPNOTSUPP", EOPNOTSUPP }, { "EROFS", EROFS },
-	{ "ENOMEM", ENOMEM },
+enum { KEY_CALL, KEY_FILE, KEY_ERRNO, KEY_DELAY, KEY_NTH, KEY_COUNT,
+       NR_KEYS };
+
+static const char *const sys_keys[NR_KEYS] = {
+	[KEY_CALL] = "call",	[KEY_FILE] = "file",
+	[KEY_ERRNO] = "errno",	[KEY_DELAY] = "delay_ms",
+	[KEY_NTH] = "nth",	[KEY_COUNT] = "count",
 };
 
-static int name_index(const char *const *names, size_t n, const char *v)
+/* One key=value item (swapio__kv_parse()); key -1: no '=', refused. */
+static int parse_item(void *ctx, int key, char *v)
 {
-	for (size_t i = 0; i < n; i++)
-		if (names[i] && !strcmp(names[i], v))
-			return (int)i;
-	return -1;
-}
-
-static int parse_u64(const char *v, uint64_t max, uint64_t *out)
-{
-	char *end;
-	unsigned long long x;
-
-	if (*v < '0' || *v > '9')
-		return -EINVAL;
-	errno = 0;
-	x = strtoull(v, &end, 10);
-	if (errno || *end || x > max)
-		return -EINVAL;
-	*out = x;
-	return 0;
-}
-
-static int parse_errno(const char *v, int *err)
-{
-	for (size_t i = 0; i < SWAPIO_ARRAY_SIZE(errs); i++)
-		if (!strcmp(errs[i].name, v)) {
-			*err = errs[i].err;
-			return 0;
-		}
-	return -EINVAL;
-}
-
-/* One key=value item; @seen has a bit per key already given. */
-static int parse_item(struct store_sys *sys, char *item, unsigned int *seen)
-{
-	static const char *const keys[] = { "call", "file", "errno",
-					    "delay_ms", "nth", "count" };
-	char *v = strchr(item, '=');
+	struct store_sys *sys = ctx;
 	uint64_t x = 0;
-	int k;
+	int ret;
 
-	if (!v)
-		return -EINVAL;
-	*v++ = '\0';
-	k = name_index(keys, SWAPIO_ARRAY_SIZE(keys), item);
-	if (k < 0 || (*seen & (1u << k)))
-		return -EINVAL;
-	*seen |= 1u << k;
-	switch (k) {
-	case 0:
-		sys->call = name_index(call_names, SYS_NR_CALLS, v);
+	switch (key) {
+	case KEY_CALL:
+		sys->call = swapio__kv_index(call_names, SYS_NR_CALLS, v);
 		return sys->call < 0 ? -EINVAL : 0;
-	case 1:
-		sys->file = name_index(file_names, SYS_NR_FILES, v);
+	case KEY_FILE:
+		sys->file = swapio__kv_index(file_names, SYS_NR_FILES, v);
 		return sys->file < 0 ? -EINVAL : 0;
-	case 2:
-		return parse_errno(v, &sys->err);
-	case 3:
-		if (parse_u64(v, DELAY_MAX, &x) || !x)
+	case KEY_ERRNO:
+		ret = swapio__kv_errno(v);
+		if (ret < 0)
+			return ret;
+		sys->err = ret;
+		return 0;
+	case KEY_DELAY:
+		if (swapio__kv_u64(v, 1, DELAY_MAX, &x))
 			return -EINVAL;
 		sys->delay_ms = (unsigned int)x;
 		return 0;
-	case 4:
-		return parse_u64(v, UINT64_MAX, &sys->nth) || !sys->nth ?
-		       -EINVAL : 0;
-	default:
+	case KEY_NTH:
+		return swapio__kv_u64(v, 1, UINT64_MAX, &sys->nth);
+	case KEY_COUNT:
 		sys->count = 0;
-		return parse_u64(v, UINT64_MAX, &sys->count);
+		return swapio__kv_u64(v, 0, UINT64_MAX, &sys->count);
+	default:
+		return -EINVAL;
 	}
 }
 
 int swapio__sys_init(struct store_sys *sys, const char *spec)
 {
-	char buf[SPEC_MAX], *item, *save;
 	unsigned int seen = 0;
-	int ret = 0;
+	int ret;
 
 	memset(sys, 0, sizeof(*sys));
 	atomic_init(&sys->seen, 0);
 	if (!spec || !*spec)
 		return 0;
-	if (strlen(spec) >= sizeof(buf))
-		return -EINVAL;
-	strcpy(buf, spec);
 	sys->call = -1;
 	sys->count = 1;
-	for (item = strtok_r(buf, ",", &save); item && !ret;
-	     item = strtok_r(NULL, ",", &save))
-		ret = parse_item(sys, item, &seen);
+	ret = swapio__kv_parse(spec, sys_keys, NR_KEYS, parse_item, sys,
+			       &seen);
 	/* count= without nth= means "the first N". */
-	if (!ret && (seen & (1u << 5)) && !(seen & (1u << 4)))
+	if (!ret && (seen & (1u << KEY_COUNT)) && !(seen & (1u << KEY_NTH)))
 		sys->nth = 1;
-	if (!ret && !(seen & (1u << 5)) && !(seen & (1u << 4)))
+	if (!ret && !(seen & (1u << KEY_COUNT)) && !(seen & (1u << KEY_NTH)))
 		sys->count = 0;
 	if (ret || sys->call < 0 || (!sys->err && !sys->delay_ms))
 		return -EINVAL;

@@ -127,6 +127,31 @@ int swapio__env_check(unsigned int scope);
 const char *swapio__env_nth(unsigned int i);
 
 /*
+ * "key=value[,key=value]..." lists, the grammar of both fault specs
+ * (kv.c). swapio__kv_parse() copies @spec (shorter than SWAPIO_KV_MAX)
+ * and calls @item once per item, in order, with the index of its key in
+ * @keys (@nr_keys of them, at most 32) and its value, or with key -1 and
+ * the whole item when it has no '='; empty items are skipped. It stops
+ * at the first error: -EINVAL for too long a spec, an unknown key or a
+ * key given twice, else what @item returned. *@seen: a bit per key given.
+ * swapio__kv_errno(): the positive errno of a name ("EIO") of the one
+ * table both grammars accept, or -EINVAL. swapio__kv_u64(): decimal
+ * digits only, in [@min, @max]: 0 and *@out, or -EINVAL.
+ * swapio__kv_index(): the index of @s in @names (NULL entries skipped),
+ * or -EINVAL.
+ */
+#define SWAPIO_KV_MAX	256
+typedef int (*swapio__kv_item_fn)(void *ctx, int key, char *val);
+int swapio__kv_parse(const char *spec, const char *const *keys,
+		     unsigned int nr_keys, swapio__kv_item_fn item, void *ctx,
+		     unsigned int *seen);
+int swapio__kv_errno(const char *name);
+int swapio__kv_u64(const char *s, uint64_t min, uint64_t max,
+		   uint64_t *out);
+int swapio__kv_index(const char *const *names, unsigned int n,
+		     const char *s);
+
+/*
  * Files the library keeps by path, safe on a shared machine (safe_open.c;
  * docs/RELIABILITY.md, "Shared machines"). New files are private unless
  * the caller asked for shared modes, which the umask then trims.

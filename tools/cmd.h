@@ -16,7 +16,7 @@ int cmd_bench(int argc, char **argv);	/* tools/bench_cmd.c */
 int cmd_sweep(int argc, char **argv);	/* tools/sweep.c */
 int cmd_info(int argc, char **argv);	/* tools/info.c */
 
-/* examples/adam.c, built with ADAM_NO_MAIN; argv[0] is "adam". */
+/* `swapio demo adam` (tools/demo_adam.c); argv[0] is "adam". */
 int adam_main(int argc, char **argv);
 
 /* Shared helpers (tools/util.c). */

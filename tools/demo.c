@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * swapio demo: the worked examples of examples/ as subcommands. `swapio
- * demo adam` is examples/adam.c, built into the command (ADAM_NO_MAIN).
+ * swapio demo: worked examples as subcommands. `swapio demo adam` is
+ * tools/demo_adam.c (examples/adam.c is the same program, standalone).
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,7 +13,7 @@ static const char usage[] =
 "\n"
 "Demos (see swapio demo adam --help):\n"
 "  adam   Adam optimizer steps whose states live on disk in a swapio store\n"
-"         (examples/adam.c)\n";
+"         (the program of examples/adam.c)\n";
 
 int cmd_demo(int argc, char **argv)
 {

@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "swapio.h"
-#include "args.h"	/* examples/: one parser for every program */
 #include "cmd.h"
 
 int tool_fail(const char *what, int err)
@@ -44,15 +43,51 @@ int tool_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+/*
+ * The command's one number parser: every option of every subcommand
+ * takes the same sizes and refuses the same mistakes. strtoull and
+ * strtoul accept signs and spaces; a number here starts with a digit.
+ */
 int tool_parse_size(const char *s, uint64_t *out)
 {
-	return args_parse_size(s, out);
+	unsigned int shift = 0;
+	unsigned long long v;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	switch (*end | 0x20) {	/* ASCII lower case */
+	case 'k': shift = 10; break;
+	case 'm': shift = 20; break;
+	case 'g': shift = 30; break;
+	case 't': shift = 40; break;
+	}
+	if (shift)
+		end++;
+	if (*end || v > ((uint64_t)INT64_MAX >> shift))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
 }
 
 int tool_parse_uint(const char *s, unsigned long min, unsigned long max,
 		    unsigned int *out)
 {
-	return args_parse_uint(s, min, max, out);
+	unsigned long v;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < min || v > max || v > 0xffffffffUL)
+		return -1;
+	*out = (unsigned int)v;
+	return 0;
 }
 
 const char *tool_option_name(const struct option *opts, int val)
@@ -125,7 +160,18 @@ int tool_parse_uint_list(const char *s, unsigned long min, unsigned long max,
 
 void tool_format_size(char *buf, unsigned int n, uint64_t v)
 {
-	args_format_size(buf, n, v);
+	static const char units[] = "TGMK";
+
+	for (unsigned int i = 0; i < 4; i++) {
+		unsigned int shift = 40 - 10 * i;
+
+		if (v && v % (1ull << shift) == 0) {
+			snprintf(buf, n, "%llu%c",
+				 (unsigned long long)(v >> shift), units[i]);
+			return;
+		}
+	}
+	snprintf(buf, n, "%llu", (unsigned long long)v);
 }
 
 double tool_now(void)

@@ -1,5 +1,5 @@
 """CUDA device memory through the Python API and swapio.deepspeed, with no
-GPU: tests/cuda_standin.c (the CUDA runtime and cuFile over host memory) is
+GPU: tests/gpu/cuda_standin.c (the CUDA runtime and cuFile over host memory) is
 compiled here and injected by SWAPIO_CUDA_LIBRARY / SWAPIO_CUFILE_LIBRARY,
 and a test-only DLPack producer claims kDLCUDA over its "device" memory.
 Every transfer is checked bit for bit against the file."""
@@ -16,7 +16,8 @@ import pytest
 import _dlpack as _dl
 import swapio
 
-SRC = pathlib.Path(__file__).resolve().parent.parent / "cuda_standin.c"
+SRC = (pathlib.Path(__file__).resolve().parent.parent / "gpu"
+       / "cuda_standin.c")
 CHUNK = 64 << 10
 SIZES = (1, 4095, 4097, 3 * CHUNK + 17)
 OFFSETS = (0, 7, 65536)
@@ -26,10 +27,10 @@ OFFSETS = (0, 7, 65536)
 def standin(tmp_path_factory):
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None or not SRC.exists():
-        pytest.skip("no C compiler or no tests/cuda_standin.c")
+        pytest.skip("no C compiler or no tests/gpu/cuda_standin.c")
     lib = tmp_path_factory.mktemp("standin") / "libswapio_cuda_standin.so"
     subprocess.run([cc, "-shared", "-fPIC", "-O1", "-pthread", "-I",
-                    str(SRC.parent.parent / "src"), "-o", str(lib),
+                    str(SRC.parent.parent.parent / "src"), "-o", str(lib),
                     str(SRC)], check=True)
     old = {k: os.environ.get(k) for k in
            ("SWAPIO_CUDA_LIBRARY", "SWAPIO_CUFILE_LIBRARY",

@@ -7,33 +7,6 @@ swapio_add_test(NAME store_enospc STRIPED SOURCES test_store_enospc.c TIMEOUT 12
 swapio_add_test(NAME store_mt STRIPED SOURCES test_store_mt.c PER_ENGINE LABELS tsan
                 TIMEOUT 300)
 
-# libFuzzer on the store's log replay, from memory, built from the
-# library's sources so that replay itself is instrumented. clang only.
-option(SWAPIO_FUZZ "Build the libFuzzer targets (needs clang)" OFF)
-if(SWAPIO_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
-  list(TRANSFORM SWAPIO_SOURCES PREPEND ${CMAKE_SOURCE_DIR}/
-       OUTPUT_VARIABLE fuzz_store_sources)
-  add_executable(fuzz_store_index fuzz_store_index.c ${fuzz_store_sources})
-  target_include_directories(fuzz_store_index PRIVATE
-    ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src ${LIBAIO_INCLUDE_DIR})
-  target_compile_definitions(fuzz_store_index PRIVATE ${SWAPIO_DEFS}
-                             _GNU_SOURCE)
-  target_compile_options(fuzz_store_index PRIVATE -fsanitize=fuzzer,address)
-  target_link_options(fuzz_store_index PRIVATE -fsanitize=fuzzer,address)
-  target_link_libraries(fuzz_store_index ${SWAPIO_LIBS})
-  add_test(NAME fuzz_store_index
-           COMMAND fuzz_store_index -max_total_time=20 -max_len=8192
-                   -rss_limit_mb=2048)
-  set_tests_properties(fuzz_store_index PROPERTIES TIMEOUT 120 LABELS fuzz)
-  # Inputs that once crashed the target, run once each: they must not.
-  file(GLOB fuzz_regress ${CMAKE_CURRENT_SOURCE_DIR}/fuzz_regress/store_index-*)
-  add_test(NAME fuzz_store_index_regress
-           COMMAND fuzz_store_index ${fuzz_regress})
-  set_tests_properties(fuzz_store_index_regress PROPERTIES TIMEOUT 60
-                       LABELS fuzz)
-elseif(SWAPIO_FUZZ)
-  message(STATUS "SWAPIO_FUZZ: fuzz_store_index needs clang; not built")
-endif()
 swapio_add_test(NAME pool SOURCES test_pool.c LABELS tsan TIMEOUT 120)
 swapio_add_test(NAME pipeline STRIPED SOURCES test_pipeline.c PER_ENGINE TIMEOUT 300)
 

@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# gpu_abi_check.sh SRC_DIR CACHE_DIR: compiles tests/gpu_abi_check.c (every
+# gpu_abi_check.sh SRC_DIR CACHE_DIR: compiles tests/gpu/gpu_abi_check.c (every
 # declaration of src/gpu_abi.h against the real CUDA runtime and cuFile
 # headers) with each C compiler here, for each CUDA include directory
 # found (CUDA_HOME, /usr/local/cuda, /usr/local/cuda-*), and checks that
@@ -10,7 +10,7 @@
 # nothing else has it. Exit 0 pass, 1 fail, 77 skip (headers absent).
 set -u
 src=$1 cache=$2
-tu=$src/tests/gpu_abi_check.c
+tu=$src/tests/gpu/gpu_abi_check.c
 
 cuda_dirs=
 for d in ${CUDA_HOME:+$CUDA_HOME/include} /usr/local/cuda/include \

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * swapio's hand-written CUDA and cuFile ABI (src/gpu_abi.h) against the
- * real headers: compiled, never run, by tests/gpu_abi_check.sh where
+ * real headers: compiled, never run, by tests/gpu/gpu_abi_check.sh where
  * cuda_runtime_api.h and cufile.h are found. Every check is at compile
  * time: each type swapio uses in their place is the real one's compatible
  * type, each struct has the real one's size and offsets, each constant

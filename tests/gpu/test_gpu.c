@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Device memory through the CUDA stand-in (tests/cuda_standin.c, loaded
+ * Device memory through the CUDA stand-in (tests/gpu/cuda_standin.c, loaded
  * by SWAPIO_CUDA_LIBRARY and SWAPIO_CUFILE_LIBRARY as swapio loads the
  * real libraries): odd sizes and offsets byte for byte both ways, async
  * ops in flight together and from four threads, copies overlapping file
@@ -845,7 +845,7 @@ static void bad_environment(void **state)
 	(void)state;
 	knobs_reset();
 	/*
-	 * swapio_handle_create() refuses these too (tests/test_env.c); the
+	 * swapio_handle_create() refuses these too (tests/core/test_env.c); the
 	 * device layer reads them again at its first call, so set them after.
 	 */
 	h = handle(0, 0);

@@ -10,6 +10,10 @@
       examples/ against it twice, as outside projects do: with CMake
       (find_package(swapio CONFIG)) and with its plain Makefile
       (pkg-config), and runs what each built against the staged library;
+  install_test.py prefix BUILD_DIR
+      `cmake --install --prefix` into a temporary prefix that is not on
+      the loader's path, then runs PREFIX/bin/swapio with an empty
+      LD_LIBRARY_PATH: its relative RUNPATH must find the library;
   install_test.py deb SOURCE_DIR
       builds the Debian packages (dpkg-buildpackage -b, nocheck) from a
       copy of the tree, runs lintian on them (errors and warnings fail),
@@ -133,6 +137,24 @@ def consumers(build, source, tmp):
         example(name, mk, tempfile.mkdtemp(dir=tmp), renv)
 
 
+def prefix(build, tmp):
+    cmake = os.environ.get("SWAPIO_CMAKE", "cmake")
+    pre = os.path.join(tmp, "prefix")
+    run([cmake, "--install", build, "--prefix", pre])
+    exe = os.path.join(pre, "bin", "swapio")
+    dyn = run(["readelf", "-d", exe])
+    paths = [l for l in dyn.splitlines() if "RUNPATH" in l or "RPATH" in l]
+    if not paths or "$ORIGIN/" not in paths[0] or tmp in paths[0]:
+        raise RuntimeError(f"{exe} has no relative RUNPATH: {paths}")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("LD_")}
+    env["LD_LIBRARY_PATH"] = ""
+    out = run([exe, "--version"], env=env)
+    if not out.startswith("swapio 0."):
+        raise RuntimeError(f"swapio --version: {out}")
+    check_linked(exe, pre, env)
+
+
 def copy_tree(source, dest):
     """The tracked and untracked-but-not-ignored files of @source."""
     r = subprocess.run(["git", "-C", source, "ls-files", "-co",
@@ -201,6 +223,11 @@ def deb(source, tmp):
     if not out.startswith("swapio 0."):
         raise RuntimeError(f"swapio --version: {out}")
     check_linked(os.path.join(root, "usr/bin/swapio"), root, renv)
+    # On the system's path the command needs no RUNPATH (lintian's
+    # custom-library-search-path): debian/rules leaves it out.
+    dyn = run(["readelf", "-d", os.path.join(root, "usr/bin/swapio")])
+    if "RUNPATH" in dyn or "(RPATH)" in dyn:
+        raise RuntimeError("the packaged swapio carries a RUNPATH")
 
 
 def check_linked(exe, stage, env=None):
@@ -220,6 +247,12 @@ def main(argv):
                 print(f"{tool} not found; skipping")
                 return 77
         what = lambda tmp: consumers(argv[2], argv[3], tmp)
+    elif len(argv) == 3 and argv[1] == "prefix":
+        for tool in ("cmake", "readelf", "ldd"):
+            if not shutil.which(tool):
+                print(f"{tool} not found; skipping")
+                return 77
+        what = lambda tmp: prefix(argv[2], tmp)
     elif len(argv) == 3 and argv[1] == "deb":
         for tool in ("dpkg-buildpackage", "dh", "dpkg", "make",
                      "pkg-config", "ldd"):

@@ -4,7 +4,7 @@
 # Two more builds of it: a runtime on too old a driver (every call answers
 # 35), and a second working runtime, to test which one swapio keeps.
 foreach(v "" _old _b)
-  add_library(swapio_cuda_standin${v} SHARED cuda_standin.c)
+  add_library(swapio_cuda_standin${v} SHARED ${CMAKE_CURRENT_LIST_DIR}/cuda_standin.c)
   target_link_libraries(swapio_cuda_standin${v} PRIVATE Threads::Threads)
   target_include_directories(swapio_cuda_standin${v} PRIVATE
     ${PROJECT_SOURCE_DIR}/src)
@@ -58,7 +58,7 @@ gpu_mode(nocufile "${SWAPIO_STANDIN}" SWAPIO_CUFILE_LIBRARY=)
 # src/gpu_abi.h against the real CUDA and cuFile headers, where they are
 # (cufile.h fetched from PyPI's nvidia-cufile into the build tree if
 # nothing here has it); skipped, saying why, where they are not.
-add_test(NAME gpu_abi_check COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/gpu_abi_check.sh
+add_test(NAME gpu_abi_check COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/gpu_abi_check.sh
   ${PROJECT_SOURCE_DIR} ${CMAKE_BINARY_DIR}/cufile-cache)
 set_tests_properties(gpu_abi_check PROPERTIES SKIP_RETURN_CODE 77
   TIMEOUT 400)

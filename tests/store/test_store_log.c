@@ -215,10 +215,57 @@ static void spec_typo_refused(void **state)
 	unsetenv("SWAPIO_FAULT_FD");
 }
 
+/*
+ * SWAPIO_FAULT_FD reads its list with SWAPIO_FAULT's parser (kv.c): every
+ * errno name SWAPIO_FAULT takes is taken here too, and the same shapes are
+ * refused (a repeated key, a sign, too long a spec, an item without '=').
+ * The faults are set never to fire (nth far beyond this test's calls).
+ */
+static void spec_shares_fault_grammar(void **state)
+{
+	static const char *const names[] = {
+		"EIO", "ENOSPC", "EINTR", "EAGAIN", "EDQUOT", "EROFS",
+		"ENOMEM", "EPERM", "ENOSYS", "EBADF", "EOPNOTSUPP", "EBADR",
+	};
+	static const char *const bad[] = {
+		"call=pwrite,errno=EIO,nth=+5", "call=pwrite,errno=EIO,nth= 5",
+		"call=pwrite,call=pwrite,errno=EIO", "call=pwrite,EIO",
+		"call=pwrite,errno=eio", "call=pwrite,errno=EIO,nth=5x",
+	};
+	struct env *env = *state;
+	char spec[400];
+	swapio_store *s;
+
+	for (size_t i = 0; i < T_ARRAY_SIZE(names); i++) {
+		snprintf(spec, sizeof(spec),
+			 "call=fallocate,errno=%s,nth=1000000000", names[i]);
+		setenv("SWAPIO_FAULT_FD", spec, 1);
+		if (ts_store_open(env->h, env->dir, NULL, &s))
+			fail_msg("refused: \"%s\"", spec);
+		swapio_store_close(s);
+	}
+	for (size_t i = 0; i < T_ARRAY_SIZE(bad); i++) {
+		setenv("SWAPIO_FAULT_FD", bad[i], 1);
+		if (ts_store_open(env->h, env->dir, NULL, &s) != -EINVAL)
+			fail_msg("accepted: \"%s\"", bad[i]);
+	}
+	/* Longer than any real spec: refused, not truncated. */
+	strcpy(spec, "call=pwrite,errno=EIO,nth=");
+	memset(spec + strlen(spec), '0', 300);
+	strcpy(spec + 326, "1");
+	setenv("SWAPIO_FAULT_FD", spec, 1);
+	assert_int_equal(ts_store_open(env->h, env->dir, NULL, &s), -EINVAL);
+	setenv("SWAPIO_FAULT_FD", "call=pwrite,errno=EIO,nth=0001", 1);
+	assert_int_equal(ts_store_open(env->h, env->dir, NULL, &s), 0);
+	swapio_store_close(s);
+	unsetenv("SWAPIO_FAULT_FD");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+		T(spec_shares_fault_grammar),
 		T(torn_page_without_sync),
 		T(torn_page_after_sync),
 		T(failed_append_keeps_reserve),

@@ -19,6 +19,9 @@ import time
 import zlib
 
 SKIP = 77
+# The source tree: this file is tests/cli/cli_test.py.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 SMALL = "16M"
 
 
@@ -380,8 +383,7 @@ def case_store_random(d):
 
 def case_bench_man(d):
     """Every long option of bench --help is in swapio-bench(1)."""
-    page = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
-                        "man", "swapio-bench.1")
+    page = os.path.join(ROOT, "man", "swapio-bench.1")
     with open(page, encoding="utf-8") as fp:
         text = fp.read()
     out, _ = run("bench", "--help")
@@ -395,8 +397,7 @@ def case_store_vs_fio(d):
     """bench/store_vs_fio.py --smoke: it runs and prints a table per point."""
     if not shutil.which("fio"):
         raise Skip("fio not found (Debian: fio)")
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
-                          "bench", "store_vs_fio.py")
+    script = os.path.join(ROOT, "bench", "store_vs_fio.py")
     p = subprocess.run([sys.executable, script, "--smoke", "--dir", d,
                         "--swapio", SWAPIO, "--quiet"],
                        capture_output=True, text=True, timeout=300)
@@ -501,8 +502,7 @@ def case_vsfio_png(d):
     """bench/vs_fio.py --png over saved results (--from-json): no fio runs."""
     if not shutil.which("gnuplot"):
         raise Skip("gnuplot not found (Debian: gnuplot-nox)")
-    vsfio = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                         "..", "bench", "vs_fio.py")
+    vsfio = os.path.join(ROOT, "bench", "vs_fio.py")
     results = [{"point": f"{m} 1M qd32", "pair": "swapio uring / fio",
                 "engine": "uring", "gbps": {"S": 2.0, "F": 2.1, "N": 2.1},
                 "cpu": {"S": 0.1, "F": 0.1, "N": 0.1},

@@ -6,7 +6,7 @@
  * enforced, a missing drive named, one failing drive (the fault engine on
  * its handle) failing only the values that touch it, and a slow drive
  * holding up no other. The rest of the store's rules are the store's own
- * tests run striped (name.striped, tests/store.cmake).
+ * tests run striped (name.striped, tests/store/store.cmake).
  */
 #include <setjmp.h>
 #include <stdarg.h>

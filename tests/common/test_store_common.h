@@ -43,7 +43,7 @@ static inline void ts_key(char *key, size_t n, unsigned int id)
  * @dir/drive.1 .. @dir/drive.N-1, with a stripe unit of UNIT bytes
  * (default 32 KiB, so that values of more than a few blocks really
  * split). Unset: the plain store. ctest runs the store's tests both ways
- * (tests/store.cmake).
+ * (tests/store/store.cmake).
  */
 static inline unsigned int ts_stripe(uint64_t *unit)
 {
