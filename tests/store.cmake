@@ -15,7 +15,7 @@ if(SWAPIO_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
        OUTPUT_VARIABLE fuzz_store_sources)
   add_executable(fuzz_store_index fuzz_store_index.c ${fuzz_store_sources})
   target_include_directories(fuzz_store_index PRIVATE
-    ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src ${LIBAIO_INCLUDE_DIR})
+    ${CMAKE_SOURCE_DIR}/include ${SWAPIO_PRIVATE_INCLUDES} ${LIBAIO_INCLUDE_DIR})
   target_compile_definitions(fuzz_store_index PRIVATE ${SWAPIO_DEFS}
                              _GNU_SOURCE)
   target_compile_options(fuzz_store_index PRIVATE -fsanitize=fuzzer,address)

@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "store_sys.h"
+#include "sys.h"
 #include "util.h"
 
 #define SPEC_MAX	256

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "store_sys.h"
+#include "sys.h"
 
 #define GPU_CHUNK_MAX	(1ull << 30)	/* src/gpu.c's GPU_MAX_CHUNK */
 

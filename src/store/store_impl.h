@@ -26,8 +26,9 @@
 #include <sys/types.h>
 
 #include "swapio.h"
-#include "store_format.h"
-#include "store_sys.h"
+#include "ext.h"		/* the three calls below swapio.h */
+#include "format.h"
+#include "sys.h"
 #include "util.h"
 
 #define MIN_BLOCK	4096u
@@ -183,20 +184,6 @@ static inline uint64_t ext_bytes(const swapio_store *s, uint64_t len)
 	return s->block + SWAPIO_ALIGN_UP(len, (uint64_t)s->block);
 }
 
-/*
- * handle.c: the one call the store makes below swapio.h. A write of
- * @pre_len bytes of @pre at @off and then @len bytes of @buf right after
- * them, as one op whose first request carries both: a put's header block
- * and payload cost one write, not two. @pre, @pre_len and @off must meet
- * the file's direct alignment; @len > 0. The op's result counts all the
- * bytes.
- */
-int swapio__submit_write_pre(swapio_handle *h, swapio_file *f,
-			     const void *pre, size_t pre_len, const void *buf,
-			     size_t len, uint64_t off, swapio_op **op);
-/* handle.c: have @h's workers run what their engines deferred (engine.h,
- * ->flush): a file this process closed may be held open until then. */
-void swapio__handle_flush(swapio_handle *h);
 
 /* store.c: the map (s->lock held) */
 struct entry *swapio__entry_new(const char *key, size_t keylen);

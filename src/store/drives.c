@@ -27,7 +27,6 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "engine.h"	/* swapio__reg_holds() */
 #include "store_impl.h"
 
 /* Where @len bytes at @off begin: drive, offset there, bytes in one run. */

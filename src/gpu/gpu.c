@@ -25,21 +25,22 @@
  * swapio's own stream (where a DLPack producer queued its wait), and a
  * cuFile call returns only once its data has moved.
  *
- * Locks: h->lock (creating h->gpu), then g->lock (the job queue, the
+ * Locks: the handle's (creating its slot, ext.h), then g->lock (the job queue, the
  * devices, the note, the statistics, each file's cuFile state). Neither
  * is held across a transfer.
  */
 #include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ext.h"
 #include "gpu.h"
 #include "gpu_load.h"
-#include "internal.h"
 #include "util.h"
 
 #define GPU_SLOTS	4
@@ -203,8 +204,10 @@ static int chunk_from_env(size_t *chunk)
 static int path_from(const swapio_handle *h, unsigned int *path)
 {
 	const char *s = swapio__env("SWAPIO_GPU_PATH");
+	struct swapio_config cfg;
 
-	*path = h->cfg.gpu_path;
+	swapio_handle_config(h, &cfg);
+	*path = cfg.gpu_path;
 	if (!s || !*s)
 		return 0;
 	if (!strcmp(s, "staging"))
@@ -221,8 +224,8 @@ static int path_from(const swapio_handle *h, unsigned int *path)
 
 static void *gpu_main(void *arg);
 
-/* The handle's device layer; h->lock held. 0, -EINVAL, -ENOMEM. */
-static int gpu_new(swapio_handle *h, struct swapio_gpu **out)
+/* The handle's device layer; its lock held. 0, -EINVAL, -ENOMEM. */
+static int gpu_new(swapio_handle *h, void **out)
 {
 	struct swapio_gpu *g;
 	unsigned int path;
@@ -263,17 +266,17 @@ err_free:
 	return -ENOMEM;
 }
 
+static void gpu_destroy(void *state);
+
 /* The handle's device layer, made on first use. */
 static int gpu_get(swapio_handle *h, struct swapio_gpu **out)
 {
-	int ret = 0;
+	void *state;
+	int ret;
 
 	swapio__cuda_load();
-	pthread_mutex_lock(&h->lock);
-	if (!h->gpu)
-		ret = gpu_new(h, &h->gpu);
-	*out = h->gpu;
-	pthread_mutex_unlock(&h->lock);
+	ret = swapio__ext_get(h, gpu_new, gpu_destroy, &state);
+	*out = state;
 	if (ret)
 		return ret;
 	return swapio__cuda.ok ? 0 : SWAPIO_ENOCUDA;
@@ -433,17 +436,19 @@ static int dev_get(swapio_handle *h, int device, struct swapio_gpu **g,
 
 	if (!h || device < 0 || device >= SWAPIO_DEV_MAX)
 		return -EINVAL;
-	if (swapio__forked(h->gen))
-		return SWAPIO_EFORKED;
+	ret = swapio__ext_forked(h);
+	if (ret)
+		return ret;
 	ret = gpu_get(h, g);
 	if (ret)
 		return ret;
 	return on_device(*g, device, dev_get_here, d);
 }
 
-void swapio__gpu_destroy(swapio_handle *h)
+/* The slot's destroy callback: nothing of @state in flight. */
+static void gpu_destroy(void *state)
 {
-	struct swapio_gpu *g = h->gpu;
+	struct swapio_gpu *g = state;
 	struct swapio_dev_saved sv;
 
 	if (!g)
@@ -470,7 +475,6 @@ void swapio__gpu_destroy(swapio_handle *h)
 	pthread_cond_destroy(&g->cv);
 	pthread_mutex_destroy(&g->lock);
 	free(g);
-	h->gpu = NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -666,7 +670,7 @@ static bool gds_eligible(struct swapio_gpu *g, const struct job *j)
 	bool refused;
 
 	pthread_mutex_lock(&g->lock);
-	refused = j->f->gds_state < 0;
+	refused = swapio__ext_file(j->f)->state < 0;
 	pthread_mutex_unlock(&g->lock);
 	return !refused && !j->managed && j->len && swapio_file_direct(j->f) &&
 	       j->off % GDS_ALIGN == 0 && j->len % GDS_ALIGN == 0;
@@ -677,7 +681,7 @@ static ssize_t gds_fail(struct swapio_gpu *g, swapio_file *f,
 			const char *call, long res, int err)
 {
 	pthread_mutex_lock(&g->lock);
-	f->gds_state = -1;
+	swapio__ext_file(f)->state = -1;
 	g->stats.gds_fallbacks++;
 	pthread_mutex_unlock(&g->lock);
 	if (res == -1)	/* a system call failed inside: errno says what */
@@ -689,28 +693,43 @@ static ssize_t gds_fail(struct swapio_gpu *g, swapio_file *f,
 	return -EIO;
 }
 
+/* The file slot's close callback: deregister before the fd closes. */
+static void gds_file_close(struct swapio_ext_file *slot)
+{
+	const struct cufile_api *cf = atomic_load(&cf_api);
+
+	/* Registered only once cuFile had opened: cf is set. A file that
+	 * failed later (state -1) may still hold its registration. */
+	if (slot->data && cf)
+		cf->HandleDeregister(slot->data);
+	slot->data = NULL;
+	slot->state = 0;
+}
+
 /* @f's cuFile handle, registered once for the file's life. */
 static int gds_file(struct swapio_gpu *g, swapio_file *f, cufile_handle *fh)
 {
 	const struct cufile_api *cf = atomic_load(&cf_api);
 	struct cufile_descr desc = { .type = GPU_CUFILE_FD };
+	struct swapio_ext_file *slot = swapio__ext_file(f);
 	struct cufile_err e;
 	int state;
 
 	pthread_mutex_lock(&g->lock);
-	state = f->gds_state;
-	*fh = f->gds_fh;
+	state = slot->state;
+	*fh = slot->data;
 	pthread_mutex_unlock(&g->lock);
 	if (state)
 		return state < 0 ? -EIO : 0;
-	desc.handle.fd = f->fd;
+	desc.handle.fd = swapio__ext_fd(f);
 	e = cf->HandleRegister(fh, &desc);
 	if (e.err)
 		return (int)gds_fail(g, f, "cuFileHandleRegister", (long)e.err,
 				     0);
 	pthread_mutex_lock(&g->lock);
-	f->gds_fh = *fh;
-	f->gds_state = 1;
+	slot->data = *fh;
+	slot->state = 1;
+	slot->close = gds_file_close;
 	pthread_mutex_unlock(&g->lock);
 	return 0;
 }
@@ -754,17 +773,7 @@ static ssize_t gds_xfer(struct swapio_gpu *g, swapio_file *f,
 	return (ssize_t)done;
 }
 
-void swapio__gpu_file_close(swapio_file *f)
-{
-	const struct cufile_api *cf = atomic_load(&cf_api);
 
-	/* Registered only once cuFile had opened: cf is set. A file that
-	 * failed later (gds_state -1) may still hold its registration. */
-	if (f->gds_fh && cf)
-		cf->HandleDeregister(f->gds_fh);
-	f->gds_fh = NULL;
-	f->gds_state = 0;
-}
 
 /* ------------------------------------------------------------------ */
 /* The driver thread                                                   */
@@ -1191,9 +1200,7 @@ int swapio_dev_path(swapio_handle *h, int device, int write)
 
 	if (!h || device < 0 || device >= SWAPIO_DEV_MAX)
 		return -EINVAL;
-	pthread_mutex_lock(&h->lock);
-	g = h->gpu;
-	pthread_mutex_unlock(&h->lock);
+	g = swapio__ext_peek(h);
 	if (!g)
 		return -ENODEV;
 	pthread_mutex_lock(&g->lock);
@@ -1213,9 +1220,7 @@ size_t swapio_handle_gpu_note(swapio_handle *h, char *buf, size_t len)
 
 	if (!h)
 		return 0;
-	pthread_mutex_lock(&h->lock);
-	g = h->gpu;
-	pthread_mutex_unlock(&h->lock);
+	g = swapio__ext_peek(h);
 	if (g)
 		pthread_mutex_lock(&g->lock);
 	if (g)
@@ -1232,9 +1237,7 @@ void swapio__gpu_stats(swapio_handle *h, struct swapio__gpu_stats *out)
 	struct swapio_gpu *g;
 
 	memset(out, 0, sizeof(*out));
-	pthread_mutex_lock(&h->lock);
-	g = h->gpu;
-	pthread_mutex_unlock(&h->lock);
+	g = swapio__ext_peek(h);
 	if (!g)
 		return;
 	pthread_mutex_lock(&g->lock);

@@ -212,8 +212,6 @@ struct swapio_reg_slot {
 };
 
 uint64_t swapio__reg_gen(void);
-/* Does one slot hold all of [@buf, @buf + @len)? */
-bool swapio__reg_holds(const void *buf, size_t len);
 /* Copy the table into @out; returns the generation of that copy. */
 uint64_t swapio__reg_copy(struct swapio_reg_slot out[SWAPIO_REG_SLOTS]);
 
