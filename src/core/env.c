@@ -24,7 +24,7 @@
 #include "internal.h"
 #include "sys.h"
 
-#define GPU_CHUNK_MAX	(1ull << 30)	/* src/gpu.c's GPU_MAX_CHUNK */
+#define GPU_CHUNK_MAX	(1ull << 30)	/* src/gpu/gpu.c's GPU_MAX_CHUNK */
 
 struct env_var {
 	const char	*name;

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Internal types of the core (handle.c, plan.c, file.c, engine.c,
- * fork.c). Engines see only engine.h. Nothing here is installed.
+ * Internal types of the core (src/core/: handle.c, plan.c, file.c,
+ * engine_calls.c, fork.c, ...). Engines see only engine.h, the store and
+ * the device layer only ext.h; the build's include paths hold them to it
+ * (docs/ARCHITECTURE.md). Nothing here is installed.
  *
  * The execution model: a handle owns cfg.threads workers. A transfer (an
  * op) is cut into at most that many contiguous parts, one per worker. Each

@@ -165,7 +165,7 @@ extern const struct swapio_engine_ops swapio__engine_aio;
 extern const struct swapio_engine_ops swapio__engine_threads;
 
 /*
- * engine_threads.c: the pread/pwrite pool behind the threads engine, also
+ * threads.c: the pread/pwrite pool behind the threads engine, also
  * used by aio for the requests Linux AIO would run inside io_submit()
  * (those on a descriptor without O_DIRECT). @notify, if set, is called
  * from a pool thread each time a request finishes.
@@ -216,7 +216,7 @@ uint64_t swapio__reg_gen(void);
 uint64_t swapio__reg_copy(struct swapio_reg_slot out[SWAPIO_REG_SLOTS]);
 
 /*
- * engine_fault.c: fault injection for tests, switched on by the
+ * fault.c: fault injection for tests, switched on by the
  * environment variable SWAPIO_FAULT (grammar in docs/RELIABILITY.md).
  *
  * swapio__fault_wrap() is called once per engine tried, before its

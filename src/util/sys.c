@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The fd-level fault hook of the store (see store_sys.h).
+ * The fd-level fault hook of the store (see sys.h).
  *
  * SWAPIO_FAULT_FD = item[,item]...
  *   call=pwrite|fdatasync|ftruncate|fallocate   which call (required)
