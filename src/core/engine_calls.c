@@ -3,7 +3,8 @@
  * The core's side of the engine contract: the wrappers through which
  * workers call engines, where the accounting lives once. The reap wrapper
  * hands its events back in w->events; the worker completes them
- * (handle.c), so no engine-side code calls up into the core.
+ * (handle.c), so no engine-side code calls up into the core. And the
+ * fault filter's switch, read here from the environment and handed down.
  */
 #include <stdatomic.h>
 
@@ -58,4 +59,11 @@ int swapio__engine_reap(struct swapio_worker *w, unsigned int min)
 void swapio__engine_wake(struct swapio_worker *w)
 {
 	w->ectx.ops->wake(&w->ectx);
+}
+
+int swapio__fault_wrap(unsigned int id, unsigned int nr_workers,
+		       const struct swapio_engine_ops **e)
+{
+	return swapio__fault_filter(swapio__env("SWAPIO_FAULT"), id,
+				    nr_workers, e);
 }

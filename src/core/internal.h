@@ -180,6 +180,11 @@ int swapio__engine_submit(struct swapio_worker *w);
 int swapio__engine_reap(struct swapio_worker *w, unsigned int min);
 void swapio__engine_wake(struct swapio_worker *w);
 
+/* engine_calls.c: SWAPIO_FAULT's filter over @e, where it is set (see
+ * swapio__fault_filter() in engine.h). */
+int swapio__fault_wrap(unsigned int id, unsigned int nr_workers,
+		       const struct swapio_engine_ops **e);
+
 /* Faults injected so far on @h, or -1 if it runs without the filter. */
 int64_t swapio__fault_injected(const swapio_handle *h);
 
