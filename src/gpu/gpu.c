@@ -12,8 +12,8 @@
  * order), and per device ordinal a stream of swapio's own with
  * GPU_SLOTS staging buffers, each registered with cudaHostRegister() once
  * and paired with an event. The driver thread runs a job's chunks as a
- * pipeline (see stage_write() and stage_read()), submitting the file side
- * as ordinary ops on the same handle, so the engines and workers are
+ * pipeline (staging.c), submitting the file side as ordinary ops on the
+ * same handle, so the engines and workers are
  * those of host transfers.
  *
  * The one rule of reuse: a staging buffer is handed to a copy only once
@@ -25,9 +25,12 @@
  * swapio's own stream (where a DLPack producer queued its wait), and a
  * cuFile call returns only once its data has moved.
  *
- * Locks: the handle's (creating its slot, ext.h), then g->lock (the job queue, the
- * devices, the note, the statistics, each file's cuFile state). Neither
- * is held across a transfer.
+ * Locks: the handle's (creating its slot, ext.h), then g->lock (the job
+ * queue, the devices, the note, the statistics, each file's cuFile
+ * state). Neither is held across a transfer.
+ *
+ * This file: set-up, devices, the note, submission and the public calls;
+ * gpu_impl.h lists the other units (staging, GDS, the driver thread).
  */
 #include <assert.h>
 #include <errno.h>
@@ -40,64 +43,9 @@
 
 #include "ext.h"
 #include "gpu.h"
+#include "gpu_impl.h"
 #include "gpu_load.h"
 #include "util.h"
-
-#define GPU_SLOTS	4
-#define GPU_DEF_CHUNK	(8u << 20)
-#define GPU_MAX_CHUNK	(1ull << 30)
-#define GDS_ALIGN	4096u
-
-#define rt_cu	(swapio__cuda.cu)
-
-struct slot {
-	unsigned char	*buf;		/* chunk bytes, page-aligned */
-	bool		pinned;		/* cudaHostRegister() succeeded */
-	cu_event	ev;		/* recorded after its last copy */
-	bool		copying;	/* ev not yet synchronised */
-	swapio_op	*op;		/* file op on buf, or NULL */
-	size_t		len;		/* that op's length */
-};
-
-struct gpu_dev {
-	int		device;
-	cu_stream	stream;
-	struct slot	slot[GPU_SLOTS];
-	int		path[2];	/* [write]: SWAPIO_GPU_*; AUTO: unmeasured */
-};
-
-/* One device op, owned by the driver thread once queued. */
-struct job {
-	struct job	*next;
-	struct swapio_op *op;
-	swapio_file	*f;
-	struct gpu_dev	*d;
-	unsigned char	*dev;
-	size_t		len;
-	uint64_t	off;
-	bool		write;
-	bool		managed;	/* cudaMallocManaged() memory */
-	cu_event	ready;	/* the caller's stream at submission, or NULL */
-};
-
-struct swapio_gpu {
-	swapio_handle		*h;
-	pthread_mutex_t		lock;
-	pthread_cond_t		cv;
-	pthread_t		thread;
-	bool			started;
-	bool			stop;
-	enum cufile_state	cufile;		/* as last seen, for the note */
-	unsigned int		path_cfg;	/* SWAPIO_GPU_* asked for */
-	size_t			chunk;		/* staging buffer size */
-	struct job		*head, *tail;
-	struct gpu_dev		*devs[SWAPIO_DEV_MAX];
-	struct swapio__gpu_stats stats;
-	char			note[512];
-};
-
-/* The cuFile table, once cuFile has opened (set by the driver threads). */
-static const struct cufile_api *_Atomic cf_api;
 
 /* ------------------------------------------------------------------ */
 /* Notes and CUDA errors                                               */
@@ -137,8 +85,7 @@ static void clause_drop(char *note, char *p)
  * Adds a clause to the note, newest last: a clause already there moves to
  * the end instead of repeating, and the oldest go where room runs out.
  */
-static void __attribute__((format(printf, 2, 3)))
-note_add(struct swapio_gpu *g, const char *fmt, ...)
+void swapio__gpu_note(struct swapio_gpu *g, const char *fmt, ...)
 {
 	char c[sizeof(g->note)], *p;
 	size_t n, used;
@@ -165,7 +112,7 @@ note_add(struct swapio_gpu *g, const char *fmt, ...)
  * error is taken off the thread (cudaGetLastError()), so that it is not
  * reported again, against unrelated work, by the caller's next CUDA call.
  */
-static int cu_check(struct swapio_gpu *g, cu_err e, const char *call)
+int swapio__gpu_check(struct swapio_gpu *g, cu_err e, const char *call)
 {
 	const char *msg;
 
@@ -173,7 +120,7 @@ static int cu_check(struct swapio_gpu *g, cu_err e, const char *call)
 		return 0;
 	rt_cu.GetLastError();
 	msg = rt_cu.GetErrorString(e);
-	note_add(g, "%s: %s (%u)", call, msg ? msg : "unknown error", e);
+	swapio__gpu_note(g, "%s: %s (%u)", call, msg ? msg : "unknown error", e);
 	return SWAPIO_ECUDA;
 }
 
@@ -222,8 +169,6 @@ static int path_from(const swapio_handle *h, unsigned int *path)
 	return 0;
 }
 
-static void *gpu_main(void *arg);
-
 /* The handle's device layer; its lock held. 0, -EINVAL, -ENOMEM. */
 static int gpu_new(swapio_handle *h, void **out)
 {
@@ -250,7 +195,7 @@ static int gpu_new(swapio_handle *h, void **out)
 	/* What loading found (why no runtime, or which one): said once. */
 	snprintf(g->note, sizeof(g->note), "%s", swapio__cuda.why);
 	if (swapio__cuda.ok) {
-		if (pthread_create(&g->thread, NULL, gpu_main, g))
+		if (pthread_create(&g->thread, NULL, swapio__gpu_main, g))
 			goto err_cv;
 		g->started = true;
 	}
@@ -309,14 +254,14 @@ static int slot_init(struct swapio_gpu *g, struct slot *s, bool *pin_failed)
 	ret = swapio_buf_alloc(g->chunk, SWAPIO_BUF_HUGE, (void **)&s->buf);
 	if (ret)
 		return ret;
-	ret = cu_check(g, rt_cu.EventCreateWithFlags(&s->ev,
+	ret = swapio__gpu_check(g, rt_cu.EventCreateWithFlags(&s->ev,
 						     GPU_EVENT_NO_TIMING),
 		       "cudaEventCreateWithFlags");
 	if (ret)
 		return ret;
 	/* Pinned once, for the device's life: copies from it run async. */
 	if (!*pin_failed &&
-	    cu_check(g, rt_cu.HostRegister(s->buf, g->chunk, 0),
+	    swapio__gpu_check(g, rt_cu.HostRegister(s->buf, g->chunk, 0),
 		     "cudaHostRegister"))
 		*pin_failed = true;
 	s->pinned = !*pin_failed;
@@ -334,7 +279,7 @@ static int dev_new(struct swapio_gpu *g, int device, struct gpu_dev **out)
 		return -ENOMEM;
 	d->device = device;
 	d->path[0] = d->path[1] = (int)g->path_cfg;
-	ret = cu_check(g, rt_cu.StreamCreateWithFlags(&d->stream,
+	ret = swapio__gpu_check(g, rt_cu.StreamCreateWithFlags(&d->stream,
 						      GPU_STREAM_NON_BLOCKING),
 		       "cudaStreamCreateWithFlags");
 	for (unsigned int i = 0; !ret && i < GPU_SLOTS; i++)
@@ -344,7 +289,7 @@ static int dev_new(struct swapio_gpu *g, int device, struct gpu_dev **out)
 		return ret;
 	}
 	if (pin_failed)
-		note_add(g, "staging left unpinned: copies will not overlap");
+		swapio__gpu_note(g, "staging left unpinned: copies will not overlap");
 	*out = d;
 	return 0;
 }
@@ -366,14 +311,14 @@ static int dev_enter(struct swapio_gpu *g, int device,
 	int old, ret;
 
 	memset(sv, 0, sizeof(*sv));
-	ret = cu_check(g, rt_cu.GetDevice(&old), "cudaGetDevice");
+	ret = swapio__gpu_check(g, rt_cu.GetDevice(&old), "cudaGetDevice");
 	if (ret)
 		return ret;
 	if (ctx_api && rt_cu.CtxGetCurrent(&ctx) != GPU_SUCCESS)
 		ctx_api = false;
 	if (old == device && (ctx || !ctx_api))
 		return 0;
-	ret = cu_check(g, rt_cu.SetDevice(device), "cudaSetDevice");
+	ret = swapio__gpu_check(g, rt_cu.SetDevice(device), "cudaSetDevice");
 	if (ret)
 		return ret;
 	sv->ctx = ctx;
@@ -478,473 +423,6 @@ static void gpu_destroy(void *state)
 }
 
 /* ------------------------------------------------------------------ */
-/* Staging                                                             */
-/* ------------------------------------------------------------------ */
-
-/* Wait for the file op on @s; its result, 0 if none. */
-static ssize_t slot_drain(struct slot *s)
-{
-	ssize_t res;
-
-	if (!s->op)
-		return 0;
-	res = swapio_op_wait(s->op, -1);
-	swapio_op_free(s->op);
-	s->op = NULL;
-	return res;
-}
-
-static int slot_sync(struct swapio_gpu *g, struct slot *s)
-{
-	if (!s->copying)
-		return 0;
-	s->copying = false;
-	return cu_check(g, rt_cu.EventSynchronize(s->ev),
-			"cudaEventSynchronize");
-}
-
-/* Is a file op of this job other than @self's still running? */
-static bool file_busy(const struct gpu_dev *d, const struct slot *self)
-{
-	for (unsigned int i = 0; i < GPU_SLOTS; i++)
-		if (&d->slot[i] != self && d->slot[i].op &&
-		    !swapio_op_done(d->slot[i].op))
-			return true;
-	return false;
-}
-
-static void count_copy(struct swapio_gpu *g, bool overlapped, size_t n)
-{
-	pthread_mutex_lock(&g->lock);
-	g->stats.copies++;
-	g->stats.overlapped += overlapped;
-	g->stats.staged_bytes += n;
-	pthread_mutex_unlock(&g->lock);
-}
-
-static int copy_in(struct swapio_gpu *g, struct gpu_dev *d, struct slot *s,
-		   const void *src, size_t n, cu_memcpy_kind kind, void *dst)
-{
-	int ret;
-
-	assert(!s->copying);
-	count_copy(g, file_busy(d, s), n);
-	ret = cu_check(g, rt_cu.MemcpyAsync(dst, src, n, kind, d->stream),
-		       "cudaMemcpyAsync");
-	if (!ret)
-		ret = cu_check(g, rt_cu.EventRecord(s->ev, d->stream),
-			       "cudaEventRecord");
-	s->copying = !ret;
-	return ret;
-}
-
-static void first_err(ssize_t *ret, ssize_t res)
-{
-	if (res < 0 && *ret >= 0)
-		*ret = res;
-}
-
-/*
- * Device to file: the copy of chunk i+1 runs while chunk i is written. A
- * slot is copied into only after its last write completed (slot_drain),
- * and written from only after its copy's event completed (slot_sync).
- */
-static ssize_t stage_write(struct swapio_gpu *g, struct gpu_dev *d,
-			   swapio_file *f, const unsigned char *dev,
-			   size_t len, uint64_t off, cu_memcpy_kind kind)
-{
-	size_t c = g->chunk, n = (len + c - 1) / c;
-	ssize_t ret = 0;
-	struct slot *s;
-	size_t i;
-	int sub;
-
-	for (i = 0; i <= n && ret >= 0; i++) {
-		if (i < n) {
-			s = &d->slot[i % GPU_SLOTS];
-			first_err(&ret, slot_drain(s));
-			s->len = SWAPIO_MIN(c, len - i * c);
-			if (ret >= 0)
-				first_err(&ret, copy_in(g, d, s, dev + i * c,
-							s->len, kind, s->buf));
-		}
-		if (i == 0 || ret < 0)
-			continue;
-		s = &d->slot[(i - 1) % GPU_SLOTS];
-		first_err(&ret, slot_sync(g, s));
-		if (ret < 0)
-			break;
-		sub = swapio_submit_write(g->h, f, s->buf, s->len,
-					  off + (i - 1) * c, &s->op);
-		first_err(&ret, sub);
-	}
-	for (i = 0; i < GPU_SLOTS; i++) {
-		first_err(&ret, slot_sync(g, &d->slot[i]));
-		first_err(&ret, slot_drain(&d->slot[i]));
-	}
-	return ret < 0 ? ret : (ssize_t)len;
-}
-
-static int read_chunk(struct swapio_gpu *g, struct slot *s, swapio_file *f,
-		      size_t len, uint64_t off, size_t i)
-{
-	size_t c = g->chunk;
-
-	s->len = SWAPIO_MIN(c, len - i * c);
-	return swapio_submit_read(g->h, f, s->buf, s->len, off + i * c,
-				  &s->op);
-}
-
-/*
- * File to device: GPU_SLOTS chunks are read ahead; chunk i is copied up
- * while the next are read. A slot is read into again only after the
- * event of its copy completed: slot i-1 is refilled once chunk i's copy
- * is queued, so at most one copy is waited for at a time.
- */
-static ssize_t stage_read(struct swapio_gpu *g, struct gpu_dev *d,
-			  swapio_file *f, unsigned char *dev, size_t len,
-			  uint64_t off, cu_memcpy_kind kind)
-{
-	size_t c = g->chunk, n = (len + c - 1) / c, total = 0, i, next;
-	ssize_t ret = 0, res;
-	struct slot *s, *p;
-
-	for (i = 0; i < n && i < GPU_SLOTS && ret >= 0; i++)
-		first_err(&ret, read_chunk(g, &d->slot[i], f, len, off, i));
-	for (i = 0; i < n && ret >= 0; i++) {
-		s = &d->slot[i % GPU_SLOTS];
-		res = slot_drain(s);
-		first_err(&ret, res);
-		if (res <= 0)
-			break;	/* an error, or end of file */
-		first_err(&ret, copy_in(g, d, s, s->buf, (size_t)res, kind,
-					dev + i * c));
-		total += (size_t)res;
-		if ((size_t)res < s->len)
-			break;	/* end of file */
-		next = i - 1 + GPU_SLOTS;
-		if (i == 0 || next >= n || ret < 0)
-			continue;
-		p = &d->slot[(i - 1) % GPU_SLOTS];
-		first_err(&ret, slot_sync(g, p));
-		if (ret >= 0)
-			first_err(&ret, read_chunk(g, p, f, len, off, next));
-	}
-	for (i = 0; i < GPU_SLOTS; i++) {
-		first_err(&ret, slot_sync(g, &d->slot[i]));
-		slot_drain(&d->slot[i]);	/* reads past a stop */
-	}
-	return ret < 0 ? ret : (ssize_t)total;
-}
-
-/* ------------------------------------------------------------------ */
-/* GPUDirect Storage                                                   */
-/* ------------------------------------------------------------------ */
-
-/* The cuFile state, opened on first use; a change goes into the note. */
-static enum cufile_state cufile_state(struct swapio_gpu *g)
-{
-	const struct cufile_api *api;
-	enum cufile_state st;
-	char why[320];
-	bool changed;
-
-	st = swapio__cufile_get(&api, why, sizeof(why));
-	if (st == GDS_NVFS || st == GDS_COMPAT)
-		atomic_store(&cf_api, api);
-	pthread_mutex_lock(&g->lock);
-	changed = g->cufile != st;
-	g->cufile = st;
-	pthread_mutex_unlock(&g->lock);
-	if (changed && st == GDS_COMPAT)
-		note_add(g, "cuFile in compat mode (no nvidia-fs): POSIX I/O "
-			 "through its own bounce buffers");
-	else if (changed && why[0])
-		note_add(g, "%s", why);
-	return st;
-}
-
-/* Could this job take cuFile, by its own and its file's properties? */
-static bool gds_eligible(struct swapio_gpu *g, const struct job *j)
-{
-	bool refused;
-
-	pthread_mutex_lock(&g->lock);
-	refused = swapio__ext_file(j->f)->state < 0;
-	pthread_mutex_unlock(&g->lock);
-	return !refused && !j->managed && j->len && swapio_file_direct(j->f) &&
-	       j->off % GDS_ALIGN == 0 && j->len % GDS_ALIGN == 0;
-}
-
-/* A cuFile call failed on @f: staging for that file from now on. */
-static ssize_t gds_fail(struct swapio_gpu *g, swapio_file *f,
-			const char *call, long res, int err)
-{
-	pthread_mutex_lock(&g->lock);
-	swapio__ext_file(f)->state = -1;
-	g->stats.gds_fallbacks++;
-	pthread_mutex_unlock(&g->lock);
-	if (res == -1)	/* a system call failed inside: errno says what */
-		note_add(g, "%s: %s (errno %d); gds off for this file, "
-			 "staging used", call, strerror(err), err);
-	else
-		note_add(g, "%s: error %ld; gds off for this file, staging "
-			 "used", call, res);
-	return -EIO;
-}
-
-/* The file slot's close callback: deregister before the fd closes. */
-static void gds_file_close(struct swapio_ext_file *slot)
-{
-	const struct cufile_api *cf = atomic_load(&cf_api);
-
-	/* Registered only once cuFile had opened: cf is set. A file that
-	 * failed later (state -1) may still hold its registration. */
-	if (slot->data && cf)
-		cf->HandleDeregister(slot->data);
-	slot->data = NULL;
-	slot->state = 0;
-}
-
-/* @f's cuFile handle, registered once for the file's life. */
-static int gds_file(struct swapio_gpu *g, swapio_file *f, cufile_handle *fh)
-{
-	const struct cufile_api *cf = atomic_load(&cf_api);
-	struct cufile_descr desc = { .type = GPU_CUFILE_FD };
-	struct swapio_ext_file *slot = swapio__ext_file(f);
-	struct cufile_err e;
-	int state;
-
-	pthread_mutex_lock(&g->lock);
-	state = slot->state;
-	*fh = slot->data;
-	pthread_mutex_unlock(&g->lock);
-	if (state)
-		return state < 0 ? -EIO : 0;
-	desc.handle.fd = swapio__ext_fd(f);
-	e = cf->HandleRegister(fh, &desc);
-	if (e.err)
-		return (int)gds_fail(g, f, "cuFileHandleRegister", (long)e.err,
-				     0);
-	pthread_mutex_lock(&g->lock);
-	slot->data = *fh;
-	slot->state = 1;
-	slot->close = gds_file_close;
-	pthread_mutex_unlock(&g->lock);
-	return 0;
-}
-
-/*
- * @len bytes by cuFile; -EIO (and gds off for the file) on any cuFile
- * error. The device memory is not registered with cuFileBufRegister():
- * that pays only for a buffer reused across many ops, which swapio cannot
- * know is still allocated; unregistered memory goes through cuFile's own
- * bounce buffers where it needs them.
- */
-static ssize_t gds_xfer(struct swapio_gpu *g, swapio_file *f,
-			unsigned char *dev, size_t len, uint64_t off,
-			bool write)
-{
-	const struct cufile_api *cf = atomic_load(&cf_api);
-	cufile_handle fh;
-	size_t done = 0;
-	ssize_t n;
-
-	if (gds_file(g, f, &fh))
-		return -EIO;
-	while (done < len) {
-		errno = 0;
-		if (write)
-			n = cf->Write(fh, dev, len - done,
-				      (off_t)(off + done), (off_t)done);
-		else
-			n = cf->Read(fh, dev, len - done,
-				     (off_t)(off + done), (off_t)done);
-		if (n < 0 || (n == 0 && write))
-			return gds_fail(g, f, write ? "cuFileWrite" :
-					"cuFileRead", (long)n, errno);
-		if (n == 0)
-			break;	/* end of file */
-		done += (size_t)n;
-	}
-	pthread_mutex_lock(&g->lock);
-	g->stats.gds_bytes += done;
-	pthread_mutex_unlock(&g->lock);
-	return (ssize_t)done;
-}
-
-
-
-/* ------------------------------------------------------------------ */
-/* The driver thread                                                   */
-/* ------------------------------------------------------------------ */
-
-static ssize_t stage_job(struct swapio_gpu *g, struct job *j, size_t len)
-{
-	if (j->write)
-		return stage_write(g, j->d, j->f, j->dev, len, j->off,
-				   j->managed ? GPU_MEMCPY_DEFAULT :
-				   GPU_MEMCPY_D2H);
-	return stage_read(g, j->d, j->f, j->dev, len, j->off,
-			  j->managed ? GPU_MEMCPY_DEFAULT : GPU_MEMCPY_H2D);
-}
-
-static double gbps(size_t n, uint64_t ns)
-{
-	return ns ? (double)n / (double)ns : 0.0;
-}
-
-static void path_set(struct swapio_gpu *g, struct job *j, int path)
-{
-	pthread_mutex_lock(&g->lock);
-	j->d->path[j->write] = path;
-	pthread_mutex_unlock(&g->lock);
-}
-
-/*
- * The first eligible op of a direction under auto: its first chunk goes
- * both ways, timed, and the faster path is kept for the device. The op
- * itself then runs in full on that path (the piece moved twice is the
- * op's own data at the op's own offset). The file is registered with
- * cuFile before the clock starts: registration is once per file, not a
- * cost of each transfer. A file that cuFile refuses leaves the choice to
- * the next eligible op.
- */
-static int gds_probe(struct swapio_gpu *g, struct job *j)
-{
-	size_t n = SWAPIO_MIN(j->len, g->chunk);
-	const char *dir = j->write ? "writes" : "reads";
-	uint64_t t0, t_gds, t_stage;
-	cufile_handle fh;
-	int path;
-
-	if (gds_file(g, j->f, &fh))
-		return SWAPIO_GPU_STAGING;
-	t0 = swapio__now_ns();
-	if (gds_xfer(g, j->f, j->dev, n, j->off, j->write) < 0)
-		return SWAPIO_GPU_STAGING;
-	t_gds = swapio__now_ns() - t0;
-	t0 = swapio__now_ns();
-	if (stage_job(g, j, n) < 0)
-		t_stage = UINT64_MAX;	/* let the op itself report it */
-	else
-		t_stage = swapio__now_ns() - t0;
-	path = t_gds <= t_stage ? SWAPIO_GPU_GDS : SWAPIO_GPU_STAGING;
-	note_add(g, "auto: %s gds %.2f GB/s, staging %.2f GB/s over %zu "
-		 "bytes; chose %s", dir, gbps(n, t_gds), gbps(n, t_stage), n,
-		 path == SWAPIO_GPU_GDS ? "gds" : "staging");
-	path_set(g, j, path);
-	return path;
-}
-
-/* The path this job takes (AUTO: to be measured by this job). */
-static int job_path(struct swapio_gpu *g, struct job *j)
-{
-	enum cufile_state st;
-	int path;
-
-	if (!gds_eligible(g, j))
-		return SWAPIO_GPU_STAGING;
-	pthread_mutex_lock(&g->lock);
-	path = j->d->path[j->write];
-	pthread_mutex_unlock(&g->lock);
-	if (path == SWAPIO_GPU_STAGING)
-		return path;
-	st = cufile_state(g);
-	if (st == GDS_OPENING)	/* not yet: maybe for a later op */
-		return SWAPIO_GPU_STAGING;
-	if (path == SWAPIO_GPU_AUTO && st != GDS_NVFS) {
-		/* Compat mode is POSIX I/O with bounce buffers: staging. */
-		path_set(g, j, SWAPIO_GPU_STAGING);
-		note_add(g, "auto: %s by staging (%s)",
-			 j->write ? "writes" : "reads",
-			 st == GDS_COMPAT ? "cuFile in compat mode" :
-			 "no cuFile");
-		return SWAPIO_GPU_STAGING;
-	}
-	if (st == GDS_FAILED)
-		return SWAPIO_GPU_STAGING;
-	if (st == GDS_COMPAT)
-		note_add(g, "gds (compat mode)");
-	return path;
-}
-
-/*
- * cuFile is outside every stream: before the job's first cuFile call the
- * host waits for the caller's event, and for swapio's own stream, where
- * the caller's work sits when it passed that stream (and a DLPack
- * producer's wait, from Python). A staging job waits in-stream instead.
- */
-static int job_order(struct swapio_gpu *g, struct job *j, bool gds)
-{
-	int ret = 0;
-
-	if (!gds)
-		return j->ready ? cu_check(g, rt_cu.StreamWaitEvent(
-					   j->d->stream, j->ready, 0),
-					   "cudaStreamWaitEvent") : 0;
-	if (j->ready)
-		ret = cu_check(g, rt_cu.EventSynchronize(j->ready),
-			       "cudaEventSynchronize");
-	if (!ret)
-		ret = cu_check(g, rt_cu.StreamSynchronize(j->d->stream),
-			       "cudaStreamSynchronize");
-	return ret;
-}
-
-static ssize_t job_run(struct swapio_gpu *g, struct job *j)
-{
-	ssize_t res;
-	int ret, path;
-
-	ret = cu_check(g, rt_cu.SetDevice(j->d->device), "cudaSetDevice");
-	if (ret)
-		return ret;
-	path = job_path(g, j);
-	ret = job_order(g, j, path != SWAPIO_GPU_STAGING);
-	if (ret)
-		return ret;
-	if (path == SWAPIO_GPU_AUTO)
-		path = gds_probe(g, j);
-	if (path == SWAPIO_GPU_GDS) {
-		res = gds_xfer(g, j->f, j->dev, j->len, j->off, j->write);
-		if (res >= 0)
-			return res;
-	}
-	return stage_job(g, j, j->len);
-}
-
-static void *gpu_main(void *arg)
-{
-	struct swapio_gpu *g = arg;
-	struct job *j;
-	ssize_t res;
-
-	for (;;) {
-		pthread_mutex_lock(&g->lock);
-		while (!g->head && !g->stop)
-			pthread_cond_wait(&g->cv, &g->lock);
-		j = g->head;
-		if (j) {
-			g->head = j->next;
-			if (!g->head)
-				g->tail = NULL;
-		}
-		pthread_mutex_unlock(&g->lock);
-		if (!j)
-			return NULL;
-		res = j->len ? job_run(g, j) : 0;
-		if (j->ready)
-			rt_cu.EventDestroy(j->ready);
-		pthread_mutex_lock(&g->lock);
-		g->stats.jobs++;
-		pthread_mutex_unlock(&g->lock);
-		swapio__op_end(j->op, res);
-		free(j);
-	}
-}
-
-/* ------------------------------------------------------------------ */
 /* Submission                                                          */
 /* ------------------------------------------------------------------ */
 
@@ -991,12 +469,12 @@ static int submit_here(struct swapio_gpu *g, int device, void *arg)
 	ret = ptr_check(sb->j, device);
 	if (ret || !sb->record)
 		return ret;
-	ret = cu_check(g, rt_cu.EventCreateWithFlags(&sb->j->ready,
+	ret = swapio__gpu_check(g, rt_cu.EventCreateWithFlags(&sb->j->ready,
 						     GPU_EVENT_NO_TIMING),
 		       "cudaEventCreateWithFlags");
 	if (ret)
 		return ret;
-	ret = cu_check(g, rt_cu.EventRecord(sb->j->ready, sb->stream),
+	ret = swapio__gpu_check(g, rt_cu.EventRecord(sb->j->ready, sb->stream),
 		       "cudaEventRecord");
 	if (ret) {
 		rt_cu.EventDestroy(sb->j->ready);
