@@ -6,7 +6,8 @@
 #   3. ThreadSanitizer, the concurrency tests (label "tsan");
 #   4. with clang: the libFuzzer targets, briefly;
 #   5. builds only (no tests): Release and MinSizeRel with gcc, Release
-#      with clang, since optimisers find warnings the others do not;
+#      with clang, since optimisers find warnings the others do not, and
+#      a Release build without the device layer (SWAPIO_GPU=OFF);
 #   6. the Python package: a wheel built by pip (scikit-build-core over
 #      this CMake), made a manylinux wheel by `auditwheel repair` (the
 #      policy this machine's glibc symbols allow; `auditwheel show`
@@ -94,6 +95,8 @@ CC=gcc build_stage "MinSizeRel build (gcc)" build-minsize-gcc \
 	"-DCMAKE_BUILD_TYPE=MinSizeRel"
 CC=clang build_stage "Release build (clang)" build-rel-clang \
 	"-DCMAKE_BUILD_TYPE=Release"
+CC=gcc build_stage "Release build without the device layer (gcc)" \
+	build-nogpu "-DCMAKE_BUILD_TYPE=Release -DSWAPIO_GPU=OFF"
 
 # shellcheck source=scripts/venv.sh
 . scripts/venv.sh

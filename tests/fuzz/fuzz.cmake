@@ -9,7 +9,7 @@ if(SWAPIO_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
   add_executable(fuzz_config ${CMAKE_CURRENT_LIST_DIR}/fuzz_config.c
                  ${fuzz_lib_sources})
   target_include_directories(fuzz_config PRIVATE
-    ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src ${LIBAIO_INCLUDE_DIR})
+    ${CMAKE_SOURCE_DIR}/include ${SWAPIO_PRIVATE_INCLUDES} ${LIBAIO_INCLUDE_DIR})
   target_compile_definitions(fuzz_config PRIVATE ${SWAPIO_DEFS} _GNU_SOURCE)
   target_compile_options(fuzz_config PRIVATE -fsanitize=fuzzer,address,undefined)
   target_link_options(fuzz_config PRIVATE -fsanitize=fuzzer,address,undefined)
@@ -28,7 +28,7 @@ if(SWAPIO_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
   add_executable(fuzz_store_index ${CMAKE_CURRENT_LIST_DIR}/fuzz_store_index.c
                  ${fuzz_lib_sources})
   target_include_directories(fuzz_store_index PRIVATE
-    ${CMAKE_SOURCE_DIR}/include ${CMAKE_SOURCE_DIR}/src ${LIBAIO_INCLUDE_DIR})
+    ${CMAKE_SOURCE_DIR}/include ${SWAPIO_PRIVATE_INCLUDES} ${LIBAIO_INCLUDE_DIR})
   target_compile_definitions(fuzz_store_index PRIVATE ${SWAPIO_DEFS}
                              _GNU_SOURCE)
   target_compile_options(fuzz_store_index PRIVATE -fsanitize=fuzzer,address)

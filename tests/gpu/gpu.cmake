@@ -1,4 +1,4 @@
-# Device memory (src/gpu.c) on machines without a GPU: a stand-in for the
+# Device memory (src/gpu/) on machines without a GPU: a stand-in for the
 # CUDA runtime and cuFile over host memory, loaded by swapio through
 # SWAPIO_CUDA_LIBRARY and SWAPIO_CUFILE_LIBRARY as it loads the real ones.
 # Two more builds of it: a runtime on too old a driver (every call answers
@@ -7,7 +7,7 @@ foreach(v "" _old _b)
   add_library(swapio_cuda_standin${v} SHARED ${CMAKE_CURRENT_LIST_DIR}/cuda_standin.c)
   target_link_libraries(swapio_cuda_standin${v} PRIVATE Threads::Threads)
   target_include_directories(swapio_cuda_standin${v} PRIVATE
-    ${PROJECT_SOURCE_DIR}/src)
+    ${PROJECT_SOURCE_DIR}/src/gpu)
   set_target_properties(swapio_cuda_standin${v} PROPERTIES
     OUTPUT_NAME swapio_cuda_standin${v})
 endforeach()
@@ -55,7 +55,7 @@ gpu_mode(stall "${SWAPIO_STANDIN}" SWAPIO_STANDIN_CUFILE_OPEN_DELAY_MS=30000)
 gpu_mode(compat "${SWAPIO_STANDIN}" SWAPIO_STANDIN_CUFILE_COMPAT=1)
 gpu_mode(nocufile "${SWAPIO_STANDIN}" SWAPIO_CUFILE_LIBRARY=)
 
-# src/gpu_abi.h against the real CUDA and cuFile headers, where they are
+# src/gpu/gpu_abi.h against the real CUDA and cuFile headers, where they are
 # (cufile.h fetched from PyPI's nvidia-cufile into the build tree if
 # nothing here has it); skipped, saying why, where they are not.
 add_test(NAME gpu_abi_check COMMAND sh ${CMAKE_CURRENT_LIST_DIR}/gpu_abi_check.sh

@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # gpu_abi_check.sh SRC_DIR CACHE_DIR: compiles tests/gpu/gpu_abi_check.c (every
-# declaration of src/gpu_abi.h against the real CUDA runtime and cuFile
+# declaration of src/gpu/gpu_abi.h against the real CUDA runtime and cuFile
 # headers) with each C compiler here, for each CUDA include directory
 # found (CUDA_HOME, /usr/local/cuda, /usr/local/cuda-*), and checks that
 # no header renames a call swapio looks up by name. cufile.h comes from
@@ -52,7 +52,7 @@ for cc in cc gcc clang; do
 	command -v $cc >/dev/null || continue
 	for cuda in $cuda_dirs; do
 		for cf in $cufiles; do
-			inc="-I$cuda -I$(dirname "$cf") -I$src/src"
+			inc="-I$cuda -I$(dirname "$cf") -I$src/src/gpu"
 			flags="-std=gnu11 -Wall -Wextra -Werror"
 			flags="$flags -Werror=incompatible-pointer-types"
 			what="$cc, $cuda, $cf"

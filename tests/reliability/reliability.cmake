@@ -1,4 +1,4 @@
-# Reliability: injected faults (SWAPIO_FAULT, src/engine_fault.c), engine
+# Reliability: injected faults (SWAPIO_FAULT, src/engines/fault.c), engine
 # fallbacks, bad input to every public function, several processes, the
 # soak and the fuzzers. docs/RELIABILITY.md says what each one proves.
 # Names are chosen so that ctest -R 'fault|crash|soak|enospc|fuzz' picks

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The store's system calls on its own files (index writes, fdatasync,
- * ftruncate, fallocate, and the data file's sync and allocation through
- * the public API) go through these wrappers, so that a test can make any
- * one of them fail or stall: sqlite's aSyscall[] table in miniature. The
- * switch is the environment variable SWAPIO_FAULT_FD, read when a store
- * opens (docs/RELIABILITY.md has the grammar). Off, each wrapper is one
- * branch in front of the real call.
+ * ftruncate, fallocate; and, through swapio__sys_pick(), the data file's
+ * sync and allocation through the public API) go through these wrappers,
+ * so that a test can make any one of them fail or stall: sqlite's
+ * aSyscall[] table in miniature. The switch is the environment variable
+ * SWAPIO_FAULT_FD, read when a store opens (docs/RELIABILITY.md has the
+ * grammar). Off, each wrapper is one branch in front of the real call.
+ * It calls nothing of swapio's, so it sits in util/, where the
+ * environment table (core/env.c) can check a value with its parser.
  */
 #ifndef SWAPIO_STORE_SYS_H
 #define SWAPIO_STORE_SYS_H
@@ -49,9 +51,9 @@ int swapio__sys_ftruncate(struct store_sys *sys, int file, int fd,
 			  uint64_t size);
 int swapio__sys_fallocate(struct store_sys *sys, int file, int fd, int mode,
 			  uint64_t off, uint64_t len);
-/* The data file, through the public API. */
-int swapio__sys_file_sync(struct store_sys *sys, swapio_file *f);
-int swapio__sys_file_allocate(struct store_sys *sys, swapio_file *f,
-			      uint64_t off, uint64_t len);
+/* Is this call (enum sys_call) on this file (enum sys_file) picked? Then
+ * sleep as told and return the errno to fail it with, or 0. For calls made
+ * elsewhere (the store's data file, through the public API). */
+int swapio__sys_pick(struct store_sys *sys, int call, int file);
 
 #endif /* SWAPIO_STORE_SYS_H */

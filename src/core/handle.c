@@ -457,6 +457,8 @@ static void worker_reap(struct swapio_worker *w)
 		pthread_mutex_unlock(&w->lock);
 	}
 	ret = swapio__engine_reap(w, min);
+	for (int i = 0; i < ret; i++)	/* the events it handed back */
+		swapio__complete(w, w->events[i].rq, w->events[i].res);
 	if (wakeable) {
 		/* Cleared under the lock: no wake-up reaches a dead engine. */
 		pthread_mutex_lock(&w->lock);
@@ -807,7 +809,8 @@ void swapio_handle_destroy(swapio_handle *h)
 	if (!h || swapio__forked(h->gen))
 		return;
 	swapio_wait_all(h, -1);
-	swapio__gpu_destroy(h);
+	if (h->ext_destroy)
+		h->ext_destroy(h->ext);	/* ext.h */
 	workers_stop(h, h->cfg.threads);
 	swapio__fault_unwrap(h->engine);
 	ops_free(h->live);
@@ -1056,6 +1059,38 @@ int swapio__path_open(swapio_handle *h, const char *path, bool write,
 	return swapio__file_open(h, path, write ?
 				 SWAPIO_O_WRITE | SWAPIO_O_CREATE :
 				 SWAPIO_O_READ, out);
+}
+
+int swapio__ext_get(swapio_handle *h, int (*make)(swapio_handle *h,
+						   void **state),
+		    void (*destroy)(void *state), void **out)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&h->lock);
+	if (!h->ext) {
+		ret = make(h, &h->ext);
+		if (!ret)
+			h->ext_destroy = destroy;
+	}
+	*out = h->ext;
+	pthread_mutex_unlock(&h->lock);
+	return ret;
+}
+
+void *swapio__ext_peek(swapio_handle *h)
+{
+	void *ext;
+
+	pthread_mutex_lock(&h->lock);
+	ext = h->ext;
+	pthread_mutex_unlock(&h->lock);
+	return ext;
+}
+
+int swapio__ext_forked(const swapio_handle *h)
+{
+	return swapio__forked(h->gen) ? SWAPIO_EFORKED : 0;
 }
 
 int swapio_submit_read(swapio_handle *h, swapio_file *f, void *buf,

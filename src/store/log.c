@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The index log: fixed-size checksummed records appended at s->idx_end,
- * replayed at open, compacted when mostly dead (store_format.h has the
+ * replayed at open, compacted when mostly dead (format.h has the
  * records, docs/ARCHITECTURE.md "The store's units and its log" the
  * decisions).
  *

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The fd-level fault hook of the store (see store_sys.h).
+ * The fd-level fault hook of the store (see sys.h).
  *
  * SWAPIO_FAULT_FD = item[,item]...
  *   call=pwrite|fdatasync|ftruncate|fallocate   which call (required)
@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "store_sys.h"
+#include "sys.h"
 #include "util.h"
 
 #define DELAY_MAX	60000
@@ -103,8 +103,7 @@ int swapio__sys_init(struct store_sys *sys, const char *spec)
 	return 0;
 }
 
-/* Is this call picked? Then sleep as told and return the errno, or 0. */
-static int sys_pick(struct store_sys *sys, int call, int file)
+int swapio__sys_pick(struct store_sys *sys, int call, int file)
 {
 	uint64_t n;
 
@@ -132,7 +131,7 @@ int swapio__sys_pwrite_part(struct store_sys *sys, int file, int fd,
 			    size_t *wrote)
 {
 	const char *p = buf;
-	int err = sys_pick(sys, SYS_PWRITE, file);
+	int err = swapio__sys_pick(sys, SYS_PWRITE, file);
 	ssize_t w;
 
 	*wrote = 0;
@@ -170,7 +169,7 @@ int swapio__sys_pwrite(struct store_sys *sys, int file, int fd,
 
 int swapio__sys_fdatasync(struct store_sys *sys, int file, int fd)
 {
-	int err = sys_pick(sys, SYS_FDATASYNC, file);
+	int err = swapio__sys_pick(sys, SYS_FDATASYNC, file);
 
 	if (err)
 		return -err;
@@ -180,7 +179,7 @@ int swapio__sys_fdatasync(struct store_sys *sys, int file, int fd)
 int swapio__sys_ftruncate(struct store_sys *sys, int file, int fd,
 			  uint64_t size)
 {
-	int err = sys_pick(sys, SYS_FTRUNCATE, file);
+	int err = swapio__sys_pick(sys, SYS_FTRUNCATE, file);
 
 	if (err)
 		return -err;
@@ -190,24 +189,9 @@ int swapio__sys_ftruncate(struct store_sys *sys, int file, int fd,
 int swapio__sys_fallocate(struct store_sys *sys, int file, int fd, int mode,
 			  uint64_t off, uint64_t len)
 {
-	int err = sys_pick(sys, SYS_FALLOCATE, file);
+	int err = swapio__sys_pick(sys, SYS_FALLOCATE, file);
 
 	if (err)
 		return -err;
 	return fallocate(fd, mode, (off_t)off, (off_t)len) ? -errno : 0;
-}
-
-int swapio__sys_file_sync(struct store_sys *sys, swapio_file *f)
-{
-	int err = sys_pick(sys, SYS_FDATASYNC, SYS_DATA);
-
-	return err ? -err : swapio_file_sync(f);
-}
-
-int swapio__sys_file_allocate(struct store_sys *sys, swapio_file *f,
-			      uint64_t off, uint64_t len)
-{
-	int err = sys_pick(sys, SYS_FALLOCATE, SYS_DATA);
-
-	return err ? -err : swapio_file_allocate(f, off, len);
 }

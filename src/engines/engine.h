@@ -165,7 +165,7 @@ extern const struct swapio_engine_ops swapio__engine_aio;
 extern const struct swapio_engine_ops swapio__engine_threads;
 
 /*
- * engine_threads.c: the pread/pwrite pool behind the threads engine, also
+ * threads.c: the pread/pwrite pool behind the threads engine, also
  * used by aio for the requests Linux AIO would run inside io_submit()
  * (those on a descriptor without O_DIRECT). @notify, if set, is called
  * from a pool thread each time a request finishes.
@@ -192,7 +192,7 @@ const struct swapio_engine_ops *swapio__engine_get(unsigned int id);
 int swapio__engine_check(const struct swapio_engine_ops *ops);
 
 /*
- * buffers.c: the locked buffers of this process that an engine may
+ * regbuf.c: the locked buffers of this process that an engine may
  * register with the kernel (io_uring fixed buffers), in at most
  * SWAPIO_REG_SLOTS slots of at most SWAPIO_REG_SLOT_MAX bytes; a free slot
  * has len 0. A slot is the same memory only while its id is the same. swapio_buf_alloc(SWAPIO_BUF_LOCKED) fills slots and
@@ -212,26 +212,33 @@ struct swapio_reg_slot {
 };
 
 uint64_t swapio__reg_gen(void);
-/* Does one slot hold all of [@buf, @buf + @len)? */
-bool swapio__reg_holds(const void *buf, size_t len);
 /* Copy the table into @out; returns the generation of that copy. */
 uint64_t swapio__reg_copy(struct swapio_reg_slot out[SWAPIO_REG_SLOTS]);
+/* Give [@p, @p + @size) slots, 1 GiB a slot, as far as free slots go;
+ * empty the slots inside it, before the memory goes. The core's. */
+void swapio__reg_add(void *p, size_t size);
+void swapio__reg_remove(void *p, size_t size);
+/* Does one slot hold all of [@buf, @buf + @len)? (also in ext.h) */
+bool swapio__reg_holds(const void *buf, size_t len);
 
 /*
- * engine_fault.c: fault injection for tests, switched on by the
- * environment variable SWAPIO_FAULT (grammar in docs/RELIABILITY.md).
+ * fault.c: fault injection for tests, switched on by the environment
+ * variable SWAPIO_FAULT (grammar in docs/RELIABILITY.md), which the core
+ * reads and hands to swapio__fault_filter() (internal.h,
+ * swapio__fault_wrap()).
  *
- * swapio__fault_wrap() is called once per engine tried, before its
- * workers start. With SWAPIO_FAULT unset or empty it leaves *@e alone and
- * the handle runs the real table, so the hot path never sees the filter.
- * Otherwise *@e becomes a table that forwards to the real one and rewrites
- * the events it returns. Returns 0, or -EINVAL for a bad spec, -ENOMEM.
- * swapio__fault_unwrap() drops the reference the wrap itself made (the
- * handle keeps it for its whole life); each context that set up holds its
- * own until ->exit(). Accepts any table.
+ * swapio__fault_filter() is called once per engine tried, before its
+ * workers start. With @spec NULL (the variable unset or empty) it leaves
+ * *@e alone and the handle runs the real table, so the hot path never
+ * sees the filter. Otherwise *@e becomes a table that forwards to the
+ * real one and rewrites the events it returns. Returns 0, or -EINVAL for
+ * a bad spec, -ENOMEM. swapio__fault_unwrap() drops the reference the
+ * wrap itself made (the handle keeps it for its whole life); each context
+ * that set up holds its own until ->exit(). Accepts any table.
  */
-int swapio__fault_wrap(unsigned int id, unsigned int nr_workers,
-		       const struct swapio_engine_ops **e);
+int swapio__fault_filter(const char *spec, unsigned int id,
+			 unsigned int nr_workers,
+			 const struct swapio_engine_ops **e);
 void swapio__fault_unwrap(const struct swapio_engine_ops *e);
 
 /* Parse @spec into nothing: 0 if valid, else -EINVAL. For tests. */

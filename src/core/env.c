@@ -22,9 +22,9 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "store_sys.h"
+#include "sys.h"
 
-#define GPU_CHUNK_MAX	(1ull << 30)	/* src/gpu.c's GPU_MAX_CHUNK */
+#define GPU_CHUNK_MAX	(1ull << 30)	/* src/gpu/gpu.c's GPU_MAX_CHUNK */
 
 struct env_var {
 	const char	*name;

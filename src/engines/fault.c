@@ -478,10 +478,10 @@ static void fault_flush(struct swapio_ectx *ctx)
 /* Wrapping                                                            */
 /* ------------------------------------------------------------------ */
 
-int swapio__fault_wrap(unsigned int id, unsigned int nr_workers,
-		       const struct swapio_engine_ops **e)
+int swapio__fault_filter(const char *env, unsigned int id,
+			 unsigned int nr_workers,
+			 const struct swapio_engine_ops **e)
 {
-	const char *env = swapio__env("SWAPIO_FAULT");
 	struct fault_engine *fe;
 	struct fault_spec sp;
 	int ret;

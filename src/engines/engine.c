@@ -1,16 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The engine registry and the core's side of the engine contract: the one
- * preference list that "auto" walks and the names come from, cached
- * probes, the check that a table is complete, and the wrappers through
- * which workers call engines, where the accounting lives once.
+ * The engine registry: the one preference list that "auto" walks and the
+ * names come from, cached probes, and the check that a table is complete.
+ * The core's side of the contract (the wrappers through which workers
+ * call engines) is src/core/engine_calls.c.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "engine.h"
+#include "swapio.h"
 
 #ifdef SWAPIO_HAVE_LIBURING
 #define URING_OPS	(&swapio__engine_uring)
@@ -97,57 +98,4 @@ int swapio_engine_parse(const char *name)
 		if (!strcmp(name, engines[i].name))
 			return (int)engines[i].id;
 	return -EINVAL;
-}
-
-/* ------------------------------------------------------------------ */
-/* The wrappers workers call                                           */
-/* ------------------------------------------------------------------ */
-
-static void take_syscalls(struct swapio_worker *w)
-{
-	if (w->ectx.syscalls) {
-		atomic_fetch_add_explicit(&w->stats.syscalls,
-					  w->ectx.syscalls,
-					  memory_order_relaxed);
-		w->ectx.syscalls = 0;
-	}
-	if (w->ectx.registered) {
-		atomic_fetch_add_explicit(&w->stats.registered,
-					  w->ectx.registered,
-					  memory_order_relaxed);
-		w->ectx.registered = 0;
-	}
-}
-
-void swapio__engine_queue(struct swapio_worker *w, struct swapio_req *rq)
-{
-	rq->t_queued = swapio__now_ns();
-	rq->queued = true;
-	w->inflight++;
-	w->ectx.ops->queue(&w->ectx, rq);
-}
-
-int swapio__engine_submit(struct swapio_worker *w)
-{
-	int ret = w->ectx.ops->submit(&w->ectx);
-
-	take_syscalls(w);
-	return ret;
-}
-
-int swapio__engine_reap(struct swapio_worker *w, unsigned int min)
-{
-	struct swapio_event *ev = w->events;
-	int n;
-
-	n = w->ectx.ops->reap(&w->ectx, min, ev, w->ectx.queue_depth);
-	take_syscalls(w);
-	for (int i = 0; i < n; i++)
-		swapio__complete(w, ev[i].rq, ev[i].res);
-	return n;
-}
-
-void swapio__engine_wake(struct swapio_worker *w)
-{
-	w->ectx.ops->wake(&w->ectx);
 }

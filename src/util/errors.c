@@ -4,7 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "swapio.h"
+#include "util.h"
 
 #define SWAPIO_OWN_ERRORS(X)						\
 	X(SWAPIO_EMEMLOCK, "memory could not be locked (RLIMIT_MEMLOCK "	\

@@ -34,7 +34,7 @@ enum {
 	REC_HEAD = 1,	/* gen: reserved generations; off: block; len: version;
 			 * sum: cover, reserved: the records after it that
 			 * a compaction wrote (0 in older logs; see
-			 * store_recover.c) */
+			 * recover.c) */
 	REC_PUT = 2,	/* key -> extent at off, len payload bytes */
 	REC_DEL = 3,	/* key removed by the op with generation gen */
 	REC_GEN = 4,	/* generations up to gen may be in use */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Loading the CUDA runtime and cuFile with dlopen(), for the device layer
- * (src/gpu.c). Neither is linked or included: the calls are declared by
+ * (src/gpu/gpu.c). Neither is linked or included: the calls are declared by
  * hand in gpu_abi.h, which tests/gpu/gpu_abi_check.c checks against the real
  * headers.
  *

@@ -517,7 +517,8 @@ int swapio_file_close(swapio_file *f)
 	if (swapio__forked(f->gen))
 		return SWAPIO_EFORKED;
 	swapio__file_unregister(f);
-	swapio__gpu_file_close(f);
+	if (f->ext.close)
+		f->ext.close(&f->ext);	/* ext.h */
 	if (f->bfd != f->fd && close(f->bfd))
 		ret = -errno;
 	if (close(f->fd) && !ret)
@@ -576,4 +577,14 @@ int64_t swapio_path_size(const char *path)
 	ret = fstat(fd, &st) ? -errno : stat_size(fd, &st);
 	close(fd);
 	return ret;
+}
+
+struct swapio_ext_file *swapio__ext_file(swapio_file *f)
+{
+	return &f->ext;
+}
+
+int swapio__ext_fd(const swapio_file *f)
+{
+	return f->fd;
 }

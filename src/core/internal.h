@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Internal types of the core (handle.c, plan.c, file.c, engine.c,
- * fork.c). Engines see only engine.h. Nothing here is installed.
+ * Internal types of the core (src/core/: handle.c, plan.c, file.c,
+ * engine_calls.c, fork.c, ...). Engines see only engine.h, the store and
+ * the device layer only ext.h; the build's include paths hold them to it
+ * (docs/ARCHITECTURE.md). Nothing here is installed.
  *
  * The execution model: a handle owns cfg.threads workers. A transfer (an
  * op) is cut into at most that many contiguous parts, one per worker. Each
@@ -23,6 +25,7 @@
 #include <time.h>
 
 #include "engine.h"
+#include "ext.h"
 #include "swapio.h"
 
 #define SWAPIO_DEF_BLOCK	(1u << 20)
@@ -47,8 +50,7 @@ struct swapio_file {
 	uint32_t	unsplit;	/* largest unsplit direct request, from
 					 * 4 KiB pages; 0: unknown (file.c) */
 	atomic_uint_least64_t size_hint; /* allocated up to here, at least */
-	void		*gds_fh;	/* cuFile handle of fd, or NULL (gpu.c) */
-	int		gds_state;	/* 0 untried, 1 registered, -1 refused */
+	struct swapio_ext_file ext;	/* an extension's (ext.h) */
 	struct swapio_file *prev, *next; /* every open file (fork.c) */
 };
 
@@ -153,7 +155,8 @@ struct swapio_handle {
 	uint64_t			busy_since_ns;
 	uint64_t			busy_ns;
 	uint64_t			ops_done;
-	struct swapio_gpu		*gpu;	/* device layer; gpu.c */
+	void				*ext;	/* an extension's state (ext.h) */
+	void				(*ext_destroy)(void *ext);
 };
 
 /* plan.c */
@@ -163,35 +166,24 @@ int swapio__plan_next(struct swapio_worker *w, struct swapio_part *p,
 		      struct swapio_req *rq);
 void swapio__bounce_free(struct swapio_req *rq);
 
-/*
- * handle.c: ops that another layer runs itself (gpu.c's device ops). Begin
- * checks the arguments as a submit does and makes a live, running op that
- * no worker sees; end publishes its result, closes @owned, wakes waiters.
- */
-int swapio__op_begin(swapio_handle *h, swapio_file *f, swapio_file *owned,
-		     bool write, const void *buf, size_t len, uint64_t off,
-		     struct swapio_op **out);
-void swapio__op_end(struct swapio_op *op, ssize_t res);
-/* Drops an op from swapio__op_begin() that was never run (set-up failed). */
-void swapio__op_cancel(struct swapio_op *op);
-/* Opens @path for one path op, as submit_path() does. */
-int swapio__path_open(swapio_handle *h, const char *path, bool write,
-		      swapio_file **out);
-
-/* gpu.c: stop the device layer's thread and free it; nothing in flight. */
-void swapio__gpu_destroy(swapio_handle *h);
-/* gpu.c: deregister @f from cuFile, where it was; before its fd closes. */
-void swapio__gpu_file_close(swapio_file *f);
-
 /* handle.c: the one place that decides what a request's result means. */
 void swapio__complete(struct swapio_worker *w, struct swapio_req *rq,
 		      ssize_t res);
 
-/* engine.c: how workers call their engine (accounting lives there). */
+/*
+ * engine_calls.c: how workers call their engine (accounting lives there).
+ * swapio__engine_reap() leaves its events in w->events and returns how
+ * many (or a negative errno); the worker completes them.
+ */
 void swapio__engine_queue(struct swapio_worker *w, struct swapio_req *rq);
 int swapio__engine_submit(struct swapio_worker *w);
 int swapio__engine_reap(struct swapio_worker *w, unsigned int min);
 void swapio__engine_wake(struct swapio_worker *w);
+
+/* engine_calls.c: SWAPIO_FAULT's filter over @e, where it is set (see
+ * swapio__fault_filter() in engine.h). */
+int swapio__fault_wrap(unsigned int id, unsigned int nr_workers,
+		       const struct swapio_engine_ops **e);
 
 /* Faults injected so far on @h, or -1 if it runs without the filter. */
 int64_t swapio__fault_injected(const swapio_handle *h);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Loading the CUDA runtime and cuFile (src/gpu_load.c), for the device
- * layer (src/gpu.c). Internal, not installed.
+ * layer (src/gpu/gpu.c). Internal, not installed.
  */
 #ifndef SWAPIO_GPU_LOAD_H
 #define SWAPIO_GPU_LOAD_H

@@ -1,15 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The store's units and what they share. Private to src/store*.c (and the
- * tests that drive one unit directly); never installed.
+ * The store's units and what they share. Private to src/store/ (and the
+ * tests that drive one unit directly); never installed. Nothing here
+ * sees the core's insides: the store runs on swapio.h, util.h and the
+ * calls of ext.h.
  *
- *   store.c          front end: map, ops, the public calls
- *   store_log.c      the index log: records, append, sync, compaction,
- *                    replay (also from a memory buffer)
- *   store_space.c    free space of the data file (the allocator), growth
- *   store_recover.c  rebuilding the map from the extents' own headers
- *   store_sys.c      the system calls on the store's files, with their
- *                    fault hook
+ *   store.c     front end: ops, the public calls
+ *   map.c       the map (key -> entry): what commits, replay and the
+ *               rebuild scan apply
+ *   log.c       the index log: records, append, sync, compaction,
+ *               replay (also from a memory buffer)
+ *   space.c     free space of the data file (the allocator), growth
+ *   recover.c   rebuilding the map from the extents' own headers
+ *   drives.c    the data files on one or more drives, striping
+ *   format.h    the on-disk format
+ *   (src/util/sys.c: the system calls on the store's files, with their
+ *   fault hook)
  *
  * Locking: s->lock guards the map, the tombstones, the free list, the
  * log's offsets and the generation counter. No data I/O, no fdatasync and
@@ -25,9 +31,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "ext.h"		/* the three calls below swapio.h */
+#include "format.h"
 #include "swapio.h"
-#include "store_format.h"
-#include "store_sys.h"
+#include "sys.h"
 #include "util.h"
 
 #define MIN_BLOCK	4096u
@@ -98,7 +105,7 @@ struct swapio_store_op {
 	void			*hdr;	/* put: header block, `block` bytes */
 };
 
-/* One drive of the data space (store_drives.c); a plain store has one. */
+/* One drive of the data space (drives.c); a plain store has one. */
 struct store_drive {
 	swapio_handle		*h;	/* its I/O, queues and workers */
 	swapio_file		*df;	/* its data file */
@@ -144,7 +151,7 @@ struct swapio_store {
 	uint64_t		gen;		/* the last handed out */
 	uint64_t		gen_limit;	/* logged as reserved */
 
-	/* The log; see store_log.c. */
+	/* The log; see log.c. */
 	uint64_t		idx_end;	/* bytes of valid records */
 	uint64_t		idx_alloc;	/* allocated ahead to about here */
 	uint64_t		sync_mark;	/* idx_end after the last SYNC */
@@ -155,7 +162,7 @@ struct swapio_store {
 	bool			dir_dirty;	/* a rename not yet fsynced */
 	bool			dropped;	/* SYNC_DROPPED: see there */
 
-	/* What the open found in the log (store_log.c, store_recover.c):
+	/* What the open found in the log (log.c, recover.c):
 	 * reported by swapio_store_info() and named in the open's error. */
 	struct log_report {
 		uint64_t	nrec;	/* record slots in the file */
@@ -183,22 +190,8 @@ static inline uint64_t ext_bytes(const swapio_store *s, uint64_t len)
 	return s->block + SWAPIO_ALIGN_UP(len, (uint64_t)s->block);
 }
 
-/*
- * handle.c: the one call the store makes below swapio.h. A write of
- * @pre_len bytes of @pre at @off and then @len bytes of @buf right after
- * them, as one op whose first request carries both: a put's header block
- * and payload cost one write, not two. @pre, @pre_len and @off must meet
- * the file's direct alignment; @len > 0. The op's result counts all the
- * bytes.
- */
-int swapio__submit_write_pre(swapio_handle *h, swapio_file *f,
-			     const void *pre, size_t pre_len, const void *buf,
-			     size_t len, uint64_t off, swapio_op **op);
-/* handle.c: have @h's workers run what their engines deferred (engine.h,
- * ->flush): a file this process closed may be held open until then. */
-void swapio__handle_flush(swapio_handle *h);
 
-/* store.c: the map (s->lock held) */
+/* map.c: the map (s->lock held) */
 struct entry *swapio__entry_new(const char *key, size_t keylen);
 void swapio__entry_put(swapio_store *s, struct entry *e);
 void swapio__apply_put(swapio_store *s, struct entry *e);
@@ -209,11 +202,11 @@ void swapio__map_free(swapio_store *s);
 /* @key's entry, value or tombstone, or NULL; s->lock held. */
 struct entry *swapio__map_get(swapio_store *s, const char *key, size_t n);
 int swapio__map_reset(swapio_store *s);
-/* A bare store (no files) for replay from memory; NULL on ENOMEM. */
+/* store.c: a bare store (no files) for replay from memory; NULL on ENOMEM. */
 swapio_store *swapio__store_alloc(swapio_handle *h, uint32_t flags);
 void swapio__store_free(swapio_store *s);
 
-/* store_space.c */
+/* space.c */
 int swapio__fl_insert(struct freelist *fl, uint64_t off, uint64_t len);
 int swapio__fl_take(struct freelist *fl, uint64_t len, uint64_t *off);
 int swapio__fl_claim(struct freelist *fl, uint64_t off, uint64_t len);
@@ -225,7 +218,7 @@ int swapio__space_alloc(swapio_store *s, uint64_t len, uint64_t *off);
 void swapio__space_free(swapio_store *s, uint64_t off, uint64_t len);
 int swapio__space_capacity(swapio_store *s, uint64_t capacity);
 
-/* store_drives.c: the data space over one drive or several */
+/* drives.c: the data space over one drive or several */
 #define STRIPE_DEF_UNIT	(1ull << 20)
 int swapio__drives_check(swapio_store *s, bool exists, unsigned int *failed);
 int swapio__drives_record(swapio_store *s, const char *const *dirs);
@@ -250,7 +243,7 @@ int swapio__data_sync(swapio_store *s);
 /* The data space at open: every drive's share, whole units. */
 uint64_t swapio__data_size(const swapio_store *s);
 
-/* store_log.c */
+/* log.c */
 void swapio__rec_put(struct irec *r, const struct entry *e);
 void swapio__rec_del(struct irec *r, const char *key, size_t n, uint64_t gen);
 int swapio__log_gen(swapio_store *s, uint64_t *gen);
@@ -287,7 +280,7 @@ int swapio__log_walk(swapio_store *s,
 			       void *arg),
 		     void *arg, uint64_t *bad);
 
-/* store_recover.c */
+/* recover.c */
 int swapio__scan_rebuild(swapio_store *s, uint32_t def_block);
 
 #endif /* SWAPIO_STORE_IMPL_H */

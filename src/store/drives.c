@@ -27,7 +27,6 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "engine.h"	/* swapio__reg_holds() */
 #include "store_impl.h"
 
 /* Where @len bytes at @off begin: drive, offset there, bytes in one run. */
@@ -163,6 +162,23 @@ bool swapio__data_pread(swapio_store *s, void *buf, size_t n, uint64_t off)
 	return true;
 }
 
+/* The data file's sync and allocation through the public API, each with
+ * the fault hook of the store's system calls (sys.h). */
+static int sys_file_sync(struct store_sys *sys, swapio_file *f)
+{
+	int err = swapio__sys_pick(sys, SYS_FDATASYNC, SYS_DATA);
+
+	return err ? -err : swapio_file_sync(f);
+}
+
+static int sys_file_allocate(struct store_sys *sys, swapio_file *f,
+			     uint64_t off, uint64_t len)
+{
+	int err = swapio__sys_pick(sys, SYS_FALLOCATE, SYS_DATA);
+
+	return err ? -err : swapio_file_allocate(f, off, len);
+}
+
 /*
  * Give back what a failed growth allocated on drive @i past @size: the
  * store keeps no writable descriptor of its own on a data file (see
@@ -193,7 +209,7 @@ int swapio__data_allocate(swapio_store *s, uint64_t off, uint64_t len)
 
 	assert(nr == 1 || (off % grain(s) == 0 && len % grain(s) == 0));
 	for (i = 0; i < nr && !ret; i++)
-		ret = swapio__sys_file_allocate(&s->sys, s->drv[i].df,
+		ret = sys_file_allocate(&s->sys, s->drv[i].df,
 						off / nr, len / nr);
 	if (ret && nr > 1)
 		while (--i > 0)
@@ -206,7 +222,7 @@ int swapio__data_sync(swapio_store *s)
 	int ret;
 
 	for (unsigned int i = 0; i < s->nr_drives; i++) {
-		ret = swapio__sys_file_sync(&s->sys, s->drv[i].df);
+		ret = sys_file_sync(&s->sys, s->drv[i].df);
 		if (ret)
 			return ret;
 	}
