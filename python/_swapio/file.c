@@ -159,6 +159,7 @@ err_bytes:
 	return NULL;
 }
 
+/* Nothing counts in a file being freed: each op holds a reference. */
 static void file_dealloc(FileObject *self)
 {
 	PyTypeObject *tp = Py_TYPE((PyObject *)self);
@@ -171,6 +172,10 @@ static void file_dealloc(FileObject *self)
 	Py_DECREF((PyObject *)tp);
 }
 
+/*
+ * Closed at once for new calls; released now, raising close(2)'s error,
+ * or by the last op or call, which keeps the error in close_err.
+ */
 static PyObject *file_close(FileObject *self, PyObject *unused)
 {
 	int ret;
@@ -272,6 +277,7 @@ static PyObject *file_allocate(FileObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
+/* pread/pwrite/read_async/write_async(buf, offset=0) on the file. */
 static PyObject *file_xfer(FileObject *self, PyObject *args, PyObject *kw,
 			   int write, int async)
 {

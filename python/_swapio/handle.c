@@ -20,6 +20,7 @@
 
 static const char *const gpu_paths[] = { "auto", "staging", "gds" };
 
+/* Destroy the C handle, once (it waits for its workers; GIL released). */
 static void handle_release(HandleObject *ho)
 {
 	swapio_handle *h = ho->h;
@@ -56,6 +57,7 @@ void handle_unuse_obj(PyObject *ho)
 	handle_unuse((HandleObject *)ho);
 }
 
+/* Handle(...): the keywords become a struct swapio_config, 0 its defaults. */
 static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { "block_size", "queue_depth", "threads",
@@ -120,6 +122,7 @@ static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
 	return 0;
 }
 
+/* Nothing counts in a handle being freed: each user holds a reference. */
 static void handle_dealloc(HandleObject *self)
 {
 	PyTypeObject *tp = Py_TYPE((PyObject *)self);
@@ -131,6 +134,7 @@ static void handle_dealloc(HandleObject *self)
 	Py_DECREF((PyObject *)tp);
 }
 
+/* Closed at once for new calls; released with its last user. */
 static PyObject *handle_close(HandleObject *self, PyObject *unused)
 {
 	reap_orphans((PyObject *)self);
@@ -301,6 +305,7 @@ static PyObject *handle_wait_all(HandleObject *self, PyObject *args,
 	Py_RETURN_NONE;
 }
 
+/* pread/pwrite/read_async/write_async(path, buf, offset=0) by path. */
 static PyObject *path_xfer(HandleObject *self, PyObject *args, PyObject *kw,
 			   int write, int async)
 {

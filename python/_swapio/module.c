@@ -110,6 +110,7 @@ static PyObject *mod_hugepages(PyObject *mod, PyObject *arg)
 	return PyLong_FromLongLong(ret);
 }
 
+/* swapio._aio hands over the function Op.__await__ calls. */
 static PyObject *mod_set_await_hook(PyObject *mod, PyObject *fn)
 {
 	struct mod_state *st = PyModule_GetState(mod);

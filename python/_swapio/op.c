@@ -127,6 +127,20 @@ int64_t pending_wait(struct pending *p, int ms)
 	return p->finished ? p->result : ret;
 }
 
+int pending_wait_method(PyObject *self, struct pending *p, PyObject *args,
+			PyObject *kw, int64_t *ret)
+{
+	static char *kwlist[] = { "timeout", NULL };
+	PyObject *t = Py_None;
+	int ms;
+
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O", kwlist, &t) ||
+	    timeout_ms(t, &ms) < 0 || forked(self, p->gen))
+		return -1;
+	*ret = pending_wait(p, ms);
+	return *ret == WAIT_INTERRUPTED ? -1 : 0;
+}
+
 void pending_drop(struct mod_state *st, struct pending *p)
 {
 	/*
@@ -386,16 +400,9 @@ static void op_dealloc(OpObject *self)
 
 static PyObject *op_wait(OpObject *self, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = { "timeout", NULL };
-	PyObject *t = Py_None;
 	int64_t ret;
-	int ms;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O", kwlist, &t) ||
-	    timeout_ms(t, &ms) < 0 || forked((PyObject *)self, self->p.gen))
-		return NULL;
-	ret = pending_wait(&self->p, ms);
-	if (ret == WAIT_INTERRUPTED)
+	if (pending_wait_method((PyObject *)self, &self->p, args, kw, &ret))
 		return NULL;
 	if (ret < 0)
 		return raise_op_err(self, (int)ret);

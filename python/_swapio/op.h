@@ -61,6 +61,15 @@ int64_t pending_wait(struct pending *p, int ms);
  * in a forked child), else hand it to an orphan of module state @st
  * (never a wait here, which Ctrl-C could not end); drop the reference.
  */
+/*
+ * The wait(timeout=None) method of @self, which holds @p: the timeout
+ * parsed, the fork checked, then pending_wait(). 0 and *@ret, the op's
+ * result (negative: its error, for the caller to raise), or -1 with an
+ * exception set (bad timeout, forked, Ctrl-C); a wait that runs out of
+ * time is a result, -ETIMEDOUT.
+ */
+int pending_wait_method(PyObject *self, struct pending *p, PyObject *args,
+			PyObject *kw, int64_t *ret);
 void pending_drop(struct mod_state *st, struct pending *p);
 /*
  * An op that nobody will wait for (Ctrl-C in a sync call): @p moves into

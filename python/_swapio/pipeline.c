@@ -69,6 +69,7 @@ static int pipe_group(PyObject *g, struct swapio_pipeline_group *out,
 	return 0;
 }
 
+/* The tensors of every group of the list @groups, or -1 (raised). */
 static Py_ssize_t count_tensors(PyObject *groups)
 {
 	Py_ssize_t i, n, total = 0, k;
@@ -83,6 +84,10 @@ static Py_ssize_t count_tensors(PyObject *groups)
 	return total;
 }
 
+/*
+ * _Pipeline(store, groups, ...): the groups' keys stay alive (in @keep)
+ * only until swapio_pipeline_create() has copied them.
+ */
 static int pipe_init(PipelineObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { "store", "groups", "budget_bytes", "depth",
@@ -103,9 +108,9 @@ static int pipe_init(PipelineObject *self, PyObject *args, PyObject *kw)
 		return -1;
 	}
 	if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O|O&O&pp", kwlist,
-					 STATE(self)->StoreType, &so, &groups, conv_u64,
-					 &budget, conv_u32, &depth, &pinned,
-					 &huge) ||
+					 STATE(self)->StoreType, &so, &groups,
+					 conv_u64, &budget, conv_u32, &depth,
+					 &pinned, &huge) ||
 	    !(list = PySequence_List(groups)) || !(keep = PyList_New(0)))
 		goto out;
 	n = PyList_Size(list);
@@ -160,6 +165,7 @@ static void pipe_dealloc(PipelineObject *self)
 	Py_DECREF((PyObject *)tp);
 }
 
+/* The pipeline is open and its store made in this process. */
 static int pipe_check(PipelineObject *self)
 {
 	if (self->p && forked((PyObject *)self, self->store->gen))
@@ -279,6 +285,7 @@ static PyObject *pipe_stats(PipelineObject *self, PyObject *unused)
 		"locked", s.locked ? Py_True : Py_False);
 }
 
+/* Destroy the C pipeline now, its memory with it, not at dealloc. */
 static PyObject *pipe_close(PipelineObject *self, PyObject *unused)
 {
 	pipe_release(self);

@@ -32,6 +32,7 @@ static void store_unuse_handles(HandleObject *ho, PyObject *drives,
 		handle_unuse((HandleObject *)PyTuple_GetItem(drives, i));
 }
 
+/* Close the C store, once (GIL released), and give back its handles. */
 static void store_release(StoreObject *so)
 {
 	swapio_store *s = so->s;
@@ -209,6 +210,10 @@ static int store_open_warn(StoreObject *self, int recover)
 	return 0;
 }
 
+/*
+ * Store(dir, handle, ...): open or create on every drive, each drive's
+ * handle in use until the store is released.
+ */
 static int store_init(StoreObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = { "dir", "handle", "capacity", "grow_bytes",
@@ -272,6 +277,7 @@ static int store_init(StoreObject *self, PyObject *args, PyObject *kw)
 	return store_open_warn(self, recover);
 }
 
+/* Nothing counts in a store being freed: each user holds a reference. */
 static void store_dealloc(StoreObject *self)
 {
 	PyTypeObject *tp = Py_TYPE((PyObject *)self);
@@ -285,6 +291,7 @@ static void store_dealloc(StoreObject *self)
 	Py_DECREF((PyObject *)tp);
 }
 
+/* Closed at once for new calls; released with its last user. */
 static PyObject *store_close(StoreObject *self, PyObject *unused)
 {
 	if (self->gen != fork_gen) {
@@ -458,6 +465,7 @@ typedef struct {
 	int put;
 } StoreOpObject;
 
+/* As an Op's: an orphan keeps what an op in flight holds. */
 static void sop_dealloc(StoreOpObject *self)
 {
 	PyTypeObject *tp = Py_TYPE((PyObject *)self);
@@ -469,10 +477,12 @@ static void sop_dealloc(StoreOpObject *self)
 	Py_DECREF((PyObject *)tp);
 }
 
+/* put_async() and get_async(): a StoreOp whose user is @self. */
 static PyObject *store_submit(StoreObject *self, PyObject *key,
 			      PyObject *bufobj, PyObject *out, int put)
 {
-	StoreOpObject *o = PyObject_New(StoreOpObject, STATE(self)->StoreOpType);
+	PyTypeObject *tp = STATE(self)->StoreOpType;
+	StoreOpObject *o = PyObject_New(StoreOpObject, tp);
 	swapio_store_op *op;
 	struct xbuf b;
 
@@ -565,6 +575,7 @@ static PyObject *store_size(StoreObject *self, PyObject *key)
 	return PyLong_FromLongLong(n);
 }
 
+/* `key in store`: a key that cannot be stored (-EINVAL) is not in it. */
 static int store_contains(StoreObject *self, PyObject *key)
 {
 	int64_t n = key_size(self, key);
@@ -661,16 +672,9 @@ static PyObject *store_closed(StoreObject *self, void *unused)
 
 static PyObject *sop_wait(StoreOpObject *self, PyObject *args, PyObject *kw)
 {
-	static char *kwlist[] = { "timeout", NULL };
-	PyObject *t = Py_None;
 	int64_t ret;
-	int ms;
 
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O", kwlist, &t) ||
-	    timeout_ms(t, &ms) < 0 || forked((PyObject *)self, self->p.gen))
-		return NULL;
-	ret = pending_wait(&self->p, ms);
-	if (ret == WAIT_INTERRUPTED)
+	if (pending_wait_method((PyObject *)self, &self->p, args, kw, &ret))
 		return NULL;
 	if (ret < 0)
 		return store_err(STATE(self), (int)ret, self->key);
