@@ -489,7 +489,8 @@ static PyType_Slot buffer_slots[] = {
 };
 
 static PyType_Spec buffer_spec = {
-	"swapio.Buffer", sizeof(BufferObject), 0, Py_TPFLAGS_DEFAULT,
+	"swapio.Buffer", sizeof(BufferObject), 0,
+	Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
 	buffer_slots
 };
 

@@ -360,7 +360,8 @@ static PyType_Slot file_slots[] = {
 };
 
 static PyType_Spec file_spec = {
-	"swapio.File", sizeof(FileObject), 0, Py_TPFLAGS_DEFAULT, file_slots
+	"swapio.File", sizeof(FileObject), 0,
+	Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, file_slots
 };
 
 int file_setup_types(PyObject *m, struct mod_state *st)

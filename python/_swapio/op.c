@@ -582,7 +582,8 @@ static PyType_Slot op_slots[] = {
 };
 
 static PyType_Spec op_spec = {
-	"swapio.Op", sizeof(OpObject), 0, Py_TPFLAGS_DEFAULT, op_slots
+	"swapio.Op", sizeof(OpObject), 0,
+	Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, op_slots
 };
 
 int op_setup_types(PyObject *m, struct mod_state *st)

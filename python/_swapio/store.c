@@ -784,7 +784,8 @@ static PyType_Spec store_spec = {
 };
 
 static PyType_Spec sop_spec = {
-	"swapio.StoreOp", sizeof(StoreOpObject), 0, Py_TPFLAGS_DEFAULT,
+	"swapio.StoreOp", sizeof(StoreOpObject), 0,
+	Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
 	sop_slots
 };
 

@@ -160,3 +160,27 @@ def test_fork_child_drops_inherited(tmp_path):
                 o.close()
     with open(path + ".child", "rb") as fh:
         assert fh.read() == b"c" * 10
+
+
+@pytest.mark.parametrize("name", ["File", "Op", "StoreOp", "Buffer"])
+def test_library_made_types_refuse_direct_construction(name):
+    """Files, ops and buffers come from a handle or a store: constructing
+    one directly raises TypeError instead of making an object without its
+    handle, on which any call would crash the interpreter."""
+    with pytest.raises(TypeError):
+        getattr(swapio, name)()
+
+
+def test_uninitialised_handle_and_store_raise(tmp_path):
+    """__new__ without __init__ (a subclass that forgets super().__init__):
+    every call raises, none crashes."""
+    h = swapio.Handle.__new__(swapio.Handle)
+    with pytest.raises((ValueError, swapio.Error)):
+        h.stats()
+    with pytest.raises((ValueError, swapio.Error)):
+        h.open(str(tmp_path / "f"), "w")
+    s = swapio.Store.__new__(swapio.Store)
+    with pytest.raises((ValueError, swapio.Error)):
+        len(s)
+    with pytest.raises((ValueError, swapio.Error)):
+        s.keys()
