@@ -10,7 +10,7 @@
 # ops compiled), under a constraint that keeps torch where it is, and a
 # set-up that pulled any nvidia-* package is refused.
 SWAPIO_VENV=.venv
-SWAPIO_VENV_REQS="pytest numpy torch==2.13.0"
+SWAPIO_VENV_REQS="pytest numpy torch==2.13.0 safetensors==0.7.0"
 SWAPIO_VENV_DS="deepspeed==0.19.8"
 
 # swapio_venv LOG: makes or reuses $SWAPIO_VENV; output goes to LOG.
