@@ -88,10 +88,19 @@ class Writer(_fs.FileSystemWriter):
             bins = [[item] for item in plan.items]
         h = self._handle if self._handle is not None else swapio.Handle()
         results = []
+        done = []
         try:
             for n, items in enumerate(bins):
                 name = f"{prefix}{n}{_fs.DEFAULT_SUFFIX}"
                 results += self._write_file(h, name, items, planner)
+                done.append(name)
+        except BaseException:
+            for name in done:  # no metadata names them: drop them
+                try:
+                    os.unlink(os.path.join(os.fspath(self.path), name))
+                except OSError:
+                    pass
+            raise
         finally:
             if self._handle is None:
                 h.close()
