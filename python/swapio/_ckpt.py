@@ -35,7 +35,16 @@ def sync_dir(path):
 
 
 def _umask_mode():
-    mask = os.umask(0)
+    """0666 less the umask, read without changing it (other threads may
+    be creating files)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o22)
     os.umask(mask)
     return 0o666 & ~mask
 
