@@ -186,6 +186,9 @@ def test_not_durable_still_whole(tmp_path):
     p = tmp_path / "nd.pt"
     st.save(sd, p, durable=False)
     _same(sd, torch.load(p))
+    q = tmp_path / "ref.pt"
+    torch.save(sd, q)          # the mode a new file gets, as torch.save
+    assert os.stat(p).st_mode == os.stat(q).st_mode
 
 
 def test_truncated_file_fails(tmp_path):
