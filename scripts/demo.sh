@@ -41,4 +41,4 @@ echo
 # is this repository's own text files.
 root=$PWD
 (cd "$dir" && "$root/$SWAPIO_VENV/bin/python" -m swapio._train \
-	--corpus "$root" --store "$dir/adamw" "$@")
+	--corpus "$root" --store "$dir/adamw" --checkpoint "$dir/ckpt" "$@")

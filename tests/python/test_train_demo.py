@@ -33,3 +33,27 @@ def test_train_help():
     out = subprocess.run([sys.executable, "-m", "swapio._train", "--help"],
                          check=True, stdout=subprocess.PIPE, text=True).stdout
     assert "--json" in out and "--budget" in out
+
+
+def test_train_checkpoint(tmp_path):
+    """--checkpoint: torch.save and swapio.torch.save side by side; the
+    swapio file, reloaded with stock torch.load, equals the state."""
+    ck = tmp_path / "ckpt"
+    out = subprocess.run(
+        [sys.executable, "-m", "swapio._train", "--layers", "1",
+         "--d-model", "32", "--heads", "2", "--ctx", "16", "--batch", "2",
+         "--steps", "3", "--check-steps", "2", "--budget", "0.25",
+         "--corpus", str(tmp_path), "--json", "--quiet",
+         "--checkpoint", str(ck)],
+        check=True, stdout=subprocess.PIPE, text=True, timeout=120,
+        cwd=str(tmp_path)).stdout
+    r = json.loads(out)["checkpoint"]
+    assert r["equal"] and r["bytes"] > 0
+    assert sorted(p.name for p in ck.iterdir()) == ["swapio.pt", "torch.pt"]
+    import torch
+    a = torch.load(ck / "torch.pt")
+    b = torch.load(ck / "swapio.pt")
+    assert list(a["model"]) == list(b["model"])
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k])
+    assert len(b["optimizer"]["state"]) == len(a["optimizer"]["state"]) > 0

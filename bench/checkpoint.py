@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Checkpoint saves and loads: swapio against torch.save/load, DCP's
+FileSystemWriter/Reader, safetensors and fio, on the same state dicts.
+
+State dicts (the same for every contender):
+  gpt    the demo GPT (python -m swapio._train's model) with its AdamW
+         state in torch's own form (exp_avg, exp_avg_sq, step)
+  mixed  --gb GB of big matrices with many small layer norms and biases
+         (odd sizes) beside them
+  big    the same bytes in big tensors only
+
+Each round runs every contender once, in an order that rotates from round
+to round; the figures are medians over the rounds. fio's sequential write
+(and read) of a file of the same size is the ceiling, run twice a round:
+the second run is the null line (fio against itself); fio is timed by
+its own job runtime (without its start-up and the file's layout). Saves are timed
+twice: durable (until the data is on the drive: contenders that do not
+sync get an fsync of their files after them, inside the timing: torch.save,
+safetensors; DCP's writer syncs when sync_files=True, its default;
+fio uses end_fsync=1) and to the page cache only (no sync at all).
+Loads are timed cold: the page cache is dropped before every one
+(/proc/sys/vm/drop_caches, as root; without root the loads are skipped and
+the script says so). torch.load(mmap=True) is timed until every page of
+every tensor was touched. CPU s/GB is getrusage of this process and its
+children over the call. Every load is compared with the state, bit for bit,
+in the first round. Everything lies under --dir and is removed at the end.
+"""
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+import torch.distributed.checkpoint as dcp
+
+import swapio.safetensors as ss
+import swapio.torch as st
+
+
+def cpu_now():
+    """CPU seconds of this process and its waited-for children (fio)."""
+    a = resource.getrusage(resource.RUSAGE_SELF)
+    b = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+def fsync_path(p):
+    paths = [p] if os.path.isfile(p) else [
+        os.path.join(p, e) for e in os.listdir(p)]
+    for q in paths:
+        fd = os.open(q, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    fd = os.open(os.path.dirname(os.path.abspath(p)), os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+
+
+def drop_caches():
+    os.sync()
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
+def rm(p):
+    if os.path.isdir(p):
+        shutil.rmtree(p)
+    elif os.path.exists(p):
+        os.unlink(p)
+
+
+# -- state dicts ------------------------------------------------------------
+
+def state_gpt():
+    from swapio._train import GPT
+    torch.manual_seed(0)
+    m = GPT()
+    opt = {"state": {}, "param_groups": [{"lr": 3e-4, "params": []}]}
+    for i, p in enumerate(m.parameters()):
+        opt["state"][i] = {"step": torch.tensor(100.0),
+                           "exp_avg": torch.randn_like(p),
+                           "exp_avg_sq": torch.rand_like(p)}
+        opt["param_groups"][0]["params"].append(i)
+    return {"model": m.state_dict(), "optimizer": opt}
+
+
+def state_mixed(gb, big_only=False):
+    g = torch.Generator().manual_seed(1)
+    d, sd, total, layer = 1024, {}, 0, 0
+    while total < gb * 1e9:
+        shapes = [(d, d)] * 4 + [(4 * d, d), (d, 4 * d)]
+        if not big_only:
+            shapes += [(d,), (d,), (4 * d,), (d,), (d,), (d,), (3 * d + 1,),
+                       (d // 2 - 3,), (17,), (d,)]
+        else:
+            shapes += [(5 * d, d // 2)]
+        for j, s in enumerate(shapes):
+            t = torch.randn(s, generator=g)
+            sd[f"layers.{layer}.{j}"] = t
+            total += t.numel() * 4
+        layer += 1
+    return sd
+
+
+def nbytes(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(nbytes(v) for v in obj)
+    return 0
+
+
+def flat(obj, prefix=""):
+    """Tensors of a nested dict by dotted name (DCP, safetensors)."""
+    out = {}
+    if isinstance(obj, torch.Tensor):
+        out[prefix] = obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def empty_like_tree(obj):
+    if isinstance(obj, torch.Tensor):
+        return torch.empty_like(obj)
+    if isinstance(obj, dict):
+        return {k: empty_like_tree(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [empty_like_tree(v) for v in obj]
+    return obj
+
+
+def equal(a, b):
+    if isinstance(a, torch.Tensor):
+        return torch.equal(a.view(-1).view(torch.uint8),
+                           b.contiguous().view(-1).view(torch.uint8))
+    if isinstance(a, dict):
+        return sorted(map(str, a)) == sorted(map(str, b)) and all(
+            equal(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+# -- contenders -------------------------------------------------------------
+
+def fio(path, size, rw, engine):
+    r = subprocess.run(
+        ["fio", "--name=ckpt", f"--filename={path}", f"--rw={rw}",
+         "--bs=1M", f"--size={size}", "--direct=1", f"--ioengine={engine}",
+         "--iodepth=32", "--end_fsync=1" if rw == "write" else "--thread",
+         "--output-format=json"], capture_output=True, text=True)
+    if r.returncode:
+        sys.exit("checkpoint: fio failed: " + r.stderr)
+    job = json.loads(r.stdout[r.stdout.index("{"):])["jobs"][0]
+    return {"fio_s": job["job_runtime"] / 1e3}
+
+
+def writers(sd, fsd, d, size, fio_engine):
+    p = lambda n: os.path.join(d, n)  # noqa: E731
+
+    def torch_save(durable):
+        def go():
+            with open(p("torch.pt"), "wb") as f:
+                torch.save(sd, f)
+                if durable:
+                    f.flush()
+                    os.fsync(f.fileno())
+            if durable:
+                fsync_path(p("torch.pt"))
+        return go
+
+    def sft(durable):
+        import safetensors.torch
+        def go():
+            safetensors.torch.save_file(fsd, p("sft.safetensors"))
+            if durable:
+                fsync_path(p("sft.safetensors"))
+        return go
+
+    return [
+        ("fio write", "F", lambda: fio(p("fio"), size, "write", fio_engine),
+         None, ["fio"]),
+        ("fio write (null)", "F", lambda: fio(p("fio0"), size, "write",
+                                              fio_engine), None, ["fio0"]),
+        ("torch.save", "D", torch_save(True), None, []),
+        ("torch.save", "C", torch_save(False), None, []),
+        ("DCP FileSystemWriter (default)", "D", lambda: dcp.save(
+            sd, storage_writer=dcp.FileSystemWriter(p("dcp"))), None, []),
+        ("DCP FileSystemWriter (default)", "C", lambda: dcp.save(
+            sd, storage_writer=dcp.FileSystemWriter(p("dcp_c"),
+                                                    sync_files=False)),
+         None, ["dcp_c"]),
+        ("DCP FileSystemWriter thread_count=4", "D", lambda: dcp.save(
+            sd, storage_writer=dcp.FileSystemWriter(p("dcp4"),
+                                                    thread_count=4)),
+         None, ["dcp4"]),
+        ("safetensors save_file", "D", sft(True), None, []),
+        ("safetensors save_file", "C", sft(False), None, []),
+        ("swapio.torch.save", "D", lambda: st.save(sd, p("swapio.pt")),
+         None, ["swapio.pt"]),
+        ("swapio.torch.save", "C", lambda: st.save(
+            sd, p("swapio_c.pt"), durable=False), None, ["swapio_c.pt"]),
+        ("swapio.torch.dcp.Writer", "D", lambda: dcp.save(
+            sd, storage_writer=st.dcp.Writer(p("sdcp"))), None, ["sdcp"]),
+        ("swapio.torch.dcp.Writer", "C", lambda: dcp.save(
+            sd, storage_writer=st.dcp.Writer(p("sdcp_c"),
+                                             sync_files=False)),
+         None, ["sdcp_c"]),
+        ("swapio.safetensors.save_file", "D", lambda: ss.save_file(
+            fsd, p("s.safetensors")), None, ["s.safetensors"]),
+        ("swapio.safetensors.save_file", "C", lambda: ss.save_file(
+            fsd, p("s_c.safetensors"), durable=False), None,
+         ["s_c.safetensors"]),
+    ]
+
+
+def readers(sd, fsd, d, size, fio_engine):
+    p = lambda n: os.path.join(d, n)  # noqa: E731
+
+    def touch_mmap():
+        x = torch.load(p("torch.pt"), mmap=True)
+        s = 0
+        for t in flat(x).values():
+            b = t.reshape(-1).view(torch.uint8)
+            s += int(b[::4096].sum())
+        return x
+
+    def dcp_load(R, path):
+        def go():
+            out = empty_like_tree(sd)
+            dcp.load(out, storage_reader=R(path))
+            return out
+        return go
+
+    def sft_load():
+        import safetensors.torch
+        return safetensors.torch.load_file(p("sft.safetensors"))
+
+    return [
+        ("fio read", lambda: fio(p("fio"), size, "read", fio_engine), None),
+        ("fio read (null)", lambda: fio(p("fio0"), size, "read",
+                                        fio_engine), None),
+        ("torch.load", lambda: torch.load(p("torch.pt")), sd),
+        ("torch.load mmap=True (pages touched)", touch_mmap, sd),
+        ("DCP FileSystemReader", dcp_load(dcp.FileSystemReader, p("dcp")),
+         sd),
+        ("safetensors load_file", sft_load, fsd),
+        ("swapio.torch.load", lambda: st.load(p("torch.pt")), sd),
+        ("swapio.torch.dcp.Reader", dcp_load(st.dcp.Reader, p("dcp")), sd),
+        ("swapio.safetensors.load_file",
+         lambda: ss.load_file(p("sft.safetensors")), fsd),
+    ]
+
+
+def timed(fn):
+    """Wall seconds, CPU seconds, result; for fio its own job runtime
+    (the process's start and the file's layout are not the drive's)."""
+    c, t = cpu_now(), time.perf_counter()
+    r = fn()
+    t = time.perf_counter() - t
+    if isinstance(r, dict) and "fio_s" in r:
+        t = r["fio_s"]
+    return t, cpu_now() - c, r
+
+
+def run_state(name, sd, a, cold):
+    fsd = {k: v.contiguous() for k, v in flat(sd).items()}
+    size = nbytes(sd)
+    d = tempfile.mkdtemp(prefix=f"ckpt-{name}-", dir=a.dir)
+    W = writers(sd, fsd, d, size, a.fio_engine)
+    R = readers(sd, fsd, d, size, a.fio_engine)
+    res = {}
+    try:
+        for rnd in range(a.rounds):
+            k = rnd % len(W)
+            for label, kind, fn, _, tmp in W[k:] + W[:k]:
+                for e in tmp:
+                    rm(os.path.join(d, e))
+                os.sync()
+                t, c, _ = timed(fn)
+                res.setdefault(("save", label, kind), []).append((t, c))
+                for e in tmp:
+                    if e not in ("fio", "fio0"):
+                        rm(os.path.join(d, e))
+            if not cold:
+                continue
+            k = rnd % len(R)
+            for label, fn, ref in R[k:] + R[:k]:
+                drop_caches()
+                t, c, out = timed(fn)
+                if rnd == 0 and ref is not None and out is not None:
+                    if not equal(ref, out):
+                        sys.exit(f"checkpoint: {label} loaded other data")
+                if out is None and ref is not None:
+                    continue
+                res.setdefault(("load", label, "cold"), []).append((t, c))
+                del out
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return size, res
+
+
+def main():
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--dir", default="/var/tmp",
+                    help="directory on the filesystem to measure")
+    ap.add_argument("--gb", type=float, default=1.0,
+                    help="size of the mixed and big state dicts, GB")
+    ap.add_argument("--states", default="gpt,mixed,big")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--fio-engine", default="libaio")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    cold = os.geteuid() == 0
+    if not cold:
+        print("checkpoint: not root: cannot drop the page cache, the cold "
+              "loads are skipped", file=sys.stderr)
+    torch.set_num_threads(2)
+    out = {}
+    for name in a.states.split(","):
+        sd = {"gpt": state_gpt, "mixed": lambda: state_mixed(a.gb),
+              "big": lambda: state_mixed(a.gb, big_only=True)}[name]()
+        ntensors = len(flat(sd))
+        size, res = run_state(name, sd, a, cold)
+        rows = []
+        for (op, label, kind), v in res.items():
+            t = statistics.median(x[0] for x in v)
+            c = statistics.median(x[1] for x in v)
+            rows.append({"op": op, "contender": label, "kind": kind,
+                         "gb_s": size / 1e9 / t, "cpu_s_gb": c / (size / 1e9),
+                         "s": t, "rounds": len(v)})
+        out[name] = {"bytes": size, "tensors": ntensors, "rows": rows}
+        if not a.json:
+            print(f"\n{name}: {size / 1e9:.2f} GB in {ntensors} tensors, "
+                  f"{a.rounds} rounds, medians")
+            print("| op | contender | GB/s | CPU s/GB |")
+            print("|---|---|---:|---:|")
+            for r in rows:
+                kind = {"D": "durable", "F": "durable", "C": "page cache",
+                        "cold": "cold"}[r["kind"]]
+                print(f"| {r['op']} ({kind}) | {r['contender']} | "
+                      f"{r['gb_s']:.2f} | {r['cpu_s_gb']:.2f} |")
+        del sd
+    if a.json:
+        print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""The checkpoint writers' and readers' shared core.
+
+A checkpoint file is planned as a list of pieces, ``(file offset, data)``,
+that cover it: small ones (headers, pickles, small tensors) are gathered
+into page-aligned staging buffers and written as one op per run, large
+tensors are written from their own memory; all ops are in flight at once
+through one :class:`swapio.Handle`. :class:`Publish` gives the crash
+rules: the file is written under a temporary name in the same directory,
+``fdatasync``-ed, renamed over the final name, and the directory synced;
+on any failure the temporary file is removed and the final name keeps
+what it had.
+
+Internal: used by swapio.torch, swapio.torch_dcp and swapio.safetensors.
+"""
+
+import os
+import secrets
+
+import numpy as np
+
+import swapio
+
+SMALL = 1 << 20         # pieces below this are staged
+STAGE = 16 << 20        # the largest staging buffer
+GAP = 64 << 10          # reads of small pieces this close are merged
+
+
+def sync_dir(path):
+    """fsync the directory *path* (makes a rename or a new name durable)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _umask_mode():
+    """0666 less the umask, read without changing it (other threads may
+    be creating files)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+class Publish:
+    """``with Publish(path, durable) as tmp:`` write *tmp* (and make its
+    data durable when *durable*); on a clean exit *tmp* gets the mode a new
+    file gets from the umask, is renamed to *path* and the directory is
+    synced (when *durable*). On an exception *tmp* is removed and *path* is
+    left as it was."""
+
+    def __init__(self, path, durable=True):
+        self.path = os.path.abspath(os.fspath(path))
+        self.dir, base = os.path.split(self.path)
+        self.tmp = os.path.join(
+            self.dir, ".%s.%s.swapio-tmp" % (base, secrets.token_hex(4)))
+        self.durable = durable
+
+    def __enter__(self):
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            try:
+                os.chmod(self.tmp, _umask_mode())
+                os.rename(self.tmp, self.path)
+                if self.durable:
+                    sync_dir(self.dir)
+                return False
+            except BaseException:
+                self._discard()
+                raise
+        self._discard()
+        return False
+
+    def _discard(self):
+        try:
+            os.unlink(self.tmp)
+        except FileNotFoundError:
+            pass
+
+
+def nbytes(data):
+    n = getattr(data, "nbytes", None)
+    if n is None:
+        n = len(data)
+    return int(n)
+
+
+def _as_np(data):
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return np.frombuffer(data, dtype=np.uint8)
+    if isinstance(data, np.ndarray):
+        return data.reshape(-1).view(np.uint8)
+    return data.numpy()  # a 1-D uint8 CPU tensor
+
+
+def _wait_all(ops):
+    """Wait for every ``(op, bytes expected)``; raise the first error (or
+    short transfer) after all are done."""
+    first = None
+    for op, want in ops:
+        try:
+            got = op.wait()
+            if got != want and first is None:
+                first = swapio.Error(
+                    5, "checkpoint: moved %d bytes of %d at one op (a "
+                    "truncated file?)" % (got, want))
+        except BaseException as e:  # noqa: B036 - re-raised below
+            if first is None:
+                first = e
+    if first is not None:
+        raise first
+
+
+def write_pieces(f, pieces):
+    """Write *pieces* (``(offset, data)``; data is bytes-like, a NumPy
+    array or a 1-D uint8 CPU tensor) to the swapio File *f*, all in
+    flight; small adjacent pieces go through staging buffers."""
+    pieces = sorted(pieces, key=lambda p: p[0])
+    ops = []
+    run = []
+    state = {"start": 0, "end": 0}
+
+    def flush():
+        if not run:
+            return
+        start, end = state["start"], state["end"]
+        buf = swapio.empty((end - start,), np.uint8, pinned=False)
+        for off, data in run:
+            a = _as_np(data)
+            buf[off - start:off - start + a.size] = a
+        run.clear()
+        ops.append((f.write_async(buf, start), end - start))
+
+    try:
+        for off, data in pieces:
+            n = nbytes(data)
+            if n == 0:
+                continue
+            if n >= SMALL:
+                flush()
+                ops.append((f.write_async(data, off), n))
+                continue
+            if run and (off != state["end"]
+                        or state["end"] - state["start"] + n > STAGE):
+                flush()
+            if not run:
+                state["start"] = off
+            run.append((off, data))
+            state["end"] = off + n
+        flush()
+    finally:
+        _wait_all(ops)
+
+
+def read_spans(f, spans):
+    """Read *spans* (``(offset, dest)``; dest a writable 1-D uint8 CPU
+    tensor or NumPy array) from the swapio File *f*, all in flight; small
+    ones close together share one read into a staging buffer."""
+    spans = sorted(spans, key=lambda s: s[0])
+    ops = []
+    copies = []
+    run = []
+
+    def flush():
+        if not run:
+            return
+        start = run[0][0]
+        end = max(off + nbytes(d) for off, d in run)
+        buf = swapio.empty((end - start,), np.uint8, pinned=False)
+        ops.append((f.read_async(buf, start), end - start))
+        copies.append((buf, start, list(run)))
+        run.clear()
+
+    try:
+        for off, dest in spans:
+            n = nbytes(dest)
+            if n == 0:
+                continue
+            if n >= SMALL:
+                ops.append((f.read_async(dest, off), n))
+                continue
+            if run:
+                rs = run[0][0]
+                re = max(o + nbytes(d) for o, d in run[-4:])
+                if off > re + GAP or off + n - rs > STAGE:
+                    flush()
+            run.append((off, dest))
+        flush()
+    finally:
+        _wait_all(ops)
+    for buf, start, items in copies:
+        for off, dest in items:
+            a = _as_np(dest)
+            a[:] = buf[off - start:off - start + a.size]

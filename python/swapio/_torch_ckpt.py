@@ -1,0 +1,306 @@
+"""torch.save / torch.load in torch's own zip format, at the drive's speed.
+
+The archive's skeleton (local headers, the pickle, the small records, the
+central directory) comes from torch's own writer, ``PyTorchFileWriter``,
+given every storage record's size but not its bytes (as
+``torch.serialization.skip_data`` does): the writer seeks over each
+record's data, so the skeleton is a list of small pieces with a hole per
+storage, at the 64-byte aligned offset torch chose. swapio then writes the
+pieces and every storage's bytes at its offset, all in flight. A load
+opens the archive with torch's ``PyTorchFileReader``, reads every storage
+record with swapio into new memory, all in flight, and lets torch's own
+unpickler (``weights_only`` or not) rebuild the object.
+
+The records' CRC-32 fields are left as torch's writer sets them for a
+skipped record (not the data's CRC); torch.load does not check them.
+"""
+
+import io
+import os
+import pickle
+import zipfile
+
+import torch
+import torch.serialization as ts
+
+import swapio
+from swapio import _ckpt
+
+_DEFAULT_PROTOCOL = ts.DEFAULT_PROTOCOL
+
+
+class _Sparse:
+    """A seekable sink for PyTorchFileWriter: keeps what is written as
+    pieces and each record's skipped data as a hole."""
+
+    def __init__(self):
+        self.pos = 0
+        self.end = 0
+        self.pieces = []
+        self.pending = None
+
+    def write(self, b):
+        b = bytes(b)
+        self.pieces.append((self.pos, b))
+        self.pos += len(b)
+        self.end = max(self.end, self.pos)
+        return len(b)
+
+    def seek(self, off, whence=0):
+        new = off if whence == 0 else (
+            self.pos + off if whence == 1 else self.end + off)
+        if self.pending is not None and new > self.pos:
+            n = new - self.pos
+            if n != self.pending.nbytes:
+                raise RuntimeError("swapio.torch.save: torch's writer "
+                                   "skipped %d bytes for a record of %d"
+                                   % (n, self.pending.nbytes))
+            self.pieces.append((self.pos, self.pending))
+            self.pending = None
+        self.pos = new
+        self.end = max(self.end, new)
+        return new
+
+    def tell(self):
+        return self.pos
+
+    def flush(self):
+        pass
+
+
+def _bytes_of(storage):
+    """A 1-D uint8 CPU tensor over all of *storage*'s bytes (no copy)."""
+    t = torch.empty((0,), dtype=torch.uint8)
+    return t.set_(storage, 0, (storage.nbytes(),), (1,))
+
+
+class _Writer:
+    """What torch.serialization._save calls: small records go to the
+    writer, storages become holes."""
+
+    def __init__(self, sink):
+        self.sink = sink
+        self.w = torch._C.PyTorchFileWriter(
+            sink, ts.get_crc32_options(), ts._get_storage_alignment())
+
+    def write_record(self, name, data, n):
+        if isinstance(data, torch.UntypedStorage):
+            if n == 0:
+                self.w.write_record_metadata(name, 0)
+                return
+            self.sink.pending = _bytes_of(data)
+            self.w.write_record_metadata(name, n)
+            if self.sink.pending is not None:
+                raise RuntimeError("swapio.torch.save: torch's writer did "
+                                   "not skip record %s" % name)
+        else:
+            self.w.write_record(name, data, n)
+
+    def write_record_metadata(self, name, n):
+        self.w.write_record_metadata(name, n)
+
+
+def plan(obj, pickle_module=pickle, pickle_protocol=_DEFAULT_PROTOCOL,
+         disable_byteorder_record=False):
+    """The pieces ``(offset, data)`` of *obj*'s torch.save archive and
+    its size in bytes."""
+    sink = _Sparse()
+    w = _Writer(sink)
+    ts._save(obj, w, pickle_module, pickle_protocol,
+             disable_byteorder_record)
+    w.w.write_end_of_file()
+    return sink.pieces, sink.end
+
+
+def write_file(path, pieces, size, durable=True, handle=None):
+    """Write *pieces* to a new file at *path* under the crash rules."""
+    h = handle if handle is not None else swapio.Handle()
+    try:
+        with _ckpt.Publish(path, durable) as tmp:
+            with h.open(tmp, "w") as f:
+                if size:
+                    try:
+                        f.allocate(0, size)
+                    except swapio.Error as e:
+                        if e.errno not in (95,):  # EOPNOTSUPP
+                            raise
+                _ckpt.write_pieces(f, pieces)
+                if durable:
+                    f.sync()
+    finally:
+        if handle is None:
+            h.close()
+
+
+def _is_path(f):
+    return isinstance(f, (str, bytes, os.PathLike))
+
+
+def save(obj, f, pickle_module=pickle, pickle_protocol=_DEFAULT_PROTOCOL,
+         _use_new_zipfile_serialization=True,
+         _disable_byteorder_record=False, *, durable=True, handle=None):
+    """torch.save's drop-in; see swapio.torch.save."""
+    if not _is_path(f) or not _use_new_zipfile_serialization:
+        return torch.save(obj, f, pickle_module, pickle_protocol,
+                          _use_new_zipfile_serialization,
+                          _disable_byteorder_record)
+    pieces, size = plan(obj, pickle_module, pickle_protocol,
+                        _disable_byteorder_record)
+    write_file(os.fsdecode(f), pieces, size, durable, handle)
+    return None
+
+
+class _View(io.RawIOBase):
+    """Bytes [base, base + length) of an open file, seekable."""
+
+    def __init__(self, fobj, base, length):
+        self.f, self.base, self.length, self.pos = fobj, base, length, 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def seek(self, off, whence=0):
+        self.pos = off if whence == 0 else (
+            self.pos + off if whence == 1 else self.length + off)
+        return self.pos
+
+    def tell(self):
+        return self.pos
+
+    def readinto(self, b):
+        n = max(0, min(len(b), self.length - self.pos))
+        if n == 0:
+            return 0
+        got = os.preadv(self.f.fileno(), [memoryview(b)[:n]],
+                        self.base + self.pos)
+        self.pos += got
+        return got
+
+    def read(self, n=-1):
+        if n is None or n < 0:
+            n = self.length - self.pos
+        b = bytearray(max(0, min(n, self.length - self.pos)))
+        got = self.readinto(b)
+        return bytes(b[:got])
+
+
+class _Reader:
+    """torch's PyTorchFileReader with the storages read ahead by swapio."""
+
+    def __init__(self, r, storages):
+        self.r = r
+        self.storages = storages
+
+    def __getattr__(self, name):
+        return getattr(self.r, name)
+
+    def get_storage_from_record(self, name, nbytes, cls):
+        t = self.storages.get(name)
+        if t is None or t.numel() != nbytes:
+            return self.r.get_storage_from_record(name, nbytes, cls)
+        return t
+
+
+def open_archive(fobj, base=0, length=None):
+    """torch's reader over the archive at [base, base + length) of the
+    open file *fobj*, and ``{record name: (absolute offset, nbytes)}`` of
+    its storages."""
+    if length is None:
+        length = os.fstat(fobj.fileno()).st_size - base
+    view = _View(fobj, base, length)
+    r = torch._C.PyTorchFileReader(view)
+    recs = {}
+    with zipfile.ZipFile(_View(fobj, base, length)) as z:
+        for info in z.infolist():
+            parts = info.filename.split("/", 1)
+            if len(parts) != 2 or not parts[1].startswith("data/"):
+                continue
+            name = parts[1]
+            recs[name] = (base + r.get_record_offset(name), info.file_size)
+    return r, recs
+
+
+def read_records(f, recs):
+    """Read *recs* through the swapio File *f* into new uint8 tensors."""
+    out = {}
+    spans = []
+    for name, (off, n) in recs.items():
+        t = torch.empty((n,), dtype=torch.uint8)
+        out[name] = t
+        spans.append((off, t))
+    _ckpt.read_spans(f, spans)
+    return out
+
+
+def _weights_only(weights_only, pickle_module):
+    unset = weights_only is None
+    if unset:
+        weights_only = ts._default_to_weights_only(pickle_module)
+    yes = ("1", "y", "yes", "true")
+    force = os.getenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "0").lower() in yes
+    force_no = os.getenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD",
+                         "0").lower() in yes
+    if force and force_no:
+        raise RuntimeError(
+            "Only one of `TORCH_FORCE_WEIGHTS_ONLY_LOAD` or "
+            "`TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD` should be set, but both "
+            "were set.")
+    if force:
+        weights_only = True
+    elif force_no and unset:
+        weights_only = False
+    if weights_only and pickle_module is not None:
+        raise RuntimeError("Can not safely load weights when explicit "
+                           "pickle_module is specified")
+    return weights_only
+
+
+def load_archive(reader, storages, map_location=None, pickle_module=None,
+                 weights_only=None, **pickle_load_args):
+    """Unpickle the archive of *reader* with the storages read ahead."""
+    weights_only = _weights_only(weights_only, pickle_module)
+    if "encoding" not in pickle_load_args:
+        pickle_load_args["encoding"] = "utf-8"
+    proxy = _Reader(reader, storages)
+    if weights_only:
+        try:
+            return ts._load(proxy, map_location, ts._weights_only_unpickler,
+                            **pickle_load_args)
+        except pickle.UnpicklingError as e:
+            raise pickle.UnpicklingError(
+                "Weights only load failed. Re-running `swapio.torch.load` "
+                "(or `torch.load`) with `weights_only` set to `False` will "
+                "likely succeed, but it can result in arbitrary code "
+                "execution. Do it only if you got the file from a trusted "
+                "source.\n\nWeightsUnpickler error: " + str(e)) from None
+    if pickle_module is None:
+        pickle_module = pickle
+    return ts._load(proxy, map_location, pickle_module, **pickle_load_args)
+
+
+def load(f, map_location=None, pickle_module=None, *, weights_only=None,
+         mmap=None, handle=None, **pickle_load_args):
+    """torch.load's drop-in; see swapio.torch.load."""
+    if not _is_path(f) or mmap or not zipfile.is_zipfile(f):
+        return torch.load(f, map_location, pickle_module,
+                          weights_only=weights_only, mmap=mmap,
+                          **pickle_load_args)
+    path = os.fsdecode(f)
+    if path.endswith(".safetensors"):
+        return torch.load(f, map_location, pickle_module,
+                          weights_only=weights_only, **pickle_load_args)
+    h = handle if handle is not None else swapio.Handle()
+    try:
+        with open(path, "rb") as fobj:
+            reader, recs = open_archive(fobj)
+            with h.open(path, "r") as sf:
+                storages = read_records(sf, recs)
+            return load_archive(reader, storages, map_location,
+                                pickle_module, weights_only,
+                                **pickle_load_args)
+    finally:
+        if handle is None:
+            h.close()

@@ -1,0 +1,241 @@
+"""torch.distributed.checkpoint (DCP) storage written and read by swapio.
+
+:class:`Writer` and :class:`Reader` are ``FileSystemWriter`` and
+``FileSystemReader`` with their I/O done by swapio: the on-disk format is
+theirs (``.distcp`` files of torch.save-format items, a pickled
+``.metadata``), so the stock reader loads what :class:`Writer` writes and
+:class:`Reader` loads what the stock writer wrote; DCP's planners (and so
+resharding from N ranks to M) work unchanged::
+
+    import torch.distributed.checkpoint as dcp
+    import swapio.torch
+    dcp.save(state_dict, storage_writer=swapio.torch.dcp.Writer(path))
+    dcp.load(state_dict, storage_reader=swapio.torch.dcp.Reader(path))
+
+Crash rules: every save writes its data files under names of their own
+(``__<rank>_<token>_<n>.distcp``, the token new for each save), each under
+a temporary name, ``fdatasync``-ed and renamed; ``finish`` then replaces
+``.metadata`` atomically (written to a temporary name, synced, renamed
+over the old one, directory synced) and only then removes the data files
+the new metadata does not name. A crash at any point leaves the previous
+checkpoint (its metadata and the files it names) whole, or the new one.
+``sync_files=False`` skips the syncs.
+"""
+
+import dataclasses
+import io
+import os
+import pickle
+import re
+import secrets
+
+import torch
+from torch.distributed._shard._utils import narrow_tensor_by_index
+from torch.distributed.checkpoint import filesystem as _fs
+from torch.distributed.checkpoint.planner import (
+    LoadItemType,
+    WriteItemType,
+)
+from torch.distributed.checkpoint.storage import WriteResult
+from torch.futures import Future
+
+import swapio
+from swapio import _ckpt, _torch_ckpt
+
+__all__ = ["Reader", "Writer"]
+
+_OURS = re.compile(r"^__\d+_([0-9a-f]{8}_)?\d+\.distcp$")
+
+
+def _cpu_tensor(t):
+    t = t.detach()
+    if t.device.type != "cpu":
+        t = t.cpu()
+    if t.untyped_storage().size() != t.numel() * t.element_size():
+        t = t.clone()
+    return t
+
+
+class Writer(_fs.FileSystemWriter):
+    """A DCP ``StorageWriter``: ``FileSystemWriter``'s format and
+    arguments (``single_file_per_rank``, ``sync_files``, ``thread_count``:
+    the number of files per rank), written by swapio with every item of a
+    file in flight through one :class:`swapio.Handle` (*handle*, or a new
+    one per save)."""
+
+    def __init__(self, path, single_file_per_rank=True, sync_files=True,
+                 thread_count=1, per_thread_copy_ahead=10_000_000,
+                 cache_staged_state_dict=False, overwrite=True, *,
+                 handle=None):
+        super().__init__(path, single_file_per_rank=single_file_per_rank,
+                         sync_files=sync_files, thread_count=thread_count,
+                         per_thread_copy_ahead=per_thread_copy_ahead,
+                         cache_staged_state_dict=cache_staged_state_dict,
+                         overwrite=overwrite)
+        self._handle = handle
+
+    def prepare_global_plan(self, plans):
+        token = secrets.token_hex(4)
+        return [dataclasses.replace(
+                    p, storage_data=_fs._StoragePrefix(f"__{i}_{token}_"))
+                for i, p in enumerate(plans)]
+
+    def write_data(self, plan, planner):
+        prefix = plan.storage_data.prefix
+        if self.single_file_per_rank:
+            bins = _fs._split_by_size_and_type(self.thread_count, plan.items)
+        else:
+            bins = [[item] for item in plan.items]
+        h = self._handle if self._handle is not None else swapio.Handle()
+        results = []
+        done = []
+        try:
+            for n, items in enumerate(bins):
+                name = f"{prefix}{n}{_fs.DEFAULT_SUFFIX}"
+                results += self._write_file(h, name, items, planner)
+                done.append(name)
+        except BaseException:
+            for name in done:  # no metadata names them: drop them
+                try:
+                    os.unlink(os.path.join(os.fspath(self.path), name))
+                except OSError:
+                    pass
+            raise
+        finally:
+            if self._handle is None:
+                h.close()
+        fut = Future()
+        fut.set_result(results)
+        return fut
+
+    def _write_file(self, h, name, items, planner):
+        pieces = []
+        results = []
+        off = 0
+        items = ([i for i in items if i.type == WriteItemType.BYTE_IO]
+                 + [i for i in items if i.type != WriteItemType.BYTE_IO])
+        for item in items:
+            data = planner.resolve_data(item)
+            if item.type == WriteItemType.BYTE_IO:
+                b = bytes(data.getbuffer())
+                sub, length = [(0, b)], len(b)
+            else:
+                sub, length = _torch_ckpt.plan(_cpu_tensor(data))
+            pieces += [(off + o, d) for o, d in sub]
+            results.append(WriteResult(
+                index=item.index, size_in_bytes=length,
+                storage_data=_fs._StorageInfo(name, off, length)))
+            off += length
+        path = os.path.join(os.fspath(self.path), name)
+        _torch_ckpt.write_file(path, pieces, off, self.sync_files, h)
+        return results
+
+    def finish(self, metadata, results):
+        metadata.version = _fs.CURRENT_DCP_VERSION
+        storage_md = {}
+        for wr_list in results:
+            storage_md.update({wr.index: wr.storage_data for wr in wr_list})
+        metadata.storage_data = storage_md
+        metadata.storage_meta = self.storage_meta()
+        if not self.use_collectives and self.rank is not None:
+            md_path = self._get_metadata_path(self.rank)
+        else:
+            md_path = self._get_metadata_path()
+        d = os.fspath(self.path)
+        if self.sync_files:
+            _ckpt.sync_dir(d)  # the data files' names, before the switch
+        b = pickle.dumps(metadata)
+        _torch_ckpt.write_file(os.fspath(md_path), [(0, b)], len(b),
+                               self.sync_files, self._handle)
+        if self.use_collectives or self.rank is None:
+            keep = {s.relative_path for s in storage_md.values()}
+            for e in os.listdir(d):
+                if (_OURS.match(e) and e not in keep) or \
+                        e.endswith(".swapio-tmp"):
+                    try:
+                        os.unlink(os.path.join(d, e))
+                    except FileNotFoundError:
+                        pass
+
+
+class Reader(_fs.FileSystemReader):
+    """A DCP ``StorageReader`` for ``FileSystemWriter``'s format: every
+    item of a file is read by swapio, in flight together (up to
+    *batch_bytes* at a time), then rebuilt by torch's own unpickler
+    (``weights_only``) and copied into the planner's tensors."""
+
+    def __init__(self, path, *, handle=None, batch_bytes=1 << 30):
+        super().__init__(path)
+        self._handle = handle
+        self._batch = batch_bytes
+
+    def read_data(self, plan, planner):
+        per_file = {}
+        for req in plan.items:
+            md = self.storage_data[req.storage_index]
+            if md.transform_descriptors:
+                return super().read_data(plan, planner)
+            per_file.setdefault(md.relative_path, []).append(req)
+        h = self._handle if self._handle is not None else swapio.Handle()
+        try:
+            for rel, reqs in per_file.items():
+                path = os.path.join(os.fspath(self.path), rel)
+                with open(path, "rb") as fobj, h.open(path, "r") as f:
+                    self._read_file(fobj, f, reqs, planner)
+        finally:
+            if self._handle is None:
+                h.close()
+        fut = Future()
+        fut.set_result(None)
+        return fut
+
+    def _read_file(self, fobj, f, reqs, planner):
+        batch = []
+        size = 0
+        for req in sorted(reqs, key=lambda r: self.storage_data[
+                r.storage_index].offset):
+            md = self.storage_data[req.storage_index]
+            batch.append(req)
+            size += md.length
+            if size >= self._batch:
+                self._read_batch(fobj, f, batch, planner)
+                batch, size = [], 0
+        if batch:
+            self._read_batch(fobj, f, batch, planner)
+
+    def _read_batch(self, fobj, f, reqs, planner):
+        jobs = []
+        spans = []
+        for req in reqs:
+            md = self.storage_data[req.storage_index]
+            if req.type == LoadItemType.BYTE_IO:
+                buf = torch.empty((md.length,), dtype=torch.uint8)
+                spans.append((md.offset, buf))
+                jobs.append((req, None, buf))
+                continue
+            reader, recs = _torch_ckpt.open_archive(fobj, md.offset,
+                                                    md.length)
+            storages = {}
+            for rname, (off, n) in recs.items():
+                t = torch.empty((n,), dtype=torch.uint8)
+                storages[rname] = t
+                spans.append((off, t))
+            jobs.append((req, reader, storages))
+        _ckpt.read_spans(f, spans)
+        for req, reader, data in jobs:
+            if reader is None:
+                planner.load_bytes(req, io.BytesIO(data.numpy().tobytes()))
+                continue
+            tensor = _torch_ckpt.load_archive(reader, data,
+                                              map_location="cpu",
+                                              weights_only=True)
+            tensor = narrow_tensor_by_index(tensor, req.storage_offsets,
+                                            req.lengths)
+            target = planner.resolve_tensor(req).detach()
+            if target.size() != tensor.size():
+                raise AssertionError(
+                    f"req {req.storage_index} mismatch sizes "
+                    f"{target.size()} vs {tensor.size()}")
+            target.copy_(tensor)
+            planner.commit_tensor(req, target)
+

@@ -1,0 +1,216 @@
+"""swapio.safetensors against the safetensors package, and
+swapio.torch.dcp against DCP's stock FileSystemWriter/Reader: both ways,
+bit for bit, over 2 ranks (gloo) and resharded from 2 ranks into 1."""
+
+import os
+import socket
+
+import pytest
+
+torch = pytest.importorskip("torch")
+sft = pytest.importorskip("safetensors.torch")
+
+import torch.distributed as dist  # noqa: E402
+import torch.distributed.checkpoint as dcp  # noqa: E402
+import torch.multiprocessing as mp  # noqa: E402
+
+import swapio.safetensors as ss  # noqa: E402
+import swapio.torch as st  # noqa: E402
+
+_ST_DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16,
+              torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8,
+              torch.bool, torch.complex64, torch.uint16, torch.uint32,
+              torch.uint64, torch.float8_e4m3fn, torch.float8_e5m2]
+
+
+def _rand(shape, dtype, gen):
+    n = 1
+    for s in shape:
+        n *= s
+    size = torch.empty((), dtype=dtype).element_size()
+    raw = torch.randint(0, 256, (n * size,), dtype=torch.uint8,
+                        generator=gen)
+    if dtype == torch.bool:
+        raw &= 1
+    return raw.view(dtype).reshape(shape)
+
+
+def _bits(t):
+    return t.contiguous().reshape(-1).view(torch.uint8)
+
+
+def _tensors(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    d = {}
+    for i, dt in enumerate(_ST_DTYPES):
+        d["layer.%d.%s" % (i, str(dt)[6:])] = _rand((5, 3 + 2 * i), dt, g)
+    d["big"] = _rand((1025, 1031), torch.float32, g)
+    d["odd"] = _rand((4097,), torch.int8, g)
+    d["empty"] = torch.empty((0, 3))
+    d["scalar"] = torch.tensor(3.5)
+    return d
+
+
+def _same_dict(a, b):
+    assert sorted(a) == sorted(b)
+    for k in a:
+        assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape, k
+        assert torch.equal(_bits(a[k]), _bits(b[k])), k
+
+
+def test_safetensors_same_bytes_both_ways(tmp_path):
+    d = _tensors()
+    # One metadata key: the package orders several in a hash map's
+    # order, which differs from run to run.
+    meta = {"note": "ä"}
+    a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"
+    ss.save_file(d, a, metadata=meta)
+    sft.save_file(d, b, metadata=meta)
+    assert a.read_bytes() == b.read_bytes()
+    assert ss.save(d, metadata=meta) == b.read_bytes()
+    _same_dict(d, sft.load_file(a))
+    _same_dict(d, ss.load_file(b))
+    _same_dict(d, torch.load(a))          # torch.load reads safetensors too
+    meta2 = {"format": "pt", "note": "x"}
+    ss.save_file(d, a, metadata=meta2)
+    assert sft.safe_open(str(a), "pt").metadata() == meta2
+    _same_dict(d, sft.load_file(a))
+
+
+def test_safetensors_into_existing_tensors(tmp_path):
+    d = _tensors(seed=1)
+    p = tmp_path / "m.safetensors"
+    sft.save_file(d, p)
+    model = torch.nn.Linear(1031, 1025)
+    out = {k: torch.zeros_like(v) for k, v in d.items()}
+    out["big"] = model.weight              # a parameter, filled in place
+    ptr = model.weight.data_ptr()
+    got = ss.load_file(p, out=out)
+    assert got is out and model.weight.data_ptr() == ptr
+    _same_dict(d, got)
+    bad = {"big": torch.zeros(3)}
+    with pytest.raises(ValueError, match="big"):
+        ss.load_file(p, out=bad)
+
+
+def test_safetensors_non_contiguous_and_shared(tmp_path):
+    g = torch.Generator().manual_seed(2)
+    base = _rand((64, 33), torch.float32, g)
+    d = {"t": base.t(), "s": _rand((64, 33), torch.float16, g)[::3]}
+    p = tmp_path / "nc.safetensors"
+    ss.save_file(d, p)
+    _same_dict({k: v.contiguous() for k, v in d.items()}, sft.load_file(p))
+    with pytest.raises(RuntimeError, match="share memory"):
+        ss.save_file({"a": base, "b": base[1:]}, tmp_path / "x.safetensors")
+
+
+def test_safe_open(tmp_path):
+    d = _tensors(seed=3)
+    p = tmp_path / "s.safetensors"
+    sft.save_file(d, p, metadata={"k": "v"})
+    with ss.safe_open(p, framework="pt") as f:
+        assert f.keys() == sorted(d)
+        assert f.metadata() == {"k": "v"}
+        for k in d:
+            assert torch.equal(_bits(f.get_tensor(k)), _bits(d[k]))
+
+
+def test_safetensors_bad_header(tmp_path):
+    p = tmp_path / "bad.safetensors"
+    p.write_bytes((1 << 40).to_bytes(8, "little") + b"{}")
+    with pytest.raises(OSError, match="header length"):
+        ss.load_file(p)
+
+
+# -- DCP --------------------------------------------------------------------
+
+def _sd(seed):
+    g = torch.Generator().manual_seed(seed)
+    return {"model": {"w": _rand((67, 129), torch.float32, g),
+                      "b": _rand((129,), torch.bfloat16, g),
+                      "m": _rand((7, 5), torch.bool, g)},
+            "step": 41, "name": "gpt"}
+
+
+def _zeros_like(sd):
+    return {"model": {k: torch.zeros_like(v) for k, v in sd["model"].items()},
+            "step": 0, "name": ""}
+
+
+def _check(sd, got):
+    assert got["step"] == sd["step"] and got["name"] == sd["name"]
+    _same_dict(sd["model"], got["model"])
+
+
+@pytest.mark.parametrize("writer", ["swapio", "stock"])
+@pytest.mark.parametrize("reader", ["swapio", "stock"])
+def test_dcp_one_process(tmp_path, writer, reader):
+    sd = _sd(0)
+    W = st.dcp.Writer if writer == "swapio" else dcp.FileSystemWriter
+    R = st.dcp.Reader if reader == "swapio" else dcp.FileSystemReader
+    dcp.save(sd, storage_writer=W(tmp_path / "c"))
+    got = _zeros_like(sd)
+    dcp.load(got, storage_reader=R(tmp_path / "c"))
+    _check(sd, got)
+
+
+def test_dcp_async_save_and_overwrite(tmp_path):
+    d = tmp_path / "c"
+    sd = _sd(1)
+    dcp.save(sd, storage_writer=st.dcp.Writer(d, thread_count=3))
+    first = set(os.listdir(d))
+    sd2 = _sd(2)
+    fut = dcp.async_save(sd2, storage_writer=st.dcp.Writer(d))
+    fut.result()
+    after = set(os.listdir(d))
+    assert not (first - {".metadata"}) & after      # old data files gone
+    got = _zeros_like(sd2)
+    dcp.load(got, storage_reader=dcp.FileSystemReader(d))
+    _check(sd2, got)
+    assert not [e for e in after if e.endswith(".swapio-tmp")]
+
+
+def _port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rank_main(rank, world, port, path, which):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.tensor import Shard, distribute_tensor
+        mesh = init_device_mesh("cpu", (world,))
+        full = _sd(5)
+        sd = {"model": {k: distribute_tensor(v, mesh, [Shard(0)])
+                        for k, v in full["model"].items()},
+              "step": full["step"], "name": full["name"]}
+        W = st.dcp.Writer if which == "swapio" else dcp.FileSystemWriter
+        dcp.save(sd, storage_writer=W(path))
+        # and back into the same 2-rank layout through the swapio reader
+        got = {"model": {k: distribute_tensor(torch.zeros_like(v), mesh,
+                                              [Shard(0)])
+                         for k, v in full["model"].items()},
+               "step": 0, "name": ""}
+        dcp.load(got, storage_reader=st.dcp.Reader(path))
+        for k, v in got["model"].items():
+            assert torch.equal(_bits(v.full_tensor()),
+                               _bits(full["model"][k])), k
+        assert got["step"] == 41
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("which", ["swapio", "stock"])
+def test_dcp_two_ranks_resharded_into_one(tmp_path, which):
+    path = str(tmp_path / "c")
+    mp.start_processes(_rank_main, args=(2, _port(), path, which), nprocs=2,
+                       join=True, start_method="spawn")
+    assert len([e for e in os.listdir(path) if e.endswith(".distcp")]) == 2
+    full = _sd(5)
+    for R in (dcp.FileSystemReader, st.dcp.Reader):
+        got = _zeros_like(full)
+        dcp.load(got, storage_reader=R(path))     # 2 ranks' shards into 1
+        _check(full, got)
