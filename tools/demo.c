@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * swapio demo: worked examples as subcommands. `swapio demo adam` is
- * tools/demo_adam.c (examples/adam.c is the same program, standalone).
+ * tools/demo_adam.c (examples/adam.c is the same pattern, short).
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,7 +13,7 @@ static const char usage[] =
 "\n"
 "Demos (see swapio demo adam --help):\n"
 "  adam   Adam optimizer steps whose states live on disk in a swapio store\n"
-"         (the program of examples/adam.c)\n";
+"         (the benchmark of examples/adam.c)\n";
 
 int cmd_demo(int argc, char **argv)
 {

@@ -15,7 +15,7 @@
  * small run is checked bit for bit against an in-memory Adam.
  *
  * Uses only swapio.h and the command's helpers (cmd.h). examples/adam.c
- * is the same program as a standalone example, with its own helpers.
+ * is the same pattern as a short example, without the timing.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE		/* asprintf */
@@ -47,7 +47,7 @@ static int fail(const char *what, int err)
 {
 	const char *detail = swapio_error_detail();
 
-	fprintf(stderr, "swapio-adam: %s: %s%s%s%s\n", what,
+	fprintf(stderr, "swapio demo adam: %s: %s%s%s%s\n", what,
 		swapio_strerror(err), *detail ? " (" : "", detail,
 		*detail ? ")" : "");
 	return 1;
@@ -59,7 +59,7 @@ static int usage_error(const char *usage, const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("swapio-adam: ", stderr);
+	fputs("swapio demo adam: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -85,8 +85,7 @@ static double seconds_now(void)
 #define MAX_PARAMS	(64ull << 30)	/* 1 TiB of state: no overflow */
 
 static const char usage[] =
-"usage: swapio-adam [options]\n"
-"       swapio demo adam [options]\n"
+"usage: swapio demo adam [options]\n"
 "\n"
 "Adam steps over N fp32 parameters whose optimizer states (weights, m, v,\n"
 "gradients: 16 bytes per parameter) live in a swapio store on disk and\n"

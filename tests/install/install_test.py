@@ -72,10 +72,12 @@ def example(name, bindir, tmp, env=None):
             if not os.path.exists(os.path.join(d, f)):
                 raise RuntimeError(f"the store has no {f} file")
     elif name == "adam":
-        out = run([exe, "-n", "1M", "-b", "8M", "-r", "1", "-s", "2",
-                   "-d", os.path.join(tmp, "adam")], env=env)
+        d = os.path.join(tmp, "adam")
+        out = run([exe, d, "6"], env=env)
         if "verified: yes" not in out:
             raise RuntimeError("the Adam run was not verified")
+        if not os.path.exists(os.path.join(d, "data")):
+            raise RuntimeError("the Adam run left no store")
     else:
         raise RuntimeError(f"no such example: {name}")
 

@@ -17,9 +17,12 @@ swapio_add_test(NAME badinput SOURCES test_badinput.c PER_ENGINE TIMEOUT 60)
 # writes at random sizes and offsets over several files, every byte read
 # checked against a shadow copy, with a store beside them and a thread
 # checking wait_all, remove-after-put order, head-of-line order and fork
-# under that load (--contracts). 20 s per engine.
-add_executable(swapio-stress ${PROJECT_SOURCE_DIR}/tools/swapio-stress.c)
-target_link_libraries(swapio-stress swapio_static)
+# under that load (--contracts). 20 s per engine. tools/ builds it; without
+# tools/ (-DSWAPIO_BUILD_TOOLS=OFF), the tests build it here.
+if(NOT TARGET swapio-stress)
+  add_executable(swapio-stress ${PROJECT_SOURCE_DIR}/tools/swapio-stress.c)
+  target_link_libraries(swapio-stress swapio_static)
+endif()
 foreach(e ${SWAPIO_TEST_ENGINES})
   add_test(NAME soak.${e} COMMAND swapio-stress --seconds 20 --engine ${e}
            --threads 4 --files 4 --file-mib 4 --watchdog 30 --contracts)
