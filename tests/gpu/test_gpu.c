@@ -147,6 +147,48 @@ static swapio_file *open_rw(swapio_handle *h, const char *path)
 	return f;
 }
 
+static swapio_file *direct_or_skip(swapio_handle *h, const char *path)
+{
+	swapio_file *f = open_rw(h, path);
+
+	if (!swapio_file_direct(f)) {
+		swapio_file_close(f);
+		swapio_handle_destroy(h);
+		skip();
+	}
+	return f;
+}
+
+/*
+ * What most tests share: a handle, a file open on it, and device buffers
+ * the test allocates (fx_down frees those it finds set).
+ */
+struct fx {
+	swapio_handle	*h;
+	swapio_file	*f;
+	unsigned char	*src, *dst;
+};
+
+/* A handle on @gpu_path, @path open on it (direct, else skip, if @direct). */
+static void fx_up(struct fx *x, unsigned int gpu_path, const char *path,
+		  bool direct)
+{
+	x->h = handle(gpu_path, 0);
+	x->f = direct ? direct_or_skip(x->h, path) : open_rw(x->h, path);
+}
+
+/* Closes the file, destroys the handle, frees src and dst if set. */
+static void fx_down(struct fx *x)
+{
+	swapio_file_close(x->f);
+	swapio_handle_destroy(x->h);
+	if (x->src)
+		sd.free_(x->src);
+	if (x->dst)
+		sd.free_(x->dst);
+	*x = (struct fx){ 0 };
+}
+
 static char *note(swapio_handle *h)
 {
 	static char buf[1024];
@@ -195,51 +237,43 @@ static void odd_sizes_both_ways(void **state)
 					3 * CHUNK + 17, 9 * CHUNK - 5 };
 	static const uint64_t offs[] = { 0, 7, 4096, 65536 + 511 };
 	struct t_env *env = *state;
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 
 	knobs_reset();
 	sd.set("copy_delay_us", 100);
-	h = handle(0, 0);
-	f = open_rw(h, env->path);
+	fx_up(&x, 0, env->path, false);
 	for (size_t i = 0; i < T_ARRAY_SIZE(sizes); i++)
 		for (size_t j = 0; j < T_ARRAY_SIZE(offs); j++)
-			roundtrip(h, f, env->path, sizes[i], offs[j],
+			roundtrip(x.h, x.f, env->path, sizes[i], offs[j],
 				  i * 10 + j);
 	assert_int_equal(sd.get("violations"), 0);
 	assert_int_equal(sd.get("unpinned_copies"), 0);
-	assert_int_equal(swapio_dev_path(h, 0, 1), SWAPIO_GPU_STAGING);
-	assert_int_equal(swapio_dev_path(h, 1, 1), -ENODEV);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	assert_int_equal(swapio_dev_path(x.h, 0, 1), SWAPIO_GPU_STAGING);
+	assert_int_equal(swapio_dev_path(x.h, 1, 1), -ENODEV);
+	fx_down(&x);
 	assert_int_equal(sd.get("registered"), 0);	/* all unregistered */
 }
 
 static void read_past_end_is_short(void **state)
 {
 	struct t_env *env = *state;
-	unsigned char *src = dev_random(3 * CHUNK + 100, 5);
-	unsigned char *dst = dev_alloc(8 * CHUNK);
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 	char *path = t_path(env->dir, "short");
 
+	x.src = dev_random(3 * CHUNK + 100, 5);
+	x.dst = dev_alloc(8 * CHUNK);
 	knobs_reset();
-	h = handle(0, 0);
-	f = open_rw(h, path);
+	fx_up(&x, 0, path, false);
 	free(path);
-	assert_int_equal(swapio_dev_pwrite(h, f, 0, src, 3 * CHUNK + 100, 0,
-					   NULL), 3 * CHUNK + 100);
-	assert_int_equal(swapio_dev_pread(h, f, 0, dst, 8 * CHUNK, 0, NULL),
-			 3 * CHUNK + 100);
-	assert_int_equal(t_first_diff(dst, src, 3 * CHUNK + 100), SIZE_MAX);
-	assert_int_equal(dst[3 * CHUNK + 100], 0xa5);	/* untouched */
-	assert_int_equal(swapio_dev_pread(h, f, 0, dst, 100,
+	assert_int_equal(swapio_dev_pwrite(x.h, x.f, 0, x.src, 3 * CHUNK + 100,
+					   0, NULL), 3 * CHUNK + 100);
+	assert_int_equal(swapio_dev_pread(x.h, x.f, 0, x.dst, 8 * CHUNK, 0,
+					  NULL), 3 * CHUNK + 100);
+	assert_int_equal(t_first_diff(x.dst, x.src, 3 * CHUNK + 100), SIZE_MAX);
+	assert_int_equal(x.dst[3 * CHUNK + 100], 0xa5);	/* untouched */
+	assert_int_equal(swapio_dev_pread(x.h, x.f, 0, x.dst, 100,
 					  4 * CHUNK, NULL), 0);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
-	sd.free_(src);
-	sd.free_(dst);
+	fx_down(&x);
 }
 
 /*
@@ -251,41 +285,38 @@ static void copies_overlap_file_io(void **state)
 {
 	struct t_env *env = *state;
 	const size_t n = 16 * CHUNK;
-	unsigned char *src = dev_random(n, 11), *dst = dev_alloc(n);
 	struct swapio__gpu_stats st;
 	uint64_t w_overlapped;
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 
+	x.src = dev_random(n, 11);
+	x.dst = dev_alloc(n);
 	knobs_reset();
 	sd.set("copy_delay_us", 5000);
 	setenv("SWAPIO_FAULT", "delay_ms=20", 1);
-	h = handle(0, 0);
+	x.h = handle(0, 0);
 	unsetenv("SWAPIO_FAULT");
-	f = open_rw(h, env->path);
-	assert_int_equal(swapio_dev_pwrite(h, f, 0, src, n, 0, NULL), n);
-	swapio__gpu_stats(h, &st);
+	x.f = open_rw(x.h, env->path);
+	assert_int_equal(swapio_dev_pwrite(x.h, x.f, 0, x.src, n, 0, NULL), n);
+	swapio__gpu_stats(x.h, &st);
 	print_message("overlapped: %llu of 16\n",
 		      (unsigned long long)st.overlapped);
 	w_overlapped = st.overlapped;
 	assert_int_equal(st.copies, 16);
 	/* Copies run beside earlier writes (all but two, unless slowed). */
 	assert_true(st.overlapped >= 8);
-	assert_int_equal(swapio_dev_pread(h, f, 0, dst, n, 0, NULL), n);
-	swapio__gpu_stats(h, &st);
+	assert_int_equal(swapio_dev_pread(x.h, x.f, 0, x.dst, n, 0, NULL), n);
+	swapio__gpu_stats(x.h, &st);
 	assert_int_equal(st.copies, 32);
 	/* Most copies run beside reads ahead. */
 	print_message("overlapped: %llu of 32\n",
 		      (unsigned long long)st.overlapped);
 	assert_true(st.overlapped >= w_overlapped + 8);
-	assert_int_equal(t_first_diff(dst, src, n), SIZE_MAX);
+	assert_int_equal(t_first_diff(x.dst, x.src, n), SIZE_MAX);
 	assert_int_equal(sd.get("violations"), 0);
 	assert_int_equal(st.staged_bytes, 2 * n);
 	assert_int_equal(st.jobs, 2);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
-	sd.free_(src);
-	sd.free_(dst);
+	fx_down(&x);
 }
 
 /* The stand-in's own check can fail: a source changed before its copy. */
@@ -321,17 +352,15 @@ static void caller_stream_is_waited_for(void **state)
 	unsigned char *want = t_random_buf(n, 21), *dev = dev_alloc(n);
 	unsigned char *disk;
 	size_t size;
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 	void *s;
 
 	knobs_reset();
-	h = handle(0, 0);
-	f = open_rw(h, env->path);
+	fx_up(&x, 0, env->path, false);
 	assert_int_equal(sd.stream_create(&s), 0);
 	sd.set("copy_delay_us", 50000);
 	assert_int_equal(sd.memcpy_async(dev, want, n, 1, s), 0);
-	assert_int_equal(swapio_dev_pwrite(h, f, 0, dev, n, 0, s), n);
+	assert_int_equal(swapio_dev_pwrite(x.h, x.f, 0, dev, n, 0, s), n);
 	sd.set("copy_delay_us", 0);
 	assert_true(sd.get("waits") >= 1);
 	disk = t_read_file(env->path, &size);
@@ -339,8 +368,7 @@ static void caller_stream_is_waited_for(void **state)
 	assert_int_equal(t_first_diff(disk, want, n), SIZE_MAX);
 	free(disk);
 	sd.stream_destroy(s);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	fx_down(&x);
 	sd.free_(dev);
 	free(want);
 }
@@ -348,25 +376,22 @@ static void caller_stream_is_waited_for(void **state)
 static void own_stream_needs_no_event(void **state)
 {
 	struct t_env *env = *state;
-	unsigned char *src = dev_random(CHUNK, 2);
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 	void *s, *s2;
 
+	x.src = dev_random(CHUNK, 2);
 	knobs_reset();
-	h = handle(0, 0);
-	f = open_rw(h, env->path);
-	assert_int_equal(swapio_dev_stream(h, 0, &s), 0);
+	fx_up(&x, 0, env->path, false);
+	assert_int_equal(swapio_dev_stream(x.h, 0, &s), 0);
 	assert_non_null(s);
-	assert_int_equal(swapio_dev_stream(h, 0, &s2), 0);
+	assert_int_equal(swapio_dev_stream(x.h, 0, &s2), 0);
 	assert_ptr_equal(s, s2);
-	assert_int_equal(swapio_dev_pwrite(h, f, 0, src, CHUNK, 0, s), CHUNK);
-	assert_int_equal(swapio_dev_pwrite(h, f, 0, src, CHUNK, 0,
+	assert_int_equal(swapio_dev_pwrite(x.h, x.f, 0, x.src, CHUNK, 0, s),
+			 CHUNK);
+	assert_int_equal(swapio_dev_pwrite(x.h, x.f, 0, x.src, CHUNK, 0,
 					   SWAPIO_DEV_NO_SYNC), CHUNK);
 	assert_int_equal(sd.get("waits"), 0);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
-	sd.free_(src);
+	fx_down(&x);
 }
 
 #define NR_ASYNC	12
@@ -377,19 +402,17 @@ static void async_ops_in_flight(void **state)
 	unsigned char *src[NR_ASYNC], *dst[NR_ASYNC];
 	swapio_op *op[NR_ASYNC];
 	size_t len[NR_ASYNC];
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 	char *path2 = t_path(env->dir, "bypath");
 
 	knobs_reset();
 	sd.set("copy_delay_us", 200);
-	h = handle(0, 0);
-	f = open_rw(h, env->path);
+	fx_up(&x, 0, env->path, false);
 	for (int i = 0; i < NR_ASYNC; i++) {
 		len[i] = (size_t)(i + 1) * 9000 + 13;
 		src[i] = dev_random(len[i], 100 + i);
 		dst[i] = dev_alloc(len[i]);
-		assert_int_equal(swapio_dev_submit_write(h, f, 0, src[i],
+		assert_int_equal(swapio_dev_submit_write(x.h, x.f, 0, src[i],
 							 len[i], (uint64_t)i *
 							 200000 + 3, NULL,
 							 &op[i]), 0);
@@ -399,11 +422,11 @@ static void async_ops_in_flight(void **state)
 		swapio_op_free(op[i]);
 	}
 	for (int i = 0; i < NR_ASYNC; i++)
-		assert_int_equal(swapio_dev_submit_read(h, f, 0, dst[i],
+		assert_int_equal(swapio_dev_submit_read(x.h, x.f, 0, dst[i],
 							len[i], (uint64_t)i *
 							200000 + 3, NULL,
 							&op[i]), 0);
-	assert_int_equal(swapio_wait_all(h, -1), 0);
+	assert_int_equal(swapio_wait_all(x.h, -1), 0);
 	for (int i = 0; i < NR_ASYNC; i++) {
 		assert_int_equal(swapio_op_done(op[i]), 1);
 		assert_int_equal(swapio_op_wait(op[i], 0), len[i]);
@@ -411,25 +434,24 @@ static void async_ops_in_flight(void **state)
 		swapio_op_free(op[i]);
 	}
 	/* By path: the file is opened at submission, closed at the end. */
-	assert_int_equal(swapio_dev_submit_write_path(h, path2, 0, src[3],
+	assert_int_equal(swapio_dev_submit_write_path(x.h, path2, 0, src[3],
 						      len[3], 5, NULL, &op[0]),
 			 0);
 	assert_int_equal(swapio_op_wait(op[0], -1), len[3]);
 	swapio_op_free(op[0]);
 	memset(dst[3], 0, len[3]);
-	assert_int_equal(swapio_dev_submit_read_path(h, path2, 0, dst[3],
+	assert_int_equal(swapio_dev_submit_read_path(x.h, path2, 0, dst[3],
 						     len[3], 5, NULL, &op[0]),
 			 0);
 	assert_int_equal(swapio_op_wait(op[0], -1), len[3]);
 	swapio_op_free(op[0]);
 	assert_int_equal(t_first_diff(dst[3], src[3], len[3]), SIZE_MAX);
-	assert_int_equal(swapio_dev_submit_read_path(h, "/nonexistent/x", 0,
+	assert_int_equal(swapio_dev_submit_read_path(x.h, "/nonexistent/x", 0,
 						     dst[3], 1, 0, NULL,
 						     &op[0]), -ENOENT);
 	assert_null(op[0]);
 	assert_int_equal(sd.get("violations"), 0);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	fx_down(&x);
 	for (int i = 0; i < NR_ASYNC; i++) {
 		sd.free_(src[i]);
 		sd.free_(dst[i]);
@@ -470,15 +492,13 @@ static void threads_share_a_handle(void **state)
 	struct t_env *env = *state;
 	struct mt_arg args[4];
 	pthread_t th[4];
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 
 	knobs_reset();
 	sd.set("copy_delay_us", 50);
-	h = handle(0, 0);
-	f = open_rw(h, env->path);
+	fx_up(&x, 0, env->path, false);
 	for (unsigned int i = 0; i < 4; i++) {
-		args[i] = (struct mt_arg){ h, f, i, 0 };
+		args[i] = (struct mt_arg){ x.h, x.f, i, 0 };
 		assert_int_equal(pthread_create(&th[i], NULL, mt_main,
 						&args[i]), 0);
 	}
@@ -487,8 +507,7 @@ static void threads_share_a_handle(void **state)
 		assert_int_equal(args[i].bad, 0);
 	}
 	assert_int_equal(sd.get("violations"), 0);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	fx_down(&x);
 }
 
 /* ------------------------------------------------------------------ */
@@ -499,40 +518,40 @@ static void bad_arguments(void **state)
 {
 	struct t_env *env = *state;
 	unsigned char *dev = dev_alloc(4096);
-	swapio_handle *h;
-	swapio_file *f, *ro;
+	struct fx x = { 0 };
+	swapio_file *ro;
 	swapio_op *op = (swapio_op *)1;
 	void *s;
 
 	knobs_reset();
-	h = handle(0, 0);
-	f = open_rw(h, env->path);
-	assert_int_equal(swapio_file_open(h, env->path, SWAPIO_O_READ, &ro),
+	fx_up(&x, 0, env->path, false);
+	assert_int_equal(swapio_file_open(x.h, env->path, SWAPIO_O_READ, &ro),
 			 0);
-	assert_int_equal(swapio_dev_submit_write(h, f, -1, dev, 1, 0, NULL,
+	assert_int_equal(swapio_dev_submit_write(x.h, x.f, -1, dev, 1, 0, NULL,
 						 &op), -EINVAL);
 	assert_null(op);
-	assert_int_equal(swapio_dev_submit_write(h, f, SWAPIO_DEV_MAX, dev, 1,
-						 0, NULL, &op), -EINVAL);
-	assert_int_equal(swapio_dev_submit_write(h, NULL, 0, dev, 1, 0, NULL,
+	assert_int_equal(swapio_dev_submit_write(x.h, x.f, SWAPIO_DEV_MAX, dev,
+						 1, 0, NULL, &op), -EINVAL);
+	assert_int_equal(swapio_dev_submit_write(x.h, NULL, 0, dev, 1, 0, NULL,
 						 &op), -EINVAL);
-	assert_int_equal(swapio_dev_submit_write(NULL, f, 0, dev, 1, 0, NULL,
+	assert_int_equal(swapio_dev_submit_write(NULL, x.f, 0, dev, 1, 0, NULL,
 						 &op), -EINVAL);
-	assert_int_equal(swapio_dev_submit_write(h, f, 0, dev, 1, 0, NULL,
+	assert_int_equal(swapio_dev_submit_write(x.h, x.f, 0, dev, 1, 0, NULL,
 						 NULL), -EINVAL);
-	assert_int_equal(swapio_dev_pwrite(h, ro, 0, dev, 1, 0, NULL), -EBADF);
-	assert_int_equal(swapio_dev_pread(h, f, 0, NULL, 1, 0, NULL), -EINVAL);
-	assert_int_equal(swapio_dev_pread(h, f, 0, dev, 1, INT64_MAX, NULL),
+	assert_int_equal(swapio_dev_pwrite(x.h, ro, 0, dev, 1, 0, NULL),
+			 -EBADF);
+	assert_int_equal(swapio_dev_pread(x.h, x.f, 0, NULL, 1, 0, NULL),
 			 -EINVAL);
-	assert_int_equal(swapio_dev_stream(h, 0, NULL), -EINVAL);
-	assert_int_equal(swapio_dev_path(h, -1, 0), -EINVAL);
+	assert_int_equal(swapio_dev_pread(x.h, x.f, 0, dev, 1, INT64_MAX, NULL),
+			 -EINVAL);
+	assert_int_equal(swapio_dev_stream(x.h, 0, NULL), -EINVAL);
+	assert_int_equal(swapio_dev_path(x.h, -1, 0), -EINVAL);
 	/* A device the stand-in does not have: the call is named. */
-	assert_int_equal(swapio_dev_stream(h, 3, &s), SWAPIO_ECUDA);
-	expect_note(h, "cudaSetDevice: invalid device ordinal");
-	assert_int_equal(swapio_dev_pwrite(h, f, 0, dev, 0, 0, NULL), 0);
+	assert_int_equal(swapio_dev_stream(x.h, 3, &s), SWAPIO_ECUDA);
+	expect_note(x.h, "cudaSetDevice: invalid device ordinal");
+	assert_int_equal(swapio_dev_pwrite(x.h, x.f, 0, dev, 0, 0, NULL), 0);
 	swapio_file_close(ro);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	fx_down(&x);
 	sd.free_(dev);
 }
 
@@ -540,95 +559,83 @@ static void failed_copy_fails_the_op(void **state)
 {
 	struct t_env *env = *state;
 	const size_t n = 6 * CHUNK;
-	unsigned char *src = dev_random(n, 31), *dst = dev_alloc(n);
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 
+	x.src = dev_random(n, 31);
+	x.dst = dev_alloc(n);
 	knobs_reset();
-	h = handle(0, 0);
-	f = open_rw(h, env->path);
+	fx_up(&x, 0, env->path, false);
 	sd.set("fail_memcpy", 3);
-	assert_int_equal(swapio_dev_pwrite(h, f, 0, src, n, 0, NULL),
+	assert_int_equal(swapio_dev_pwrite(x.h, x.f, 0, x.src, n, 0, NULL),
 			 SWAPIO_ECUDA);
-	expect_note(h, "cudaMemcpyAsync: invalid argument");
+	expect_note(x.h, "cudaMemcpyAsync: invalid argument");
 	assert_non_null(strstr(swapio_strerror(SWAPIO_ECUDA), "CUDA"));
 	/* The handle goes on working. */
-	assert_int_equal(swapio_dev_pwrite(h, f, 0, src, n, 0, NULL), n);
+	assert_int_equal(swapio_dev_pwrite(x.h, x.f, 0, x.src, n, 0, NULL), n);
 	sd.set("fail_memcpy", 2);
-	assert_int_equal(swapio_dev_pread(h, f, 0, dst, n, 0, NULL),
+	assert_int_equal(swapio_dev_pread(x.h, x.f, 0, x.dst, n, 0, NULL),
 			 SWAPIO_ECUDA);
-	assert_int_equal(swapio_dev_pread(h, f, 0, dst, n, 0, NULL), n);
-	assert_int_equal(t_first_diff(dst, src, n), SIZE_MAX);
+	assert_int_equal(swapio_dev_pread(x.h, x.f, 0, x.dst, n, 0, NULL), n);
+	assert_int_equal(t_first_diff(x.dst, x.src, n), SIZE_MAX);
 	/* A failing stream event fails the submit, and nothing runs. */
 	sd.set("fail_event_record", 1);
-	assert_int_equal(swapio_dev_pwrite(h, f, 0, src, n, 0, NULL),
+	assert_int_equal(swapio_dev_pwrite(x.h, x.f, 0, x.src, n, 0, NULL),
 			 SWAPIO_ECUDA);
-	expect_note(h, "cudaEventRecord");
-	assert_int_equal(swapio_wait_all(h, 0), 0);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
-	sd.free_(src);
-	sd.free_(dst);
+	expect_note(x.h, "cudaEventRecord");
+	assert_int_equal(swapio_wait_all(x.h, 0), 0);
+	fx_down(&x);
 }
 
 static void io_error_fails_the_op(void **state)
 {
 	struct t_env *env = *state;
 	const size_t n = 6 * CHUNK;
-	unsigned char *src = dev_random(n, 32);
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 
+	x.src = dev_random(n, 32);
 	knobs_reset();
 	setenv("SWAPIO_FAULT", "errno=EIO,nth=3", 1);
-	h = handle(0, 0);
+	x.h = handle(0, 0);
 	unsetenv("SWAPIO_FAULT");
-	f = open_rw(h, env->path);
-	assert_int_equal(swapio_dev_pwrite(h, f, 0, src, n, 0, NULL), -EIO);
-	assert_int_equal(swapio_dev_pwrite(h, f, 0, src, n, 0, NULL), n);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
-	sd.free_(src);
+	x.f = open_rw(x.h, env->path);
+	assert_int_equal(swapio_dev_pwrite(x.h, x.f, 0, x.src, n, 0, NULL),
+			 -EIO);
+	assert_int_equal(swapio_dev_pwrite(x.h, x.f, 0, x.src, n, 0, NULL), n);
+	fx_down(&x);
 }
 
 static void unpinned_staging_still_works(void **state)
 {
 	struct t_env *env = *state;
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 
 	knobs_reset();
 	sd.set("fail_register", 1);
-	h = handle(0, 0);
-	f = open_rw(h, env->path);
-	roundtrip(h, f, env->path, 3 * CHUNK + 9, 1, 40);
-	expect_note(h, "cudaHostRegister: out of memory");
-	expect_note(h, "staging left unpinned");
+	fx_up(&x, 0, env->path, false);
+	roundtrip(x.h, x.f, env->path, 3 * CHUNK + 9, 1, 40);
+	expect_note(x.h, "cudaHostRegister: out of memory");
+	expect_note(x.h, "staging left unpinned");
 	assert_true(sd.get("unpinned_copies") > 0);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	fx_down(&x);
 }
 
 static void no_device(void **state)
 {
 	struct t_env *env = *state;
 	unsigned char *dev = dev_alloc(4096);
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 	void *s;
 
 	knobs_reset();
 	sd.set("devices", 0);
-	h = handle(0, 0);
-	f = open_rw(h, env->path);
-	assert_int_equal(swapio_dev_pwrite(h, f, 0, dev, 4096, 0, NULL),
+	fx_up(&x, 0, env->path, false);
+	assert_int_equal(swapio_dev_pwrite(x.h, x.f, 0, dev, 4096, 0, NULL),
 			 SWAPIO_ECUDA);
-	assert_int_equal(swapio_dev_stream(h, 0, &s), SWAPIO_ECUDA);
-	expect_note(h, "cudaGetDevice: no CUDA-capable device");
-	assert_int_equal(swapio_dev_path(h, 0, 0), -ENODEV);
+	assert_int_equal(swapio_dev_stream(x.h, 0, &s), SWAPIO_ECUDA);
+	expect_note(x.h, "cudaGetDevice: no CUDA-capable device");
+	assert_int_equal(swapio_dev_path(x.h, 0, 0), -ENODEV);
 	sd.set("devices", 1);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	fx_down(&x);
 	sd.free_(dev);
 }
 
@@ -636,19 +643,16 @@ static void no_device(void **state)
 static void tolerated_error_is_cleared(void **state)
 {
 	struct t_env *env = *state;
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 
 	knobs_reset();
 	sd.set("fail_register", 1);
-	h = handle(0, 0);
-	f = open_rw(h, env->path);
-	roundtrip(h, f, env->path, CHUNK + 9, 1, 41);
-	expect_note(h, "cudaHostRegister: out of memory");
+	fx_up(&x, 0, env->path, false);
+	roundtrip(x.h, x.f, env->path, CHUNK + 9, 1, 41);
+	expect_note(x.h, "cudaHostRegister: out of memory");
 	/* The caller's next CUDA call must not see swapio's error. */
 	assert_int_equal(sd.get("last_error"), 0);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	fx_down(&x);
 }
 
 /* Managed memory is copied with cudaMemcpyDefault, both ways. */
@@ -656,29 +660,24 @@ static void managed_memory(void **state)
 {
 	struct t_env *env = *state;
 	const size_t n = 3 * CHUNK + 5;
-	unsigned char *src, *dst, *disk;
-	swapio_handle *h;
-	swapio_file *f;
+	unsigned char *disk;
+	struct fx x = { 0 };
 	size_t size;
 
 	knobs_reset();
-	assert_int_equal(sd.malloc_managed((void **)&src, n, 1), 0);
-	assert_int_equal(sd.malloc_managed((void **)&dst, n, 1), 0);
-	t_fill_random(src, n, 42);
-	h = handle(0, 0);
-	f = open_rw(h, env->path);
-	assert_int_equal(swapio_dev_pwrite(h, f, 0, src, n, 3, NULL), n);
-	assert_int_equal(swapio_dev_pread(h, f, 0, dst, n, 3, NULL), n);
-	assert_int_equal(t_first_diff(dst, src, n), SIZE_MAX);
+	assert_int_equal(sd.malloc_managed((void **)&x.src, n, 1), 0);
+	assert_int_equal(sd.malloc_managed((void **)&x.dst, n, 1), 0);
+	t_fill_random(x.src, n, 42);
+	fx_up(&x, 0, env->path, false);
+	assert_int_equal(swapio_dev_pwrite(x.h, x.f, 0, x.src, n, 3, NULL), n);
+	assert_int_equal(swapio_dev_pread(x.h, x.f, 0, x.dst, n, 3, NULL), n);
+	assert_int_equal(t_first_diff(x.dst, x.src, n), SIZE_MAX);
 	disk = t_read_file(env->path, &size);
-	assert_int_equal(t_first_diff(disk + 3, src, n), SIZE_MAX);
+	assert_int_equal(t_first_diff(disk + 3, x.src, n), SIZE_MAX);
 	assert_int_equal(sd.get("managed_explicit"), 0);
 	assert_int_equal(sd.get("violations"), 0);
 	free(disk);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
-	sd.free_(src);
-	sd.free_(dst);
+	fx_down(&x);
 }
 
 /* Memory of another device, or host memory: a clear error at submit. */
@@ -687,26 +686,23 @@ static void pointer_checked(void **state)
 	struct t_env *env = *state;
 	unsigned char *host = t_random_buf(4096, 1);
 	unsigned char *dev0 = dev_alloc(4096);
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 
 	knobs_reset();
-	h = handle(0, 0);
-	f = open_rw(h, env->path);
-	assert_int_equal(swapio_dev_pwrite(h, f, 0, host, 4096, 0, NULL),
+	fx_up(&x, 0, env->path, false);
+	assert_int_equal(swapio_dev_pwrite(x.h, x.f, 0, host, 4096, 0, NULL),
 			 -EINVAL);
 	assert_non_null(strstr(swapio_error_detail(), "host memory"));
 	sd.set("devices", 2);
-	assert_int_equal(swapio_dev_pwrite(h, f, 1, dev0, 4096, 0, NULL),
+	assert_int_equal(swapio_dev_pwrite(x.h, x.f, 1, dev0, 4096, 0, NULL),
 			 -EINVAL);
 	assert_non_null(strstr(swapio_error_detail(),
 			       "CUDA device 0, not of device 1"));
-	assert_int_equal(swapio_dev_pwrite(h, f, 0, dev0, 4096, 0, NULL),
+	assert_int_equal(swapio_dev_pwrite(x.h, x.f, 0, dev0, 4096, 0, NULL),
 			 4096);
 	assert_string_equal(swapio_error_detail(), "");
-	assert_int_equal(swapio_wait_all(h, 0), 0);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	assert_int_equal(swapio_wait_all(x.h, 0), 0);
+	fx_down(&x);
 	sd.free_(dev0);
 	free(host);
 }
@@ -770,19 +766,17 @@ static void thread_device_restored(void **state)
 	struct t_env *env = *state;
 	unsigned char *dev1;
 	struct ctx_arg a;
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 	pthread_t t;
 
 	knobs_reset();
 	sd.set("devices", 2);
-	h = handle(0, 0);
-	f = open_rw(h, env->path);
+	fx_up(&x, 0, env->path, false);
 	assert_int_equal(sd.set_device(1), 0);	/* allocate on device 1 */
 	dev1 = dev_random(CHUNK, 130);
 	assert_int_equal(sd.set_device(0), 0);
 	for (int start = -1; start <= 0; start++) {
-		a = (struct ctx_arg){ h, f, env->path, dev1, start, { 0 } };
+		a = (struct ctx_arg){ x.h, x.f, env->path, dev1, start, { 0 } };
 		assert_int_equal(pthread_create(&t, NULL, ctx_main, &a), 0);
 		pthread_join(t, NULL);
 		assert_int_equal(a.seen[0], start);
@@ -790,14 +784,14 @@ static void thread_device_restored(void **state)
 		assert_int_equal(a.seen[2], 1);
 		assert_int_equal(a.seen[3], start);
 	}
-	a = (struct ctx_arg){ h, f, env->path, dev1, -1, { 0 } };
+	a = (struct ctx_arg){ x.h, x.f, env->path, dev1, -1, { 0 } };
 	assert_int_equal(pthread_create(&t, NULL, ctx_destroy_main, &a), 0);
 	pthread_join(t, NULL);
 	assert_int_equal(a.seen[0], 0);
 	assert_int_equal(a.seen[1], -1);	/* its teardown made none */
-	roundtrip(h, f, env->path, 1, 0, 131);	/* device 0 still works */
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	/* Device 0 still works. */
+	roundtrip(x.h, x.f, env->path, 1, 0, 131);
+	fx_down(&x);
 	sd.free_(dev1);
 }
 
@@ -805,35 +799,31 @@ static void thread_device_restored(void **state)
 static void note_keeps_newest_once(void **state)
 {
 	struct t_env *env = *state;
-	unsigned char *src = dev_random(2 * CHUNK, 140);
 	const char *n, *tail = "cudaSetDevice: invalid device ordinal "
 			       "(stand-in) (101)";
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 	size_t len;
 	void *s;
 
+	x.src = dev_random(2 * CHUNK, 140);
 	knobs_reset();
-	h = handle(0, 0);
-	f = open_rw(h, env->path);
+	fx_up(&x, 0, env->path, false);
 	for (int i = 0; i < 20; i++)
-		assert_int_equal(swapio_dev_stream(h, 5, &s), SWAPIO_ECUDA);
-	len = swapio_handle_gpu_note(h, NULL, 0);
+		assert_int_equal(swapio_dev_stream(x.h, 5, &s), SWAPIO_ECUDA);
+	len = swapio_handle_gpu_note(x.h, NULL, 0);
 	sd.set("fail_memcpy", 1);
-	assert_int_equal(swapio_dev_pwrite(h, f, 0, src, 2 * CHUNK, 0, NULL),
-			 SWAPIO_ECUDA);
-	assert_int_equal(swapio_dev_stream(h, 5, &s), SWAPIO_ECUDA);
-	n = note(h);
+	assert_int_equal(swapio_dev_pwrite(x.h, x.f, 0, x.src, 2 * CHUNK, 0,
+					   NULL), SWAPIO_ECUDA);
+	assert_int_equal(swapio_dev_stream(x.h, 5, &s), SWAPIO_ECUDA);
+	n = note(x.h);
 	assert_non_null(strstr(n, "cudaMemcpyAsync"));
 	assert_ptr_equal(strstr(n, tail), strrchr(n, ';') + 2);
 	assert_ptr_equal(strstr(n, tail), n + strlen(n) - strlen(tail));
-	assert_true(swapio_handle_gpu_note(h, NULL, 0) > len);
-	assert_int_equal(swapio_handle_gpu_note(h, NULL, 0),
+	assert_true(swapio_handle_gpu_note(x.h, NULL, 0) > len);
+	assert_int_equal(swapio_handle_gpu_note(x.h, NULL, 0),
 			 len + strlen("; cudaMemcpyAsync: invalid argument "
 				      "(stand-in) (1)"));
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
-	sd.free_(src);
+	fx_down(&x);
 }
 
 /* A malformed SWAPIO_GPU_PATH or _CHUNK is an error that names it. */
@@ -868,65 +858,47 @@ static void bad_environment(void **state)
 /* GPUDirect Storage and the choice of path                            */
 /* ------------------------------------------------------------------ */
 
-static swapio_file *direct_or_skip(swapio_handle *h, const char *path)
-{
-	swapio_file *f = open_rw(h, path);
-
-	if (!swapio_file_direct(f)) {
-		swapio_file_close(f);
-		swapio_handle_destroy(h);
-		skip();
-	}
-	return f;
-}
-
 static void gds_when_asked(void **state)
 {
 	struct t_env *env = *state;
 	struct swapio__gpu_stats st;
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 
 	knobs_reset();
 	setenv("SWAPIO_GPU_PATH", "gds", 1);
-	h = handle(0, 0);
-	f = direct_or_skip(h, env->path);
-	roundtrip(h, f, env->path, 5 * CHUNK, 8192, 50);
-	swapio__gpu_stats(h, &st);
+	fx_up(&x, 0, env->path, true);
+	roundtrip(x.h, x.f, env->path, 5 * CHUNK, 8192, 50);
+	swapio__gpu_stats(x.h, &st);
 	assert_int_equal(st.gds_bytes, 2 * 5 * CHUNK);
 	assert_int_equal(st.staged_bytes, 0);
 	assert_true(sd.get("cufile_calls") >= 2);
-	assert_int_equal(swapio_dev_path(h, 0, 0), SWAPIO_GPU_GDS);
+	assert_int_equal(swapio_dev_path(x.h, 0, 0), SWAPIO_GPU_GDS);
 	/* Unaligned: staging, whatever was asked. */
-	roundtrip(h, f, env->path, 5 * CHUNK + 1, 8192, 51);
-	swapio__gpu_stats(h, &st);
+	roundtrip(x.h, x.f, env->path, 5 * CHUNK + 1, 8192, 51);
+	swapio__gpu_stats(x.h, &st);
 	assert_int_equal(st.staged_bytes, 2 * (5 * CHUNK + 1));
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	fx_down(&x);
 }
 
 static void gds_error_falls_back(void **state)
 {
 	struct t_env *env = *state;
 	struct swapio__gpu_stats st;
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 
 	knobs_reset();
 	setenv("SWAPIO_GPU_PATH", "gds", 1);
-	h = handle(0, 0);
-	f = direct_or_skip(h, env->path);
+	fx_up(&x, 0, env->path, true);
 	sd.set("cufile_fail", 1);
-	roundtrip(h, f, env->path, 4 * CHUNK, 0, 60);
-	expect_note(h, "cuFileWrite: error -5011; gds off for this file, "
+	roundtrip(x.h, x.f, env->path, 4 * CHUNK, 0, 60);
+	expect_note(x.h, "cuFileWrite: error -5011; gds off for this file, "
 		    "staging used");
-	swapio__gpu_stats(h, &st);
+	swapio__gpu_stats(x.h, &st);
 	assert_int_equal(st.gds_fallbacks, 1);
 	assert_int_equal(st.gds_bytes, 0);
 	assert_int_equal(st.staged_bytes, 2 * 4 * CHUNK);
 	assert_int_equal(sd.get("cufile_calls"), 1);	/* never again */
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	fx_down(&x);
 }
 
 /*
@@ -942,29 +914,26 @@ static void gds_write_waits_for_own_stream(void **state)
 	unsigned char *want = t_random_buf(n, 90), *dev = dev_random(n, 91);
 	struct swapio__gpu_stats st;
 	unsigned char *disk;
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 	size_t size;
 	void *s;
 
 	knobs_reset();
 	setenv("SWAPIO_GPU_PATH", "gds", 1);
-	h = handle(0, 0);
-	f = direct_or_skip(h, env->path);
-	assert_int_equal(swapio_dev_stream(h, 0, &s), 0);
+	fx_up(&x, 0, env->path, true);
+	assert_int_equal(swapio_dev_stream(x.h, 0, &s), 0);
 	sd.set("copy_delay_us", 50000);
 	assert_int_equal(sd.memcpy_async(dev, want, n, 1, s), 0);
-	assert_int_equal(swapio_dev_pwrite(h, f, 0, dev, n, 0, s), n);
+	assert_int_equal(swapio_dev_pwrite(x.h, x.f, 0, dev, n, 0, s), n);
 	sd.set("copy_delay_us", 0);
 	disk = t_read_file(env->path, &size);
 	assert_true(size >= n);
 	assert_int_equal(t_first_diff(disk, want, n), SIZE_MAX);
 	assert_int_equal(sd.get("cufile_races"), 0);
-	swapio__gpu_stats(h, &st);
+	swapio__gpu_stats(x.h, &st);
 	assert_int_equal(st.gds_bytes, n);
 	free(disk);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	fx_down(&x);
 	sd.free_(dev);
 	free(want);
 }
@@ -980,26 +949,23 @@ static void gds_read_waits_for_own_stream(void **state)
 	const size_t n = 4 * CHUNK;
 	unsigned char *file = t_random_buf(n, 92), *dev = dev_random(n, 93);
 	unsigned char *old = t_zalloc(n), *snap = t_zalloc(n);
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 	void *s;
 
 	knobs_reset();
 	setenv("SWAPIO_GPU_PATH", "gds", 1);
-	h = handle(0, 0);
-	f = direct_or_skip(h, env->path);
+	fx_up(&x, 0, env->path, true);
 	memcpy(old, dev, n);
-	assert_int_equal(swapio_pwrite(h, f, file, n, 0), n);
-	assert_int_equal(swapio_dev_stream(h, 0, &s), 0);
+	assert_int_equal(swapio_pwrite(x.h, x.f, file, n, 0), n);
+	assert_int_equal(swapio_dev_stream(x.h, 0, &s), 0);
 	sd.set("copy_delay_us", 50000);
 	assert_int_equal(sd.memcpy_async(snap, dev, n, 2, s), 0);
-	assert_int_equal(swapio_dev_pread(h, f, 0, dev, n, 0, s), n);
+	assert_int_equal(swapio_dev_pread(x.h, x.f, 0, dev, n, 0, s), n);
 	sd.set("copy_delay_us", 0);
 	assert_int_equal(t_first_diff(dev, file, n), SIZE_MAX);
 	assert_int_equal(t_first_diff(snap, old, n), SIZE_MAX);
 	assert_int_equal(sd.get("cufile_races"), 0);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	fx_down(&x);
 	sd.free_(dev);
 	free(file);
 	free(old);
@@ -1051,45 +1017,41 @@ static void gds_falls_back_per_file(void **state)
 static void gds_errno_in_note(void **state)
 {
 	struct t_env *env = *state;
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 
 	knobs_reset();
 	setenv("SWAPIO_GPU_PATH", "gds", 1);
-	h = handle(0, 0);
-	f = direct_or_skip(h, env->path);
+	fx_up(&x, 0, env->path, true);
 	sd.set("cufile_fail_errno", 1);
-	roundtrip(h, f, env->path, CHUNK, 0, 120);
-	expect_note(h, "cuFileWrite: Input/output error (errno 5)");
-	swapio_file_close(f);
+	roundtrip(x.h, x.f, env->path, CHUNK, 0, 120);
+	expect_note(x.h, "cuFileWrite: Input/output error (errno 5)");
+	swapio_file_close(x.f);
 	/* Registered before it failed: still deregistered at close. */
 	assert_int_equal(sd.get("cufile_deregisters"), 1);
-	swapio_handle_destroy(h);
+	swapio_handle_destroy(x.h);
 }
 
 /* Auto: cuFile made slow here, so the probe must keep staging. */
 static void auto_probe_keeps_the_faster(void **state)
 {
 	struct t_env *env = *state;
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 
 	knobs_reset();
 	setenv("SWAPIO_GPU_PATH", "auto", 1);
 	sd.set("cufile_delay_us", 200000);
-	h = handle(SWAPIO_GPU_STAGING, 0);	/* env wins over config */
-	f = direct_or_skip(h, env->path);
-	assert_int_equal(swapio_dev_path(h, 0, 1), -ENODEV);
-	roundtrip(h, f, env->path, 4 * CHUNK, 0, 70);
-	assert_int_equal(swapio_dev_path(h, 0, 1), SWAPIO_GPU_STAGING);
-	assert_int_equal(swapio_dev_path(h, 0, 0), SWAPIO_GPU_STAGING);
-	expect_note(h, "auto: writes gds");
-	expect_note(h, "chose staging");
+	/* The environment wins over the config. */
+	fx_up(&x, SWAPIO_GPU_STAGING, env->path, true);
+	assert_int_equal(swapio_dev_path(x.h, 0, 1), -ENODEV);
+	roundtrip(x.h, x.f, env->path, 4 * CHUNK, 0, 70);
+	assert_int_equal(swapio_dev_path(x.h, 0, 1), SWAPIO_GPU_STAGING);
+	assert_int_equal(swapio_dev_path(x.h, 0, 0), SWAPIO_GPU_STAGING);
+	expect_note(x.h, "auto: writes gds");
+	expect_note(x.h, "chose staging");
 	assert_int_equal(sd.get("cufile_calls"), 2);	/* one probe each */
-	roundtrip(h, f, env->path, 4 * CHUNK, 0, 71);
+	roundtrip(x.h, x.f, env->path, 4 * CHUNK, 0, 71);
 	assert_int_equal(sd.get("cufile_calls"), 2);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	fx_down(&x);
 }
 
 /*
@@ -1100,30 +1062,26 @@ static void auto_probe_keeps_the_faster(void **state)
 static void auto_probe_excludes_registration(void **state)
 {
 	struct t_env *env = *state;
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 
 	knobs_reset();
 	setenv("SWAPIO_GPU_PATH", "auto", 1);
 	sd.set("cufile_register_delay_us", 300000);
 	sd.set("copy_delay_us", 30000);
-	h = handle(0, 0);
-	f = direct_or_skip(h, env->path);
-	roundtrip(h, f, env->path, 2 * CHUNK, 0, 75);
-	expect_note(h, "auto: writes gds");
-	assert_int_equal(swapio_dev_path(h, 0, 1), SWAPIO_GPU_GDS);
-	assert_int_equal(swapio_dev_path(h, 0, 0), SWAPIO_GPU_GDS);
+	fx_up(&x, 0, env->path, true);
+	roundtrip(x.h, x.f, env->path, 2 * CHUNK, 0, 75);
+	expect_note(x.h, "auto: writes gds");
+	assert_int_equal(swapio_dev_path(x.h, 0, 1), SWAPIO_GPU_GDS);
+	assert_int_equal(swapio_dev_path(x.h, 0, 0), SWAPIO_GPU_GDS);
 	assert_int_equal(sd.get("cufile_registers"), 1);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	fx_down(&x);
 }
 
 static void config_path_override(void **state)
 {
 	struct t_env *env = *state;
 	struct swapio_config cfg;
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 	static const char text[] = "gpu_path = gds\n";
 
 	knobs_reset();
@@ -1133,16 +1091,14 @@ static void config_path_override(void **state)
 	assert_int_equal(swapio_config_parse("gpu_path = fast", 15, &cfg),
 			 -EINVAL);
 	cfg = (struct swapio_config){ .gpu_path = 3 };
-	assert_int_equal(swapio_handle_create(&cfg, &h), -EINVAL);
+	assert_int_equal(swapio_handle_create(&cfg, &x.h), -EINVAL);
 	cfg = (struct swapio_config){ .reserved32 = 1 };
-	assert_int_equal(swapio_handle_create(&cfg, &h), -EINVAL);
+	assert_int_equal(swapio_handle_create(&cfg, &x.h), -EINVAL);
 
-	h = handle(SWAPIO_GPU_STAGING, 0);
-	f = open_rw(h, env->path);
-	roundtrip(h, f, env->path, 4 * CHUNK, 0, 80);
+	fx_up(&x, SWAPIO_GPU_STAGING, env->path, false);
+	roundtrip(x.h, x.f, env->path, 4 * CHUNK, 0, 80);
 	assert_int_equal(sd.get("cufile_calls"), 0);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	fx_down(&x);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1208,27 +1164,25 @@ static void runtime_choice(void **state)
 {
 	struct t_env *env = *state;
 	char *old = candidate(0);
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 	void *s;
 
 	setenv("SWAPIO_GPU_CHUNK", "65536", 1);
 	setenv("SWAPIO_GPU_PATH", "staging", 1);
-	h = handle(0, 0);
-	assert_int_equal(swapio_dev_stream(h, 0, &s), 0);
-	expect_note(h, "cudaGetDeviceCount: CUDA driver version is "
+	x.h = handle(0, 0);
+	assert_int_equal(swapio_dev_stream(x.h, 0, &s), 0);
+	expect_note(x.h, "cudaGetDeviceCount: CUDA driver version is "
 		    "insufficient for CUDA runtime version (35)");
-	expect_note(h, old);
-	expect_note(h, "; using ");
+	expect_note(x.h, old);
+	expect_note(x.h, "; using ");
 	assert_null(dlopen(old, RTLD_NOW | RTLD_NOLOAD));	/* let go */
 	standin_load();
 	knobs_reset();
-	f = open_rw(h, env->path);
-	roundtrip(h, f, env->path, 3 * CHUNK + 1, 5, 150);
+	x.f = open_rw(x.h, env->path);
+	roundtrip(x.h, x.f, env->path, 3 * CHUNK + 1, 5, 150);
 	assert_true(sd.get("copies") > 0);
 	free(old);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	fx_down(&x);
 }
 
 /* A runtime already in the process wins over the candidates' order. */
@@ -1236,18 +1190,15 @@ static void runtime_already_loaded(void **state)
 {
 	struct t_env *env = *state;
 	char *first = candidate(0);
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 
 	knobs_reset();	/* sd is candidate 1, loaded by the test itself */
-	h = handle(0, 0);
-	f = open_rw(h, env->path);
-	roundtrip(h, f, env->path, 2 * CHUNK, 0, 151);
+	fx_up(&x, 0, env->path, false);
+	roundtrip(x.h, x.f, env->path, 2 * CHUNK, 0, 151);
 	assert_true(sd.get("copies") > 0);	/* swapio used this one */
 	assert_null(dlopen(first, RTLD_NOW | RTLD_NOLOAD));	/* never tried */
 	free(first);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	fx_down(&x);
 }
 
 /* No device: SWAPIO_ENOCUDA at once, said once, cuFile never touched. */
@@ -1255,30 +1206,28 @@ static void no_device_at_load(void **state)
 {
 	struct t_env *env = *state;
 	unsigned char *dev = dev_alloc(4096);
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 	size_t len;
 	void *s;
 
 	knobs_reset();
 	sd.set("devices", 0);
-	h = handle(SWAPIO_GPU_AUTO, 0);
+	x.h = handle(SWAPIO_GPU_AUTO, 0);
 	unsetenv("SWAPIO_GPU_PATH");
-	f = open_rw(h, env->path);
-	assert_int_equal(swapio_dev_pwrite(h, f, 0, dev, 4096, 0, NULL),
+	x.f = open_rw(x.h, env->path);
+	assert_int_equal(swapio_dev_pwrite(x.h, x.f, 0, dev, 4096, 0, NULL),
 			 SWAPIO_ENOCUDA);
-	expect_note(h, "cudaGetDeviceCount: no CUDA-capable device");
-	len = swapio_handle_gpu_note(h, NULL, 0);
+	expect_note(x.h, "cudaGetDeviceCount: no CUDA-capable device");
+	len = swapio_handle_gpu_note(x.h, NULL, 0);
 	for (int i = 0; i < 5; i++) {
-		assert_int_equal(swapio_dev_stream(h, 0, &s), SWAPIO_ENOCUDA);
-		assert_int_equal(swapio_dev_pread(h, f, 0, dev, 4096, 0,
+		assert_int_equal(swapio_dev_stream(x.h, 0, &s), SWAPIO_ENOCUDA);
+		assert_int_equal(swapio_dev_pread(x.h, x.f, 0, dev, 4096, 0,
 						  NULL), SWAPIO_ENOCUDA);
 	}
-	assert_int_equal(swapio_handle_gpu_note(h, NULL, 0), len);
+	assert_int_equal(swapio_handle_gpu_note(x.h, NULL, 0), len);
 	assert_int_equal(sd.get("count_calls"), 1);
 	assert_int_equal(sd.get("driver_opens"), 0);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	fx_down(&x);
 	sd.free_(dev);
 }
 
@@ -1292,27 +1241,24 @@ static void real_runtime_without_driver(void **state)
 	struct t_env *env = *state;
 	const char *cufile = getenv("SWAPIO_CUFILE_LIBRARY");
 	unsigned char buf[4096];
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 	uint64_t t0;
 	size_t len;
 
-	h = handle(SWAPIO_GPU_AUTO, 0);
-	f = open_rw(h, env->path);
+	fx_up(&x, SWAPIO_GPU_AUTO, env->path, false);
 	t0 = swapio__now_ns();
-	assert_int_equal(swapio_dev_pwrite(h, f, 0, buf, 4096, 0, NULL),
+	assert_int_equal(swapio_dev_pwrite(x.h, x.f, 0, buf, 4096, 0, NULL),
 			 SWAPIO_ENOCUDA);
 	assert_true(swapio__now_ns() - t0 < 2000000000ull);
-	expect_note(h, "cudaGetDeviceCount: ");
-	len = swapio_handle_gpu_note(h, NULL, 0);
+	expect_note(x.h, "cudaGetDeviceCount: ");
+	len = swapio_handle_gpu_note(x.h, NULL, 0);
 	for (int i = 0; i < 5; i++)
-		assert_int_equal(swapio_dev_pread(h, f, 0, buf, 4096, 0, NULL),
-				 SWAPIO_ENOCUDA);
-	assert_int_equal(swapio_handle_gpu_note(h, NULL, 0), len);
-	print_message("note: %s\n", note(h));
+		assert_int_equal(swapio_dev_pread(x.h, x.f, 0, buf, 4096, 0,
+						  NULL), SWAPIO_ENOCUDA);
+	assert_int_equal(swapio_handle_gpu_note(x.h, NULL, 0), len);
+	print_message("note: %s\n", note(x.h));
 	assert_null(dlopen(cufile, RTLD_NOW | RTLD_NOLOAD));
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	fx_down(&x);
 }
 
 /*
@@ -1324,35 +1270,30 @@ static void cufile_stall_is_bounded(void **state)
 {
 	struct t_env *env = *state;
 	struct swapio__gpu_stats st;
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 	uint64_t t0;
 
 	knobs_reset();
-	h = handle(0, 0);
-	f = open_rw(h, env->path);
+	fx_up(&x, 0, env->path, false);
 	t0 = swapio__now_ns();
-	roundtrip(h, f, env->path, 4 * CHUNK, 0, 160);
+	roundtrip(x.h, x.f, env->path, 4 * CHUNK, 0, 160);
 	assert_true(swapio__now_ns() - t0 < 2000000000ull);
 	assert_int_equal(sd.get("driver_opens"), 0);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	fx_down(&x);
 
 	setenv("SWAPIO_GPU_PATH", "gds", 1);
-	h = handle(0, 0);
-	f = direct_or_skip(h, env->path);
+	fx_up(&x, 0, env->path, true);
 	t0 = swapio__now_ns();
-	roundtrip(h, f, env->path, 4 * CHUNK, 0, 161);
+	roundtrip(x.h, x.f, env->path, 4 * CHUNK, 0, 161);
 	assert_true(swapio__now_ns() - t0 < 10000000000ull);
-	expect_note(h, "cuFileDriverOpen: no answer after 3 s");
+	expect_note(x.h, "cuFileDriverOpen: no answer after 3 s");
 	t0 = swapio__now_ns();
-	roundtrip(h, f, env->path, 4 * CHUNK, 0, 162);
+	roundtrip(x.h, x.f, env->path, 4 * CHUNK, 0, 162);
 	assert_true(swapio__now_ns() - t0 < 2000000000ull);
-	swapio__gpu_stats(h, &st);
+	swapio__gpu_stats(x.h, &st);
 	assert_int_equal(st.gds_bytes, 0);
 	assert_int_equal(sd.get("driver_opens"), 1);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	fx_down(&x);
 }
 
 /*
@@ -1363,32 +1304,27 @@ static void cufile_compat_mode(void **state)
 {
 	struct t_env *env = *state;
 	struct swapio__gpu_stats st;
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 
 	knobs_reset();
 	setenv("SWAPIO_GPU_PATH", "gds", 1);
-	h = handle(0, 0);
-	f = direct_or_skip(h, env->path);
-	roundtrip(h, f, env->path, 4 * CHUNK, 0, 170);
-	expect_note(h, "gds (compat mode)");
-	swapio__gpu_stats(h, &st);
+	fx_up(&x, 0, env->path, true);
+	roundtrip(x.h, x.f, env->path, 4 * CHUNK, 0, 170);
+	expect_note(x.h, "gds (compat mode)");
+	swapio__gpu_stats(x.h, &st);
 	assert_int_equal(st.gds_bytes, 2 * 4 * CHUNK);
-	assert_int_equal(swapio_dev_path(h, 0, 1), SWAPIO_GPU_GDS);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	assert_int_equal(swapio_dev_path(x.h, 0, 1), SWAPIO_GPU_GDS);
+	fx_down(&x);
 
 	setenv("SWAPIO_GPU_PATH", "auto", 1);
 	sd.set("cufile_calls", 0);
-	h = handle(0, 0);
-	f = open_rw(h, env->path);
-	roundtrip(h, f, env->path, 4 * CHUNK, 0, 171);
-	expect_note(h, "auto: writes by staging (cuFile in compat mode)");
-	assert_int_equal(swapio_dev_path(h, 0, 1), SWAPIO_GPU_STAGING);
-	assert_int_equal(swapio_dev_path(h, 0, 0), SWAPIO_GPU_STAGING);
+	fx_up(&x, 0, env->path, false);
+	roundtrip(x.h, x.f, env->path, 4 * CHUNK, 0, 171);
+	expect_note(x.h, "auto: writes by staging (cuFile in compat mode)");
+	assert_int_equal(swapio_dev_path(x.h, 0, 1), SWAPIO_GPU_STAGING);
+	assert_int_equal(swapio_dev_path(x.h, 0, 0), SWAPIO_GPU_STAGING);
 	assert_int_equal(sd.get("cufile_calls"), 0);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	fx_down(&x);
 }
 
 /*
@@ -1398,8 +1334,7 @@ static void cufile_compat_mode(void **state)
 static void cufile_not_found(void **state)
 {
 	struct t_env *env = *state;
-	swapio_handle *h;
-	swapio_file *f;
+	struct fx x = { 0 };
 	void *lib = dlopen("libcufile.so.0", RTLD_NOW | RTLD_LOCAL);
 
 	if (lib) {
@@ -1408,13 +1343,11 @@ static void cufile_not_found(void **state)
 	}
 	knobs_reset();
 	setenv("SWAPIO_GPU_PATH", "gds", 1);
-	h = handle(0, 0);
-	f = direct_or_skip(h, env->path);
-	roundtrip(h, f, env->path, 2 * CHUNK, 0, 180);
-	expect_note(h, "cuFile not loaded (libcufile.so.0: ");
+	fx_up(&x, 0, env->path, true);
+	roundtrip(x.h, x.f, env->path, 2 * CHUNK, 0, 180);
+	expect_note(x.h, "cuFile not loaded (libcufile.so.0: ");
 	assert_int_equal(sd.get("cufile_calls"), 0);
-	swapio_file_close(f);
-	swapio_handle_destroy(h);
+	fx_down(&x);
 }
 
 static int run_mode(const char *mode)
