@@ -30,7 +30,7 @@ def standin(tmp_path_factory):
         pytest.skip("no C compiler or no tests/gpu/cuda_standin.c")
     lib = tmp_path_factory.mktemp("standin") / "libswapio_cuda_standin.so"
     subprocess.run([cc, "-shared", "-fPIC", "-O1", "-pthread", "-I",
-                    str(SRC.parent.parent.parent / "src"), "-o", str(lib),
+                    str(SRC.parent.parent.parent / "src" / "gpu"), "-o", str(lib),
                     str(SRC)], check=True)
     old = {k: os.environ.get(k) for k in
            ("SWAPIO_CUDA_LIBRARY", "SWAPIO_CUFILE_LIBRARY",
