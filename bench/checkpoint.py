@@ -357,6 +357,13 @@ def run_state(name, sd, a, cold):
                 os.sync()
                 t, c, _ = timed(fn)
                 res.setdefault(("save", label, kind), []).append((t, c))
+                if rnd == 0 and label.startswith("DeepSpeed FastPersist"):
+                    # what it wrote is torch.save's format: check it
+                    back = torch.load(os.path.join(d, "fp.pt"),
+                                      weights_only=False)
+                    if not equal(sd, back):
+                        sys.exit(f"checkpoint: {label} wrote other data")
+                    del back
                 for e in tmp:
                     if e not in ("fio", "fio0"):
                         rm(os.path.join(d, e))
