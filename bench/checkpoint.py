@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Checkpoint saves and loads: swapio against torch.save/load, DCP's
-FileSystemWriter/Reader, safetensors and fio, on the same state dicts.
+FileSystemWriter/Reader and HuggingFaceStorageWriter/Reader, safetensors,
+DeepSpeed's FastPersist writer and fio, on the same state dicts.
 
 State dicts (the same for every contender):
   gpt    the demo GPT (python -m swapio._train's model) with its AdamW
@@ -17,8 +18,10 @@ the second run is the null line (fio against itself); fio is timed by
 its own job runtime (without its start-up and the file's layout). Saves are timed
 twice: durable (until the data is on the drive: contenders that do not
 sync get an fsync of their files after them, inside the timing: torch.save,
-safetensors; DCP's writer syncs when sync_files=True, its default;
-fio uses end_fsync=1) and to the page cache only (no sync at all).
+safetensors, and the JSON index of DCP's HuggingFaceStorageWriter; DCP's
+writers sync their data files when sync_files=True, their default;
+FastPersist fsyncs at close (and gets the directory synced); fio uses
+end_fsync=1) and to the page cache only (no sync at all).
 Loads are timed cold: the page cache is dropped before every one
 (/proc/sys/vm/drop_caches, as root; without root the loads are skipped and
 the script says so). torch.load(mmap=True) is timed until every page of
@@ -168,7 +171,7 @@ def fio(path, size, rw, engine):
     return {"fio_s": job["job_runtime"] / 1e3}
 
 
-def writers(sd, fsd, d, size, fio_engine):
+def writers(sd, fsd, d, size, fio_engine, fastpersist=None):
     p = lambda n: os.path.join(d, n)  # noqa: E731
 
     def torch_save(durable):
@@ -190,7 +193,16 @@ def writers(sd, fsd, d, size, fio_engine):
                 fsync_path(p("sft.safetensors"))
         return go
 
-    return [
+    def hf(durable, name):
+        def go():
+            w = dcp.HuggingFaceStorageWriter(p(name))
+            w.sync_files = durable  # its data files: synced by default
+            dcp.save(fsd, storage_writer=w)
+            if durable:  # its JSON index is not synced: add that
+                fsync_path(p(name))
+        return go
+
+    out = [
         ("fio write", "F", lambda: fio(p("fio"), size, "write", fio_engine),
          None, ["fio"]),
         ("fio write (null)", "F", lambda: fio(p("fio0"), size, "write",
@@ -207,6 +219,9 @@ def writers(sd, fsd, d, size, fio_engine):
             sd, storage_writer=dcp.FileSystemWriter(p("dcp4"),
                                                     thread_count=4)),
          None, ["dcp4"]),
+        ("DCP HuggingFaceStorageWriter", "D", hf(True, "hf"), None, []),
+        ("DCP HuggingFaceStorageWriter", "C", hf(False, "hf_c"), None,
+         ["hf_c"]),
         ("safetensors save_file", "D", sft(True), None, []),
         ("safetensors save_file", "C", sft(False), None, []),
         ("swapio.torch.save", "D", lambda: st.save(sd, p("swapio.pt")),
@@ -225,6 +240,50 @@ def writers(sd, fsd, d, size, fio_engine):
             fsd, p("s_c.safetensors"), durable=False), None,
          ["s_c.safetensors"]),
     ]
+    if fastpersist is not None:
+        out.append(("DeepSpeed FastPersist (FastFileWriter)", "D",
+                    lambda: fastpersist(sd, p("fp.pt")), None, ["fp.pt"]))
+    return out
+
+
+def make_fastpersist():
+    """DeepSpeed's FastPersist writer with DeepSpeed's checkpoint defaults
+    (aio block 1 MiB, queue depth 8, overlap_events, a 64 MiB double
+    buffer), over DeepSpeed's own async_io op and its utils op, both
+    built by DeepSpeed's builders (minutes on first use, then reused from
+    TORCH_EXTENSIONS_DIR). torch.save writes into it (DeepSpeed's
+    checkpoint engine does the same); its close() fsyncs.
+    The staging buffer is the op's own locked memory (torch's
+    pin_memory needs CUDA). None, with the reason printed, when the ops
+    cannot be built here."""
+    try:
+        import logging
+        logging.getLogger("DeepSpeed").setLevel(logging.ERROR)
+        import deepspeed.io.fast_file_writer as ffw
+        from deepspeed.io import FastFileWriter, FastFileWriterConfig
+        from deepspeed.ops.op_builder import AsyncIOBuilder
+        from deepspeed.ops.op_builder.utils import UtilsBuilder
+        # On a CPU-only torch DeepSpeed's accelerator hands out a stub
+        # UtilsBuilder ("not implemented on CPU"); the op itself is plain
+        # C++: FastFileWriter is given the generic builder.
+        ffw.UtilsBuilder = UtilsBuilder
+        UtilsBuilder().load(verbose=False)
+        h = AsyncIOBuilder().load(verbose=False).aio_handle(
+            block_size=1 << 20, queue_depth=8, single_submit=False,
+            overlap_events=True, intra_op_parallelism=1)
+    except Exception as e:  # noqa: BLE001 - reported, then left out
+        print(f"checkpoint: DeepSpeed FastPersist left out: {e!r}",
+              file=sys.stderr)
+        return None
+    buf = h.new_cpu_locked_tensor(64 << 20, torch.empty(0, dtype=torch.uint8))
+
+    def save(sd, path):
+        w = FastFileWriter(path, FastFileWriterConfig(
+            dnvme_handle=h, pinned_tensor=buf, double_buffer=True))
+        torch.save(sd, w)
+        w.close()
+        fsync_path(path)  # the directory entry (close() fsynced the data)
+    return save
 
 
 def readers(sd, fsd, d, size, fio_engine):
@@ -245,6 +304,11 @@ def readers(sd, fsd, d, size, fio_engine):
             return out
         return go
 
+    def hf_load():
+        out = {k: torch.empty_like(v) for k, v in fsd.items()}
+        dcp.load(out, storage_reader=dcp.HuggingFaceStorageReader(p("hf")))
+        return out
+
     def sft_load():
         import safetensors.torch
         return safetensors.torch.load_file(p("sft.safetensors"))
@@ -257,6 +321,7 @@ def readers(sd, fsd, d, size, fio_engine):
         ("torch.load mmap=True (pages touched)", touch_mmap, sd),
         ("DCP FileSystemReader", dcp_load(dcp.FileSystemReader, p("dcp")),
          sd),
+        ("DCP HuggingFaceStorageReader", hf_load, fsd),
         ("safetensors load_file", sft_load, fsd),
         ("swapio.torch.load", lambda: st.load(p("torch.pt")), sd),
         ("swapio.torch.dcp.Reader", dcp_load(st.dcp.Reader, p("dcp")), sd),
@@ -280,7 +345,7 @@ def run_state(name, sd, a, cold):
     fsd = {k: v.contiguous() for k, v in flat(sd).items()}
     size = nbytes(sd)
     d = tempfile.mkdtemp(prefix=f"ckpt-{name}-", dir=a.dir)
-    W = writers(sd, fsd, d, size, a.fio_engine)
+    W = writers(sd, fsd, d, size, a.fio_engine, a.fastpersist)
     R = readers(sd, fsd, d, size, a.fio_engine)
     res = {}
     try:
@@ -292,6 +357,13 @@ def run_state(name, sd, a, cold):
                 os.sync()
                 t, c, _ = timed(fn)
                 res.setdefault(("save", label, kind), []).append((t, c))
+                if rnd == 0 and label.startswith("DeepSpeed FastPersist"):
+                    # what it wrote is torch.save's format: check it
+                    back = torch.load(os.path.join(d, "fp.pt"),
+                                      weights_only=False)
+                    if not equal(sd, back):
+                        sys.exit(f"checkpoint: {label} wrote other data")
+                    del back
                 for e in tmp:
                     if e not in ("fio", "fio0"):
                         rm(os.path.join(d, e))
@@ -324,7 +396,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--fio-engine", default="libaio")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--no-fastpersist", action="store_true",
+                    help="leave DeepSpeed's FastPersist writer out")
     a = ap.parse_args()
+    a.fastpersist = None if a.no_fastpersist else make_fastpersist()
     cold = os.geteuid() == 0
     if not cold:
         print("checkpoint: not root: cannot drop the page cache, the cold "

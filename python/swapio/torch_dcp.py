@@ -20,6 +20,15 @@ over the old one, directory synced) and only then removes the data files
 the new metadata does not name. A crash at any point leaves the previous
 checkpoint (its metadata and the files it names) whole, or the new one.
 ``sync_files=False`` skips the syncs.
+
+Several drives: ``Writer([dir_a, dir_b, ...])`` spreads every rank's data
+files over the directories (one file per directory at least, written at
+the same time, one thread and one :class:`swapio.Handle` per directory);
+the first directory is the checkpoint's (``.metadata`` lies there) and
+names the other files by a path relative to it (``../../b/ckpt/...``).
+The stock ``FileSystemReader`` and :class:`Reader` given the first
+directory read it, as long as the directories keep their places relative
+to each other.
 """
 
 import dataclasses
@@ -28,6 +37,7 @@ import os
 import pickle
 import re
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch.distributed._shard._utils import narrow_tensor_by_index
@@ -61,18 +71,55 @@ class Writer(_fs.FileSystemWriter):
     arguments (``single_file_per_rank``, ``sync_files``, ``thread_count``:
     the number of files per rank), written by swapio with every item of a
     file in flight through one :class:`swapio.Handle` (*handle*, or a new
-    one per save)."""
+    one per save).
+
+    *path* may be a list of directories, one per drive: the first is the
+    checkpoint's directory, and each rank writes at least one file into
+    each directory, all directories at once (*handle* is then ignored: each
+    directory gets a handle of its own)."""
 
     def __init__(self, path, single_file_per_rank=True, sync_files=True,
                  thread_count=1, per_thread_copy_ahead=10_000_000,
                  cache_staged_state_dict=False, overwrite=True, *,
                  handle=None):
-        super().__init__(path, single_file_per_rank=single_file_per_rank,
+        dirs = self._dir_list(path)
+        super().__init__(dirs[0], single_file_per_rank=single_file_per_rank,
                          sync_files=sync_files, thread_count=thread_count,
                          per_thread_copy_ahead=per_thread_copy_ahead,
                          cache_staged_state_dict=cache_staged_state_dict,
                          overwrite=overwrite)
+        self._dirs = dirs
         self._handle = handle
+
+    @staticmethod
+    def _dir_list(path):
+        if isinstance(path, (list, tuple)):
+            if not path:
+                raise ValueError("swapio.torch.dcp.Writer: no directory")
+            dirs = [os.path.realpath(os.fspath(d)) for d in path]
+            if len(set(dirs)) != len(dirs):
+                raise ValueError("swapio.torch.dcp.Writer: a directory is "
+                                 "named twice: %r" % (dirs,))
+            for d in dirs[1:]:
+                os.makedirs(d, exist_ok=True)
+            return dirs
+        return [path]
+
+    def reset(self, checkpoint_id=None):
+        if checkpoint_id:
+            dirs = self._dir_list(checkpoint_id)
+            self._dirs = dirs
+            checkpoint_id = dirs[0]
+        super().reset(checkpoint_id)
+
+    def _file_dir(self, n):
+        """The directory of a rank's *n*-th data file, and the file's
+        name relative to the checkpoint directory's."""
+        if len(self._dirs) == 1:
+            return os.fspath(self.path), ""
+        d = self._dirs[n % len(self._dirs)]
+        rel = os.path.relpath(d, os.path.realpath(os.fspath(self.path)))
+        return d, ("" if rel == "." else rel + os.sep)
 
     def prepare_global_plan(self, plans):
         token = secrets.token_hex(4)
@@ -83,32 +130,58 @@ class Writer(_fs.FileSystemWriter):
     def write_data(self, plan, planner):
         prefix = plan.storage_data.prefix
         if self.single_file_per_rank:
-            bins = _fs._split_by_size_and_type(self.thread_count, plan.items)
+            bins = _fs._split_by_size_and_type(
+                max(self.thread_count, len(self._dirs)), plan.items)
         else:
             bins = [[item] for item in plan.items]
-        h = self._handle if self._handle is not None else swapio.Handle()
-        results = []
+        ndirs = len(self._dirs)
+        per_dir = [[(n, items) for n, items in enumerate(bins)
+                    if n % ndirs == k] for k in range(ndirs)]
         done = []
+
+        def one_dir(jobs, handle):
+            h = handle if handle is not None else swapio.Handle()
+            res = []
+            try:
+                for n, items in jobs:
+                    d, rel = self._file_dir(n)
+                    name = f"{prefix}{n}{_fs.DEFAULT_SUFFIX}"
+                    res += self._write_file(h, d, rel + name, name, items,
+                                            planner)
+                    done.append(os.path.join(d, name))
+            finally:
+                if handle is None:
+                    h.close()
+            return res
+
+        results = []
         try:
-            for n, items in enumerate(bins):
-                name = f"{prefix}{n}{_fs.DEFAULT_SUFFIX}"
-                results += self._write_file(h, name, items, planner)
-                done.append(name)
+            if ndirs == 1:
+                results = one_dir(per_dir[0], self._handle)
+            else:
+                with ThreadPoolExecutor(ndirs) as ex:
+                    futs = [ex.submit(one_dir, jobs, None)
+                            for jobs in per_dir if jobs]
+                    errs = []
+                    for fu in futs:
+                        try:
+                            results += fu.result()
+                        except BaseException as e:  # noqa: B036
+                            errs.append(e)
+                    if errs:
+                        raise errs[0]
         except BaseException:
-            for name in done:  # no metadata names them: drop them
+            for path in done:  # no metadata names them: drop them
                 try:
-                    os.unlink(os.path.join(os.fspath(self.path), name))
+                    os.unlink(path)
                 except OSError:
                     pass
             raise
-        finally:
-            if self._handle is None:
-                h.close()
         fut = Future()
         fut.set_result(results)
         return fut
 
-    def _write_file(self, h, name, items, planner):
+    def _write_file(self, h, d, rel, name, items, planner):
         pieces = []
         results = []
         off = 0
@@ -124,9 +197,9 @@ class Writer(_fs.FileSystemWriter):
             pieces += [(off + o, d) for o, d in sub]
             results.append(WriteResult(
                 index=item.index, size_in_bytes=length,
-                storage_data=_fs._StorageInfo(name, off, length)))
+                storage_data=_fs._StorageInfo(rel, off, length)))
             off += length
-        path = os.path.join(os.fspath(self.path), name)
+        path = os.path.join(d, name)
         _torch_ckpt.write_file(path, pieces, off, self.sync_files, h)
         return results
 
@@ -143,19 +216,26 @@ class Writer(_fs.FileSystemWriter):
             md_path = self._get_metadata_path()
         d = os.fspath(self.path)
         if self.sync_files:
+            for e in self._dirs[1:]:
+                _ckpt.sync_dir(e)
             _ckpt.sync_dir(d)  # the data files' names, before the switch
         b = pickle.dumps(metadata)
         _torch_ckpt.write_file(os.fspath(md_path), [(0, b)], len(b),
                                self.sync_files, self._handle)
         if self.use_collectives or self.rank is None:
-            keep = {s.relative_path for s in storage_md.values()}
-            for e in os.listdir(d):
-                if (_OURS.match(e) and e not in keep) or \
-                        e.endswith(".swapio-tmp"):
-                    try:
-                        os.unlink(os.path.join(d, e))
-                    except FileNotFoundError:
-                        pass
+            top = os.path.realpath(d)
+            keep = {os.path.normpath(os.path.join(top, s.relative_path))
+                    for s in storage_md.values()}
+            dirs = [top] + [e for e in self._dirs[1:] if e != top]
+            for e_dir in dirs:
+                for e in os.listdir(e_dir):
+                    full = os.path.join(e_dir, e)
+                    if (_OURS.match(e) and full not in keep) or \
+                            e.endswith(".swapio-tmp"):
+                        try:
+                            os.unlink(full)
+                        except FileNotFoundError:
+                            pass
 
 
 class Reader(_fs.FileSystemReader):

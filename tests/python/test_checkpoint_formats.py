@@ -170,13 +170,50 @@ def test_dcp_async_save_and_overwrite(tmp_path):
     assert not [e for e in after if e.endswith(".swapio-tmp")]
 
 
+def _spread(root, n):
+    """*n* sibling directories standing for drives: the checkpoint's and
+    n - 1 more under other parents."""
+    return [root / "a" / "ckpt"] + [root / f"d{i}" / "part"
+                                    for i in range(1, n)]
+
+
+@pytest.mark.parametrize("reader", ["swapio", "stock"])
+def test_dcp_several_directories(tmp_path, reader):
+    dirs = _spread(tmp_path, 3)
+    sd = _sd(3)
+    sd["model"]["big"] = _rand(((1 << 20) + 7,), torch.float32,
+                               torch.Generator().manual_seed(9))
+    dcp.save(sd, storage_writer=st.dcp.Writer(dirs))
+    for d in dirs:        # every directory holds data of this save
+        assert [e for e in os.listdir(d) if e.endswith(".distcp")], d
+    assert os.listdir(dirs[0]).count(".metadata") == 1
+    R = st.dcp.Reader if reader == "swapio" else dcp.FileSystemReader
+    got = _zeros_like(sd)
+    got["model"]["big"] = torch.zeros_like(sd["model"]["big"])
+    dcp.load(got, storage_reader=R(dirs[0]))
+    _check(sd, got)
+    # a second save over it replaces every file of the first, everywhere
+    before = {d: set(os.listdir(d)) for d in dirs}
+    sd2 = _sd(4)
+    dcp.save(sd2, storage_writer=st.dcp.Writer(dirs, thread_count=4))
+    for d in dirs:
+        after = set(os.listdir(d))
+        assert not (before[d] - {".metadata"}) & after, d
+        assert not [e for e in after if e.endswith(".swapio-tmp")]
+    got = _zeros_like(sd2)
+    dcp.load(got, storage_reader=R(dirs[0]))
+    _check(sd2, got)
+    with pytest.raises(ValueError):
+        st.dcp.Writer([dirs[0], dirs[0]])
+
+
 def _port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _rank_main(rank, world, port, path, which):
+def _rank_main(rank, world, port, path, which, extra=()):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
@@ -188,7 +225,7 @@ def _rank_main(rank, world, port, path, which):
                         for k, v in full["model"].items()},
               "step": full["step"], "name": full["name"]}
         W = st.dcp.Writer if which == "swapio" else dcp.FileSystemWriter
-        dcp.save(sd, storage_writer=W(path))
+        dcp.save(sd, storage_writer=W([path, *extra] if extra else path))
         # and back into the same 2-rank layout through the swapio reader
         got = {"model": {k: distribute_tensor(torch.zeros_like(v), mesh,
                                               [Shard(0)])
@@ -213,4 +250,18 @@ def test_dcp_two_ranks_resharded_into_one(tmp_path, which):
     for R in (dcp.FileSystemReader, st.dcp.Reader):
         got = _zeros_like(full)
         dcp.load(got, storage_reader=R(path))     # 2 ranks' shards into 1
+        _check(full, got)
+
+
+def test_dcp_two_ranks_several_directories(tmp_path):
+    dirs = [str(d) for d in _spread(tmp_path, 2)]
+    mp.start_processes(_rank_main, args=(2, _port(), dirs[0], "swapio",
+                                         dirs[1:]),
+                       nprocs=2, join=True, start_method="spawn")
+    for d in dirs:    # each rank wrote one file into each directory
+        assert len([e for e in os.listdir(d) if e.endswith(".distcp")]) == 2
+    full = _sd(5)
+    for R in (dcp.FileSystemReader, st.dcp.Reader):
+        got = _zeros_like(full)
+        dcp.load(got, storage_reader=R(dirs[0]))  # 2 ranks' shards into 1
         _check(full, got)
