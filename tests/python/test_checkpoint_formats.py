@@ -3,7 +3,6 @@ swapio.torch.dcp against DCP's stock FileSystemWriter/Reader: both ways,
 bit for bit, over 2 ranks (gloo) and resharded from 2 ranks into 1."""
 
 import os
-import socket
 
 import pytest
 
@@ -207,15 +206,15 @@ def test_dcp_several_directories(tmp_path, reader):
         st.dcp.Writer([dirs[0], dirs[0]])
 
 
-def _port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _rendezvous(tmp_path):
+    """A file for the ranks to meet by: no port another process can take
+    between choosing it and binding it."""
+    return "file://" + str(tmp_path / "rendezvous")
 
 
-def _rank_main(rank, world, port, path, which, extra=()):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+def _rank_main(rank, world, init, path, which, extra=()):
+    dist.init_process_group("gloo", init_method=init, rank=rank,
+                            world_size=world)
     try:
         from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.tensor import Shard, distribute_tensor
@@ -243,8 +242,9 @@ def _rank_main(rank, world, port, path, which, extra=()):
 @pytest.mark.parametrize("which", ["swapio", "stock"])
 def test_dcp_two_ranks_resharded_into_one(tmp_path, which):
     path = str(tmp_path / "c")
-    mp.start_processes(_rank_main, args=(2, _port(), path, which), nprocs=2,
-                       join=True, start_method="spawn")
+    mp.start_processes(_rank_main,
+                       args=(2, _rendezvous(tmp_path), path, which),
+                       nprocs=2, join=True, start_method="spawn")
     assert len([e for e in os.listdir(path) if e.endswith(".distcp")]) == 2
     full = _sd(5)
     for R in (dcp.FileSystemReader, st.dcp.Reader):
@@ -255,8 +255,9 @@ def test_dcp_two_ranks_resharded_into_one(tmp_path, which):
 
 def test_dcp_two_ranks_several_directories(tmp_path):
     dirs = [str(d) for d in _spread(tmp_path, 2)]
-    mp.start_processes(_rank_main, args=(2, _port(), dirs[0], "swapio",
-                                         dirs[1:]),
+    mp.start_processes(_rank_main,
+                       args=(2, _rendezvous(tmp_path), dirs[0], "swapio",
+                             dirs[1:]),
                        nprocs=2, join=True, start_method="spawn")
     for d in dirs:    # each rank wrote one file into each directory
         assert len([e for e in os.listdir(d) if e.endswith(".distcp")]) == 2
