@@ -33,6 +33,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <cmocka.h>
 
@@ -415,6 +418,55 @@ static void damaged_value_reported_lost(void **state)
 	swapio_store_close(s);
 }
 
+#define OWNER_ENV	"SWAPIO_TEST_DAMAGE_OWNER"
+
+/*
+ * The owner's life, in a process of its own: open the store in @dir, put
+ * the first four values, and die by SIGKILL while it holds the store.
+ */
+static int owner_main(const char *dir)
+{
+	swapio_handle *h = t_handle((struct swapio_config){ 0 });
+	struct swapio_store_config cfg = { .grow_bytes = 1u << 20 };
+	swapio_store *s;
+
+	if (ts_store_open(h, dir, &cfg, &s))
+		return 2;
+	for (unsigned int i = 0; i < 4; i++)
+		if (ts_put(s, i, 1, ops[i].len))
+			return 3;
+	raise(SIGKILL);
+	return 4;
+}
+
+/*
+ * Run owner_main() in a new process: this program again, started by
+ * posix_spawn(), not a fork that goes on running. The parent has the
+ * fixture's worker threads, and a fork's child could inherit a lock one
+ * of them held (the allocator's: a hang under AddressSanitizer).
+ */
+static pid_t owner_spawn(const char *dir)
+{
+	char *argv[] = { "test_store_damage", NULL };
+	size_t n = 0;
+	char **envp;
+	char *var;
+	pid_t pid;
+
+	while (environ[n])
+		n++;
+	envp = calloc(n + 2, sizeof(*envp));
+	assert_non_null(envp);
+	assert_true(asprintf(&var, "%s=%s", OWNER_ENV, dir) > 0);
+	memcpy(envp, environ, n * sizeof(*envp));
+	envp[n] = var;
+	assert_int_equal(posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv,
+				     envp), 0);
+	free(var);
+	free(envp);
+	return pid;
+}
+
 /* A process killed while it holds the store; then its last record torn. */
 static void killed_owner_tail(void **state)
 {
@@ -426,20 +478,7 @@ static void killed_owner_tail(void **state)
 	int status, fd;
 	pid_t pid;
 
-	pid = fork();
-	assert_true(pid >= 0);
-	if (!pid) {
-		swapio_handle *h = t_handle((struct swapio_config){ 0 });
-		struct swapio_store_config cfg = { .grow_bytes = 1u << 20 };
-
-		if (ts_store_open(h, env->dir, &cfg, &s))
-			_exit(2);
-		for (unsigned int i = 0; i < 4; i++)
-			if (ts_put(s, i, 1, ops[i].len))
-				_exit(3);
-		raise(SIGKILL);
-		_exit(4);
-	}
+	pid = owner_spawn(env->dir);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 	/* Tear the last record (key 3's PUT) as a power loss could. */
@@ -491,20 +530,7 @@ static void killed_owner_recover(void **state)
 	int status, fd;
 	pid_t pid;
 
-	pid = fork();
-	assert_true(pid >= 0);
-	if (!pid) {
-		swapio_handle *h = t_handle((struct swapio_config){ 0 });
-		struct swapio_store_config cfg = { .grow_bytes = 1u << 20 };
-
-		if (ts_store_open(h, env->dir, &cfg, &s))
-			_exit(2);
-		for (unsigned int i = 0; i < 4; i++)
-			if (ts_put(s, i, 1, ops[i].len))
-				_exit(3);
-		raise(SIGKILL);
-		_exit(4);
-	}
+	pid = owner_spawn(env->dir);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFSIGNALED(status));
 	size = index_size(env);
@@ -556,6 +582,7 @@ static void removed_before_compaction_stays_removed(void **state)
 
 int main(void)
 {
+	const char *owner = getenv(OWNER_ENV);
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 		T(damage_after_clean_close),
@@ -567,6 +594,8 @@ int main(void)
 #undef T
 	};
 
+	if (owner)
+		return owner_main(owner);
 	t_engine();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
