@@ -1063,6 +1063,181 @@ SWAPIO_API void swapio_store_info(swapio_store *s,
  */
 SWAPIO_API uint64_t swapio_store_checksum(const void *buf, size_t len);
 
+/* ------------------------------------------------------------------ */
+/* Block tier: batches of blocks by key, for KV caches                 */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A tier: a store of blocks (a KV cache's pages, each a few hundred KiB)
+ * moved in batches, from and into slices of the caller's own memory (no
+ * copy: the caller's region is the I/O buffer), with its I/O run by a
+ * thread of its own, so that no call waits for the disk. Inference
+ * engines keep prefix caches on it (docs/INFERENCE.md).
+ *
+ * It is a store (everything above: checksums, crash rules, striping,
+ * one owning process) in the subdirectory @ns of each drive's directory,
+ * so that engines serving two models, or one model with two KV layouts,
+ * never read each other's blocks, and may share one root. On top of the
+ * store it keeps, in memory, the blocks' order of use and their size on
+ * disk, and bounds that size: a put that would take it above the high
+ * watermark first evicts the least recently used blocks down to the low
+ * one. Blocks written before a close, or before a crash for puts that
+ * completed, are found by the next open (their order of use starts as
+ * the keys' order). A block whose checksum fails is a miss (-EBADMSG)
+ * and is removed: a tier never hands out wrong bytes.
+ *
+ * A batch is one verb on many blocks. swapio_tier_submit() copies the
+ * keys, queues the batch and returns its id at once; the tier's thread
+ * keeps up to max_inflight blocks of every batch queued in flight, so the
+ * drive sees depth across blocks and batches. When every block of a batch
+ * has its result, the batch is finished: its record waits for
+ * swapio_tier_reap() and the tier's eventfd becomes readable.
+ *
+ * Deadlines: a batch submitted with a timeout is finished at its deadline
+ * whatever its I/O does (the blocks not done by then say -ETIMEDOUT), so
+ * a hung drive fails batches instead of pinning the caller. I/O already
+ * at the drive cannot be recalled: until that I/O ends, the batch's
+ * record carries SWAPIO_TIER_HELD and its buffers stay in use (a get may
+ * still write the block's own bytes there); a second record for the same
+ * batch, flagged SWAPIO_TIER_RELEASED, says when they are free.
+ */
+typedef struct swapio_tier swapio_tier;
+
+/* Verbs of swapio_tier_submit(). */
+enum {
+	SWAPIO_TIER_PUT = 1,	/* store each buf[0, len) under its key */
+	SWAPIO_TIER_GET,	/* read each block into buf; len must match */
+	SWAPIO_TIER_EXISTS,	/* 0 if the key holds a block (buf unused) */
+	SWAPIO_TIER_REMOVE,	/* drop the key's block (buf unused) */
+};
+
+/* One block of a batch. */
+struct swapio_tier_block {
+	const char	*key;	/* 1 to SWAPIO_STORE_KEY_MAX bytes */
+	void		*buf;	/* PUT: read from; GET: written to */
+	uint64_t	len;
+};
+
+/* Zero-initialise, then set only what you need. */
+struct swapio_tier_config {
+	uint64_t capacity;	/* bytes the blocks may take on disk, all
+				 * drives, headers in; 0: until full */
+	uint32_t high_pct;	/* evict above this % of capacity; 0: 95 */
+	uint32_t low_pct;	/* ... down to this %; 0: 90 */
+	uint32_t flags;		/* SWAPIO_STORE_NO_CHECKSUM, _SHARED */
+	uint32_t max_inflight;	/* blocks in flight at most; 0: 128 */
+	uint64_t stripe_unit;	/* as swapio_store_config's */
+	uint64_t reserved[4];	/* must be zero */
+};
+
+/*
+ * swapio_tier_open() - open (creating if missing) the tier of namespace
+ * @ns over @nr drives: the store in "<dir>/<ns>" of each drive, striped
+ * when @nr > 1, with each drive's handle doing its I/O (each must
+ * outlive the tier). @ns is 1 to 64 of [A-Za-z0-9._-], not starting with
+ * '.'. Each drive's directory is created (0700) if missing and vetted as
+ * the store vets its own (swapio_store_open(), "shared machine"). Starts
+ * the tier's thread. Returns 0 and *out, or -errno: -EINVAL (a bad
+ * argument or namespace, with a detail), -EBUSY (another process or
+ * tier has this namespace open), or the errors of
+ * swapio_store_open_multi(). Clears and sets swapio_error_detail().
+ */
+SWAPIO_API int swapio_tier_open(const struct swapio_store_drive *drives,
+				unsigned int nr, const char *ns,
+				const struct swapio_tier_config *cfg,
+				swapio_tier **out);
+
+/*
+ * swapio_tier_close() - wait for every batch and every op in flight (a
+ * hung drive hangs it), stop the thread and close the store (which syncs
+ * it as swapio_store_close() does). Records not reaped are dropped. NULL
+ * is a no-op. Not concurrent with any other call on @t.
+ */
+SWAPIO_API void swapio_tier_close(swapio_tier *t);
+
+/*
+ * swapio_tier_submit() - queue a batch of @n blocks (1 to 65536) for
+ * @verb and return at once; never waits for I/O or for the tier's
+ * thread. The keys are copied; the buffers and @results (n entries,
+ * written by the tier) must stay valid until the batch's record is
+ * reaped without SWAPIO_TIER_HELD. results[i] is 0 for a block stored,
+ * loaded and verified, present, or removed, else -errno: -ENOENT (a
+ * miss: no such block, or its put has not completed), -EBADMSG (its
+ * checksum failed: a miss; the block is removed), -EMSGSIZE (GET: @len
+ * differs from the stored length), -ETIMEDOUT (the batch's deadline
+ * came first), -ENOSPC (PUT: no room even after evicting), -EINVAL (a
+ * bad key), or an I/O error. @timeout_ms: the batch's deadline from now,
+ * -1 for none. Returns the batch id (> 0), or -errno: -EINVAL (a bad
+ * verb, @n, or NULL), -ENOMEM, SWAPIO_EFORKED. Thread-safe.
+ */
+SWAPIO_API int64_t swapio_tier_submit(swapio_tier *t, unsigned int verb,
+				      const struct swapio_tier_block *blocks,
+				      unsigned int n, int32_t *results,
+				      int timeout_ms);
+
+/* Flags of a batch's record. */
+enum {
+	SWAPIO_TIER_EXPIRED	= 1u << 0,	/* its deadline finished it */
+	SWAPIO_TIER_HELD	= 1u << 1,	/* buffers still in use */
+	SWAPIO_TIER_RELEASED	= 1u << 2,	/* a HELD batch's buffers
+						 * are free now */
+};
+
+/* A finished batch, as swapio_tier_reap() hands it out. */
+struct swapio_tier_done {
+	uint64_t batch;		/* its id */
+	uint32_t n;		/* its blocks */
+	uint32_t ok;		/* those whose result is 0 */
+	uint32_t flags;		/* SWAPIO_TIER_* above */
+	uint32_t reserved;
+};
+
+/*
+ * swapio_tier_reap() - take up to @max records of finished batches, in
+ * the order they finished, and reset the eventfd. Never blocks. Returns
+ * the count (0: none), or SWAPIO_EFORKED. Thread-safe.
+ */
+SWAPIO_API int swapio_tier_reap(swapio_tier *t, struct swapio_tier_done *out,
+				unsigned int max);
+
+/*
+ * swapio_tier_wait() - wait until a record is there to reap (0), or
+ * @timeout_ms pass (-ETIMEDOUT; -1: no limit). Reaps nothing.
+ * Thread-safe.
+ */
+SWAPIO_API int swapio_tier_wait(swapio_tier *t, int timeout_ms);
+
+/*
+ * swapio_tier_eventfd() - a descriptor, owned by the tier, readable while
+ * records wait to be reaped (poll/epoll; swapio_tier_reap() resets it).
+ */
+SWAPIO_API int swapio_tier_eventfd(swapio_tier *t);
+
+/* 1 if @key holds a block now (its put completed), else 0. In memory;
+ * never blocks on I/O. Thread-safe. */
+SWAPIO_API int swapio_tier_contains(swapio_tier *t, const char *key);
+
+struct swapio_tier_info {
+	uint64_t blocks;	/* blocks held */
+	uint64_t disk_bytes;	/* what they take on disk, headers in */
+	uint64_t capacity;	/* the bound; 0: none */
+	uint64_t puts;		/* blocks stored */
+	uint64_t hits;		/* blocks loaded and verified */
+	uint64_t misses;	/* gets of blocks not there */
+	uint64_t bad_checksums;	/* gets whose checksum failed (misses too) */
+	uint64_t evicted;	/* blocks evicted for room */
+	uint64_t expired;	/* batches finished by their deadline */
+	uint64_t failed;	/* blocks that failed otherwise (I/O, full) */
+	uint64_t read_bytes;	/* payload bytes loaded */
+	uint64_t written_bytes;	/* payload bytes stored */
+	uint64_t inflight;	/* blocks in flight now */
+	uint64_t queued;	/* blocks queued, not yet started */
+	uint64_t reserved[6];
+};
+
+/* Counters of the tier now. Thread-safe. */
+SWAPIO_API void swapio_tier_info(swapio_tier *t, struct swapio_tier_info *out);
+
 /*
  * A pool: a fixed set of equal, page-aligned buffers, optionally locked in
  * memory, allocated once and handed out and back without allocating.

@@ -15,6 +15,7 @@
  *	file	(the File type; Handle.open() builds one)
  *	store	(the Store and StoreOp types)
  *	pipeline (the _Pipeline type)
+ *	tier	(the _Tier type: the block tier)
  *	module	(module functions, state set-up, PyInit__swapio)
  *
  * One arrow runs up: the Handle's method table lists Handle.open(), whose
@@ -73,7 +74,7 @@ struct mod_state {
 	PyObject *NoSuchKey;	/* swapio.NoSuchKey(Error, KeyError) */
 	PyObject *await_hook;	/* swapio._aio.await_op, set at import */
 	PyTypeObject *HandleType, *FileType, *OpType, *BufferType;
-	PyTypeObject *StoreType, *StoreOpType, *PipelineType;
+	PyTypeObject *StoreType, *StoreOpType, *PipelineType, *TierType;
 	/* Ops in flight that nobody waits for any more (op.c); under the
 	 * GIL. Each keeps an object of this module, so the state outlives
 	 * them. */

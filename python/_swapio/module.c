@@ -17,6 +17,7 @@
  */
 #include "file.h"
 #include "pipeline.h"
+#include "tier.h"
 
 #include <limits.h>
 
@@ -166,6 +167,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
 	Py_VISIT(st->StoreType);
 	Py_VISIT(st->StoreOpType);
 	Py_VISIT(st->PipelineType);
+	Py_VISIT(st->TierType);
 	return 0;
 }
 
@@ -186,6 +188,7 @@ static int module_clear(PyObject *m)
 	Py_CLEAR(st->StoreType);
 	Py_CLEAR(st->StoreOpType);
 	Py_CLEAR(st->PipelineType);
+	Py_CLEAR(st->TierType);
 	return 0;
 }
 
@@ -214,6 +217,7 @@ static int module_exec(PyObject *m)
 	    handle_setup_types(m, st) < 0 || file_setup_types(m, st) < 0 ||
 	    op_setup_types(m, st) < 0 || buffers_setup_types(m, st) < 0 ||
 	    store_setup_types(m, st) < 0 || pipeline_setup_types(m, st) < 0 ||
+	    tier_setup_types(m, st) < 0 ||
 	    add_codes(m) < 0)
 		return -1;
 	return 0;

@@ -21,8 +21,7 @@
 #include <string.h>
 
 /* Every handle the store uses: drive 0's, and the others' when striped. */
-static void store_unuse_handles(HandleObject *ho, PyObject *drives,
-				Py_ssize_t n)
+void store_unuse_handles(HandleObject *ho, PyObject *drives, Py_ssize_t n)
 {
 	if (!drives) {
 		handle_unuse(ho);
@@ -121,7 +120,7 @@ PyObject *key_bytes(PyObject *key)
  * borrowed handles and new references in @paths (encoded) and *@hs (a
  * tuple of the handles, each in use). Returns the count, or -1.
  */
-static Py_ssize_t store_drives(struct mod_state *st, PyObject *dir,
+Py_ssize_t store_drives(struct mod_state *st, PyObject *dir,
 			       PyObject *handle,
 			       struct swapio_store_drive *dv,
 			       PyObject **paths, PyObject **hs)

@@ -28,6 +28,16 @@ int store_use(StoreObject *so);
 void store_unuse(StoreObject *so);
 /* The bytes of a key (str or bytes), a new reference; NULL: raised. */
 PyObject *key_bytes(PyObject *key);
+/*
+ * The drives of a store (or tier): @dir one path or a list, @handle one
+ * Handle or a list of as many. Fills @dv (borrowed handles), @paths (new
+ * references) and *@hs (a tuple of the handles, each in use; give them
+ * back with store_unuse_handles(NULL, *hs, n)). The count, or -1.
+ */
+Py_ssize_t store_drives(struct mod_state *st, PyObject *dir, PyObject *handle,
+			struct swapio_store_drive *dv, PyObject **paths,
+			PyObject **hs);
+void store_unuse_handles(HandleObject *ho, PyObject *drives, Py_ssize_t n);
 int store_setup_types(PyObject *m, struct mod_state *st);
 
 #endif

@@ -44,10 +44,11 @@ from ._swapio import (
     wait_any,
 )
 from . import _swapio
+from ._tier import BlockTier
 
 __all__ = [
     "EBADSTORE", "ECUDA", "EDRIVES", "EFORKED", "EMEMLOCK", "ENOCUDA",
-    "Buffer", "Error", "File", "Group", "Handle", "NoSuchKey", "Op",
+    "BlockTier", "Buffer", "Error", "File", "Group", "Handle", "NoSuchKey", "Op",
     "Pipeline", "Store", "StoreOp", "Timeout", "alloc", "checksum", "empty",
     "empty_torch", "engines", "hugepages", "probe", "strerror", "version",
     "wait_any",

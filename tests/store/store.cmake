@@ -58,3 +58,7 @@ set_tests_properties(ranks PROPERTIES RUN_SERIAL TRUE)
 if(SWAPIO_SANITIZE)
   set_tests_properties(ranks PROPERTIES ENVIRONMENT SWAPIO_TEST_RANKS_SECS=5)
 endif()
+# The block tier: batches, reopen, namespaces, capacity and LRU, a
+# damaged block, deadlines (held-back I/O).
+swapio_add_test(NAME tier STRIPED SOURCES test_tier.c PER_ENGINE LABELS tsan
+                TIMEOUT 120)
