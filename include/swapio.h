@@ -1137,7 +1137,9 @@ struct swapio_tier_config {
  * outlive the tier). @ns is 1 to 64 of [A-Za-z0-9._-], not starting with
  * '.'. Each drive's directory is created (0700) if missing and vetted as
  * the store vets its own (swapio_store_open(), "shared machine"). Starts
- * the tier's thread. Returns 0 and *out, or -errno: -EINVAL (a bad
+ * the tier's thread. A store whose index is damaged (SWAPIO_EBADSTORE)
+ * is opened with SWAPIO_STORE_RECOVER: a cache rebuilds what is intact
+ * rather than refuse to start. Returns 0 and *out, or -errno: -EINVAL (a bad
  * argument or namespace, with a detail), -EBUSY (another process or
  * tier has this namespace open), or the errors of
  * swapio_store_open_multi(). Clears and sets swapio_error_detail().

@@ -840,6 +840,12 @@ int swapio_tier_open(const struct swapio_store_drive *drives, unsigned int nr,
 	sc.flags = cfg->flags;
 	sc.stripe_unit = cfg->stripe_unit;
 	ret = swapio_store_open_multi(dv, nr, &sc, &t->s, NULL);
+	if (ret == SWAPIO_EBADSTORE) {
+		/* A cache whose index is damaged is rebuilt from the blocks'
+		 * own headers: every intact block comes back. */
+		sc.flags |= SWAPIO_STORE_RECOVER;
+		ret = swapio_store_open_multi(dv, nr, &sc, &t->s, NULL);
+	}
 	if (ret < 0)
 		goto err;
 	swapio_store_info(t->s, &si);
