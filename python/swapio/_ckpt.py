@@ -165,23 +165,29 @@ def read_spans(f, spans):
     """Read *spans* (``(offset, dest)``; dest a writable 1-D uint8 CPU
     tensor or NumPy array) from the swapio File *f*, all in flight; small
     ones close together share one read into a staging buffer."""
-    spans = sorted(spans, key=lambda s: s[0])
+    read_spans_many([(f, spans)])
+
+
+def read_spans_many(files):
+    """read_spans() of every ``(File, spans)`` of *files*, all of them in
+    flight together."""
     ops = []
     copies = []
-    run = []
 
-    def flush():
-        if not run:
-            return
-        start = run[0][0]
-        end = max(off + nbytes(d) for off, d in run)
-        buf = swapio.empty((end - start,), np.uint8, pinned=False)
-        ops.append((f.read_async(buf, start), end - start))
-        copies.append((buf, start, list(run)))
-        run.clear()
+    def submit(f, spans):
+        run = []
 
-    try:
-        for off, dest in spans:
+        def flush():
+            if not run:
+                return
+            start = run[0][0]
+            end = max(off + nbytes(d) for off, d in run)
+            buf = swapio.empty((end - start,), np.uint8, pinned=False)
+            ops.append((f.read_async(buf, start), end - start))
+            copies.append((buf, start, list(run)))
+            run.clear()
+
+        for off, dest in sorted(spans, key=lambda s: s[0]):
             n = nbytes(dest)
             if n == 0:
                 continue
@@ -195,6 +201,10 @@ def read_spans(f, spans):
                     flush()
             run.append((off, dest))
         flush()
+
+    try:
+        for f, spans in files:
+            submit(f, spans)
     finally:
         _wait_all(ops)
     for buf, start, items in copies:

@@ -223,6 +223,54 @@ def open_archive(fobj, base=0, length=None):
     return r, recs
 
 
+class _Mem(io.RawIOBase):
+    """A read-only, seekable file over bytes in memory (no copy)."""
+
+    def __init__(self, mv):
+        self.mv, self.pos = mv, 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def seek(self, off, whence=0):
+        self.pos = off if whence == 0 else (
+            self.pos + off if whence == 1 else len(self.mv) + off)
+        return self.pos
+
+    def tell(self):
+        return self.pos
+
+    def readinto(self, b):
+        n = max(0, min(len(b), len(self.mv) - self.pos))
+        memoryview(b)[:n] = self.mv[self.pos:self.pos + n]
+        self.pos += n
+        return n
+
+
+def load_from_memory(data, map_location=None, weights_only=None):
+    """Unpickle the archive held in *data* (a 1-D uint8 array): its
+    storages are views of *data*, not copies."""
+    mv = memoryview(data).cast("B")
+    r = torch._C.PyTorchFileReader(_Mem(mv))
+    storages = {}
+    with zipfile.ZipFile(_Mem(mv)) as z:
+        for info in z.infolist():
+            parts = info.filename.split("/", 1)
+            if len(parts) != 2 or not parts[1].startswith("data/"):
+                continue
+            off = r.get_record_offset(parts[1])
+            n = info.file_size
+            storages[parts[1]] = (torch.frombuffer(mv[off:off + n],
+                                                   dtype=torch.uint8)
+                                  if n else torch.empty((0,),
+                                                        dtype=torch.uint8))
+    return load_archive(r, storages, map_location=map_location,
+                        weights_only=weights_only)
+
+
 def read_records(f, recs):
     """Read *recs* through the swapio File *f* into new uint8 tensors."""
     out = {}
