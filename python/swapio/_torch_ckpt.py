@@ -250,24 +250,29 @@ class _Mem(io.RawIOBase):
         return n
 
 
+class _MemReader:
+    """torch's PyTorchFileReader over an archive in memory, whose storages
+    are views of that memory, made when the unpickler asks for them."""
+
+    def __init__(self, r, mv):
+        self.r, self.mv = r, mv
+
+    def __getattr__(self, name):
+        return getattr(self.r, name)
+
+    def get_storage_from_record(self, name, nbytes, cls):
+        if not nbytes:
+            return torch.empty((0,), dtype=torch.uint8)
+        off = self.r.get_record_offset(name)
+        return torch.frombuffer(self.mv[off:off + nbytes], dtype=torch.uint8)
+
+
 def load_from_memory(data, map_location=None, weights_only=None):
     """Unpickle the archive held in *data* (a 1-D uint8 array): its
     storages are views of *data*, not copies."""
     mv = memoryview(data).cast("B")
-    r = torch._C.PyTorchFileReader(_Mem(mv))
-    storages = {}
-    with zipfile.ZipFile(_Mem(mv)) as z:
-        for info in z.infolist():
-            parts = info.filename.split("/", 1)
-            if len(parts) != 2 or not parts[1].startswith("data/"):
-                continue
-            off = r.get_record_offset(parts[1])
-            n = info.file_size
-            storages[parts[1]] = (torch.frombuffer(mv[off:off + n],
-                                                   dtype=torch.uint8)
-                                  if n else torch.empty((0,),
-                                                        dtype=torch.uint8))
-    return load_archive(r, storages, map_location=map_location,
+    r = _MemReader(torch._C.PyTorchFileReader(_Mem(mv)), mv)
+    return load_archive(r, {}, map_location=map_location,
                         weights_only=weights_only)
 
 
