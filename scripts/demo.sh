@@ -6,7 +6,8 @@
 # CPU for about 100 s with its AdamW state on disk through
 # swapio.torch.AdamW, against torch.optim.AdamW in memory (python -m
 # swapio._train). Installs missing Debian packages first, makes or reuses
-# the project's .venv (scripts/venv.sh), and installs the wheel there.
+# the project's venv ($SWAPIO_VENV, by default /var/cache/swapio/venv-KEY:
+# scripts/venv.sh), and installs the wheel there.
 # Extra arguments go to the training job (e.g. --time 300 --layers 16
 # --json; --help lists them).
 set -euo pipefail
@@ -40,5 +41,5 @@ echo
 # From $dir, so that "import swapio" is the installed package; the corpus
 # is this repository's own text files.
 root=$PWD
-(cd "$dir" && "$root/$SWAPIO_VENV/bin/python" -m swapio._train \
+(cd "$dir" && "$SWAPIO_VENV/bin/python" -m swapio._train \
 	--corpus "$root" --store "$dir/adamw" --checkpoint "$dir/ckpt" "$@")

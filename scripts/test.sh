@@ -11,8 +11,10 @@
 #   6. the Python package: a wheel built by pip (scikit-build-core over
 #      this CMake), made a manylinux wheel by `auditwheel repair` (the
 #      policy this machine's glibc symbols allow; `auditwheel show`
-#      printed), installed into .venv with pytest, NumPy, torch and
-#      DeepSpeed (built without its ops), then tests/python under pytest
+#      printed), installed into the project's venv with pytest, NumPy,
+#      torch and DeepSpeed (built without its ops; made once, outside the
+#      checkout, in /var/cache/swapio/venv-KEY: scripts/venv.sh), then
+#      tests/python under pytest
 #      (test_zero3_nvme.py JIT-builds DeepSpeed's cpu_adam once, into
 #      /var/cache/swapio/torch_extensions/, outside the checkout).
 # Every stage builds with -Werror (SWAPIO_WERROR=ON); a build that fails
@@ -101,8 +103,9 @@ CC=gcc build_stage "Release build without the device layer (gcc)" \
 # shellcheck source=scripts/venv.sh
 . scripts/venv.sh
 
-# python_stage: the Python package in the project's own venv (.venv, made
-# once and reused while complete): build the wheel, install it, run pytest,
+# python_stage: the Python package in the project's own venv ($SWAPIO_VENV,
+# made once and reused while complete, held by this run until it exits:
+# scripts/venv.sh): build the wheel, install it, run pytest,
 # and count its tests. A failed set-up, build or install counts as one
 # failed test, never as a skip.
 python_stage() {
@@ -132,7 +135,7 @@ python_stage() {
 	fi
 	# From the tests' directory, so that "import swapio" is the installed
 	# package, not python/swapio of the source tree.
-	py=$(realpath "$venv")/bin/python	# SWAPIO_VENV may be relative
+	py=$venv/bin/python	# an absolute path (scripts/venv.sh)
 	(cd tests/python && SWAPIO_WHEEL="$PWD/../../$whl" \
 		"$py" -m pytest -q -rs -p no:cacheprovider .) |
 		tee "$log"

@@ -5,7 +5,8 @@
 # headers) with each C compiler here, for each CUDA include directory
 # found (CUDA_HOME, /usr/local/cuda, /usr/local/cuda-*), and checks that
 # no header renames a call swapio looks up by name. cufile.h comes from
-# SWAPIO_CUFILE_INCLUDE, a CUDA include directory, the project's .venv,
+# SWAPIO_CUFILE_INCLUDE, a CUDA include directory, the project's venv
+# ($SWAPIO_VENV, /var/cache/swapio/venv-* or SRC_DIR/.venv: scripts/venv.sh),
 # or CACHE_DIR, where PyPI's nvidia-cufile wheel is fetched once if
 # nothing else has it. Exit 0 pass, 1 fail, 77 skip (headers absent).
 set -u
@@ -27,6 +28,8 @@ fi
 find_cufile() {
 	for f in ${SWAPIO_CUFILE_INCLUDE:+$SWAPIO_CUFILE_INCLUDE/cufile.h} \
 		$cuda_dirs/cufile.h \
+		${SWAPIO_VENV:+"$SWAPIO_VENV"/lib/python3*/site-packages/nvidia/*/include/cufile.h} \
+		/var/cache/swapio/venv-*/lib/python3*/site-packages/nvidia/*/include/cufile.h \
 		"$src"/.venv/lib/python3*/site-packages/nvidia/*/include/cufile.h \
 		"$cache"/whl/nvidia/*/include/cufile.h; do
 		[ -f "$f" ] && echo "$f"
