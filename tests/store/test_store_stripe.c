@@ -383,7 +383,9 @@ static void slow_drive_holds_up_no_other(void **state)
 	dt = tf_now_ms() - t0;
 	print_message("small get %llu ms while drive 1 is slow\n",
 		      (unsigned long long)dt);
-	assert_true(dt < 200);
+	/* Below the slow drive's 400 ms: a get that waited behind it
+	 * fails, a loaded machine's scheduling does not. */
+	assert_true(dt < 350);
 	assert_false(swapio_store_op_done(op));
 	assert_int_equal(swapio_store_op_wait(op, -1), (int64_t)big);
 	assert_true(tf_now_ms() - t0 >= 350);
