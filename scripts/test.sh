@@ -16,7 +16,11 @@
 #      checkout, in /var/cache/swapio/venv-KEY: scripts/venv.sh), then
 #      tests/python under pytest
 #      (test_zero3_nvme.py JIT-builds DeepSpeed's cpu_adam once, into
-#      /var/cache/swapio/torch_extensions/, outside the checkout).
+#      /var/cache/swapio/torch_extensions/, outside the checkout);
+#   7. the KV engines (vLLM, LMCache): tests/kv under pytest in a venv of
+#      their own (scripts/venv-kv.sh: vLLM's CPU build, LMCache, torch
+#      2.13.0 CPU; kept in /var/cache/swapio across runs, made when
+#      missing), with the wheel of stage 6 installed into it.
 # Every stage builds with -Werror (SWAPIO_WERROR=ON); a build that fails
 # counts as one failed test.
 # Installs missing Debian packages first. The last line is the total:
@@ -155,6 +159,49 @@ python_stage() {
 }
 
 python_stage
+
+# shellcheck source=scripts/venv-kv.sh
+. scripts/venv-kv.sh
+
+# kv_stage: tests/kv (swapio's tiers under real vLLM and LMCache) in the
+# KV venv, with the wheel the Python stage built. A failed set-up or
+# install counts as one failed test, never as a skip.
+kv_stage() {
+	local whl line n py
+	echo "=== KV engines (vLLM, LMCache)"
+	if ! swapio_kv_venv "$log"; then
+		cat "$log"
+		echo "kv: venv set-up failed ($SWAPIO_KV_VENV)"
+		total_fail=$((total_fail + 1))
+		return
+	fi
+	if ! whl=$(ls build-py/wheelhouse/swapio-*manylinux*.whl 2>/dev/null) ||
+	   ! "$SWAPIO_KV_VENV/bin/pip" install -q --no-deps --force-reinstall \
+		"$whl" >"$log" 2>&1; then
+		cat "$log"
+		echo "kv: no wheel from the Python stage, or its install failed"
+		total_fail=$((total_fail + 1))
+		return
+	fi
+	py=$SWAPIO_KV_VENV/bin/python
+	(cd tests/kv && "$py" -m pytest -q -rs -p no:cacheprovider .) |
+		tee "$log"
+	line=$(grep -E '^[=[:space:]]*[0-9]+ (passed|failed|error)' "$log" |
+		tail -1)
+	if [ -z "$line" ]; then
+		echo "kv: no pytest summary"
+		total_fail=$((total_fail + 1))
+		return
+	fi
+	n=$(grep -oE '[0-9]+ passed' <<<"$line" | cut -d' ' -f1)
+	total_pass=$((total_pass + ${n:-0}))
+	n=$(grep -oE '[0-9]+ failed' <<<"$line" | cut -d' ' -f1)
+	total_fail=$((total_fail + ${n:-0}))
+	n=$(grep -oE '[0-9]+ errors?' <<<"$line" | cut -d' ' -f1)
+	total_fail=$((total_fail + ${n:-0}))
+}
+
+kv_stage
 
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]
