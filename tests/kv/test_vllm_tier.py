@@ -334,6 +334,8 @@ CACHED = BLOCKS * tiny_model.BLOCK_TOKENS
 TIER = "SwapioTier"
 LABEL = "{tier=1:SwapioTier}"  # vLLM's label: tier index and type
 OWN = "{tier=SwapioTier}"  # the tier's own metrics' label
+# Room for 2 of the prompt's 3 blocks and the store's own files.
+FULL_DISK_BYTES = 2 * tiny_model.BLOCK_BYTES + (128 << 10)
 
 
 def spec(model, root, steps, **tier_opts):
@@ -412,3 +414,65 @@ def test_vllm_restart_reuses_tier(tmp_path, tiny_model_dir):
     ns = namespace_dir(root)
     assert ns.startswith("vllm-" + os.path.basename(tiny_model_dir) + "-")
 
+
+
+@pytest.mark.engine
+def test_vllm_damaged_block_is_recomputed(tmp_path, tiny_model_dir):
+    """(d) a block damaged on disk is a miss: vLLM recomputes it, the
+    output is still right, and the block is stored again."""
+    root = tmp_path / "kv"
+    (cold,) = conftest.run_engine(spec(tiny_model_dir, root, ["gen"]),
+                                  tmp_path, "first")
+    damage_one_block(root / namespace_dir(root))
+    first, again = conftest.run_engine(
+        spec(tiny_model_dir, root, ["gen", "reset", "gen"]), tmp_path,
+        "second")
+    same_output(cold, first)
+    assert first["num_cached_tokens"] < CACHED
+    m = first["metrics"]
+    assert m["vllm:kv_offload_swapio_bad_checksums" + OWN] == 1
+    assert m["vllm:kv_offload_swapio_load_failed_blocks" + OWN] == 1
+    # Recomputed and stored again: the next regeneration has them all.
+    same_output(cold, again)
+    assert again["num_cached_tokens"] == CACHED
+    assert held_blocks(root) == BLOCKS
+
+
+def mount_tmpfs(path, size):
+    os.makedirs(path, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o",
+                        f"size={size},mode=0700",
+                        "swapio-kv-test", str(path)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {r.stderr.decode().strip()}")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tmpfs with room for BLOCKS - 1 blocks and little more."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    path = tmp_path / "small"
+    mount_tmpfs(path, FULL_DISK_BYTES)
+    yield path
+    subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.mark.engine
+def test_vllm_full_disk_fails_stores_softly(tmp_path, tiny_model_dir,
+                                            small_disk):
+    """(e) a disk too small for the prompt's blocks: the stores that do not
+    fit fail, the engine serves on, right, from what did fit."""
+    cold, warm = conftest.run_engine(
+        spec(tiny_model_dir, small_disk, ["gen", "reset", "gen"]), tmp_path)
+    m = cold["metrics"]
+    failed = m.get("vllm:kv_offload_swapio_store_failed_blocks" + OWN, 0)
+    stored = m.get("vllm:kv_offload_swapio_stored_blocks" + OWN, 0)
+    assert failed >= 1 and stored + failed == BLOCKS
+    assert m.get("vllm:kv_offload_tiering_cascade_job_failures" + LABEL,
+                 0) >= 1
+    same_output(cold, warm)
+    # What was stored is served; what was not is recomputed.
+    assert warm["num_cached_tokens"] < CACHED
+    assert warm["metrics"].get(
+        "vllm:kv_offload_swapio_load_failed_blocks" + OWN, 0) == 0
