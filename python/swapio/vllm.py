@@ -14,7 +14,7 @@ Turn it on in the OffloadingConnector's extra config::
         "dirs": ["/nvme0/kv", "/nvme1/kv"],   # or one str
         "capacity_bytes": 200 << 30,          # 0: until the disks fill
         "timeout_ms": 10000,                  # stores only; -1: none
-        "engine": None,                       # io_uring, aio, threads
+        "engine": None,                       # "uring", "aio", "threads"
         "checksum": True,
     }]
 
@@ -62,7 +62,7 @@ from vllm.v1.kv_offload.tiering.base import (
     SecondaryTierManager,
 )
 
-from . import BlockTier
+from ._tier import HELD, BlockTier
 
 try:
     from vllm.v1.kv_offload.base import (
@@ -105,8 +105,8 @@ _COUNTERS = {
 _GAUGES = {
     "vllm:kv_offload_swapio_blocks": (
         "blocks", "Blocks the swapio tier holds."),
-    "vllm:kv_offload_swapio_bytes": (
-        "bytes", "Bytes of blocks the swapio tier holds."),
+    "vllm:kv_offload_swapio_disk_bytes": (
+        "disk_bytes", "Bytes the swapio tier's blocks take on disk."),
 }
 
 
@@ -155,8 +155,10 @@ class SwapioTier(SecondaryTierManager):
     documentation); every method runs on vLLM's scheduler thread.
     Options: ``dirs`` (str or list of str, one root per drive),
     ``capacity_bytes`` (0: until the disks are full), ``timeout_ms``
-    (deadline of a store batch; -1: none; loads have none, because a load
-    that vLLM gave up on could still land in a slot it reused),
+    (deadline of a store batch; -1: none; the blocks not stored by then
+    fail, but a job whose writes are at the drive is reported only when
+    they end, since vLLM reuses its chunks then; loads have none, as a
+    read cannot be recalled from a chunk vLLM would reuse),
     ``engine`` (swapio's I/O engine; None: the best that runs),
     ``checksum`` (XXH3 per block, on by default), ``namespace`` (the
     store's subdirectory; by default :func:`namespace_for` the engine).
@@ -198,6 +200,7 @@ class SwapioTier(SecondaryTierManager):
                                capacity=int(capacity_bytes), engine=engine,
                                checksum=bool(checksum))
         self._jobs = {}  # batch id -> _Job
+        self._held = {}  # the same, past the deadline, I/O still running
         self._done = []  # JobResults not yet handed to vLLM
         self._storing = {}  # hex key -> stores in flight
         self._counts = dict.fromkeys(
@@ -264,15 +267,16 @@ class SwapioTier(SecondaryTierManager):
         return done
 
     def has_pending_work(self):
-        return bool(self._jobs or self._done)
+        return bool(self._jobs or self._held or self._done)
 
     def on_new_request(self, req_context):
         return RequestOffloadingContext()
 
     def drain_jobs(self):
-        """Waits until every submitted job has finished (and I/O ended)."""
+        """Waits until every submitted job has finished, and with it every
+        I/O touching the primary region."""
         self._reap()
-        while self._jobs:
+        while self._jobs or self._held:
             self._tier.wait(1000)
             self._reap()
 
@@ -286,6 +290,7 @@ class SwapioTier(SecondaryTierManager):
             tier.close()
         finally:
             self._jobs.clear()
+            self._held.clear()
             self._storing.clear()
             self._flat.release()
 
@@ -324,20 +329,37 @@ class SwapioTier(SecondaryTierManager):
         return self._flat[off:off + self.block_size_bytes]
 
     def _reap(self):
-        for bid, results in self._tier.reap():
+        """Takes finished batches into self._done. A batch past its
+        deadline whose I/O is still at the drive (HELD) finishes its job
+        only once no I/O of the tier is in flight: vLLM may reuse a chunk
+        as soon as its job is reported, and the put could still be reading
+        it. (BlockTier tells when the tier is idle, not when one held
+        batch's I/O ended.)"""
+        for bid, flags, results in self._tier.reap_flags():
             job = self._jobs.pop(bid, None)
             if job is None:
                 continue
-            for (i, hk), rc in zip(job.todo, results):
-                if not job.load:
-                    n = self._storing.get(hk, 0) - 1
-                    if n > 0:
-                        self._storing[hk] = n
-                    else:
-                        self._storing.pop(hk, None)
+            for (i, _), rc in zip(job.todo, results):
                 if rc == 0:
                     job.ok.add(i)
-            self._finish(job)
+            if flags & HELD:
+                self._held[bid] = job
+            else:
+                self._settle(job)
+        if self._held and self._tier.stats()["inflight"] == 0:
+            held, self._held = self._held, {}
+            for job in held.values():
+                self._settle(job)
+
+    def _settle(self, job):
+        if not job.load:
+            for _, hk in job.todo:
+                n = self._storing.get(hk, 0) - 1
+                if n > 0:
+                    self._storing[hk] = n
+                else:
+                    self._storing.pop(hk, None)
+        self._finish(job)
 
     def _finish(self, job):
         n_ok = len(job.ok)

@@ -150,6 +150,50 @@ def test_store_skips_blocks_present(tmp_path, rng, primary):
     tier.shutdown()
 
 
+def test_lookup_retries_while_store_in_flight(tmp_path, rng, primary,
+                                             monkeypatch):
+    """Writes held back 1 s: until the store commits, its keys are RETRY
+    (never HIT, never MISS), and get_finished_jobs returns at once."""
+    monkeypatch.setenv("SWAPIO_FAULT", "delay_ms=1000,dir=write")
+    tier = make_tier(primary, tmp_path)
+    monkeypatch.delenv("SWAPIO_FAULT")
+    keys = [key(rng) for _ in range(3)]
+    primary.fill(rng, range(3))
+    j = job(keys, range(3), False)
+    tier.submit_store(j)
+    assert [tier.lookup(k, None) for k in keys] == [LookupResult.RETRY] * 3
+    assert list(tier.get_finished_jobs()) == []
+    assert tier.has_pending_work()
+    assert finish(tier, [j])[j.job_id].success
+    assert [tier.lookup(k, None) for k in keys] == [LookupResult.HIT] * 3
+    tier.shutdown()
+
+
+def test_store_past_deadline_waits_for_its_writes(tmp_path, rng, primary,
+                                                  monkeypatch):
+    """Writes held back 1.5 s, a 100 ms deadline: the blocks fail, but the
+    job is reported only once no write reads the primary region any more
+    (vLLM reuses the chunks of a reported job)."""
+    monkeypatch.setenv("SWAPIO_FAULT", "delay_ms=1500,dir=write")
+    tier = make_tier(primary, tmp_path, timeout_ms=100)
+    monkeypatch.delenv("SWAPIO_FAULT")
+    keys = [key(rng) for _ in range(4)]
+    primary.fill(rng, range(4))
+    j = job(keys, range(4), False)
+    tier.submit_store(j)
+    got = []
+    while not got:
+        got = list(tier.get_finished_jobs())
+        if not got:
+            tier._tier.wait(5000)
+    assert tier.stats()["inflight"] == 0
+    (res,) = got
+    assert res.job_id == j.job_id and not res.success
+    assert tier.stats()["expired"] == 1
+    assert tier.stats()["store_failed_blocks"] == 4
+    tier.shutdown()
+
+
 def test_partial_load_reports_successful_keys(tmp_path, rng, primary):
     tier = make_tier(primary, tmp_path)
     k0, k1, k2 = key(rng), key(rng), key(rng)
@@ -230,7 +274,7 @@ def test_eviction_keeps_capacity(tmp_path, rng, primary):
     for i in range(0, 24, 4):  # in batches, oldest first
         assert store(tier, keys[i:i + 4], range(i, i + 4)).success
     s = tier.stats()
-    assert s["evicted"] > 0 and s["bytes"] <= cap
+    assert s["evicted"] > 0 and s["disk_bytes"] <= cap
     assert tier.lookup(keys[0], None) == LookupResult.MISS
     assert tier.lookup(keys[-1], None) == LookupResult.HIT
     # What is left loads right; what was evicted fails alone.
