@@ -173,7 +173,9 @@ def run_engine(spec, tmp_path, name="engine"):
 def tiny_model_dir(tmp_path_factory):
     """The tiny Llama of tiny_model.py, built once per session."""
     path = tmp_path_factory.mktemp("tiny-llama")
-    subprocess.run([sys.executable, os.path.join(HERE, "tiny_model.py"),
-                    str(path)], check=True, capture_output=True,
-                   timeout=300)
+    r = subprocess.run([sys.executable, os.path.join(HERE, "tiny_model.py"),
+                        str(path)], capture_output=True, text=True,
+                       timeout=300)
+    if r.returncode != 0:
+        pytest.fail(f"building the tiny model failed:\n{r.stderr[-4000:]}")
     return str(path)

@@ -378,8 +378,6 @@ CACHED = BLOCKS * tiny_model.BLOCK_TOKENS
 TIER = "SwapioTier"
 LABEL = "{tier=1:SwapioTier}"  # vLLM's label: tier index and type
 OWN = "{tier=SwapioTier}"  # the tier's own metrics' label
-# Room for 2 of the prompt's 3 blocks and the store's own files.
-FULL_DISK_BYTES = 2 * tiny_model.BLOCK_BYTES + (128 << 10)
 
 
 def spec(model, root, steps, **tier_opts):
@@ -460,6 +458,22 @@ def test_vllm_restart_reuses_tier(tmp_path, tiny_model_dir):
 
 
 
+def damage_one_block(nsdir):
+    """Flips 16 bytes in the middle of what the store's data file holds:
+    inside the second of the prompt's three blocks, stored one after the
+    other."""
+    path = os.path.join(str(nsdir), "data")
+    with open(path, "r+b") as f:
+        blob = f.read()
+        used = len(blob.rstrip(b"\0"))
+        assert used > 2 * tiny_model.BLOCK_BYTES
+        at = used // 2
+        f.seek(at)
+        f.write(bytes(b ^ 0xFF for b in blob[at:at + 16]))
+        f.flush()
+        os.fsync(f.fileno())
+
+
 @pytest.mark.engine
 def test_vllm_damaged_block_is_recomputed(tmp_path, tiny_model_dir):
     """(d) a block damaged on disk is a miss: vLLM recomputes it, the
@@ -493,13 +507,25 @@ def mount_tmpfs(path, size):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A tmpfs with room for BLOCKS - 1 blocks and little more."""
+    """A tmpfs with room for the store's own files and two of the
+    prompt's three blocks (measured: the store's files are swapio's
+    business)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
     path = tmp_path / "small"
-    mount_tmpfs(path, FULL_DISK_BYTES)
-    yield path
-    subprocess.run(["umount", "-l", str(path)], check=False)
+    mount_tmpfs(path, 64 << 20)
+    try:
+        with swapio.BlockTier(str(path), namespace="probe"):
+            pass
+        st = os.statvfs(path)
+        own = (st.f_blocks - st.f_bfree) * st.f_frsize
+        subprocess.run(["rm", "-rf", str(path / "probe")], check=True)
+        size = own + 2 * (tiny_model.BLOCK_BYTES + (8 << 10)) + (16 << 10)
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(path)],
+                       check=True)
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 @pytest.mark.engine
@@ -517,6 +543,6 @@ def test_vllm_full_disk_fails_stores_softly(tmp_path, tiny_model_dir,
                  0) >= 1
     same_output(cold, warm)
     # What was stored is served; what was not is recomputed.
-    assert warm["num_cached_tokens"] < CACHED
+    assert warm["num_cached_tokens"] == stored * tiny_model.BLOCK_TOKENS
     assert warm["metrics"].get(
         "vllm:kv_offload_swapio_load_failed_blocks" + OWN, 0) == 0
