@@ -50,7 +50,7 @@ import json
 import os
 import re
 import time
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from vllm.v1.kv_offload.base import (
     LookupResult,
@@ -315,8 +315,9 @@ class SwapioTier(SecondaryTierManager):
     def stats(self):
         """This tier's counters (stored_blocks, loaded_blocks,
         store_failed_blocks, load_failed_blocks, skipped_blocks,
-        store_jobs, load_jobs) and the store's (BlockTier.stats())."""
-        s = dict(self._tier.stats())
+        store_jobs, load_jobs) and the store's (BlockTier.stats()) while
+        it is open."""
+        s = dict(self._tier.stats()) if self._tier is not None else {}
         s.update(self._counts)
         return s
 

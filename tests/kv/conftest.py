@@ -17,9 +17,7 @@ import sys
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-import tiny_model  # noqa: E402
+sys.path.insert(0, HERE)  # tiny_model, cpu_offload_spec
 
 # An engine start is 20-40 s here, a short generation about 1 s; this
 # bounds one engine process (start, generations, shutdown) with room for a
