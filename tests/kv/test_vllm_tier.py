@@ -533,7 +533,8 @@ def small_disk(tmp_path):
 def test_vllm_full_disk_fails_stores_softly(tmp_path, tiny_model_dir,
                                             small_disk):
     """(e) a disk too small for the prompt's blocks: the stores that do not
-    fit fail, the engine serves on, right, from what did fit."""
+    fit fail (and later ones evict older blocks), the engine serves on
+    with the right output."""
     cold, warm = conftest.run_engine(
         spec(tiny_model_dir, small_disk, ["gen", "reset", "gen"]), tmp_path)
     same_output(cold, warm)
