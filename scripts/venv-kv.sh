@@ -25,11 +25,20 @@ swapio_kv_venv() {
 		return 0
 	fi
 	# The cache holds venvs whose code the tests run as root: only root
-	# may write there.
-	if [ ! -d /var/cache/swapio ]; then
-		install -d -m 0700 -o root -g root /var/cache/swapio || return 1
-	fi
-	chmod 0700 /var/cache/swapio 2>/dev/null
+	# may write there, and a cache someone else owns is refused.
+	case $venv in
+	/var/cache/swapio/*)
+		if [ ! -d /var/cache/swapio ]; then
+			install -d -m 0700 -o root -g root /var/cache/swapio ||
+				return 1
+		fi
+		if [ "$(stat -c %u /var/cache/swapio)" != 0 ]; then
+			echo "/var/cache/swapio is not root's" >"$log"
+			return 1
+		fi
+		chmod 0700 /var/cache/swapio || return 1
+		;;
+	esac
 	rm -rf "$venv"
 	python3 -m venv "$venv" >"$log" 2>&1 &&
 		printf 'torch==2.13.0\n' >"$cons" &&
