@@ -133,14 +133,30 @@ class Engine:
                 pass
             self.proc.wait()
 
+    def _group(self):
+        """Pids still in the engine's process group (its workers)."""
+        pids = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == self.proc.pid:
+                pids.append(int(pid))
+        return pids
+
     def close(self):
         self.kill()
         # Workers of the engine live in its process group and may outlive
         # its main process by a moment: end what is left of the group.
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        for pid in self._group():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self._log.close()
         clean_shm(self.shm_before)
 
