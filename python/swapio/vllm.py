@@ -42,7 +42,8 @@ What it guarantees (see docs/INFERENCE.md):
   layout never reads it.
 
 Only one process may hold a namespace at a time: a second engine on the
-same dirs, model and layout fails at start with OSError(EBUSY).
+same dirs, model and layout fails at start with OSError(EBUSY). Data
+parallel replicas get a namespace each.
 """
 
 import hashlib
@@ -118,7 +119,9 @@ def namespace_for(offloading_spec, block_bytes):
     over what makes blocks interchangeable: the identity vLLM's file tier
     (FileMapper) names its directories by (model, dtype, tokens per block
     hash, blocks per chunk, KV cache groups and their layers, parallel
-    layout where it matters) and the block's size in bytes.
+    layout where it matters) and the block's size in bytes. Data-parallel
+    replicas (each with a scheduler of its own) get one store each:
+    ``-dp<index>`` at the end.
     """
     from vllm.v1.kv_offload.file_mapper import FileMapper
 
@@ -132,6 +135,10 @@ def namespace_for(offloading_spec, block_bytes):
     digest = hashlib.sha256(canon.encode()).hexdigest()[:16]
     name = os.path.basename(str(fields["model_name"]).rstrip("/"))
     name = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:32].lstrip(".") or "model"
+    parallel = offloading_spec.config.parallel
+    if parallel.data_parallel_size > 1:
+        # One store per replica: a namespace has one owner at a time.
+        return f"vllm-{name}-{digest}-dp{parallel.data_parallel_index}"
     return f"vllm-{name}-{digest}"
 
 

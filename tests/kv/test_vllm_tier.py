@@ -12,6 +12,7 @@ stores softly and serving goes on.
 import errno
 import mmap
 import os
+import re
 import subprocess
 import sys
 
@@ -554,3 +555,63 @@ def test_vllm_full_disk_fails_stores_softly(tmp_path, tiny_model_dir,
     assert m.get("vllm:kv_offload_swapio_load_failed_blocks" + OWN, 0) == 0
     st = os.statvfs(small_disk)
     assert st.f_bfree * st.f_frsize < tiny_model.BLOCK_BYTES + (8 << 10)
+
+
+def offloading_spec(model="/models/tiny", dtype="float32", tokens=128,
+                    layers=("model.layers.0.attn", "model.layers.1.attn"),
+                    tp=1, dp=1, dp_index=0):
+    """vLLM's own TieringOffloadingSpec over an OffloadingConfig as vLLM
+    builds it for an engine (no engine needed)."""
+    from vllm.v1.kv_offload.config import (
+        OffloadingCacheConfig,
+        OffloadingConfig,
+        OffloadingGroupConfig,
+        OffloadingModelConfig,
+        OffloadingParallelConfig,
+    )
+    from vllm.v1.kv_offload.tiering.spec import TieringOffloadingSpec
+
+    cfg = OffloadingConfig(
+        groups=(OffloadingGroupConfig(tokens_per_block=tokens,
+                                      layer_names=tuple(layers),
+                                      group_id=0),),
+        worker_kv_bytes_per_block=CHUNK, enable_kv_cache_events=False,
+        extra_config={"cpu_bytes_to_use": NCHUNKS * CHUNK},
+        engine_id="e", model=OffloadingModelConfig(name=model, dtype=dtype),
+        cache=OffloadingCacheConfig(tokens_per_hash=tokens,
+                                    blocks_per_chunk=1),
+        parallel=OffloadingParallelConfig(
+            rank=0, world_size=tp, tp_size=tp, pp_size=1, pcp_size=1,
+            dcp_size=1, data_parallel_index=dp_index,
+            data_parallel_size=dp, data_parallel_rank_local=None,
+            is_parallelism_agnostic=tp == 1))
+    return TieringOffloadingSpec(cfg)
+
+
+def test_namespace_is_the_model_and_layout(tmp_path, primary):
+    from swapio.vllm import namespace_for
+
+    base = namespace_for(offloading_spec(), CHUNK)
+    assert re.fullmatch(r"vllm-tiny-[0-9a-f]{16}", base)
+    assert namespace_for(offloading_spec(), CHUNK) == base
+    others = [
+        namespace_for(offloading_spec(model="/models/other"), CHUNK),
+        namespace_for(offloading_spec(dtype="bfloat16"), CHUNK),
+        namespace_for(offloading_spec(tokens=16), CHUNK),
+        namespace_for(offloading_spec(layers=("l0",)), CHUNK),
+        namespace_for(offloading_spec(tp=2), CHUNK),
+        namespace_for(offloading_spec(), 2 * CHUNK),
+    ]
+    assert base not in others and len(set(others)) == len(others)
+    # Data-parallel replicas: one store each (one owner per namespace).
+    dp = [namespace_for(offloading_spec(dp=2, dp_index=i), CHUNK)
+          for i in (0, 1)]
+    assert dp[0] != dp[1] and all(n.endswith(f"-dp{i}")
+                                  for i, n in enumerate(dp))
+    # Unnamed, the tier's store is that namespace, in every root.
+    roots = [tmp_path / "a", tmp_path / "b"]
+    t = SwapioTier(offloading_spec(), primary.view, "SwapioTier",
+                   dirs=[str(r) for r in roots])
+    _open_tiers.append(t)
+    assert t.namespace == base
+    assert all((r / base).is_dir() for r in roots)
