@@ -650,23 +650,18 @@ def test_server_full_disk_serves_on(cold, tmp_path, tiny_model_dir):
 
 
 def _fill(mnt):
-    path = os.path.join(mnt, "filler")
-    with open(path, "wb") as f:
-        chunk = b"\xa5" * 65536
-        try:
-            while True:
-                f.write(chunk)
-                f.flush()
-        except OSError as e:
-            assert e.errno == errno.ENOSPC
-    # a partial last write may have left a few bytes: fill them too
-    with open(path, "ab") as f:
-        try:
-            while True:
-                f.write(b"\xa5")
-                f.flush()
-        except OSError:
-            pass
+    """Fills the file system at MNT to the last byte."""
+    fd = os.open(os.path.join(mnt, "filler"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        size = 1 << 16
+        while size:
+            try:
+                os.write(fd, b"\xa5" * size)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC
+                size //= 2
+    finally:
+        os.close(fd)
 
 
 def _damage_first_block(dirs, namespace):
