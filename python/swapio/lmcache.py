@@ -26,18 +26,11 @@ import errno as _errno
 import os
 import threading
 
-from . import _swapio
+from ._tier import BlockTier
 
 __all__ = ["SwapioL2Adapter"]
 
 _KEY_MAX = 255          # bytes of a BlockTier key
-
-
-def _block_tier():
-    tier = getattr(_swapio, "BlockTier", None)
-    if tier is None:
-        from swapio import BlockTier as tier
-    return tier
 
 
 def _dirs(dirs):
@@ -46,6 +39,8 @@ def _dirs(dirs):
     out = [os.fspath(d) for d in dirs]
     if not out:
         raise ValueError("swapio.lmcache: dirs is empty")
+    for d in out:
+        os.makedirs(d, mode=0o700, exist_ok=True)
     return out
 
 
@@ -125,8 +120,9 @@ class SwapioL2Adapter:
 
     ``adapter_params`` are the keyword arguments:
 
-    - ``dirs``: one root per drive (a str or a list); the blocks go in
-      ``<root>/<namespace>/`` and are striped over the roots.
+    - ``dirs``: one root per drive (a str or a list; made, mode 0700, if
+      missing); the blocks go in ``<root>/<namespace>/`` and are striped
+      over the roots.
     - ``namespace``: ``"lmcache"`` by default. Two servers need two
       namespaces (the second to open one gets ``OSError(EBUSY)``); a
       restarted server finds its blocks under the same one.
@@ -137,7 +133,8 @@ class SwapioL2Adapter:
       ``adapter_params``, for its usage accounting).
     - ``timeout_ms``: a deadline for each batch; its keys still at the
       device when it passes fail with ETIMEDOUT. -1 (default): none.
-    - ``engine``: ``"io_uring"``, ``"aio"``, ``"threads"``; None: the best.
+    - ``engine``: ``"uring"`` (or ``"io_uring"``), ``"aio"``,
+      ``"threads"``; None: the best that runs.
     - ``checksum``: True (default) verifies every block read (XXH3); a
       block that fails is a miss and is dropped.
     - ``high_watermark``, ``low_watermark``: the tier's eviction band.
@@ -156,6 +153,8 @@ class SwapioL2Adapter:
     def __init__(self, dirs, namespace="lmcache", capacity_bytes=None,
                  max_capacity_gb=None, timeout_ms=-1, engine=None,
                  checksum=True, high_watermark=None, low_watermark=None):
+        if engine == "io_uring":
+            engine = "uring"
         kw = {"namespace": str(namespace),
               "capacity": _capacity(capacity_bytes, max_capacity_gb),
               "engine": engine, "checksum": bool(checksum)}
@@ -164,7 +163,7 @@ class SwapioL2Adapter:
         if low_watermark is not None:
             kw["low_watermark"] = float(low_watermark)
         self._timeout_ms = int(timeout_ms)
-        self._tier = _block_tier()(_dirs(dirs), **kw)
+        self._tier = BlockTier(_dirs(dirs), **kw)
         self._fd = self._tier.fileno()
         self._lock = threading.Lock()
         self._next = 1

@@ -609,7 +609,8 @@ def test_server_damaged_block_is_a_miss(cold, tmp_path, tiny_model_dir):
         dst = str(tmp_path / ("copy%d" % i))
         shutil.copytree(d, dst)
         params["dirs"].append(dst)
-    assert _damage_first_block(params["dirs"], params["namespace"])
+    assert _damage_one_block(params["dirs"], params["namespace"],
+                             (tiny_model_dir + "@").encode())
 
     srv = CacheServer(tmp_path, "server-damaged", params)
     try:
@@ -664,5 +665,21 @@ def _fill(mnt):
         os.close(fd)
 
 
-def _damage_first_block(dirs, namespace):
-    raise NotImplementedError
+def _damage_one_block(dirs, namespace, key_prefix):
+    """Flips a byte in the payload of one block of the store, found by its
+    key (whose first bytes are KEY_PREFIX) in the extent's header: a data
+    file is extents of a 4096-byte header block, then the payload."""
+    for d in dirs:
+        path = os.path.join(d, namespace, "data")
+        if not os.path.exists(path):
+            continue
+        with open(path, "r+b") as f:
+            data = f.read()
+            i = data.find(key_prefix)
+            if i < 0:
+                continue
+            at = i - i % 4096 + 4096 + 100
+            f.seek(at)
+            f.write(bytes([data[at] ^ 0xFF]))
+            return True
+    return False
