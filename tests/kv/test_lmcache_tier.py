@@ -621,11 +621,12 @@ def test_server_damaged_block_is_a_miss(cold, tmp_path, tiny_model_dir):
     # The damaged chunk is a miss, and so is the prefix past it: vLLM
     # computes them, the output is the cold run's. The chunk is stored
     # again, and the next request loads it.
-    assert runs[0]["num_cached_tokens"] < CACHED
+    assert runs[0]["num_cached_tokens"] in (0, CHUNK_TOKENS)
     assert runs[1]["num_cached_tokens"] == CACHED
     for run in runs:
         _same_output(run, cold["ref"])
-    assert st["bad_checksums"] >= 1, st
+    assert st["bad_checksums"] == 1, st
+    assert st["puts"] >= 1 and st["blocks"] == CACHED // CHUNK_TOKENS, st
 
 
 @pytest.mark.engine
@@ -644,10 +645,14 @@ def test_server_full_disk_serves_on(cold, tmp_path, tiny_model_dir):
             st = srv.stop()
     finally:
         _umount(mnt)
+    # Every store failed, softly: the server reported them failed (so it
+    # kept the chunks in L1 and served the next request from there), and
+    # the output is the cold run's each time.
     for run in runs:
         _same_output(run, cold["ref"])
     assert runs[0]["num_cached_tokens"] == 0
-    assert st["blocks"] == 0, st
+    assert runs[1]["num_cached_tokens"] == CACHED
+    assert st["failed"] >= 1 and st["blocks"] == 0, st
 
 
 def _fill(mnt):
