@@ -25,8 +25,7 @@ import time
 
 import pytest
 
-from conftest import Engine, ENGINE_TIMEOUT_S, run_engine  # noqa: F401
-import tiny_model
+from conftest import Engine
 
 swapio = pytest.importorskip("swapio")
 lmc = pytest.importorskip("swapio.lmcache")
