@@ -11,7 +11,9 @@
  *   still reads or writes is ever released. A batch's pbatch goes when
  *   its record says the tier is done with its buffers: its first record
  *   without SWAPIO_TIER_HELD, or the RELEASED record after a HELD one.
- * - reap() hands each batch to Python once, with its first record.
+ * - reap() hands each batch to Python once, with its first record, and
+ *   a held batch once more, as (id, RELEASED, None), when the tier is
+ *   done with its buffers.
  * - close() (or dealloc) closes the C tier first, which waits for every
  *   op, and only then releases the buffers. All under the GIL except the
  *   close and wait themselves.
@@ -279,10 +281,21 @@ static PyObject *tier_reap(TierObject *self, PyObject *unused)
 				}
 				Py_DECREF(item);
 			}
-			if (!(d[k].flags & SWAPIO_TIER_HELD)) {
-				*p = b->next;
-				pbatch_free(b);
+			if (d[k].flags & SWAPIO_TIER_HELD)
+				continue;
+			*p = b->next;
+			pbatch_free(b);
+			if (!(d[k].flags & SWAPIO_TIER_RELEASED))
+				continue;
+			/* A held batch's buffers are free now: say so. */
+			item = Py_BuildValue("(KIO)", (unsigned long long)d[k].batch,
+					     d[k].flags, Py_None);
+			if (!item || PyList_Append(out, item) < 0) {
+				Py_XDECREF(item);
+				Py_DECREF(out);
+				return NULL;
 			}
+			Py_DECREF(item);
 		}
 	} while (n == 64);
 	return out;
@@ -372,7 +385,8 @@ static PyMethodDef tier_methods[] = {
 	M("submit", tier_submit, METH_VARARGS, "submit(verb, keys, bufs, "
 	  "timeout_ms) -> int\n\nQueue a batch; never waits for I/O."),
 	M("reap", tier_reap, METH_NOARGS, "reap() -> list\n\n(batch, flags, "
-	  "results) of each batch finished since; never blocks."),
+	  "results) of each batch finished since, and (batch, RELEASED, "
+	  "None) when a held batch's buffers are free; never blocks."),
 	M("wait", tier_wait, METH_VARARGS, "wait(timeout_ms) -> bool\n\n"
 	  "Wait until a batch can be reaped."),
 	M("fileno", tier_fileno, METH_NOARGS, "fileno() -> int\n\nThe "

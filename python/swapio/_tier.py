@@ -92,10 +92,15 @@ class BlockTier:
         dropped), -ETIMEDOUT (the batch's deadline came first), -ENOSPC,
         -EMSGSIZE (a get's buffer is not the block's size), -EIO, ...
         """
-        return [(bid, res) for bid, _, res in self._t.reap()]
+        return [(bid, res) for bid, _, res in self._t.reap()
+                if res is not None]
 
     def reap_flags(self):
-        """As :meth:`reap`, with each batch's flags (EXPIRED, HELD) too."""
+        """As :meth:`reap`, with each batch's flags: ``(batch id, flags,
+        results)``. A batch past its deadline whose I/O is still at the
+        drives comes with EXPIRED | HELD: its buffers are still in use
+        (a get may still write the block's own bytes there) until a
+        second record ``(batch id, RELEASED, None)`` for it."""
         return self._t.reap()
 
     def wait(self, timeout_ms=-1):

@@ -26,7 +26,7 @@ import errno as _errno
 import os
 import threading
 
-from ._tier import BlockTier
+from ._tier import HELD, RELEASED, BlockTier
 
 __all__ = ["SwapioL2Adapter"]
 
@@ -132,7 +132,10 @@ class SwapioL2Adapter:
       is not given (LMCache keeps its own ``max_capacity_gb``, outside
       ``adapter_params``, for its usage accounting).
     - ``timeout_ms``: a deadline for each batch; its keys still at the
-      device when it passes fail with ETIMEDOUT. -1 (default): none.
+      device when it passes fail with ETIMEDOUT. -1 (default): none. A
+      batch past its deadline is reported once its I/O has ended, not
+      before, since LMCache reuses the batch's buffers once it has the
+      result.
     - ``engine``: ``"uring"`` (or ``"io_uring"``), ``"aio"``,
       ``"threads"``; None: the best that runs.
     - ``checksum``: True (default) verifies every block read (XXH3); a
@@ -168,6 +171,7 @@ class SwapioL2Adapter:
         self._lock = threading.Lock()
         self._next = 1
         self._batches = {}      # tier batch id -> _Batch
+        self._held = {}         # ... past the deadline, I/O still running
         self._local = []        # completions decided without the tier
         self._closed = False
 
@@ -203,13 +207,21 @@ class SwapioL2Adapter:
         with self._lock:
             if self._closed:
                 return out
-            for bid, res in self._tier.reap():
+            for bid, flags, res in self._tier.reap_flags():
+                if flags & RELEASED:
+                    b = self._held.pop(bid, None)
+                    if b is not None:
+                        out.append(self._completion(b))
+                    continue
                 b = self._batches.pop(bid, None)
                 if b is None:
                     continue
                 for slot, r in zip(b.slots, res):
                     b.results[slot] = r
-                out.append(self._completion(b))
+                if flags & HELD:
+                    self._held[bid] = b     # its I/O still uses buffers
+                else:
+                    out.append(self._completion(b))
             local, self._local = self._local, []
         return [self._completion(b) for b in local] + out
 
@@ -220,6 +232,7 @@ class SwapioL2Adapter:
                 return
             self._closed = True
             self._batches.clear()
+            self._held.clear()
             self._local = []
             tier, self._tier = self._tier, None
         tier.close()

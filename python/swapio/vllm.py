@@ -63,7 +63,7 @@ from vllm.v1.kv_offload.tiering.base import (
     SecondaryTierManager,
 )
 
-from ._tier import HELD, BlockTier
+from ._tier import HELD, RELEASED, BlockTier
 
 try:
     from vllm.v1.kv_offload.base import (
@@ -339,11 +339,14 @@ class SwapioTier(SecondaryTierManager):
     def _reap(self):
         """Takes finished batches into self._done. A batch past its
         deadline whose I/O is still at the drive (HELD) finishes its job
-        only once no I/O of the tier is in flight: vLLM may reuse a chunk
-        as soon as its job is reported, and the put could still be reading
-        it. (BlockTier tells when the tier is idle, not when one held
-        batch's I/O ended.)"""
+        only at its RELEASED record: vLLM may reuse a chunk as soon as its
+        job is reported, and the put could still be reading it."""
         for bid, flags, results in self._tier.reap_flags():
+            if flags & RELEASED:
+                job = self._held.pop(bid, None)
+                if job is not None:
+                    self._settle(job)
+                continue
             job = self._jobs.pop(bid, None)
             if job is None:
                 continue
@@ -353,10 +356,6 @@ class SwapioTier(SecondaryTierManager):
             if flags & HELD:
                 self._held[bid] = job
             else:
-                self._settle(job)
-        if self._held and self._tier.stats()["inflight"] == 0:
-            held, self._held = self._held, {}
-            for job in held.values():
                 self._settle(job)
 
     def _settle(self, job):

@@ -316,6 +316,27 @@ def test_restart_finds_blocks(tmp_path):
         assert a.stats()["hits"] == 8
 
 
+def test_get_past_deadline_waits_for_its_reads(tmp_path, monkeypatch):
+    """Reads held back 1.5 s, a 100 ms deadline: the batch fails, but is
+    reported only once its reads have ended, since LMCache reuses the
+    buffers of a batch it has the result of."""
+    rng = random.Random(8)
+    keys = [_key(0, rng) for _ in range(4)]
+    data = [rng.randbytes(BLOCK) for _ in keys]
+    monkeypatch.setenv("SWAPIO_FAULT", "delay_ms=1500,dir=read")
+    a = lmc.SwapioL2Adapter(dirs=str(tmp_path), timeout_ms=100)
+    monkeypatch.delenv("SWAPIO_FAULT")
+    with a:
+        assert _one(a, a.submit_batch_set(keys, [_view(d) for d in data]))[0]
+        t0 = time.monotonic()
+        fid = a.submit_batch_get(keys, [_view(bytes(BLOCK)) for _ in keys])
+        ok, err, per_key = _one(a, fid)
+        assert not ok and per_key == [False] * 4 and "ETIMEDOUT" in err
+        # Not at the deadline: after the held-back reads.
+        assert time.monotonic() - t0 >= 1.0
+        assert a.stats()["expired"] == 1 and a.stats()["inflight"] == 0
+
+
 def test_damaged_block_is_a_miss(tmp_path):
     rng = random.Random(6)
     d = str(tmp_path / "d")
