@@ -6,7 +6,9 @@ given every storage record's size but not its bytes (as
 ``torch.serialization.skip_data`` does): the writer seeks over each
 record's data, so the skeleton is a list of small pieces with a hole per
 storage, at the 64-byte aligned offset torch chose. swapio then writes the
-pieces and every storage's bytes at its offset, all in flight. A load
+pieces and every storage's bytes at its offset, all in flight. A save
+writes each big storage as soon as torch's writer has placed it, while
+the pickling goes on. A load
 opens the archive with torch's ``PyTorchFileReader``, reads every storage
 record with swapio into new memory, all in flight, and lets torch's own
 unpickler (``weights_only`` or not) rebuild the object.
@@ -33,11 +35,12 @@ class _Sparse:
     """A seekable sink for PyTorchFileWriter: keeps what is written as
     pieces and each record's skipped data as a hole."""
 
-    def __init__(self):
+    def __init__(self, emit=None):
         self.pos = 0
         self.end = 0
         self.pieces = []
         self.pending = None
+        self.emit = emit    # takes big records as they are placed
 
     def write(self, b):
         b = bytes(b)
@@ -55,7 +58,10 @@ class _Sparse:
                 raise RuntimeError("swapio.torch.save: torch's writer "
                                    "skipped %d bytes for a record of %d"
                                    % (n, self.pending.nbytes))
-            self.pieces.append((self.pos, self.pending))
+            if self.emit and self.pending.nbytes >= _ckpt.SMALL:
+                self.emit(self.pos, self.pending)
+            else:
+                self.pieces.append((self.pos, self.pending))
             self.pending = None
         self.pos = new
         self.end = max(self.end, new)
@@ -101,10 +107,12 @@ class _Writer:
 
 
 def plan(obj, pickle_module=pickle, pickle_protocol=_DEFAULT_PROTOCOL,
-         disable_byteorder_record=False):
+         disable_byteorder_record=False, emit=None):
     """The pieces ``(offset, data)`` of *obj*'s torch.save archive and
-    its size in bytes."""
-    sink = _Sparse()
+    its size in bytes. With *emit*, each storage record of at least
+    _ckpt.SMALL bytes goes to ``emit(offset, data)`` as soon as torch's
+    writer has placed it, instead of into the pieces."""
+    sink = _Sparse(emit)
     w = _Writer(sink)
     ts._save(obj, w, pickle_module, pickle_protocol,
              disable_byteorder_record)
@@ -144,9 +152,36 @@ def save(obj, f, pickle_module=pickle, pickle_protocol=_DEFAULT_PROTOCOL,
         return torch.save(obj, f, pickle_module, pickle_protocol,
                           _use_new_zipfile_serialization,
                           _disable_byteorder_record)
-    pieces, size = plan(obj, pickle_module, pickle_protocol,
-                        _disable_byteorder_record)
-    write_file(os.fsdecode(f), pieces, size, durable, handle)
+    h = handle if handle is not None else swapio.Handle()
+    try:
+        with _ckpt.Publish(os.fsdecode(f), durable) as tmp:
+            with h.open(tmp, "w") as out:
+                # Big storages are written while torch pickles the rest.
+                # An error must not cross torch's C++ writer (it would
+                # leave it broken): it is kept and raised after it.
+                ops, failed = [], []
+
+                def emit(off, data):
+                    if failed:
+                        return
+                    try:
+                        ops.append((out.write_async(data, off), data.nbytes))
+                    except BaseException as e:  # noqa: B036 - raised below
+                        failed.append(e)
+
+                try:
+                    pieces, _ = plan(obj, pickle_module, pickle_protocol,
+                                     _disable_byteorder_record, emit=emit)
+                    if failed:
+                        raise failed[0]
+                    _ckpt.write_pieces(out, pieces)
+                finally:
+                    _ckpt._wait_all(ops)
+                if durable:
+                    out.sync()
+    finally:
+        if handle is None:
+            h.close()
     return None
 
 
