@@ -524,10 +524,11 @@ def measure(a, pt, idx, total):
                 print(f"\r\033[K[{idx}/{total}] {pt}: round {r + 1}/"
                       f"{a.rounds} {name}", end="", file=sys.stderr,
                       flush=True)
-            if name.startswith("fio"):
-                runs[name].append(run_fio(a, pt, name, r))
-            else:
-                runs[name].append(run_inprocess(a, pt, name, r))
+            t0 = time.monotonic()
+            run = (run_fio if name.startswith("fio") else run_inprocess)(
+                a, pt, name, r)
+            run["wall_s"] = time.monotonic() - t0	# set-up and all
+            runs[name].append(run)
     return runs
 
 
@@ -549,15 +550,17 @@ def summarise(a, pt, runs):
                  for k in ("gbps", "cpu", "p50", "p99")}
             for ph in PHASES if any(ph in x for x in rs)}
     for ph in PHASES:
-        rat = {}
-        if "fio" in runs:
-            for name in runs:
-                if name != "fio":
-                    rat[f"{name}/fio"] = per_round(runs, name, "fio", ph)
-        for m, p in PEERS:
-            if m in runs and p in runs:
-                rat[f"{m}/{p}"] = per_round(runs, m, p, ph)
-        res["ratios"][ph] = rat
+        for key in ("gbps", "cpu"):
+            rat = {}
+            if "fio" in runs:
+                for name in runs:
+                    if name != "fio":
+                        rat[f"{name}/fio"] = per_round(runs, name, "fio",
+                                                       ph, key)
+            for m, p in PEERS:
+                if m in runs and p in runs:
+                    rat[f"{m}/{p}"] = per_round(runs, m, p, ph, key)
+            res["ratios"][f"{ph}_{key}"] = rat
     return res
 
 
@@ -581,14 +584,14 @@ def table(r):
                       f"{num(f['p50'], '.2f')} / {num(f['p99'], '.2f')}",
                       num(f["cpu"], ".3f")]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "| GB/s ratio, median [range] | store | load |",
-              "|---|---|---|"]
-    keys = list(r["ratios"]["store"])
-    for k in keys:
-        st = spread(r["ratios"]["store"].get(k, []))
-        ld = spread(r["ratios"]["load"].get(k, []))
+    lines += ["", "| ratio, median [range] | store GB/s | load GB/s "
+              "| store CPU s/GB | load CPU s/GB |", "|---|---|---|---|---|"]
+    rat = r["ratios"]
+    for k in rat["store_gbps"]:
         label = k + (" (null line)" if k == "fio-null/fio" else "")
-        lines.append(f"| {label} | {st} | {ld} |")
+        cells = [spread(rat[f"{ph}_{key}"].get(k, []))
+                 for key in ("gbps", "cpu") for ph in PHASES]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -607,7 +610,7 @@ def targets(results):
     out = []
     for m, p, goal in TARGETS:
         for ph in PHASES:
-            xs = r["ratios"][ph].get(f"{m}/{p}")
+            xs = r["ratios"][f"{ph}_gbps"].get(f"{m}/{p}")
             if not xs:
                 continue
             v = med(xs)
@@ -723,8 +726,9 @@ def main():
     head = (f"{describe(a)}; {a.inflight} batches in flight; load average "
             f"{load0[0]:.1f} at the start, {load1[0]:.1f} at the end; took "
             f"{minutes:.1f} min.")
-    print(head + "\n\nA ratio above 1 means more GB/s than the reference; "
-          "it means something only outside the null line's range.\n")
+    print(head + "\n\nA ratio above 1 means more GB/s, or more CPU per "
+          "GB, than the reference; it means something only outside the "
+          "null line's range.\n")
     if a.left_out:
         print("Left out: " + "; ".join(a.left_out) + "\n")
     print("\n\n".join(table(r) for r in results))
