@@ -699,11 +699,22 @@ def versions():
     return ", ".join(out)
 
 
+def shmem_thp():
+    """The kernel's huge page setting for shared memory, or "?"."""
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/shmem_enabled") as f:
+            words = f.read().split()
+    except OSError:
+        return "?"
+    return next((w[1:-1] for w in words if w.startswith("[")), "?")
+
+
 def describe(a):
+    loads = ("cold loads (page cache dropped)" if a.cold
+             else "stores only (not root)")
     return (f"{machine(a.dir)}, {versions()}; O_DIRECT everywhere; "
-            f"buffers: one shared anonymous mapping (4 KiB pages unless "
-            f"shmem THP is on) for all, fio --iomem=mmapshared; "
-            f"{'cold loads (page cache dropped)' if a.cold else 'stores only (not root)'}")
+            f"buffers: one shared anonymous mapping for all (shmem THP: "
+            f"{shmem_thp()}), fio --iomem=mmapshared; {loads}")
 
 
 def main():
