@@ -652,7 +652,13 @@ def parse_args():
     p.add_argument("--json", metavar="FILE",
                    help="also write every run's figures to FILE")
     p.add_argument("--quiet", action="store_true", help="no progress")
+    p.add_argument("--smoke", action="store_true", help="one round of "
+                   "256K x16 at 4M, for the tests")
     a = p.parse_args()
+    if a.smoke:
+        a.block = a.block or [256 << 10]
+        a.batch = a.batch or [16]
+        a.size, a.rounds = 4 << 20, 1
     a.block = a.block or [256 << 10, 64 << 10, 2 << 20]
     a.batch = a.batch or [16, 64, 256]
     if a.rounds < 1 or a.inflight < 1 or (a.blocks is not None and
