@@ -166,9 +166,10 @@ def drive(c, phase, batches):
     while i < len(batches) or pending:
         while free and i < len(batches):
             s = free.pop()
+            t = time.perf_counter()
             tag = c.submit(phase, batches[i], s)
             c.where[i] = s
-            pending[tag] = (time.perf_counter(), s)
+            pending[tag] = (t, s)
             i += 1
         for tag, bad in c.collect(phase, pending):
             t, s = pending.pop(tag)
@@ -567,7 +568,7 @@ def summarise(a, pt, runs):
 def table(r):
     lines = [f"### {size_name(r['block'])} blocks, batches of {r['batch']}"
              f" ({r['blocks']} blocks = {size_name(r['blocks'] * r['block'])}"
-             f" a round, {r['inflight']} batches in flight, "
+             f" a round, at most {r['inflight']} batches in flight, "
              f"{r['rounds']} rounds)", "",
              "| contender | store GB/s | store p50 / p99 ms | store CPU s/GB "
              "| load GB/s | load p50 / p99 ms | load CPU s/GB |",
