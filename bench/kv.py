@@ -417,11 +417,12 @@ class LmcacheFs(InProcess):
 KINDS = {"swapio": Swapio, "swapio-vllm": VllmTier,
          "swapio-lmcache": SwapioLmcache, "vllm-fs": VllmTier,
          "lmcache-fs": LmcacheFs}
-NEEDS = {"swapio": ("swapio",), "swapio-vllm": ("swapio.vllm",),
-         "swapio-lmcache": ("swapio.lmcache",),
-         "vllm-fs": ("vllm.v1.kv_offload.tiering.fs.manager",),
-         "lmcache-fs": ("lmcache.v1.distributed.l2_adapters.fs_l2_adapter",
-                        "torch")}
+NEEDS = {"swapio": ("numpy", "swapio"),
+         "swapio-vllm": ("numpy", "swapio.vllm"),
+         "swapio-lmcache": ("numpy", "swapio.lmcache"),
+         "vllm-fs": ("numpy", "vllm.v1.kv_offload.tiering.fs.manager"),
+         "lmcache-fs": ("numpy", "torch",
+                        "lmcache.v1.distributed.l2_adapters.fs_l2_adapter")}
 
 
 def missing(name):
