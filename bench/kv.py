@@ -64,6 +64,7 @@ left out and named, unless --contenders asked for it.
 """
 import argparse
 import hashlib
+import math
 import mmap
 import os
 import select
@@ -95,7 +96,7 @@ for k, v in (("VLLM_LOGGING_LEVEL", "WARNING"), ("LMCACHE_LOG_LEVEL",
 def pct(xs, p):
     """The @p-th percentile (0..100) of @xs, nearest rank."""
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, max(0, int(round(p / 100 * len(xs))) - 1))]
+    return xs[min(len(xs) - 1, max(0, math.ceil(p / 100 * len(xs)) - 1))]
 
 
 def block_hash(tag, i):
