@@ -16,18 +16,19 @@ back (cold: the page cache is dropped first) into the same slices:
                   SecondaryTierFactory and driven through vLLM's
                   SecondaryTierManager interface (submit_store,
                   submit_load, get_finished_jobs polled).
-  swapio-lmcache  swapio.lmcache.SwapioL2Adapter through LMCache's
-                  native-plugin interface (submit_batch_set,
-                  submit_batch_get, its event_fd polled, then
-                  drain_completions).
+  swapio-lmcache  swapio.lmcache.SwapioL2Adapter as LMCache loads it:
+                  wrapped by LMCache's native_plugin adapter (built by
+                  LMCache's factory) and driven through LMCache's L2
+                  adapter interface, as lmcache-fs is.
   vllm-fs         vLLM's built-in file tier (tiering/fs,
                   FileSystemTierManager), built and driven as swapio-vllm
                   is: same spec, same primary view, same jobs.
   lmcache-fs      LMCache's built-in fs L2 adapter (FSL2Adapter, O_DIRECT
-                  on) through its L2 adapter interface (submit_store_task,
-                  submit_load_task, their eventfds polled, then
-                  pop_completed_store_tasks / query_load_result), with
-                  real TensorMemoryObjs over the same buffer slices.
+                  on), built by LMCache's factory, through its L2 adapter
+                  interface (submit_store_task, submit_load_task, their
+                  eventfds polled, then pop_completed_store_tasks /
+                  query_load_result), with real TensorMemoryObjs over
+                  the same buffer slices.
   fio             fio --rw=randwrite, then --rw=randread, --bs=BLOCK
                   --iodepth=BATCH, io_uring, O_DIRECT, on one file of the
                   same total size in the same directory (fallocated just
@@ -316,53 +317,32 @@ class VllmTier(InProcess):
         self.pview.release()
 
 
-class SwapioLmcache(InProcess):
-    def open(self, path, tag, n):
-        from swapio.lmcache import SwapioL2Adapter
-        self.ad = SwapioL2Adapter(dirs=[path], namespace="bench")
-        self.fd = self.ad.event_fd()
-        self.keys = [f"{MODEL}@{0:08x}@0@{block_hash(tag, i).hex()}"
-                     for i in range(n)]
-        self.views = [[self.view(s, j) for j in range(self.batch)]
-                      for s in range(self.slots)]
+class LmcacheL2(InProcess):
+    """An LMCache L2 adapter (the built-in fs one, or swapio's plugin
+    wrapped by LMCache's native_plugin adapter), built by LMCache's
+    factory from its config; its memory objects are TensorMemoryObjs over
+    the buffer's slices."""
 
-    def submit(self, phase, batch, s):
-        keys = [self.keys[i] for i in batch]
-        bufs = self.views[s][:len(batch)]
-        if phase == "store":
-            return self.ad.submit_batch_set(keys, bufs)
-        return self.ad.submit_batch_get(keys, bufs)
-
-    def collect(self, phase, pending):
-        while True:
-            wait_fd(self.fd)
-            done = self.ad.drain_completions()
-            if done:
-                return [(fid, 0 if ok else
-                         sum(not x for x in (per_key or [False])))
-                        for fid, ok, _, per_key in done]
-
-    def close(self):
-        self.ad.close()
-
-
-class LmcacheFs(InProcess):
-    """LMCache's fs L2 adapter, built by LMCache's factory; its memory
-    objects are TensorMemoryObjs over the buffer's slices."""
+    def l2_config(self, path):
+        if self.name == "lmcache-fs":
+            return {"type": "fs", "base_path": path, "use_odirect": True}
+        return {"type": "native_plugin", "module_path": "swapio.lmcache",
+                "class_name": "SwapioL2Adapter",
+                "adapter_params": {"dirs": [path], "namespace": "bench"}}
 
     def open(self, path, tag, n):
         import torch
         from lmcache.v1.distributed.api import ObjectKey
+        from lmcache.v1.distributed.l2_adapters.config import \
+            get_l2_adapter_config_class
         from lmcache.v1.distributed.l2_adapters.factory import \
             create_l2_adapter_from_registry
-        from lmcache.v1.distributed.l2_adapters.fs_l2_adapter import \
-            FSL2AdapterConfig
         from lmcache.v1.memory_management import (MemoryObjMetadata,
                                                   TensorMemoryObj)
         from lmcache.v1.platform.event_notifier import consume_fd
         self.consume_fd = consume_fd
-        cfg = FSL2AdapterConfig.from_dict({"type": "fs", "base_path": path,
-                                           "use_odirect": True})
+        d = self.l2_config(path)
+        cfg = get_l2_adapter_config_class(d["type"]).from_dict(d)
         self.ad = create_l2_adapter_from_registry(cfg)
         self.keys = [ObjectKey(chunk_hash=block_hash(tag, i),
                                model_name=MODEL, kv_rank=0)
@@ -416,11 +396,13 @@ class LmcacheFs(InProcess):
 
 
 KINDS = {"swapio": Swapio, "swapio-vllm": VllmTier,
-         "swapio-lmcache": SwapioLmcache, "vllm-fs": VllmTier,
-         "lmcache-fs": LmcacheFs}
+         "swapio-lmcache": LmcacheL2, "vllm-fs": VllmTier,
+         "lmcache-fs": LmcacheL2}
 NEEDS = {"swapio": ("numpy", "swapio"),
          "swapio-vllm": ("numpy", "swapio.vllm"),
-         "swapio-lmcache": ("numpy", "swapio.lmcache"),
+         "swapio-lmcache": ("numpy", "torch", "swapio.lmcache",
+                            "lmcache.v1.distributed.l2_adapters."
+                            "native_plugin_l2_adapter"),
          "vllm-fs": ("numpy", "vllm.v1.kv_offload.tiering.fs.manager"),
          "lmcache-fs": ("numpy", "torch",
                         "lmcache.v1.distributed.l2_adapters.fs_l2_adapter")}
