@@ -552,7 +552,8 @@ def summarise(a, pt, runs):
 def table(r):
     lines = [f"### {size_name(r['block'])} blocks, batches of {r['batch']}"
              f" ({r['blocks']} blocks = {size_name(r['blocks'] * r['block'])}"
-             f" a round, at most {r['inflight']} batches in flight, "
+             f" a round, at most {r['inflight']} batch"
+             f"{'es' if r['inflight'] > 1 else ''} in flight, "
              f"{r['rounds']} rounds)", "",
              "| contender | store GB/s | store p50 / p99 ms | store CPU s/GB "
              "| load GB/s | load p50 / p99 ms | load CPU s/GB |",
