@@ -554,7 +554,7 @@ def table(r):
              f" ({r['blocks']} blocks = {size_name(r['blocks'] * r['block'])}"
              f" a round, at most {r['inflight']} batch"
              f"{'es' if r['inflight'] > 1 else ''} in flight, "
-             f"{r['rounds']} rounds)", "",
+             f"{r['rounds']} round{'s' if r['rounds'] > 1 else ''})", "",
              "| contender | store GB/s | store p50 / p99 ms | store CPU s/GB "
              "| load GB/s | load p50 / p99 ms | load CPU s/GB |",
              "|---|---|---|---|---|---|---|"]
@@ -650,6 +650,8 @@ def parse_args():
     if a.rounds < 1 or a.inflight < 1 or (a.blocks is not None and
                                           a.blocks < 1):
         p.error("--rounds, --inflight and --blocks must be at least 1")
+    if not os.path.isdir(a.dir):
+        p.error(f"--dir: {a.dir} is not a directory")
     if any(b % 4096 for b in a.block):
         p.error("--block: multiples of 4K (O_DIRECT)")
     if any(b < 1 for b in a.batch):
