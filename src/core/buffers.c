@@ -93,7 +93,19 @@ int64_t swapio_mem_hugepages(void *addr, size_t len)
 	 * A kernel without MADV_POPULATE_WRITE leaves that to the collapse.
 	 */
 	(void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
-	if (madvise((void *)lo, hi - lo, MADV_COLLAPSE))
-		return errno == EAGAIN || errno == ENOMEM ? -errno : -EINVAL;
-	return (int64_t)(hi - lo);
+	/*
+	 * The collapse scans each 2 MiB range as it finds it: a page that
+	 * another thread or the kernel holds for a moment (locked, under
+	 * writeback, on a per-CPU list) fails it with EAGAIN, or with
+	 * EINVAL for the scan results the kernel has no errno for. Both
+	 * come and go: try again before saying so.
+	 */
+	for (int i = 0;; i++) {
+		if (!madvise((void *)lo, hi - lo, MADV_COLLAPSE))
+			return (int64_t)(hi - lo);
+		if (errno == ENOMEM || i == 3 ||
+		    (errno != EAGAIN && errno != EINVAL))
+			break;
+	}
+	return errno == EAGAIN || errno == ENOMEM ? -errno : -EINVAL;
 }

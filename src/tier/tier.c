@@ -39,9 +39,14 @@
 #define SLOTS_MAX	4096u
 #define POLL_MS		10	/* a handle's eventfd read by another user */
 
+/* A link of the order of use; first in struct tent. */
+struct lnode {
+	struct lnode	*prev, *next;
+};
+
 struct tent {
+	struct lnode	l;		/* t->lru while present */
 	struct tent	*hnext;
-	struct tent	*lprev, *lnext;	/* t->lru while present */
 	uint64_t	len;		/* the block's length, if present */
 	uint64_t	disk;		/* what it takes on disk, if present */
 	unsigned int	putting;	/* puts of the key in flight */
@@ -106,7 +111,7 @@ struct swapio_tier {
 	pthread_mutex_t	mlock;
 	struct tent	**bucket;
 	size_t		nbucket, nkeys;
-	struct tent	lru;		/* sentinel: lru.lnext is the oldest */
+	struct lnode	lru;		/* sentinel: lru.next is the oldest */
 	uint64_t	disk;		/* present blocks */
 	uint64_t	nblocks;	/* ... and how many */
 	uint64_t	reserved;	/* puts in flight */
@@ -184,17 +189,17 @@ static struct tent *map_get(swapio_tier *t, const char *key)
 
 static void lru_unlink(struct tent *e)
 {
-	e->lprev->lnext = e->lnext;
-	e->lnext->lprev = e->lprev;
-	e->lprev = e->lnext = NULL;
+	e->l.prev->next = e->l.next;
+	e->l.next->prev = e->l.prev;
+	e->l.prev = e->l.next = NULL;
 }
 
 static void lru_push(swapio_tier *t, struct tent *e)
 {
-	e->lprev = t->lru.lprev;
-	e->lnext = &t->lru;
-	t->lru.lprev->lnext = e;
-	t->lru.lprev = e;
+	e->l.prev = t->lru.prev;
+	e->l.next = &t->lru;
+	t->lru.prev->next = &e->l;
+	t->lru.prev = &e->l;
 }
 
 /* Under mlock: @e has no block any more; dropped if nothing holds it. */
@@ -319,6 +324,7 @@ static void result(swapio_tier *t, struct batch *b, unsigned int i, int err)
 static unsigned int evict(swapio_tier *t, uint64_t need, bool force)
 {
 	unsigned int n = 0;
+	struct lnode *ln;
 	struct tent *e;
 	char key[SWAPIO_STORE_KEY_MAX + 1];
 
@@ -326,9 +332,11 @@ static unsigned int evict(swapio_tier *t, uint64_t need, bool force)
 		pthread_mutex_lock(&t->mlock);
 		/* Not a key with a put in flight: the remove would undo
 		 * that put too. */
-		for (e = t->lru.lnext; e != &t->lru && e->putting;)
-			e = e->lnext;
-		if (e == &t->lru || (!force && (!t->capacity ||
+		for (ln = t->lru.next; ln != &t->lru &&
+		     ((struct tent *)ln)->putting;)
+			ln = ln->next;
+		e = (struct tent *)ln;	/* l is its first member */
+		if (ln == &t->lru || (!force && (!t->capacity ||
 		    t->disk + t->reserved + need <= t->low))) {
 			pthread_mutex_unlock(&t->mlock);
 			return n;
@@ -790,7 +798,7 @@ int swapio_tier_open(const struct swapio_store_drive *drives, unsigned int nr,
 	t->sub_tail = &t->sub;
 	t->recs_tail = &t->recs;
 	t->fifo_tail = &t->fifo;
-	t->lru.lnext = t->lru.lprev = &t->lru;
+	t->lru.next = t->lru.prev = &t->lru;
 	t->next_id = 1;
 	t->nslot = cfg->max_inflight ? cfg->max_inflight : SLOTS_DEFAULT;
 	t->nbucket = 1024;
