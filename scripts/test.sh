@@ -107,13 +107,32 @@ CC=gcc build_stage "Release build without the device layer (gcc)" \
 # shellcheck source=scripts/venv.sh
 . scripts/venv.sh
 
+# pytest_counts NAME LOG: add the counts of pytest's summary line in LOG
+# to the totals; no summary (pytest died) counts as one failure.
+pytest_counts() {
+	local line n
+	line=$(grep -E '^[=[:space:]]*[0-9]+ (passed|failed|error)' "$2" |
+		tail -1)
+	if [ -z "$line" ]; then
+		echo "$1: no pytest summary"
+		total_fail=$((total_fail + 1))
+		return
+	fi
+	n=$(grep -oE '[0-9]+ passed' <<<"$line" | cut -d' ' -f1)
+	total_pass=$((total_pass + ${n:-0}))
+	n=$(grep -oE '[0-9]+ failed' <<<"$line" | cut -d' ' -f1)
+	total_fail=$((total_fail + ${n:-0}))
+	n=$(grep -oE '[0-9]+ errors?' <<<"$line" | cut -d' ' -f1)
+	total_fail=$((total_fail + ${n:-0}))
+}
+
 # python_stage: the Python package in the project's own venv ($SWAPIO_VENV,
 # made once and reused while complete, held by this run until it exits:
 # scripts/venv.sh): build the wheel, install it, run pytest,
 # and count its tests. A failed set-up, build or install counts as one
 # failed test, never as a skip.
 python_stage() {
-	local venv=$SWAPIO_VENV whl line n py
+	local venv=$SWAPIO_VENV whl py
 	echo "=== Python package (pytest)"
 	if ! swapio_venv "$log"; then
 		cat "$log"
@@ -143,19 +162,7 @@ python_stage() {
 	(cd tests/python && SWAPIO_WHEEL="$PWD/../../$whl" \
 		"$py" -m pytest -q -rs -p no:cacheprovider .) |
 		tee "$log"
-	line=$(grep -E '^[=[:space:]]*[0-9]+ (passed|failed|error)' "$log" |
-		tail -1)
-	if [ -z "$line" ]; then
-		echo "python: no pytest summary"
-		total_fail=$((total_fail + 1))
-		return
-	fi
-	n=$(grep -oE '[0-9]+ passed' <<<"$line" | cut -d' ' -f1)
-	total_pass=$((total_pass + ${n:-0}))
-	n=$(grep -oE '[0-9]+ failed' <<<"$line" | cut -d' ' -f1)
-	total_fail=$((total_fail + ${n:-0}))
-	n=$(grep -oE '[0-9]+ errors?' <<<"$line" | cut -d' ' -f1)
-	total_fail=$((total_fail + ${n:-0}))
+	pytest_counts python "$log"
 }
 
 python_stage
@@ -167,7 +174,7 @@ python_stage
 # KV venv, with the wheel the Python stage built. A failed set-up or
 # install counts as one failed test, never as a skip.
 kv_stage() {
-	local whl line n py
+	local whl py
 	echo "=== KV engines (vLLM, LMCache)"
 	if ! swapio_kv_venv "$log"; then
 		cat "$log"
@@ -186,19 +193,7 @@ kv_stage() {
 	py=$SWAPIO_KV_VENV/bin/python
 	(cd tests/kv && "$py" -m pytest -q -rs -p no:cacheprovider .) |
 		tee "$log"
-	line=$(grep -E '^[=[:space:]]*[0-9]+ (passed|failed|error)' "$log" |
-		tail -1)
-	if [ -z "$line" ]; then
-		echo "kv: no pytest summary"
-		total_fail=$((total_fail + 1))
-		return
-	fi
-	n=$(grep -oE '[0-9]+ passed' <<<"$line" | cut -d' ' -f1)
-	total_pass=$((total_pass + ${n:-0}))
-	n=$(grep -oE '[0-9]+ failed' <<<"$line" | cut -d' ' -f1)
-	total_fail=$((total_fail + ${n:-0}))
-	n=$(grep -oE '[0-9]+ errors?' <<<"$line" | cut -d' ' -f1)
-	total_fail=$((total_fail + ${n:-0}))
+	pytest_counts kv "$log"
 }
 
 kv_stage

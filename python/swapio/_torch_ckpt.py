@@ -185,11 +185,12 @@ def save(obj, f, pickle_module=pickle, pickle_protocol=_DEFAULT_PROTOCOL,
     return None
 
 
-class _View(io.RawIOBase):
-    """Bytes [base, base + length) of an open file, seekable."""
+class _Seekable(io.RawIOBase):
+    """A read-only, seekable file of *length* bytes; readinto() is the
+    subclass's."""
 
-    def __init__(self, fobj, base, length):
-        self.f, self.base, self.length, self.pos = fobj, base, length, 0
+    def __init__(self, length):
+        self.length, self.pos = length, 0
 
     def readable(self):
         return True
@@ -204,6 +205,14 @@ class _View(io.RawIOBase):
 
     def tell(self):
         return self.pos
+
+
+class _View(_Seekable):
+    """Bytes [base, base + length) of an open file."""
+
+    def __init__(self, fobj, base, length):
+        super().__init__(length)
+        self.f, self.base = fobj, base
 
     def readinto(self, b):
         n = max(0, min(len(b), self.length - self.pos))
@@ -258,28 +267,15 @@ def open_archive(fobj, base=0, length=None):
     return r, recs
 
 
-class _Mem(io.RawIOBase):
-    """A read-only, seekable file over bytes in memory (no copy)."""
+class _Mem(_Seekable):
+    """Bytes in memory (a memoryview), read without a copy of them all."""
 
     def __init__(self, mv):
-        self.mv, self.pos = mv, 0
-
-    def readable(self):
-        return True
-
-    def seekable(self):
-        return True
-
-    def seek(self, off, whence=0):
-        self.pos = off if whence == 0 else (
-            self.pos + off if whence == 1 else len(self.mv) + off)
-        return self.pos
-
-    def tell(self):
-        return self.pos
+        super().__init__(len(mv))
+        self.mv = mv
 
     def readinto(self, b):
-        n = max(0, min(len(b), len(self.mv) - self.pos))
+        n = max(0, min(len(b), self.length - self.pos))
         memoryview(b)[:n] = self.mv[self.pos:self.pos + n]
         self.pos += n
         return n
