@@ -250,12 +250,12 @@ static uint64_t disk_of(const swapio_tier *t, uint64_t len)
 
 /* ---- records ---- */
 
-static void batch_put(swapio_tier *t, struct batch *b)
+/* Drop a hold on @b (under t->qlock, or once the thread is gone); the
+ * last frees it. */
+static void batch_put(struct batch *b)
 {
-	if (--b->refs == 0) {
-		(void)t;
+	if (--b->refs == 0)
 		free(b);
-	}
 }
 
 /* Post record @k of @b with @flags (the thread). */
@@ -310,11 +310,14 @@ static void result(swapio_tier *t, struct batch *b, unsigned int i, int err)
 		b->ok++;
 		return;
 	}
+	/* A lookup's or a remove's -ENOENT is an answer, not a failure. */
+	if (b->verb == SWAPIO_TIER_EXISTS || b->verb == SWAPIO_TIER_REMOVE ||
+	    err == -ETIMEDOUT)
+		return;
 	pthread_mutex_lock(&t->qlock);
 	if (err == -ENOENT || err == -EBADMSG)
 		t->info.misses++;
-	else if (err != -ETIMEDOUT && b->verb != SWAPIO_TIER_EXISTS &&
-		 b->verb != SWAPIO_TIER_REMOVE)
+	else
 		t->info.failed++;
 	pthread_mutex_unlock(&t->qlock);
 }
@@ -624,7 +627,7 @@ static bool turn(swapio_tier *t)
 		if (settle(t, b)) {
 			*p = b->anext;
 			pthread_mutex_lock(&t->qlock);
-			batch_put(t, b);
+			batch_put(b);
 			pthread_mutex_unlock(&t->qlock);
 			moved = true;
 		} else {
@@ -898,7 +901,7 @@ void swapio_tier_close(swapio_tier *t)
 	pthread_join(t->thread, NULL);
 	for (r = t->recs; r; r = next) {
 		next = r->next;
-		batch_put(t, r->b);
+		batch_put(r->b);
 	}
 	swapio_store_close(t->s);
 	tier_free(t);
@@ -977,7 +980,7 @@ int swapio_tier_reap(swapio_tier *t, struct swapio_tier_done *out,
 	while ((r = t->recs) && (unsigned int)n < max) {
 		t->recs = r->next;
 		out[n++] = r->d;
-		batch_put(t, r->b);
+		batch_put(r->b);
 	}
 	if (!t->recs)
 		t->recs_tail = &t->recs;
