@@ -597,18 +597,15 @@ static bool take(swapio_tier *t)
  * anything moved. */
 static bool turn(swapio_tier *t)
 {
-	bool moved = false;
+	bool moved;
+	unsigned int started = 0, ended = 0;
 	struct batch *b, **p;
 
 	while (t->fifo && t->busy < t->nslot) {
 		b = t->fifo;
 		if (b->started < b->n && !b->finished) {
 			start(t, b, b->started++);
-			pthread_mutex_lock(&t->qlock);
-			t->info.queued--;
-			t->info.inflight = t->busy;
-			pthread_mutex_unlock(&t->qlock);
-			moved = true;
+			started++;
 			continue;
 		}
 		t->fifo = b->next;
@@ -618,11 +615,16 @@ static bool turn(swapio_tier *t)
 	for (unsigned int k = 0; k < t->nslot && t->busy; k++)
 		if (t->slot[k].op && swapio_store_op_done(t->slot[k].op) > 0) {
 			finish(t, &t->slot[k]);
-			pthread_mutex_lock(&t->qlock);
-			t->info.inflight = t->busy;
-			pthread_mutex_unlock(&t->qlock);
-			moved = true;
+			ended++;
 		}
+	/* The counters callers read, once a turn rather than per block. */
+	if (started || ended) {
+		pthread_mutex_lock(&t->qlock);
+		t->info.queued -= started;
+		t->info.inflight = t->busy;
+		pthread_mutex_unlock(&t->qlock);
+	}
+	moved = started || ended;
 	for (p = &t->all; (b = *p);) {
 		if (settle(t, b)) {
 			*p = b->anext;
