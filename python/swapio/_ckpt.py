@@ -13,6 +13,7 @@ what it had.
 Internal: used by swapio.torch, swapio.torch_dcp and swapio.safetensors.
 """
 
+import mmap
 import os
 import secrets
 
@@ -23,6 +24,7 @@ import swapio
 SMALL = 1 << 20         # pieces below this are staged
 STAGE = 16 << 20        # the largest staging buffer
 GAP = 64 << 10          # reads of small pieces this close are merged
+PAGE = mmap.PAGESIZE
 
 
 def sync_dir(path):
@@ -94,6 +96,28 @@ def nbytes(data):
     return int(n)
 
 
+def new_at(off, n):
+    """*n* new bytes (a 1-D uint8 NumPy array) for the data at file offset
+    *off*: on huge pages, at the same address modulo the page as *off*, so
+    that a direct read of it lands there without a bounce. Freed when the
+    last view of it goes."""
+    skew = off % PAGE
+    return swapio.empty((skew + n,), np.uint8, pinned=False)[skew:]
+
+
+def placed(spans):
+    """Views of one new buffer for *spans* (``(file offset, nbytes)``),
+    each at the same address modulo the page as its offset (see
+    new_at())."""
+    at, pos = [], 0
+    for off, n in spans:
+        pos += (off - pos) % PAGE
+        at.append(pos)
+        pos += n
+    buf = swapio.empty((max(pos, 1),), np.uint8, pinned=False)
+    return [buf[p:p + n] for p, (_, n) in zip(at, spans)]
+
+
 def _as_np(data):
     if isinstance(data, (bytes, bytearray, memoryview)):
         return np.frombuffer(data, dtype=np.uint8)
@@ -133,7 +157,7 @@ def write_pieces(f, pieces):
         if not run:
             return
         start, end = state["start"], state["end"]
-        buf = swapio.empty((end - start,), np.uint8, pinned=False)
+        buf = new_at(start, end - start)
         for off, data in run:
             a = _as_np(data)
             buf[off - start:off - start + a.size] = a
@@ -182,7 +206,7 @@ def read_spans_many(files):
                 return
             start = run[0][0]
             end = max(off + nbytes(d) for off, d in run)
-            buf = swapio.empty((end - start,), np.uint8, pinned=False)
+            buf = new_at(start, end - start)
             ops.append((f.read_async(buf, start), end - start))
             copies.append((buf, start, list(run)))
             run.clear()

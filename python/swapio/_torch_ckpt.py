@@ -308,11 +308,15 @@ def load_from_memory(data, map_location=None, weights_only=None):
 
 
 def read_records(f, recs):
-    """Read *recs* through the swapio File *f* into new uint8 tensors."""
+    """Read *recs* through the swapio File *f* into new uint8 tensors
+    (the large ones over memory from _ckpt.new_at())."""
     out = {}
     spans = []
     for name, (off, n) in recs.items():
-        t = torch.empty((n,), dtype=torch.uint8)
+        if n >= _ckpt.SMALL:
+            t = torch.frombuffer(_ckpt.new_at(off, n), dtype=torch.uint8)
+        else:
+            t = torch.empty((n,), dtype=torch.uint8)
         out[name] = t
         spans.append((off, t))
     _ckpt.read_spans(f, spans)

@@ -16,6 +16,7 @@ an allocated model). :func:`safe_open` reads tensors one at a time.
 """
 
 import json
+import math
 import os
 
 import torch
@@ -168,8 +169,8 @@ def load_file(filename, device="cpu", *, out=None, handle=None):
                     "swapio.safetensors: `%s` is %s %s in the file but %s "
                     "%s in out" % (k, v["dtype"], list(shape),
                                    target.dtype, list(target.shape)))
-        t = torch.empty(shape, dtype=dtype)
-        if t.numel() * t.element_size() != b - a:
+        size = math.prod(shape) * dtype.itemsize
+        if size != b - a:
             raise swapio.Error(22, "%s: tensor `%s`: %d bytes for shape %s"
                                % (path, k, b - a, list(shape)))
         if (target is not None and target.device.type == "cpu"
@@ -177,6 +178,13 @@ def load_file(filename, device="cpu", *, out=None, handle=None):
             spans.append((base + a, target.detach().reshape(-1)
                           .view(torch.uint8)))
             continue
+        if size >= _ckpt.SMALL and (base + a) % dtype.itemsize == 0:
+            # Read straight into its own memory (see _ckpt.new_at()).
+            t = torch.frombuffer(_ckpt.new_at(base + a, size),
+                                 dtype=torch.uint8)
+            t = t.view(dtype).view(shape)
+        else:
+            t = torch.empty(shape, dtype=dtype)
         if b > a:
             spans.append((base + a, t.reshape(-1).view(torch.uint8)))
         later.append((k, t, target))

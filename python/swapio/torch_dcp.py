@@ -39,7 +39,6 @@ import re
 import secrets
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import torch
 from torch.distributed._shard._utils import narrow_tensor_by_index
 from torch.distributed.checkpoint import filesystem as _fs
@@ -283,13 +282,11 @@ class Reader(_fs.FileSystemReader):
         return fut
 
     def _read_group(self, h, group, planner):
-        buf = swapio.empty((sum(it[2] for it in group),), np.uint8,
-                           pinned=False)
-        views, pos, files = [], 0, {}
-        for rel, off, n, req in group:
-            views.append((req, buf[pos:pos + n]))
-            files.setdefault(rel, []).append((off, buf[pos:pos + n]))
-            pos += n
+        mem = _ckpt.placed([(off, n) for _, off, n, _ in group])
+        views, files = [], {}
+        for (rel, off, _, req), m in zip(group, mem):
+            views.append((req, m))
+            files.setdefault(rel, []).append((off, m))
         opened = []
         try:
             for rel in files:

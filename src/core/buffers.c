@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -25,6 +26,37 @@
 /* Smaller locked buffers are not worth a slot (engines/regbuf.c). */
 #define REG_MIN		(64u << 10)
 
+/*
+ * @len bytes of private anonymous memory at a 2 MiB boundary, advised
+ * onto transparent huge pages; NULL with errno set on failure. A mapping
+ * that starts between two huge pages gets them only over its aligned
+ * middle.
+ */
+void *swapio__map_huge(size_t len)
+{
+	const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t span;
+	unsigned char *p, *a;
+
+	if (len > SIZE_MAX - HPAGE_SIZE - page) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	len = SWAPIO_ALIGN_UP(len, page);
+	span = len + HPAGE_SIZE;
+	p = mmap(NULL, span, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	a = (unsigned char *)SWAPIO_ALIGN_UP((uintptr_t)p, HPAGE_SIZE);
+	if (a > p)
+		munmap(p, (size_t)(a - p));
+	munmap(a + len, (size_t)(p + span - (a + len)));
+	/* A hint: without THP support the memory simply uses small pages. */
+	(void)madvise(a, len, MADV_HUGEPAGE);
+	return a;
+}
+
 int swapio_buf_alloc(size_t size, unsigned int flags, void **out)
 {
 	SWAPIO_KEEP_ERRNO;
@@ -36,13 +68,16 @@ int swapio_buf_alloc(size_t size, unsigned int flags, void **out)
 	if (!size || (flags & ~(SWAPIO_BUF_LOCKED | SWAPIO_BUF_HUGE)))
 		return -EINVAL;
 
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return -errno;
-	/* A hint: without THP support the buffer simply uses small pages. */
-	if (flags & SWAPIO_BUF_HUGE)
-		(void)madvise(p, size, MADV_HUGEPAGE);
+	if (flags & SWAPIO_BUF_HUGE) {
+		p = swapio__map_huge(size);
+		if (!p)
+			return -errno;
+	} else {
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return -errno;
+	}
 	/* mlock fails with ENOMEM over RLIMIT_MEMLOCK, EPERM without the
 	 * capability: both mean "not allowed to pin this much". */
 	/* Pinned memory is the parent's alone: a child of fork() gets no

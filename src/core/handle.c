@@ -552,8 +552,7 @@ static void workers_stop(swapio_handle *h, unsigned int n)
 		if (w->started)
 			pthread_join(w->thread, NULL);
 		w->started = false;
-		for (unsigned int j = 0; w->reqs && j < h->cfg.queue_depth; j++)
-			swapio__bounce_free(&w->reqs[j]);
+		swapio__bounce_free(w);
 		free(w->reqs);
 		free(w->events);
 		pthread_cond_destroy(&w->cv);

@@ -127,6 +127,8 @@ struct swapio_worker {
 	int			dead;		/* engine failed: -errno */
 	struct swapio_ectx	ectx;
 	struct swapio_event	*events;	/* queue_depth of them */
+	unsigned char		*bounce;	/* queue_depth bounce blocks */
+	size_t			bounce_block;	/* bytes of each; 0: none yet */
 	int			init_result;
 
 	struct swapio_worker_stats stats;
@@ -159,12 +161,15 @@ struct swapio_handle {
 	void				(*ext_destroy)(void *ext);
 };
 
+/* buffers.c */
+void *swapio__map_huge(size_t len);
+
 /* plan.c */
 unsigned int swapio__split(const swapio_handle *h, struct swapio_op *op,
 			   unsigned char *mem, size_t len, uint64_t off);
 int swapio__plan_next(struct swapio_worker *w, struct swapio_part *p,
 		      struct swapio_req *rq);
-void swapio__bounce_free(struct swapio_req *rq);
+void swapio__bounce_free(struct swapio_worker *w);
 
 /* handle.c: the one place that decides what a request's result means. */
 void swapio__complete(struct swapio_worker *w, struct swapio_req *rq,

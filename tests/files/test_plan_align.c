@@ -26,45 +26,46 @@ struct pa_case {
 	uint64_t	block_size;
 };
 
-/* Plan every request of @p; check each and that they tile the part. */
+/* Plan every request of @p in slot 0 of @w; check each and that they tile
+ * the part. */
 static void plan_part(struct swapio_worker *w, const swapio_file *f,
 		      struct swapio_part *p, unsigned char *mem,
 		      uint64_t off)
 {
+	struct swapio_req *rq = &w->reqs[0];
 	uint64_t pos = p->pos;
 
 	while (p->pos < p->end) {
-		struct swapio_req rq = { 0 };
-
-		assert_int_equal(swapio__plan_next(w, p, &rq), 0);
-		assert_int_equal(rq.off, pos);
-		assert_true(rq.len > 0);
-		if (rq.fd == f->fd) {
-			assert_int_equal(rq.off % ALIGN, 0);
-			assert_int_equal(rq.len % ALIGN, 0);
-			assert_int_equal((uintptr_t)rq.buf % f->mem_align, 0);
+		assert_int_equal(swapio__plan_next(w, p, rq), 0);
+		assert_int_equal(rq->off, pos);
+		assert_true(rq->len > 0);
+		if (rq->fd == f->fd) {
+			assert_int_equal(rq->off % ALIGN, 0);
+			assert_int_equal(rq->len % ALIGN, 0);
+			assert_int_equal((uintptr_t)rq->buf % f->mem_align, 0);
 			/* Bounced or not, these are the user's bytes. */
-			assert_ptr_equal(rq.user ? rq.user : rq.buf,
-					 mem + (rq.off - off));
-			if (rq.user)
-				assert_memory_equal(rq.buf, rq.user, rq.len);
+			assert_ptr_equal(rq->user ? rq->user : rq->buf,
+					 mem + (rq->off - off));
+			if (rq->user)
+				assert_memory_equal(rq->buf, rq->user, rq->len);
 		} else {
-			assert_int_equal(rq.fd, f->bfd);
-			assert_ptr_equal(rq.buf, mem + (rq.off - off));
+			assert_int_equal(rq->fd, f->bfd);
+			assert_ptr_equal(rq->buf, mem + (rq->off - off));
 		}
-		pos += rq.len;
-		swapio__bounce_free(&rq);
+		pos += rq->len;
 	}
 	assert_int_equal(pos, p->end);
 }
 
 static void plan_case(const struct pa_case *c)
 {
-	struct swapio_handle h = { .cfg = { .threads = 3 } };
+	struct swapio_handle h = { .cfg = { .threads = 3,
+					    .queue_depth = 1 } };
 	swapio_file f = { .h = &h, .fd = FD, .bfd = BFD, .direct = true,
 			  .mem_align = 512, .off_align = ALIGN,
 			  .edge_align = ALIGN };
-	struct swapio_worker w = { .h = &h };
+	struct swapio_req slot = { 0 };
+	struct swapio_worker w = { .h = &h, .reqs = &slot };
 	struct swapio_op *op;
 	unsigned char *buf, *mem;
 	uint64_t pos = c->off;
@@ -85,6 +86,7 @@ static void plan_case(const struct pa_case *c)
 		pos = op->parts[i].end;
 	}
 	assert_int_equal(pos, c->off + c->len);
+	swapio__bounce_free(&w);
 	free(buf);
 	free(op);
 }
@@ -106,10 +108,82 @@ static void block_below_alignment(void **state)
 		plan_case(&cases[i]);
 }
 
+/*
+ * Bounce blocks: each slot of a worker gets its own block of one arena on
+ * a 2 MiB boundary (huge-page ready) and keeps it for its next requests;
+ * requests larger than the arena's blocks get a block of their own. Every
+ * bounced request carries the user's bytes.
+ */
+static void bounce_blocks(void **state)
+{
+	enum { QD = 4, MIB = 1u << 20 };
+	struct swapio_handle h = { .cfg = { .threads = 1, .queue_depth = QD,
+					    .block_size = MIB } };
+	swapio_file f = { .h = &h, .fd = FD, .bfd = BFD, .direct = true,
+			  .mem_align = 512, .off_align = 4096,
+			  .edge_align = 4096 };
+	swapio_file wide = f;	/* edge units over the arena's blocks */
+	struct swapio_req reqs[QD] = { 0 };
+	struct swapio_worker w = { .h = &h, .reqs = reqs };
+	const size_t len = 6 * MIB;
+	struct swapio_op *op;
+	unsigned char *buf, *mem, *arena = NULL;
+
+	(void)state;
+	op = t_zalloc(sizeof(*op) + sizeof(op->parts[0]));
+	op->h = &h;
+	op->write = true;
+	buf = t_page_alloc(len, 64);
+	mem = buf + 64;		/* every body request is bounced */
+	t_fill_random(mem, len, 7);
+
+	op->f = &f;
+	assert_int_equal(swapio__split(&h, op, mem, len, 0), 1);
+	for (unsigned int i = 0; i < 6; i++) {
+		struct swapio_req *rq = &reqs[i % QD];
+		unsigned char *had = rq->bounce;
+
+		assert_int_equal(swapio__plan_next(&w, &op->parts[0], rq), 0);
+		assert_int_equal(rq->len, MIB);
+		assert_ptr_equal(rq->user, mem + (size_t)i * MIB);
+		assert_ptr_equal(rq->buf, rq->bounce);
+		assert_memory_equal(rq->buf, rq->user, rq->len);
+		if (i == 0) {
+			arena = rq->bounce;
+			assert_int_equal((uintptr_t)arena % (2 * MIB), 0);
+		}
+		if (i < QD)
+			assert_ptr_equal(rq->bounce,
+					 arena + (size_t)(i % QD) * MIB);
+		else
+			assert_ptr_equal(rq->bounce, had);	/* kept */
+	}
+
+	/* 3 MiB requests: slot 1 gets a block of its own. */
+	wide.edge_align = 3 * MIB;
+	wide.off_align = 3 * MIB;
+	op->f = &wide;
+	assert_int_equal(swapio__split(&h, op, mem, len, 0), 1);
+	assert_int_equal(swapio__plan_next(&w, &op->parts[0], &reqs[1]), 0);
+	assert_int_equal(reqs[1].len, 3 * MIB);
+	assert_true(reqs[1].bounce_len >= 3 * MIB);
+	assert_true(reqs[1].bounce + reqs[1].bounce_len <= arena ||
+		    reqs[1].bounce >= arena + QD * MIB);
+	assert_memory_equal(reqs[1].buf, mem, 3 * MIB);
+	assert_ptr_equal(reqs[0].bounce, arena);	/* untouched */
+
+	swapio__bounce_free(&w);
+	for (unsigned int i = 0; i < QD; i++)
+		assert_null(reqs[i].bounce);
+	free(buf);
+	free(op);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(block_below_alignment),
+		cmocka_unit_test(bounce_blocks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
