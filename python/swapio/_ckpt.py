@@ -195,10 +195,25 @@ def read_spans(f, spans):
 def read_spans_many(files):
     """read_spans() of every ``(File, spans)`` of *files*, all of them in
     flight together."""
-    ops = []
-    copies = []
+    Reads(files).wait()
 
-    def submit(f, spans):
+
+class Reads:
+    """``Reads(files)`` submits read_spans() of every ``(File, spans)`` of
+    *files*, all in flight together; ``wait()`` waits for them, raises the
+    first error, and copies the staged small spans to their places."""
+
+    def __init__(self, files):
+        self.ops = []
+        self.copies = []
+        try:
+            for f, spans in files:
+                self._submit(f, spans)
+        except BaseException:
+            self.abandon()
+            raise
+
+    def _submit(self, f, spans):
         run = []
 
         def flush():
@@ -207,8 +222,8 @@ def read_spans_many(files):
             start = run[0][0]
             end = max(off + nbytes(d) for off, d in run)
             buf = new_at(start, end - start)
-            ops.append((f.read_async(buf, start), end - start))
-            copies.append((buf, start, list(run)))
+            self.ops.append((f.read_async(buf, start), end - start))
+            self.copies.append((buf, start, list(run)))
             run.clear()
 
         for off, dest in sorted(spans, key=lambda s: s[0]):
@@ -216,7 +231,7 @@ def read_spans_many(files):
             if n == 0:
                 continue
             if n >= SMALL:
-                ops.append((f.read_async(dest, off), n))
+                self.ops.append((f.read_async(dest, off), n))
                 continue
             if run:
                 rs = run[0][0]
@@ -226,12 +241,21 @@ def read_spans_many(files):
             run.append((off, dest))
         flush()
 
-    try:
-        for f, spans in files:
-            submit(f, spans)
-    finally:
+    def wait(self):
+        ops, self.ops = self.ops, []
         _wait_all(ops)
-    for buf, start, items in copies:
-        for off, dest in items:
-            a = _as_np(dest)
-            a[:] = buf[off - start:off - start + a.size]
+        for buf, start, items in self.copies:
+            for off, dest in items:
+                a = _as_np(dest)
+                a[:] = buf[off - start:off - start + a.size]
+        self.copies = []
+
+    def abandon(self):
+        """Wait for what was submitted, keeping no error: on a failure
+        elsewhere, before the memory or files go."""
+        ops, self.ops = self.ops, []
+        try:
+            _wait_all(ops)
+        except BaseException:  # noqa: B036 - the caller raises its own
+            pass
+        self.copies = []

@@ -54,6 +54,8 @@ from swapio import _ckpt, _torch_ckpt
 
 __all__ = ["Reader", "Writer"]
 
+_GROUP = 64 << 20   # the reader's read-ahead: one group read, one placed
+
 _OURS = re.compile(r"^__\d+_([0-9a-f]{8}_)?\d+\.distcp$")
 
 
@@ -242,18 +244,20 @@ class Reader(_fs.FileSystemReader):
     """A DCP ``StorageReader`` for ``FileSystemWriter``'s format.
 
     The items a plan asks for are read by swapio into one buffer per
-    group of up to *batch_bytes*, every file's items in flight together;
-    each item (a torch.save archive) is then opened in memory, its
-    storages are views of that buffer, torch's own unpickler
-    (``weights_only``) rebuilds the tensor, and it is copied into the
-    planner's tensor: one read from the drive and one copy per byte, and
-    no small reads of the archives' directories.
+    group (64 MiB, or half of *batch_bytes* if that is less), every
+    file's items in flight together, each placed on the page as it lies
+    in its file (no bounce). While the next group is read, each item of
+    a group (a torch.save archive) is opened in memory, its storages are
+    views of that buffer, torch's own unpickler (``weights_only``)
+    rebuilds the tensor, and it is copied into the planner's tensor: one
+    read from the drive and one copy per byte, no small reads of the
+    archives' directories, and at most two groups' memory held.
     """
 
     def __init__(self, path, *, handle=None, batch_bytes=1 << 30):
         super().__init__(path)
         self._handle = handle
-        self._batch = batch_bytes
+        self._group = max(1, min(batch_bytes // 2, _GROUP))
 
     def read_data(self, plan, planner):
         items = []
@@ -263,17 +267,33 @@ class Reader(_fs.FileSystemReader):
                 return super().read_data(plan, planner)
             items.append((md.relative_path, md.offset, md.length, req))
         items.sort(key=lambda it: (it[0], it[1]))
+        groups, size = [[]], 0
+        for it in items:
+            if groups[-1] and size + it[2] > self._group:
+                groups.append([])
+                size = 0
+            groups[-1].append(it)
+            size += it[2]
         h = self._handle if self._handle is not None else swapio.Handle()
         try:
-            group, size = [], 0
-            for it in items:
-                if group and size + it[2] > self._batch:
-                    self._read_group(h, group, planner)
-                    group, size = [], 0
-                group.append(it)
-                size += it[2]
-            if group:
-                self._read_group(h, group, planner)
+            # Group n + 1 is read while group n's items are unpickled and
+            # copied to their places.
+            ahead = None
+            try:
+                for group in groups:
+                    reads = self._read_group(h, group) if group else None
+                    if ahead is not None:
+                        done, ahead = ahead, None
+                        self._place(done, planner)
+                    ahead = reads
+                if ahead is not None:
+                    done, ahead = ahead, None
+                    self._place(done, planner)
+            finally:
+                if ahead is not None:
+                    ahead[0].abandon()
+                    for f in ahead[1]:
+                        f.close()
         finally:
             if self._handle is None:
                 h.close()
@@ -281,7 +301,9 @@ class Reader(_fs.FileSystemReader):
         fut.set_result(None)
         return fut
 
-    def _read_group(self, h, group, planner):
+    def _read_group(self, h, group):
+        """Submit the reads of *group*'s items into a new buffer; returns
+        what _place() takes."""
         mem = _ckpt.placed([(off, n) for _, off, n, _ in group])
         views, files = [], {}
         for (rel, off, _, req), m in zip(group, mem):
@@ -294,7 +316,19 @@ class Reader(_fs.FileSystemReader):
                                                   rel), "r"))
             # Every file's items in flight at once, one op each (small
             # neighbours merged), whatever the number of files.
-            _ckpt.read_spans_many(list(zip(opened, files.values())))
+            reads = _ckpt.Reads(list(zip(opened, files.values())))
+        except BaseException:
+            for f in opened:
+                f.close()
+            raise
+        return reads, opened, views
+
+    def _place(self, group, planner):
+        """Wait for a group's reads, then unpickle each item and copy it
+        into the planner's tensor."""
+        reads, opened, views = group
+        try:
+            reads.wait()
         finally:
             for f in opened:
                 f.close()
