@@ -105,17 +105,18 @@ def new_at(off, n):
     return swapio.empty((skew + n,), np.uint8, pinned=False)[skew:]
 
 
-def placed(spans):
-    """Views of one new buffer for *spans* (``(file offset, nbytes)``),
-    each at the same address modulo the page as its offset (see
-    new_at())."""
+def placed(spans, buf=None):
+    """One buffer (*buf* where it is large enough, else a new one) and
+    views of it for *spans* (``(file offset, nbytes)``), each at the same
+    address modulo the page as its offset (see new_at())."""
     at, pos = [], 0
     for off, n in spans:
         pos += (off - pos) % PAGE
         at.append(pos)
         pos += n
-    buf = swapio.empty((max(pos, 1),), np.uint8, pinned=False)
-    return [buf[p:p + n] for p, (_, n) in zip(at, spans)]
+    if buf is None or buf.size < pos:
+        buf = swapio.empty((max(pos, 1),), np.uint8, pinned=False)
+    return buf, [buf[p:p + n] for p, (_, n) in zip(at, spans)]
 
 
 def _as_np(data):
