@@ -85,23 +85,30 @@ run_stage() {
 	total_fail=$((total_fail + failed))
 }
 
-run_stage "normal build" build "-DCMAKE_BUILD_TYPE=RelWithDebInfo" ""
-run_stage "ASan + UBSan" build-asan \
+# timed STAGE-FUNCTION ARGS...: runs a stage, then prints its wall time.
+timed() {
+	local t0=$SECONDS
+	"$@"
+	echo "--- $((SECONDS - t0)) s"
+}
+
+timed run_stage "normal build" build "-DCMAKE_BUILD_TYPE=RelWithDebInfo" ""
+timed run_stage "ASan + UBSan" build-asan \
 	"-DCMAKE_BUILD_TYPE=Debug -DSWAPIO_SANITIZE=address,undefined" \
 	"-LE nosan"
-run_stage "TSan (concurrency tests)" build-tsan \
+timed run_stage "TSan (concurrency tests)" build-tsan \
 	"-DCMAKE_BUILD_TYPE=Debug -DSWAPIO_SANITIZE=thread" "-L tsan"
 if command -v clang >/dev/null 2>&1; then
-	CC=clang run_stage "fuzzers (clang, libFuzzer)" build-fuzz \
+	CC=clang timed run_stage "fuzzers (clang, libFuzzer)" build-fuzz \
 		"-DCMAKE_BUILD_TYPE=Debug -DSWAPIO_FUZZ=ON" "-R fuzz"
 fi
-CC=gcc build_stage "Release build (gcc)" build-rel-gcc \
+CC=gcc timed build_stage "Release build (gcc)" build-rel-gcc \
 	"-DCMAKE_BUILD_TYPE=Release"
-CC=gcc build_stage "MinSizeRel build (gcc)" build-minsize-gcc \
+CC=gcc timed build_stage "MinSizeRel build (gcc)" build-minsize-gcc \
 	"-DCMAKE_BUILD_TYPE=MinSizeRel"
-CC=clang build_stage "Release build (clang)" build-rel-clang \
+CC=clang timed build_stage "Release build (clang)" build-rel-clang \
 	"-DCMAKE_BUILD_TYPE=Release"
-CC=gcc build_stage "Release build without the device layer (gcc)" \
+CC=gcc timed build_stage "Release build without the device layer (gcc)" \
 	build-nogpu "-DCMAKE_BUILD_TYPE=Release -DSWAPIO_GPU=OFF"
 
 # shellcheck source=scripts/venv.sh
@@ -165,7 +172,7 @@ python_stage() {
 	pytest_counts python "$log"
 }
 
-python_stage
+timed python_stage
 
 # shellcheck source=scripts/venv-kv.sh
 . scripts/venv-kv.sh
@@ -196,7 +203,7 @@ kv_stage() {
 	pytest_counts kv "$log"
 }
 
-kv_stage
+timed kv_stage
 
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]

@@ -20,6 +20,7 @@ skipped record (not the data's CRC); torch.load does not check them.
 import io
 import os
 import pickle
+import sys
 import zipfile
 
 import torch
@@ -305,6 +306,79 @@ def load_from_memory(data, map_location=None, weights_only=None):
     r = _MemReader(torch._C.PyTorchFileReader(_Mem(mv)), mv)
     return load_archive(r, {}, map_location=map_location,
                         weights_only=weights_only)
+
+
+class _Ends(_Seekable):
+    """An archive of *length* bytes of which only the first (*head*) and
+    the last (*tail*) are at hand. A read of anything else returns zeros
+    and sets ``missed``: nothing parsed after that is used (an exception
+    must not cross torch's C++ reader)."""
+
+    def __init__(self, head, tail, length):
+        super().__init__(length)
+        self.head, self.tail, self.missed = head, tail, False
+
+    def readinto(self, b):
+        n = max(0, min(len(b), self.length - self.pos))
+        lo, hi, t0 = self.pos, self.pos + n, self.length - len(self.tail)
+        mv = memoryview(b)
+        if hi <= len(self.head):
+            mv[:n] = self.head[lo:hi]
+        elif lo >= t0:
+            mv[:n] = self.tail[lo - t0:hi - t0]
+        else:
+            self.missed = True
+            mv[:n] = bytes(n)
+        self.pos += n
+        return n
+
+
+class _MetaReader:
+    """torch's reader whose storages are meta tensors: unpickling gives
+    the tensor's dtype, shape, strides and storage offset, no data."""
+
+    def __init__(self, r):
+        self.r, self.records = r, {}
+
+    def __getattr__(self, name):
+        return getattr(self.r, name)
+
+    def get_storage_from_record(self, name, nbytes, cls):
+        self.records[name] = nbytes
+        return torch.empty((nbytes,), dtype=torch.uint8, device="meta")
+
+
+def tensor_record(head, tail, length):
+    """Where the data of a torch.save archive of one tensor lies, from
+    its first and last bytes only: ``(offset in the archive, meta tensor)``
+    for a tensor whose storage is one record holding exactly its bytes,
+    contiguous and in this machine's byte order; None when the archive is
+    anything else or *head* and *tail* do not hold what it takes to
+    tell."""
+    ends = _Ends(memoryview(head).cast("B"), memoryview(tail).cast("B"),
+                 length)
+    try:
+        r = torch._C.PyTorchFileReader(ends)
+        if ends.missed:
+            return None
+        if r.has_record("byteorder") and \
+                bytes(r.get_record("byteorder")).decode() != sys.byteorder:
+            return None
+        meta = _MetaReader(r)
+        t = load_archive(meta, {}, map_location=lambda s, loc: s,
+                         weights_only=True)
+        if ends.missed or not isinstance(t, torch.Tensor) or \
+                type(t) is not torch.Tensor or len(meta.records) != 1:
+            return None
+        (name, nbytes), = meta.records.items()
+        off = r.get_record_offset(name)
+    except Exception:  # noqa: BLE001 - any doubt: read it whole
+        return None
+    if ends.missed or not t.is_meta or not t.is_contiguous() or \
+            t.storage_offset() or t.numel() * t.element_size() != nbytes \
+            or off + nbytes > length:
+        return None
+    return off, t
 
 
 def read_records(f, recs):

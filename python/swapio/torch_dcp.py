@@ -55,6 +55,8 @@ from swapio import _ckpt, _torch_ckpt
 __all__ = ["Reader", "Writer"]
 
 _GROUP = 64 << 20   # the reader's read-ahead: one group read, one placed
+_DIRECT_MIN = 1 << 20   # items read straight into their tensors
+_ENDS = 16 << 10        # bytes read at each end of such an item first
 
 _OURS = re.compile(r"^__\d+_([0-9a-f]{8}_)?\d+\.distcp$")
 
@@ -240,6 +242,14 @@ class Writer(_fs.FileSystemWriter):
                             pass
 
 
+def _same_layout(dst, meta):
+    """Can *dst* take the bytes of *meta*'s record as they are: a plain
+    contiguous CPU tensor of its dtype and shape."""
+    return (dst.device.type == "cpu" and dst.dtype == meta.dtype
+            and dst.shape == meta.shape and dst.is_contiguous()
+            and dst.numel() > 0 and not dst.is_conj() and not dst.is_neg())
+
+
 def _copy(dst, src):
     """``dst.copy_(src)``; one memcpy where both are plain contiguous CPU
     tensors of one dtype: torch's copy_ of a large tensor starts its
@@ -260,15 +270,19 @@ def _copy(dst, src):
 class Reader(_fs.FileSystemReader):
     """A DCP ``StorageReader`` for ``FileSystemWriter``'s format.
 
-    The items a plan asks for are read by swapio into one buffer per
-    group (64 MiB, or half of *batch_bytes* if that is less), every
-    file's items in flight together, each placed on the page as it lies
-    in its file (no bounce). While the next group is read, each item of
-    a group (a torch.save archive) is opened in memory, its storages are
-    views of that buffer, torch's own unpickler (``weights_only``)
-    rebuilds the tensor, and it is copied into the planner's tensor: one
-    read from the drive and one copy per byte, no small reads of the
-    archives' directories, and at most two groups' memory held.
+    Each item is a torch.save archive of one tensor. For an item of
+    1 MiB or more, the reader first reads 16 KiB at each end (all such
+    items in flight together) and finds there, with torch's own reader
+    and ``weights_only`` unpickler over meta storage, where the tensor's
+    bytes lie; if the planner's tensor is a contiguous CPU tensor of that
+    dtype and shape and the plan wants all of it, those bytes are read
+    straight into it. Every other item is read whole by swapio into one
+    buffer per group (64 MiB, or half of *batch_bytes* if that is less),
+    every file's items in flight together, each placed on the page as it
+    lies in its file (no bounce); while the next group is read, each item
+    of a group is opened in memory, torch's unpickler rebuilds the tensor
+    over views of that buffer, and it is copied into the planner's
+    tensor. At most two groups' memory is held.
     """
 
     def __init__(self, path, *, handle=None, batch_bytes=1 << 30):
@@ -284,36 +298,31 @@ class Reader(_fs.FileSystemReader):
                 return super().read_data(plan, planner)
             items.append((md.relative_path, md.offset, md.length, req))
         items.sort(key=lambda it: (it[0], it[1]))
-        groups, size = [[]], 0
-        for it in items:
-            if groups[-1] and size + it[2] > self._group:
-                groups.append([])
-                size = 0
-            groups[-1].append(it)
-            size += it[2]
         h = self._handle if self._handle is not None else swapio.Handle()
         try:
-            # Group n + 1 is read while group n's items are unpickled and
-            # copied to their places.
-            # Their buffers are reused: new memory would be faulted in
-            # and zeroed for every group.
-            ahead, free = None, []
+            direct, rest = self._direct(h, items, planner)
+            # The tensors that can take their record's bytes get them
+            # straight from the drive; the reads run while the other
+            # items are read and placed.
+            files, opened = {}, []
+            for rel, off, target, _ in direct:
+                files.setdefault(rel, []).append(
+                    (off, target.reshape(-1).view(torch.uint8)))
+            reads = None
             try:
-                for group in groups:
-                    reads = (self._read_group(h, group, free) if group
-                             else None)
-                    if ahead is not None:
-                        done, ahead = ahead, None
-                        free.append(self._place(done, planner))
-                    ahead = reads
-                if ahead is not None:
-                    done, ahead = ahead, None
-                    self._place(done, planner)
+                for rel in files:
+                    opened.append(self._open(h, rel))
+                reads = _ckpt.Reads(list(zip(opened, files.values())))
+                self._read_rest(h, rest, planner)
+                done, reads = reads, None
+                done.wait()
             finally:
-                if ahead is not None:
-                    ahead[0].abandon()
-                    for f in ahead[1]:
-                        f.close()
+                if reads is not None:
+                    reads.abandon()
+                for f in opened:
+                    f.close()
+            for _, _, target, req in direct:
+                planner.commit_tensor(req, target)
         finally:
             if self._handle is None:
                 h.close()
@@ -321,20 +330,94 @@ class Reader(_fs.FileSystemReader):
         fut.set_result(None)
         return fut
 
+    def _open(self, h, rel):
+        return h.open(os.path.join(os.fspath(self.path), rel), "r")
+
+    def _direct(self, h, items, planner):
+        """Split *items* into ``(file, offset, target, req)`` of tensors
+        whose record holds exactly the bytes of the planner's tensor
+        (found from the first and last bytes of each archive, read all in
+        flight) and the rest, read whole."""
+        cand = [it for it in items if it[3].type == LoadItemType.TENSOR
+                and it[2] >= _DIRECT_MIN]
+        if not cand:
+            return [], [it + (None,) for it in items]
+        spans = []
+        for _, off, n, _ in cand:
+            spans += [(off, _ENDS), (off + n - _ENDS, _ENDS)]
+        _, mem = _ckpt.placed(spans)
+        files = {}
+        for (rel, _, _, _), i in zip(cand, range(0, len(mem), 2)):
+            files.setdefault(rel, []).extend(
+                zip((spans[i][0], spans[i + 1][0]), mem[i:i + 2]))
+        opened = []
+        try:
+            for rel in files:
+                opened.append(self._open(h, rel))
+            _ckpt.read_spans_many(list(zip(opened, files.values())))
+        finally:
+            for f in opened:
+                f.close()
+        direct, resolved = [], {}
+        for (rel, off, n, req), i in zip(cand, range(0, len(mem), 2)):
+            found = _torch_ckpt.tensor_record(mem[i], mem[i + 1], n)
+            if found is None:
+                continue
+            rec, meta = found
+            if any(req.storage_offsets) or \
+                    list(req.lengths) != list(meta.shape):
+                continue
+            target = planner.resolve_tensor(req).detach()
+            resolved[id(req)] = target
+            if _same_layout(target, meta):
+                direct.append((rel, off + rec, target, req))
+        chosen = {id(d[3]) for d in direct}
+        return direct, [it + (resolved.get(id(it[3])),) for it in items
+                        if id(it[3]) not in chosen]
+
+    def _read_rest(self, h, items, planner):
+        """Read *items* whole, in groups, and place them."""
+        groups, size = [[]], 0
+        for it in items:
+            if groups[-1] and size + it[2] > self._group:
+                groups.append([])
+                size = 0
+            groups[-1].append(it)
+            size += it[2]
+        # Group n + 1 is read while group n's items are unpickled and
+        # copied to their places. Their buffers are reused: new memory
+        # would be faulted in and zeroed for every group.
+        ahead, free = None, []
+        try:
+            for group in groups:
+                reads = (self._read_group(h, group, free) if group
+                         else None)
+                if ahead is not None:
+                    done, ahead = ahead, None
+                    free.append(self._place(done, planner))
+                ahead = reads
+            if ahead is not None:
+                done, ahead = ahead, None
+                self._place(done, planner)
+        finally:
+            if ahead is not None:
+                ahead[0].abandon()
+                for f in ahead[1]:
+                    f.close()
+
     def _read_group(self, h, group, free):
         """Submit the reads of *group*'s items into a buffer of *free* (or
         a new one); returns what _place() takes."""
-        buf, mem = _ckpt.placed([(off, n) for _, off, n, _ in group],
+        buf, mem = _ckpt.placed([(off, n) for _, off, n, _, _ in group],
                                 free.pop() if free else None)
         views, files = [], {}
-        for (rel, off, _, req), m in zip(group, mem):
-            views.append((req, m))
+        for (rel, off, _, req, target), m in zip(group, mem):
+            views.append((req, m, target))
             files.setdefault(rel, []).append((off, m))
         opened = []
         try:
             for rel in files:
-                opened.append(h.open(os.path.join(os.fspath(self.path),
-                                                  rel), "r"))
+                opened.append(self._open(h, rel))
             # Every file's items in flight at once, one op each (small
             # neighbours merged), whatever the number of files.
             reads = _ckpt.Reads(list(zip(opened, files.values())))
@@ -353,7 +436,7 @@ class Reader(_fs.FileSystemReader):
         finally:
             for f in opened:
                 f.close()
-        for req, data in views:
+        for req, data, target in views:
             if req.type == LoadItemType.BYTE_IO:
                 planner.load_bytes(req, io.BytesIO(data.tobytes()))
                 continue
@@ -361,7 +444,8 @@ class Reader(_fs.FileSystemReader):
                                                   weights_only=True)
             tensor = narrow_tensor_by_index(tensor, req.storage_offsets,
                                             req.lengths)
-            target = planner.resolve_tensor(req).detach()
+            if target is None:
+                target = planner.resolve_tensor(req).detach()
             if target.size() != tensor.size():
                 raise AssertionError(
                     f"req {req.storage_index} mismatch sizes "
