@@ -254,7 +254,7 @@ def _copy(dst, src):
     """``dst.copy_(src)``; one memcpy where both are plain contiguous CPU
     tensors of one dtype: torch's copy_ of a large tensor starts its
     OpenMP threads, whose spinning after each copy takes the CPU the
-    reads need (on 2 cores it was most of the reader's CPU)."""
+    reads need (on 2 cores, the largest share of the reader's CPU)."""
     plain = (dst.dtype == src.dtype and dst.device.type == "cpu"
              and src.device.type == "cpu" and dst.is_contiguous()
              and src.is_contiguous() and not dst.is_conj()
