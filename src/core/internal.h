@@ -128,7 +128,7 @@ struct swapio_worker {
 	struct swapio_ectx	ectx;
 	struct swapio_event	*events;	/* queue_depth of them */
 	unsigned char		*bounce;	/* queue_depth bounce blocks */
-	size_t			bounce_block;	/* bytes of each; 0: none yet */
+	size_t			bounce_size;	/* bytes of each; 0: none yet */
 	int			init_result;
 
 	struct swapio_worker_stats stats;

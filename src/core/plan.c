@@ -131,7 +131,7 @@ static unsigned char *bounce_map(size_t len)
 
 static size_t arena_len(const struct swapio_worker *w)
 {
-	return SWAPIO_ALIGN_UP(w->bounce_block * w->h->cfg.queue_depth,
+	return SWAPIO_ALIGN_UP(w->bounce_size * w->h->cfg.queue_depth,
 			       (size_t)BOUNCE_ALIGN);
 }
 
@@ -148,8 +148,8 @@ static int bounce_block(struct swapio_worker *w, struct swapio_req *rq,
 
 	if (rq->bounce && rq->bounce_len >= len)
 		return 0;
-	if (!w->bounce_block) {
-		w->bounce_block = SWAPIO_MAX(len, SWAPIO_ALIGN_UP(
+	if (!w->bounce_size) {
+		w->bounce_size = SWAPIO_MAX(len, SWAPIO_ALIGN_UP(
 			(size_t)w->h->cfg.block_size,
 			(size_t)sysconf(_SC_PAGESIZE)));
 		w->bounce = bounce_map(arena_len(w));
@@ -158,10 +158,10 @@ static int bounce_block(struct swapio_worker *w, struct swapio_req *rq,
 		munmap(rq->bounce, rq->bounce_len);
 	rq->bounce = NULL;
 	rq->bounce_len = 0;
-	if (w->bounce && len <= w->bounce_block) {
+	if (w->bounce && len <= w->bounce_size) {
 		rq->bounce = w->bounce + (size_t)(rq - w->reqs) *
-					 w->bounce_block;
-		rq->bounce_len = w->bounce_block;
+					 w->bounce_size;
+		rq->bounce_len = w->bounce_size;
 		return 0;
 	}
 	own = SWAPIO_ALIGN_UP(len, (size_t)BOUNCE_ALIGN);
@@ -185,7 +185,7 @@ void swapio__bounce_free(struct swapio_worker *w)
 	if (w->bounce)
 		munmap(w->bounce, arena_len(w));
 	w->bounce = NULL;
-	w->bounce_block = 0;
+	w->bounce_size = 0;
 }
 
 /*
