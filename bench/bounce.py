@@ -15,7 +15,8 @@ meets this.
 
 Memory kinds (each --size bytes, filled once):
   huge        swapio.empty: page-aligned, on transparent huge pages
-  4k          swapio.empty(huge=False): page-aligned, 4 KiB pages
+  4k          swapio.empty(huge=False): page-aligned, 4 KiB pages (where
+              THP is "madvise" or "never", as here)
   huge+64     huge, the buffer 64 bytes in (every request bounced)
   4k+64       4k, the buffer 64 bytes in (every request bounced)
 
@@ -29,6 +30,7 @@ bytes bounced per op. Needs the swapio package and fio.
 """
 import argparse
 import os
+import shutil
 import sys
 import time
 
@@ -102,11 +104,13 @@ def main():
                     help="where the scratch files go (default /var/tmp)")
     ap.add_argument("--size", type=c.parse_size, default=500 << 20,
                     help="bytes per transfer (default 500M)")
-    ap.add_argument("--rounds", type=int, default=6)
-    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--rounds", type=int, default=6,
+                    help="rounds, each running every transfer once "
+                    "(default 6)")
+    ap.add_argument("--quiet", action="store_true",
+                    help="no progress on stderr")
     a = ap.parse_args()
-    if not any(os.access(os.path.join(d, "fio"), os.X_OK)
-               for d in os.environ.get("PATH", "").split(":")):
+    if shutil.which("fio") is None:
         sys.exit("bounce: fio is not installed (apt-get install fio)")
     mem = kinds(a.size)
 
