@@ -98,17 +98,16 @@ def nbytes(data):
 
 def new_at(off, n):
     """*n* new bytes (a 1-D uint8 NumPy array) for the data at file offset
-    *off*: on huge pages, at the same address modulo the page as *off*, so
-    that a direct read of it lands there without a bounce. Freed when the
-    last view of it goes."""
-    skew = off % PAGE
-    return swapio.empty((skew + n,), np.uint8, pinned=False)[skew:]
+    *off*, placed as placed() places them. Freed when the last view of it
+    goes."""
+    return placed([(off, n)])[1][0]
 
 
 def placed(spans, buf=None):
-    """One buffer (*buf* where it is large enough, else a new one) and
-    views of it for *spans* (``(file offset, nbytes)``), each at the same
-    address modulo the page as its offset (see new_at())."""
+    """One buffer (*buf* where it is large enough, else a new one, on huge
+    pages) and views of it for *spans* (``(file offset, nbytes)``), each at
+    the same address modulo the page as its offset, so that a direct read
+    or write of it needs no bounce."""
     at, pos = [], 0
     for off, n in spans:
         pos += (off - pos) % PAGE

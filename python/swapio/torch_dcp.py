@@ -242,25 +242,25 @@ class Writer(_fs.FileSystemWriter):
                             pass
 
 
+def _plain(t):
+    """A contiguous CPU tensor whose bytes are its values as they are."""
+    return (t.device.type == "cpu" and t.is_contiguous()
+            and not t.is_conj() and not t.is_neg())
+
+
 def _same_layout(dst, meta):
     """Can *dst* take the bytes of *meta*'s record as they are: a plain
-    contiguous CPU tensor of its dtype and shape."""
-    return (dst.device.type == "cpu" and dst.dtype == meta.dtype
-            and dst.shape == meta.shape and dst.is_contiguous()
-            and dst.numel() > 0 and not dst.is_conj() and not dst.is_neg())
+    tensor of its dtype and shape."""
+    return (_plain(dst) and dst.dtype == meta.dtype
+            and dst.shape == meta.shape and dst.numel() > 0)
 
 
 def _copy(dst, src):
-    """``dst.copy_(src)``; one memcpy where both are plain contiguous CPU
-    tensors of one dtype: torch's copy_ of a large tensor starts its
-    OpenMP threads, whose spinning after each copy takes the CPU the
-    reads need (on 2 cores, the largest share of the reader's CPU)."""
-    plain = (dst.dtype == src.dtype and dst.device.type == "cpu"
-             and src.device.type == "cpu" and dst.is_contiguous()
-             and src.is_contiguous() and not dst.is_conj()
-             and not src.is_conj() and not dst.is_neg()
-             and not src.is_neg())
-    if not plain:
+    """``dst.copy_(src)``; one memcpy where both are plain tensors of one
+    dtype: torch's copy_ of a large tensor starts its OpenMP threads,
+    whose spinning after each copy takes the CPU the reads need (on 2
+    cores, the largest share of the reader's CPU)."""
+    if dst.dtype != src.dtype or not _plain(dst) or not _plain(src):
         dst.copy_(src)
     elif dst.numel():
         _ckpt._as_np(dst.reshape(-1).view(torch.uint8))[:] = \
@@ -314,11 +314,10 @@ class Reader(_fs.FileSystemReader):
                     opened.append(self._open(h, rel))
                 reads = _ckpt.Reads(list(zip(opened, files.values())))
                 self._read_rest(h, rest, planner)
-                done, reads = reads, None
-                done.wait()
+                reads.wait()
             finally:
                 if reads is not None:
-                    reads.abandon()
+                    reads.abandon()     # after wait(): nothing left
                 for f in opened:
                     f.close()
             for _, _, target, req in direct:

@@ -28,9 +28,9 @@
 
 /*
  * @len bytes of private anonymous memory at a 2 MiB boundary, advised
- * onto transparent huge pages; NULL with errno set on failure. A mapping
- * that starts between two huge pages gets them only over its aligned
- * middle.
+ * onto transparent huge pages (under 2 MiB, where none fits, plain
+ * pages); NULL with errno set on failure. A mapping that starts between
+ * two huge pages gets them only over its aligned middle.
  */
 void *swapio__map_huge(size_t len)
 {
@@ -43,6 +43,12 @@ void *swapio__map_huge(size_t len)
 		return NULL;
 	}
 	len = SWAPIO_ALIGN_UP(len, page);
+	if (len < HPAGE_SIZE) {
+		/* No huge page fits: a plain mapping, not a wide one cut. */
+		p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		return p == MAP_FAILED ? NULL : p;
+	}
 	span = len + HPAGE_SIZE;
 	p = mmap(NULL, span, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
