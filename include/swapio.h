@@ -131,6 +131,16 @@ enum {
 	 * never spin.
 	 */
 	SWAPIO_CFG_NO_SPIN		= 1u << 6,
+	/*
+	 * Copy every direct request through the worker's bounce blocks
+	 * (2 MiB aligned, on transparent huge pages), not only those from
+	 * memory off the file's memory alignment; swapio's own locked
+	 * buffers are never bounced. A memcpy per byte, in exchange for a
+	 * request of a few segments where caller memory on 4 KiB pages
+	 * makes one a page: worth it where the device takes few segments a
+	 * request (a virtio disk), seldom on NVMe. Measure before setting.
+	 */
+	SWAPIO_CFG_BOUNCE		= 1u << 7,
 };
 
 /*
@@ -169,6 +179,7 @@ struct swapio_config {
  *   register_buffers = true	false sets SWAPIO_CFG_NO_REGISTER
  *   share_node     = false	true sets SWAPIO_CFG_SHARE_NODE
  *   spin_wait      = true	false sets SWAPIO_CFG_NO_SPIN
+ *   bounce         = false	true sets SWAPIO_CFG_BOUNCE
  *   gpu_path       = auto	auto, staging or gds (enum swapio_gpu_path)
  *
  * Booleans are true/false (also yes/no, on/off, 1/0). A number of 0 means

@@ -61,6 +61,8 @@ static const char usage[] =
 "      --no-huge           do not ask for transparent huge pages\n"
 "      --no-register       do not register the buffers with io_uring\n"
 "      --no-spin           never spin on a lone small op (SWAPIO_CFG_NO_SPIN)\n"
+"      --bounce            copy every direct request through bounce blocks\n"
+"                          (SWAPIO_CFG_BOUNCE)\n"
 "      --memory KIND       swapio (default: swapio_buf_alloc buffers),\n"
 "                          caller (one malloc'd region, 4 KiB pages, not\n"
 "                          locked: a runtime's tensors) or caller-huge\n"
@@ -80,6 +82,7 @@ static const char usage[] =
 enum {
 	OPT_DIRECT = 256, OPT_NO_DIRECT, OPT_VERIFY, OPT_KEEP, OPT_JSON,
 	OPT_NO_PIN, OPT_NO_HUGE, OPT_NO_PREALLOC, OPT_MEMORY, OPT_NO_REGISTER, OPT_NO_SPIN,
+	OPT_BOUNCE,
 	OPT_STRIPE_UNIT, OPT_VALUE_SIZE, OPT_NO_CHECKSUM, OPT_IN_FLIGHT, OPT_OP_SIZE,
 	OPT_RANDOM,
 };
@@ -110,6 +113,7 @@ static const struct option long_opts[] = {
 	{ "memory",	 required_argument, NULL, OPT_MEMORY },
 	{ "no-register", no_argument,	    NULL, OPT_NO_REGISTER },
 	{ "no-spin",	 no_argument,	    NULL, OPT_NO_SPIN },
+	{ "bounce",	 no_argument,	    NULL, OPT_BOUNCE },
 	{ "no-prealloc", no_argument,	    NULL, OPT_NO_PREALLOC },
 	{ "config",	 required_argument, NULL, 'c' },
 	{ "help",	 no_argument,	    NULL, 'h' },
@@ -326,6 +330,7 @@ static int parse_opt(struct bench_args *a, int c, const char *arg)
 	case OPT_NO_PREALLOC: a->o.no_prealloc = true; return 0;
 	case OPT_NO_REGISTER: s->flags |= SWAPIO_CFG_NO_REGISTER; return 0;
 	case OPT_NO_SPIN: s->flags |= SWAPIO_CFG_NO_SPIN; return 0;
+	case OPT_BOUNCE: s->flags |= SWAPIO_CFG_BOUNCE; return 0;
 	case OPT_MEMORY:
 		if (!strcmp(arg, "swapio"))
 			a->o.memory = BENCH_MEM_SWAPIO;
@@ -380,7 +385,8 @@ static int settle_config(struct bench_args *a)
 		c->flags &= ~SWAPIO_CFG_BUFFERED;
 	else if (a->direct == 0)
 		c->flags |= SWAPIO_CFG_BUFFERED;
-	c->flags |= a->set.flags & (SWAPIO_CFG_NO_REGISTER | SWAPIO_CFG_NO_SPIN);
+	c->flags |= a->set.flags & (SWAPIO_CFG_NO_REGISTER | SWAPIO_CFG_NO_SPIN |
+				    SWAPIO_CFG_BOUNCE);
 	return 0;
 }
 

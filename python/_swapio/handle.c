@@ -63,12 +63,13 @@ static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
 	static char *kwlist[] = { "block_size", "queue_depth", "threads",
 				  "engine", "direct", "direct_strict",
 				  "single_submit", "overlap", "gpu_path",
-				  "share_node", "spin_wait", NULL };
+				  "share_node", "spin_wait", "bounce", NULL };
 	const char *gpu_path = "auto";
 	unsigned long long bs = 0;
 	unsigned int qd = 0, threads = 0;
 	const char *engine = "auto";
 	int direct = 1, strict = 0, single = 0, overlap = 1, share = 0, spin = 1;
+	int bounce = 0;
 	int e, ret;
 	struct swapio_config cfg = { 0 };
 	swapio_handle *h;
@@ -77,11 +78,11 @@ static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
 		PyErr_SetString(PyExc_RuntimeError, "handle already set up");
 		return -1;
 	}
-	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O&O&O&sppppzpp", kwlist,
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|O&O&O&sppppzppp", kwlist,
 					 conv_u64, &bs, conv_u32, &qd,
 					 conv_u32, &threads, &engine, &direct,
 					 &strict, &single, &overlap,
-					 &gpu_path, &share, &spin))
+					 &gpu_path, &share, &spin, &bounce))
 		return -1;
 	cfg.gpu_path = UINT32_MAX;
 	for (uint32_t i = 0; i < 3; i++)
@@ -109,7 +110,8 @@ static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
 		    (single ? SWAPIO_CFG_SINGLE_SUBMIT : 0) |
 		    (overlap ? 0 : SWAPIO_CFG_NO_OVERLAP) |
 		    (share ? SWAPIO_CFG_SHARE_NODE : 0) |
-		    (spin ? 0 : SWAPIO_CFG_NO_SPIN);
+		    (spin ? 0 : SWAPIO_CFG_NO_SPIN) |
+		    (bounce ? SWAPIO_CFG_BOUNCE : 0);
 	Py_BEGIN_ALLOW_THREADS
 	ret = swapio_handle_create(&cfg, &h);
 	Py_END_ALLOW_THREADS
@@ -211,7 +213,7 @@ static PyObject *handle_config(HandleObject *self, void *unused)
 	if (handle_check(self))
 		return NULL;
 	swapio_handle_config(self->h, &c);
-	return Py_BuildValue("{sKsIsIsssOsOsOsOsOss}",
+	return Py_BuildValue("{sKsIsIsssOsOsOsOsOsOss}",
 		"block_size", (unsigned long long)c.block_size,
 		"queue_depth", c.queue_depth, "threads", c.threads,
 		"engine", swapio_engine_name(c.engine) ?
@@ -224,6 +226,7 @@ static PyObject *handle_config(HandleObject *self, void *unused)
 		"overlap",
 		(c.flags & SWAPIO_CFG_NO_OVERLAP) ? Py_False : Py_True,
 		"spin_wait", (c.flags & SWAPIO_CFG_NO_SPIN) ? Py_False : Py_True,
+		"bounce", (c.flags & SWAPIO_CFG_BOUNCE) ? Py_True : Py_False,
 		"gpu_path", gpu_paths[c.gpu_path % 3]);
 }
 
@@ -411,13 +414,16 @@ static PyType_Slot handle_slots[] = {
 	{ Py_tp_doc, (void *)PyDoc_STR(
 	  "Handle(block_size=0, queue_depth=0, threads=0, engine='auto', "
 	  "direct=True, direct_strict=False, single_submit=False, "
-	  "overlap=True, gpu_path='auto', share_node=False, spin_wait=True)"
+	  "overlap=True, gpu_path='auto', share_node=False, spin_wait=True, "
+	  "bounce=False)"
 	  "\n\n"
 	  "The engines and workers that move data. 0 means the default "
 	  "(1 MiB blocks, queue depth 32, 1 thread). share_node: the queue "
 	  "depth is the node's, and this handle takes queue_depth / "
 	  "LOCAL_WORLD_SIZE. spin_wait=False: a lone small op's waiter "
-	  "sleeps at once (less CPU, more latency at depth 1). A context "
+	  "sleeps at once (less CPU, more latency at depth 1). bounce=True: "
+	  "every direct request is copied through huge-page blocks, not "
+	  "only those from unaligned memory (SWAPIO_CFG_BOUNCE). A context "
 	  "manager; safe to use from many threads.") },
 	{ Py_tp_new, PyType_GenericNew },
 	{ Py_tp_init, handle_init },

@@ -89,6 +89,24 @@ class Publish:
             pass
 
 
+def save_handle():
+    """The handle a save makes when given none. It bounces every request
+    (``bounce=True``): a save writes from torch's memory, on 4 KiB pages,
+    where a direct request is a segment a page, and a copy into the
+    workers' huge-page blocks measured cheaper in CPU than those segments
+    and faster (docs/ARCHITECTURE.md, "Checkpoints in PyTorch's
+    formats"). Loads read into memory they place themselves and bounce
+    nothing."""
+    return swapio.Handle(bounce=True)
+
+
+def on_cuda(data):
+    """Whether *data* is CUDA memory (DLPack's kDLCUDA or kDLCUDAManaged):
+    moved through the handle's device path, never staged on the host."""
+    dev = getattr(data, "__dlpack_device__", None)
+    return dev is not None and dev()[0] in (2, 13)
+
+
 def nbytes(data):
     n = getattr(data, "nbytes", None)
     if n is None:
@@ -187,8 +205,9 @@ def write_pieces(f, pieces):
 
 def read_spans(f, spans):
     """Read *spans* (``(offset, dest)``; dest a writable 1-D uint8 CPU
-    tensor or NumPy array) from the swapio File *f*, all in flight; small
-    ones close together share one read into a staging buffer."""
+    tensor or NumPy array, or CUDA memory) from the swapio File *f*, all
+    in flight; small host ones close together share one read into a
+    staging buffer."""
     read_spans_many([(f, spans)])
 
 
@@ -230,7 +249,7 @@ class Reads:
             n = nbytes(dest)
             if n == 0:
                 continue
-            if n >= SMALL:
+            if n >= SMALL or on_cuda(dest):
                 self.ops.append((f.read_async(dest, off), n))
                 continue
             if run:

@@ -123,7 +123,7 @@ def plan(obj, pickle_module=pickle, pickle_protocol=_DEFAULT_PROTOCOL,
 
 def write_file(path, pieces, size, durable=True, handle=None):
     """Write *pieces* to a new file at *path* under the crash rules."""
-    h = handle if handle is not None else swapio.Handle()
+    h = handle if handle is not None else _ckpt.save_handle()
     try:
         with _ckpt.Publish(path, durable) as tmp:
             with h.open(tmp, "w") as f:
@@ -153,7 +153,7 @@ def save(obj, f, pickle_module=pickle, pickle_protocol=_DEFAULT_PROTOCOL,
         return torch.save(obj, f, pickle_module, pickle_protocol,
                           _use_new_zipfile_serialization,
                           _disable_byteorder_record)
-    h = handle if handle is not None else swapio.Handle()
+    h = handle if handle is not None else _ckpt.save_handle()
     try:
         with _ckpt.Publish(os.fsdecode(f), durable) as tmp:
             with h.open(tmp, "w") as out:

@@ -151,7 +151,10 @@ def load_file(filename, device="cpu", *, out=None, handle=None):
     *device*. With *out* (a dict of name → tensor, e.g. a model's
     ``state_dict()``): its tensors of those names get the file's data in
     place (shapes and dtypes must match) and *out* is returned; names the
-    file has but *out* lacks are loaded as new tensors into it."""
+    file has but *out* lacks are loaded as new tensors into it. Contiguous
+    CUDA tensors in *out* are read into straight from the file through the
+    handle's device path, as is any other DLPack producer in *out* (its
+    size in bytes must match: it gets the tensor's bytes)."""
     path = os.fsdecode(filename)
     hdr, _, base = _header(path)
     dev = _device(device)
@@ -163,21 +166,31 @@ def load_file(filename, device="cpu", *, out=None, handle=None):
         shape = tuple(v["shape"])
         a, b = v["data_offsets"]
         target = result.get(k) if out is not None else None
+        size = math.prod(shape) * dtype.itemsize
+        if size != b - a:
+            raise swapio.Error(22, "%s: tensor `%s`: %d bytes for shape %s"
+                               % (path, k, b - a, list(shape)))
+        if target is not None and not isinstance(target, torch.Tensor):
+            # Any DLPack producer (CUDA memory too) takes the bytes.
+            if _ckpt.nbytes(target) != size:
+                raise ValueError(
+                    "swapio.safetensors: `%s` is %d bytes in the file but "
+                    "%d in out" % (k, size, _ckpt.nbytes(target)))
+            if size:
+                spans.append((base + a, target))
+            continue
         if target is not None:
             if tuple(target.shape) != shape or target.dtype != dtype:
                 raise ValueError(
                     "swapio.safetensors: `%s` is %s %s in the file but %s "
                     "%s in out" % (k, v["dtype"], list(shape),
                                    target.dtype, list(target.shape)))
-        size = math.prod(shape) * dtype.itemsize
-        if size != b - a:
-            raise swapio.Error(22, "%s: tensor `%s`: %d bytes for shape %s"
-                               % (path, k, b - a, list(shape)))
-        if (target is not None and target.device.type == "cpu"
-                and target.is_contiguous() and b > a):
-            spans.append((base + a, target.detach().reshape(-1)
-                          .view(torch.uint8)))
-            continue
+            if target.is_contiguous() and size:
+                # In place, on the host or straight to a CUDA tensor
+                # through the handle's device path.
+                spans.append((base + a, target.detach().reshape(-1)
+                              .view(torch.uint8)))
+                continue
         if size >= _ckpt.SMALL and (base + a) % dtype.itemsize == 0:
             # Read straight into its own memory (see _ckpt.new_at()).
             t = torch.frombuffer(_ckpt.new_at(base + a, size),

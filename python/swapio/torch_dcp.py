@@ -144,7 +144,7 @@ class Writer(_fs.FileSystemWriter):
         done = []
 
         def one_dir(jobs, handle):
-            h = handle if handle is not None else swapio.Handle()
+            h = handle if handle is not None else _ckpt.save_handle()
             res = []
             try:
                 for n, items in jobs:

@@ -37,6 +37,7 @@ static const struct {
 	{ "register_buffers",	SWAPIO_CFG_NO_REGISTER,		true },
 	{ "share_node",		SWAPIO_CFG_SHARE_NODE,		false },
 	{ "spin_wait",		SWAPIO_CFG_NO_SPIN,		true },
+	{ "bounce",		SWAPIO_CFG_BOUNCE,		false },
 };
 
 #define NR_BOOL_KEYS	(SWAPIO_ARRAY_SIZE(bool_keys))

@@ -69,7 +69,7 @@ static int config_resolve(const struct swapio_config *in,
 	const uint32_t known = SWAPIO_CFG_BUFFERED | SWAPIO_CFG_SINGLE_SUBMIT |
 			       SWAPIO_CFG_NO_OVERLAP | SWAPIO_CFG_DIRECT_STRICT |
 			       SWAPIO_CFG_NO_REGISTER | SWAPIO_CFG_SHARE_NODE |
-			       SWAPIO_CFG_NO_SPIN;
+			       SWAPIO_CFG_NO_SPIN | SWAPIO_CFG_BOUNCE;
 	uint64_t share = 0;
 	int ret;
 

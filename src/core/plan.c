@@ -8,6 +8,7 @@
  *
  *   head  [pos, next edge boundary)  buffered twin fd, user memory
  *   body  whole edge units           direct; bounced if memory is unaligned
+ *                                    (or always: SWAPIO_CFG_BOUNCE)
  *   tail  [last edge boundary, end)  buffered twin fd, user memory
  *
  * Edges are whole pages (see file.c), so the caller never sees EINVAL for
@@ -189,6 +190,20 @@ void swapio__bounce_free(struct swapio_worker *w)
 }
 
 /*
+ * Whether a direct body request of @n bytes from @mem goes through a
+ * bounce block: memory off the file's alignment must; under
+ * SWAPIO_CFG_BOUNCE all memory does but swapio's own locked buffers.
+ */
+static bool must_bounce(const swapio_handle *h, const swapio_file *f,
+			const unsigned char *mem, size_t n)
+{
+	if ((uintptr_t)mem % f->mem_align)
+		return true;
+	return f->direct && (h->cfg.flags & SWAPIO_CFG_BOUNCE) &&
+	       !swapio__reg_holds(mem, n);
+}
+
+/*
  * Fill @rq with the next request of part @p and advance the part.
  * Returns 0, or -ENOMEM when a needed bounce block cannot be allocated.
  */
@@ -241,7 +256,7 @@ int swapio__plan_next(struct swapio_worker *w, struct swapio_part *p,
 		    bs >= p->pre_len + f->edge_align)
 			n = SWAPIO_ALIGN_DOWN(bs - p->pre_len,
 					      (uint64_t)f->edge_align);
-		if ((uintptr_t)p->mem % f->mem_align) {
+		if (must_bounce(w->h, f, p->mem, n)) {
 			int ret = bounce_block(w, rq, bs);
 
 			if (ret)

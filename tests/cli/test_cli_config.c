@@ -56,6 +56,7 @@ static void parse_every_key(void **state)
 		"register_buffers = off\n"
 		"share_node = true\n"
 		"spin_wait = no\n"
+		"bounce = true\n"
 		"overlap_events = 0";	/* no final newline */
 	struct swapio_config c;
 
@@ -68,7 +69,8 @@ static void parse_every_key(void **state)
 	assert_int_equal(c.flags, SWAPIO_CFG_BUFFERED |
 			 SWAPIO_CFG_DIRECT_STRICT | SWAPIO_CFG_SINGLE_SUBMIT |
 			 SWAPIO_CFG_NO_OVERLAP | SWAPIO_CFG_NO_REGISTER |
-			 SWAPIO_CFG_SHARE_NODE | SWAPIO_CFG_NO_SPIN);
+			 SWAPIO_CFG_SHARE_NODE | SWAPIO_CFG_NO_SPIN |
+			 SWAPIO_CFG_BOUNCE);
 }
 
 static void parse_defaults_and_overrides(void **state)

@@ -58,7 +58,8 @@ static void config_kept(void **state)
 		.queue_depth = 7,
 		.threads = 3,
 		.flags = SWAPIO_CFG_BUFFERED | SWAPIO_CFG_NO_OVERLAP |
-			 SWAPIO_CFG_SINGLE_SUBMIT | SWAPIO_CFG_DIRECT_STRICT,
+			 SWAPIO_CFG_SINGLE_SUBMIT | SWAPIO_CFG_DIRECT_STRICT |
+			 SWAPIO_CFG_BOUNCE,
 	};
 	struct swapio_config got;
 	swapio_handle *h = t_handle(want);

@@ -482,7 +482,7 @@ static void invalid_configs(void **state)
 		{ "threads UINT32_MAX", { .threads = UINT32_MAX } },
 		{ "engine 4", { .engine = 4 } },
 		{ "engine 99", { .engine = 99 } },
-		{ "flags 1 << 7", { .flags = 1u << 7 } },
+		{ "flags 1 << 8", { .flags = 1u << 8 } },
 		{ "flags 1 << 31", { .flags = 1u << 31 } },
 		{ "reserved[0]", { .reserved = { 1 } } },
 		{ "reserved[3]", { .reserved = { 0, 0, 0, 1ull << 40 } } },

@@ -179,11 +179,89 @@ static void bounce_blocks(void **state)
 	free(op);
 }
 
+/*
+ * SWAPIO_CFG_BOUNCE: every direct body request is bounced, even from
+ * aligned memory, but not from swapio's own locked buffers, and nothing is
+ * bounced on a buffered file or in a head or tail.
+ */
+static void bounce_all(void **state)
+{
+	enum { QD = 4, MIB = 1u << 20 };
+	struct swapio_handle h = { .cfg = { .threads = 1, .queue_depth = QD,
+					    .block_size = MIB,
+					    .flags = SWAPIO_CFG_BOUNCE } };
+	swapio_file f = { .h = &h, .fd = FD, .bfd = BFD, .direct = true,
+			  .mem_align = 512, .off_align = 4096,
+			  .edge_align = 4096 };
+	swapio_file buffered = { .h = &h, .fd = FD, .bfd = FD,
+				 .mem_align = 1, .off_align = 1,
+				 .edge_align = 1 };
+	struct swapio_req reqs[QD] = { 0 };
+	struct swapio_worker w = { .h = &h, .reqs = reqs };
+	const size_t len = 3 * MIB + 4096;
+	const uint64_t off = 4096 - 17;	/* a head, a body and a tail */
+	struct swapio_op *op;
+	unsigned char *buf, *mem;
+	size_t direct = 0;
+
+	(void)state;
+	op = t_zalloc(sizeof(*op) + sizeof(op->parts[0]));
+	op->h = &h;
+	op->write = true;
+	buf = t_page_alloc(len, 4096);
+	mem = buf + off;	/* the body's memory is page aligned */
+	t_fill_random(mem, len, 11);
+
+	/* Aligned caller memory: every direct request bounced. */
+	op->f = &f;
+	assert_int_equal(swapio__split(&h, op, mem, len, off), 1);
+	while (op->parts[0].pos < op->parts[0].end) {
+		struct swapio_req *rq = &reqs[0];
+
+		assert_int_equal(swapio__plan_next(&w, &op->parts[0], rq), 0);
+		if (rq->fd == f.fd) {
+			assert_ptr_equal(rq->buf, rq->bounce);
+			assert_ptr_equal(rq->user, mem + (rq->off - off));
+			assert_memory_equal(rq->buf, rq->user, rq->len);
+			direct += rq->len;
+		} else {
+			assert_null(rq->user);
+			assert_ptr_equal(rq->buf, mem + (rq->off - off));
+		}
+	}
+	assert_int_equal(direct, 3 * MIB);
+
+	/* swapio's own locked buffers go direct. */
+	swapio__reg_add(mem, len);
+	assert_int_equal(swapio__split(&h, op, mem, len, off), 1);
+	while (op->parts[0].pos < op->parts[0].end) {
+		assert_int_equal(swapio__plan_next(&w, &op->parts[0],
+						   &reqs[0]), 0);
+		assert_null(reqs[0].user);
+	}
+	swapio__reg_remove(mem, len);
+
+	/* A buffered file: nothing to bounce for. */
+	op->f = &buffered;
+	assert_int_equal(swapio__split(&h, op, mem, len, off), 1);
+	while (op->parts[0].pos < op->parts[0].end) {
+		assert_int_equal(swapio__plan_next(&w, &op->parts[0],
+						   &reqs[0]), 0);
+		assert_null(reqs[0].user);
+		assert_ptr_equal(reqs[0].buf, mem + (reqs[0].off - off));
+	}
+
+	swapio__bounce_free(&w);
+	free(buf);
+	free(op);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(block_below_alignment),
 		cmocka_unit_test(bounce_blocks),
+		cmocka_unit_test(bounce_all),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

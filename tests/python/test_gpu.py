@@ -318,6 +318,45 @@ def test_deepspeed_handle_device_tensors(sd, tmp_path):
         h.close()
 
 
+def test_safetensors_load_into_device_memory(sd, ghandle, tmp_path):
+    """swapio.safetensors.load_file(out=...) reads each tensor straight
+    into CUDA memory through the handle's device path, small ones too
+    (never staged on the host), beside a host tensor; a target of the
+    wrong size is refused before any read."""
+    torch = pytest.importorskip("torch")
+    sft = pytest.importorskip("safetensors.torch")
+    import swapio.safetensors as ss
+
+    g = torch.Generator().manual_seed(5)
+    ref = {
+        "big": torch.randint(0, 256, (3 * CHUNK + 17,), generator=g,
+                             dtype=torch.uint8),
+        "f32": torch.randn(1_000_003, generator=g),
+        "small": torch.randint(-99, 99, (333,), generator=g,
+                               dtype=torch.int16),
+        "host": torch.randn(7, 5, generator=g).to(torch.bfloat16),
+    }
+    p = tmp_path / "w.safetensors"
+    sft.save_file(ref, str(p))
+    raw = {k: v.reshape(-1).view(torch.uint8).numpy().tobytes()
+           for k, v in ref.items()}
+    out = {k: DevTensor(sd, len(raw[k])) for k in ("big", "f32", "small")}
+    out["host"] = torch.zeros(7, 5, dtype=torch.bfloat16)
+    assert ss.load_file(p, out=out, handle=ghandle) is out
+    for k in ("big", "f32", "small"):
+        assert out[k].bytes() == raw[k], k
+        assert len(out[k].streams) == 1      # exported once, on a stream
+    assert torch.equal(out["host"], ref["host"])
+    assert sd.swapio_standin_get(b"violations") == 0
+    assert sd.swapio_standin_get(b"unpinned_copies") == 0
+
+    wrong = {"small": DevTensor(sd, len(raw["small"]) + 2)}
+    with pytest.raises(ValueError, match="small.*666 bytes in the file "
+                                         "but 668"):
+        ss.load_file(p, out=wrong, handle=ghandle)
+    assert wrong["small"].streams == []
+
+
 def test_missing_cuda_is_a_clear_error(tmp_path):
     """A fresh process whose CUDA library cannot be loaded."""
     code = r"""
