@@ -19,6 +19,8 @@ Memory kinds (each --size bytes, filled once):
               THP is "madvise" or "never", as here)
   huge+64     huge, the buffer 64 bytes in (every request bounced)
   4k+64       4k, the buffer 64 bytes in (every request bounced)
+The 4k kind is also moved by a Handle(bounce=True) ("4k, bounce=True"):
+every request copied through the bounce blocks although none must be.
 
 Each round writes the file from each kind (created, preallocated, synced:
 the sync inside the timing) and reads it back into each, in an order that
@@ -53,10 +55,10 @@ def kinds(size):
     return out
 
 
-def swapio_write(path, mem):
+def swapio_write(path, mem, bounce=False):
     if os.path.exists(path):
         os.unlink(path)     # a new file, as fio's writes make
-    h = swapio.Handle()
+    h = swapio.Handle(bounce=bounce)
     try:
         cpu, t = c.cpu_now(), time.perf_counter()
         with h.open(path, "w") as f:
@@ -70,8 +72,8 @@ def swapio_write(path, mem):
         h.close()
 
 
-def swapio_read(path, mem):
-    h = swapio.Handle()
+def swapio_read(path, mem, bounce=False):
+    h = swapio.Handle(bounce=bounce)
     try:
         cpu, t = c.cpu_now(), time.perf_counter()
         with h.open(path, "r") as f:
@@ -121,8 +123,12 @@ def main():
               "fio write (null)": lambda: fio(ref, a.size, "write")}
         for k, m in mem.items():
             do[f"write from {k}"] = (lambda m=m: swapio_write(data, m))
+        do["write from 4k, bounce=True"] = (
+            lambda: swapio_write(data, mem["4k"], True))
         for k, m in mem.items():
             do[f"read into {k}"] = (lambda m=m: swapio_read(data, m))
+        do["read into 4k, bounce=True"] = (
+            lambda: swapio_read(data, mem["4k"], True))
         do["fio read"] = lambda: fio(ref, a.size, "read")
         do["fio read (null)"] = lambda: fio(ref, a.size, "read")
         names = list(do)

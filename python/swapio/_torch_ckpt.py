@@ -44,11 +44,16 @@ class _Sparse:
         self.emit = emit    # takes big records as they are placed
 
     def write(self, b):
-        b = bytes(b)
-        self.pieces.append((self.pos, b))
-        self.pos += len(b)
+        n = memoryview(b).nbytes
+        last = self.pieces[-1][1] if self.pieces else None
+        if (type(last) is bytearray
+                and self.pieces[-1][0] + len(last) == self.pos):
+            last += b       # torch's writer writes a header in many calls
+        else:
+            self.pieces.append((self.pos, bytearray(b)))
+        self.pos += n
         self.end = max(self.end, self.pos)
-        return len(b)
+        return n
 
     def seek(self, off, whence=0):
         new = off if whence == 0 else (
