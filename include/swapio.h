@@ -136,9 +136,10 @@ enum {
 	 * (2 MiB aligned, on transparent huge pages), not only those from
 	 * memory off the file's memory alignment; swapio's own locked
 	 * buffers are never bounced. A memcpy per byte, in exchange for a
-	 * request of a few segments where caller memory on 4 KiB pages
-	 * makes one a page: worth it where the device takes few segments a
-	 * request (a virtio disk), seldom on NVMe. Measure before setting.
+	 * request from one huge page where caller memory on 4 KiB pages
+	 * has every page pinned and a segment per physically contiguous
+	 * run: it can pay on a device that pays per segment (a virtio
+	 * disk), seldom on NVMe. Measure before setting.
 	 */
 	SWAPIO_CFG_BOUNCE		= 1u << 7,
 };

@@ -241,12 +241,14 @@ static void print_text(const struct bench_opts *o,
 		       "(%s)\n", so->nr_dirs, size, r->engine, r->note);
 	}
 	printf("block %s, queue depth %u, threads %u, %s, ops of %s, %u in "
-	       "flight%s, %s memory, %s%s\n", bs, r->cfg.queue_depth,
+	       "flight%s, %s memory, %s%s%s\n", bs, r->cfg.queue_depth,
 	       r->cfg.threads, r->direct ? "O_DIRECT" : "buffered (page cache)",
 	       chunk, r->window, !r->random ? "" : o->path ?
 	       " in a random order" : ", gets in a random order",
 	       bench_memory_name[r->memory],
-	       r->pinned ? "pinned" : "not pinned", r->huge ? ", THP" : "");
+	       r->pinned ? "pinned" : "not pinned", r->huge ? ", THP" : "",
+	       (r->cfg.flags & SWAPIO_CFG_BOUNCE) ? ", every request bounced" :
+	       "");
 	printf("%-6s %8s %9s %12s %10s %10s %10s %10s\n", "", "GB/s",
 	       "CPU s/GB", "syscalls/GB", "req p50 us", "req p99 us",
 	       "op p50 us", "op p99 us");

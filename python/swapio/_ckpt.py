@@ -92,11 +92,11 @@ class Publish:
 def save_handle():
     """The handle a save makes when given none. It bounces every request
     (``bounce=True``): a save writes from torch's memory, on 4 KiB pages,
-    where a direct request is a segment a page, and a copy into the
-    workers' huge-page blocks measured cheaper in CPU than those segments
-    and faster (docs/ARCHITECTURE.md, "Checkpoints in PyTorch's
-    formats"). Loads read into memory they place themselves and bounce
-    nothing."""
+    where a direct request pins every page and is a segment per
+    physically contiguous run; a copy into the workers' huge-page blocks
+    measured cheaper in CPU and faster (docs/ARCHITECTURE.md,
+    "Checkpoints in PyTorch's formats"). Loads read into memory they
+    place themselves and bounce nothing."""
     return swapio.Handle(bounce=True)
 
 
