@@ -28,7 +28,8 @@ rotates from round to round, beside fio's sequential write and read of a
 file of the same size (1 MiB blocks, depth 32, the handle's defaults) and
 fio again as the null line. Figures: medians [min..max] of GB/s, the
 median CPU s/GB (this process's for swapio, fio's own for fio) and the
-bytes bounced per op. Needs the swapio package and fio.
+bytes bounced per op, and how many physically contiguous runs the 4k
+buffer's pages lie in (root only). Needs the swapio package and fio.
 """
 import argparse
 import os
@@ -148,6 +149,8 @@ def main():
     runs, minutes = c.in_scratch("bounce", a, work)
     print(f"{c.size_name(a.size)} per transfer, {a.rounds} rounds, "
           f"{minutes:.1f} min")
+    print(c.runs_line("the 4k buffer", [(mem["4k"].ctypes.data,
+                                          mem["4k"].nbytes)]))
     print("| transfer | GB/s median [min..max] | CPU s/GB | MiB bounced |")
     print("|---|---|---:|---:|")
     for k, rs in runs.items():

@@ -31,6 +31,10 @@ the script says so). torch.load(mmap=True) is timed until every page of
 every tensor was touched. CPU s/GB is getrusage of this process and its
 children over the call. Every load is compared with the state, bit for bit,
 in the first round. Everything lies under --dir and is removed at the end.
+"swapio.torch.save, handle=Handle()" is swapio.torch.save through a plain
+handle instead of the bounce=True one it makes itself (durable only).
+Each state's header says how many physically contiguous runs its tensors
+of 1 MiB or more lie in (root only: /proc/self/pagemap).
 """
 import argparse
 import json
@@ -46,8 +50,11 @@ import time
 import torch
 import torch.distributed.checkpoint as dcp
 
+import swapio
 import swapio.safetensors as ss
 import swapio.torch as st
+
+import common
 
 
 def cpu_now():
@@ -231,6 +238,9 @@ def writers(sd, fsd, d, size, fio_engine, fastpersist=None):
          None, ["swapio.pt"]),
         ("swapio.torch.save", "C", lambda: st.save(
             sd, p("swapio_c.pt"), durable=False), None, ["swapio_c.pt"]),
+        ("swapio.torch.save, handle=Handle()", "D",
+         lambda: save_in_place(sd, p("swapio_nb.pt")), None,
+         ["swapio_nb.pt"]),
         ("swapio.torch.dcp.Writer", "D", lambda: dcp.save(
             sd, storage_writer=st.dcp.Writer(p("sdcp"))), None, ["sdcp"]),
         ("swapio.torch.dcp.Writer", "C", lambda: dcp.save(
@@ -247,6 +257,14 @@ def writers(sd, fsd, d, size, fio_engine, fastpersist=None):
         out.append(("DeepSpeed FastPersist (FastFileWriter)", "D",
                     lambda: fastpersist(sd, p("fp.pt")), None, ["fp.pt"]))
     return out
+
+
+def save_in_place(sd, path):
+    """swapio.torch.save through a plain Handle(), not the bounce=True one
+    it makes itself: storages that sit on the page as their records do
+    are written from torch's memory in place."""
+    with swapio.Handle() as h:
+        st.save(sd, path, handle=h)
 
 
 def make_fastpersist():
@@ -436,6 +454,10 @@ def main():
         if not a.json:
             print(f"\n{name}: {size / 1e9:.2f} GB in {ntensors} tensors, "
                   f"{a.rounds} rounds, medians")
+            print(common.runs_line(
+                "its tensors of 1 MiB or more",
+                [(t.data_ptr(), t.nbytes) for t in flat(sd).values()
+                 if t.nbytes >= 1 << 20]))
             print("| op | contender | GB/s | CPU s/GB |")
             print("|---|---|---:|---:|")
             for r in rows:

@@ -104,6 +104,39 @@ def run_rounds(do, order_list, rounds, label=None):
 # Sizes and arguments
 # ---------------------------------------------------------------------
 
+def physical_runs(spans):
+    """``(pages, runs)``: the 4 KiB pages under *spans* (``(address,
+    nbytes)``, faulted in) and how many physically contiguous runs they
+    lie in, from /proc/self/pagemap; None where the frame numbers cannot
+    be read (without CAP_SYS_ADMIN they read as 0). A direct request from
+    such memory is a segment per run."""
+    pages = runs = 0
+    try:
+        with open("/proc/self/pagemap", "rb") as f:
+            for addr, n in spans:
+                first, last = addr // 4096, (addr + n - 1) // 4096
+                f.seek(first * 8)
+                raw = f.read((last - first + 1) * 8)
+                pfn = [int.from_bytes(raw[i:i + 8], "little") & (2**55 - 1)
+                       for i in range(0, len(raw), 8)]
+                if not all(pfn):
+                    return None
+                pages += len(pfn)
+                runs += 1 + sum(b != a + 1 for a, b in zip(pfn, pfn[1:]))
+    except OSError:
+        return None
+    return pages, runs
+
+
+def runs_line(what, spans):
+    """A line saying how physically scattered *spans* are, or why not."""
+    r = physical_runs(spans)
+    if r is None:
+        return f"{what}: physical pages unreadable (needs root)"
+    return (f"{what}: {r[0]} pages in {r[1]} physical runs "
+            f"({r[0] / r[1]:.1f} pages a run)")
+
+
 def parse_size(s):
     """"64K", "1M", "2G", "1T" or bytes, as bytes (argparse type)."""
     units = {"k": 10, "m": 20, "g": 30, "t": 40}

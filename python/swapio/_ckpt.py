@@ -20,6 +20,7 @@ import secrets
 import numpy as np
 
 import swapio
+from swapio import _device
 
 SMALL = 1 << 20         # pieces below this are staged
 STAGE = 16 << 20        # the largest staging buffer
@@ -98,13 +99,6 @@ def save_handle():
     "Checkpoints in PyTorch's formats"). Loads read into memory they
     place themselves and bounce nothing."""
     return swapio.Handle(bounce=True)
-
-
-def on_cuda(data):
-    """Whether *data* is CUDA memory (DLPack's kDLCUDA or kDLCUDAManaged):
-    moved through the handle's device path, never staged on the host."""
-    dev = getattr(data, "__dlpack_device__", None)
-    return dev is not None and dev()[0] in (2, 13)
 
 
 def nbytes(data):
@@ -249,7 +243,7 @@ class Reads:
             n = nbytes(dest)
             if n == 0:
                 continue
-            if n >= SMALL or on_cuda(dest):
+            if n >= SMALL or _device.cuda_ordinal(dest) is not None:
                 self.ops.append((f.read_async(dest, off), n))
                 continue
             if run:

@@ -29,7 +29,7 @@ import sys
 import threading
 import types
 
-from . import _swapio
+from . import _device, _swapio
 
 __all__ = ["aio_handle", "gds_handle", "pin_handle", "aio_read",
            "aio_write", "deepspeed_memcpy", "ValidationError", "install",
@@ -58,9 +58,6 @@ def _nbytes(t):
     return t.numel() * t.element_size()
 
 
-# DLPack device types of memory swapio moves by its device path.
-_DL_CUDA, _DL_CUDA_MANAGED = 2, 13
-
 
 def _cuda_device(t):
     """The CUDA device ordinal of a contiguous device buffer (a torch CUDA
@@ -71,11 +68,7 @@ def _cuda_device(t):
         if t.device.type != "cuda" or not t.is_contiguous():
             return None
         return t.device.index or 0
-    dev = getattr(t, "__dlpack_device__", None)
-    if dev is None:
-        return None
-    kind, index = dev()
-    return index if kind in (_DL_CUDA, _DL_CUDA_MANAGED) else None
+    return _device.cuda_ordinal(t)
 
 
 def _direct_view(t):

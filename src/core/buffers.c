@@ -21,8 +21,6 @@
 #define MADV_COLLAPSE		25	/* Linux 6.1 */
 #endif
 
-#define HPAGE_SIZE	(2u << 20)
-
 /* Smaller locked buffers are not worth a slot (engines/regbuf.c). */
 #define REG_MIN		(64u << 10)
 

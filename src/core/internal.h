@@ -63,6 +63,7 @@ struct swapio_part {
 	uint64_t		tail;
 	uint64_t		end;
 	unsigned char		*mem;		/* user memory for pos */
+	bool			bounce_all;	/* SWAPIO_CFG_BOUNCE applies */
 	unsigned char		*pre;		/* part 0: the op's prefix, */
 	size_t			pre_len;	/* 0 once it is planned */
 	unsigned int		reqs_out;	/* requests not yet finished */
@@ -160,6 +161,8 @@ struct swapio_handle {
 	void				*ext;	/* an extension's state (ext.h) */
 	void				(*ext_destroy)(void *ext);
 };
+
+#define HPAGE_SIZE	(2u << 20)	/* a huge page over 4 KiB base pages */
 
 /* buffers.c */
 void *swapio__map_huge(size_t len);

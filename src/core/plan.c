@@ -97,6 +97,11 @@ unsigned int swapio__split(const swapio_handle *h, struct swapio_op *op,
 		p->end = cut;
 		part_bounds(op->f, p);
 		p->mem = mem + (pos - off);
+		/* Under SWAPIO_CFG_BOUNCE a direct body is bounced from any
+		 * memory but swapio's own locked buffers: one lookup a part. */
+		p->bounce_all = (h->cfg.flags & SWAPIO_CFG_BOUNCE) &&
+				op->f->direct &&
+				!swapio__reg_holds(p->mem, cut - pos);
 		p->pre = NULL;
 		p->pre_len = 0;
 		p->reqs_out = 0;
@@ -118,9 +123,7 @@ unsigned int swapio__split(const swapio_handle *h, struct swapio_op *op,
  * whose requests are larger than the arena's blocks (edge units over the
  * block size) gets a block of its own for each slot that needs one.
  */
-#define BOUNCE_ALIGN	(2u << 20)	/* a huge page */
-
-/* @len bytes (a multiple of BOUNCE_ALIGN): huge pages, not forked. */
+/* @len bytes (a multiple of HPAGE_SIZE): huge pages, not forked. */
 static unsigned char *bounce_map(size_t len)
 {
 	unsigned char *p = swapio__map_huge(len);
@@ -133,7 +136,7 @@ static unsigned char *bounce_map(size_t len)
 static size_t arena_len(const struct swapio_worker *w)
 {
 	return SWAPIO_ALIGN_UP(w->bounce_size * w->h->cfg.queue_depth,
-			       (size_t)BOUNCE_ALIGN);
+			       (size_t)HPAGE_SIZE);
 }
 
 static bool in_arena(const struct swapio_worker *w, const unsigned char *p)
@@ -165,7 +168,7 @@ static int bounce_block(struct swapio_worker *w, struct swapio_req *rq,
 		rq->bounce_len = w->bounce_size;
 		return 0;
 	}
-	own = SWAPIO_ALIGN_UP(len, (size_t)BOUNCE_ALIGN);
+	own = SWAPIO_ALIGN_UP(len, (size_t)HPAGE_SIZE);
 	rq->bounce = bounce_map(own);
 	if (!rq->bounce)
 		return -ENOMEM;
@@ -187,20 +190,6 @@ void swapio__bounce_free(struct swapio_worker *w)
 		munmap(w->bounce, arena_len(w));
 	w->bounce = NULL;
 	w->bounce_size = 0;
-}
-
-/*
- * Whether a direct body request of @n bytes from @mem goes through a
- * bounce block: memory off the file's alignment must; under
- * SWAPIO_CFG_BOUNCE all memory does but swapio's own locked buffers.
- */
-static bool must_bounce(const swapio_handle *h, const swapio_file *f,
-			const unsigned char *mem, size_t n)
-{
-	if ((uintptr_t)mem % f->mem_align)
-		return true;
-	return f->direct && (h->cfg.flags & SWAPIO_CFG_BOUNCE) &&
-	       !swapio__reg_holds(mem, n);
 }
 
 /*
@@ -256,7 +245,7 @@ int swapio__plan_next(struct swapio_worker *w, struct swapio_part *p,
 		    bs >= p->pre_len + f->edge_align)
 			n = SWAPIO_ALIGN_DOWN(bs - p->pre_len,
 					      (uint64_t)f->edge_align);
-		if (must_bounce(w->h, f, p->mem, n)) {
+		if ((uintptr_t)p->mem % f->mem_align || p->bounce_all) {
 			int ret = bounce_block(w, rq, bs);
 
 			if (ret)
